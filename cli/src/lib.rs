@@ -1,1 +1,5 @@
-//! placeholder
+//! skysync's headless runner: configuration, token store, commands, sinks and the SKY simulator.
+#![warn(missing_docs)]
+
+pub mod sim;
+pub mod sink;
