@@ -66,50 +66,18 @@ pub const CATALOG: &[Entity] = &[
     st("email_addresses", "/constituent/v1/emailaddresses", "constituent", true),
     st("phones", "/constituent/v1/phones", "constituent", true),
     st("online_presences", "/constituent/v1/onlinepresences", "constituent", true),
-    Entity {
-        latency_30m: false,
-        ..st("relationships", "/constituent/v1/relationships", "constituent", false)
-    },
-    st(
-        "constituent_codes",
-        "/constituent/v1/constituents/constituentcodes",
-        "constituent",
-        true,
-    ),
-    Entity {
-        latency_30m: false,
-        ..st("notes", "/constituent/v1/notes", "constituent", false)
-    },
-    Entity {
-        latency_30m: false,
-        ..st("actions", "/constituent/v1/actions", "constituent", false)
-    },
+    Entity { latency_30m: false, ..st("relationships", "/constituent/v1/relationships", "constituent", false) },
+    st("constituent_codes", "/constituent/v1/constituents/constituentcodes", "constituent", true),
+    Entity { latency_30m: false, ..st("notes", "/constituent/v1/notes", "constituent", false) },
+    Entity { latency_30m: false, ..st("actions", "/constituent/v1/actions", "constituent", false) },
     st("educations", "/constituent/v1/educations", "constituent", false),
-    Entity {
-        latency_30m: false,
-        ..st("memberships", "/constituent/v1/memberships", "constituent", false)
-    },
+    Entity { latency_30m: false, ..st("memberships", "/constituent/v1/memberships", "constituent", false) },
     st("gifts", "/gift/v1/gifts", "gift", false),
-    Entity {
-        latency_30m: false,
-        ..st("appeals", "/fundraising/v1/appeals", "fundraising", true)
-    },
-    Entity {
-        latency_30m: false,
-        ..st("campaigns", "/fundraising/v1/campaigns", "fundraising", true)
-    },
-    Entity {
-        latency_30m: false,
-        ..st("funds", "/fundraising/v1/funds", "fundraising", true)
-    },
-    Entity {
-        latency_30m: false,
-        ..st("packages", "/fundraising/v1/packages", "fundraising", true)
-    },
-    Entity {
-        latency_30m: false,
-        ..st("opportunities", "/opportunity/v1/opportunities", "opportunity", true)
-    },
+    Entity { latency_30m: false, ..st("appeals", "/fundraising/v1/appeals", "fundraising", true) },
+    Entity { latency_30m: false, ..st("campaigns", "/fundraising/v1/campaigns", "fundraising", true) },
+    Entity { latency_30m: false, ..st("funds", "/fundraising/v1/funds", "fundraising", true) },
+    Entity { latency_30m: false, ..st("packages", "/fundraising/v1/packages", "fundraising", true) },
+    Entity { latency_30m: false, ..st("opportunities", "/opportunity/v1/opportunities", "opportunity", true) },
     Entity {
         name: "events",
         path: "/event/v1/eventlist",

@@ -1,0 +1,360 @@
+//! SKY API list paging and incremental-sync planning, as pure state machines.
+//!
+//! A [`Cursor`] says which URL to fetch next and, after each page, what bookmark to store with
+//! that page's rows (in the same database transaction). Entities with a `sort_token` follow
+//! `next_link` until a page comes back empty; that page's `next_link` is where the next run
+//! resumes (Blackbaud's recommended pattern). Entities without one (events) page by `offset`
+//! with a `last_modified` filter that starts a configurable overlap before the previous run.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use url::Url;
+
+use crate::catalog::{Entity, Incremental};
+use crate::http::{HttpResponse, redacted_url};
+
+/// `last_modified` for a first run: before any SKY record (historic records carry 1600-01-01).
+pub const BEGINNING_OF_TIME: &str = "1600-01-01T00:00:00Z";
+
+/// One page of a list.
+#[derive(Debug)]
+pub struct Page {
+    /// Items matching the filters (ignores limit/offset).
+    pub count: Option<u64>,
+    /// URL of the next page, if the API gave one.
+    pub next_link: Option<String>,
+    /// The records, each kept as the JSON received.
+    pub value: Vec<Box<RawValue>>,
+}
+
+/// Why a page could not be read.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum PageError {
+    /// Not a list envelope.
+    #[error("unexpected list response from {url}: {problem}")]
+    Malformed {
+        /// URL without query values.
+        url: String,
+        /// What was wrong.
+        problem: String,
+    },
+}
+
+#[derive(Deserialize)]
+struct RawPage {
+    #[serde(default)]
+    count: Option<u64>,
+    #[serde(default)]
+    next_link: Option<String>,
+    #[serde(default)]
+    value: Option<Vec<Box<RawValue>>>,
+}
+
+/// Parses a list envelope `{count, next_link, value}`.
+pub fn parse_page(url: &Url, response: &HttpResponse) -> Result<Page, PageError> {
+    let bad = |problem: String| PageError::Malformed { url: redacted_url(url), problem };
+    if !response.is_json() {
+        return Err(bad(format!("expected JSON, got {}", response.body_excerpt())));
+    }
+    let raw: RawPage = serde_json::from_slice(&response.body).map_err(|e| bad(format!("not a list envelope: {e}")))?;
+    let value = raw.value.ok_or_else(|| bad("no \"value\" array".into()))?;
+    Ok(Page { count: raw.count, next_link: raw.next_link.filter(|l| !l.is_empty()), value })
+}
+
+/// The fields of a record the sync needs besides the record itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordKey {
+    /// The record id (numbers are turned into text).
+    pub id: String,
+    /// `date_modified` as sent, if present.
+    pub date_modified: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawKey {
+    id: serde_json::Value,
+    #[serde(default)]
+    date_modified: Option<String>,
+}
+
+/// Reads `id` and `date_modified` out of a record.
+pub fn record_key(record: &RawValue) -> Result<RecordKey, String> {
+    let raw: RawKey = serde_json::from_str(record.get()).map_err(|e| format!("record without a usable id: {e}"))?;
+    let id = match raw.id {
+        serde_json::Value::String(s) if !s.is_empty() => s,
+        serde_json::Value::Number(n) => n.to_string(),
+        other => return Err(format!("record id is not a string or number ({})", type_name(&other))),
+    };
+    Ok(RecordKey { id, date_modified: raw.date_modified })
+}
+
+fn type_name(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "boolean",
+        serde_json::Value::Number(_) => "number",
+        serde_json::Value::String(_) => "empty string",
+        serde_json::Value::Array(_) => "array",
+        serde_json::Value::Object(_) => "object",
+    }
+}
+
+/// Where an entity's sync stands. Stored as JSON next to the rows it covers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum Bookmark {
+    /// A `sort_token` chain: request `next_link` next.
+    Chain {
+        /// The next URL, stored verbatim (its `sort_token` must not be re-encoded).
+        next_link: String,
+        /// The highest `date_modified` seen so far.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        high_water: Option<String>,
+    },
+    /// An offset scan in progress.
+    Offset {
+        /// The `last_modified` filter of this scan, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since: Option<String>,
+        /// Records already read.
+        offset: u64,
+        /// When the scan started (the next scan's filter is derived from it).
+        started_at: String,
+        /// The highest `date_modified` seen so far.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        high_water: Option<String>,
+    },
+    /// An offset scan finished; the next run starts a new one filtered from `since`.
+    Done {
+        /// `last_modified` for the next scan.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since: Option<String>,
+        /// The highest `date_modified` seen so far.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        high_water: Option<String>,
+    },
+}
+
+impl Bookmark {
+    /// Parses a stored bookmark.
+    pub fn from_json(s: &str) -> Result<Self, String> {
+        serde_json::from_str(s).map_err(|e| format!("unreadable bookmark: {e}"))
+    }
+    /// The stored form.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("bookmarks serialize")
+    }
+    /// The highest `date_modified` seen.
+    pub fn high_water(&self) -> Option<&str> {
+        match self {
+            Bookmark::Chain { high_water, .. }
+            | Bookmark::Offset { high_water, .. }
+            | Bookmark::Done { high_water, .. } => high_water.as_deref(),
+        }
+    }
+}
+
+/// Options for a cursor.
+#[derive(Debug, Clone, Copy)]
+pub struct CursorOptions {
+    /// Page size; `None` uses the entity's maximum (5000 for most lists: fewest calls).
+    pub page_size: Option<u32>,
+    /// How far before the previous run an offset scan's `last_modified` starts, covering
+    /// Blackbaud's ~30-minute list latency.
+    pub overlap: Duration,
+}
+
+impl Default for CursorOptions {
+    fn default() -> Self {
+        Self { page_size: None, overlap: Duration::from_secs(30 * 60) }
+    }
+}
+
+/// After a page: go on, or the entity is caught up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Fetch [`Cursor::request_url`] next.
+    More,
+    /// Nothing more this run.
+    Done,
+}
+
+/// Plans the requests of one entity's sync.
+#[derive(Debug, Clone)]
+pub struct Cursor {
+    entity: &'static Entity,
+    base: Url,
+    limit: u32,
+    overlap: Duration,
+    state: Bookmark,
+    ids_only: bool,
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).expect("formattable time")
+}
+
+fn max_text_time(a: Option<String>, b: Option<&str>) -> Option<String> {
+    let parse = |s: &str| OffsetDateTime::parse(s, &Rfc3339).ok();
+    match (a, b) {
+        (None, b) => b.map(str::to_owned),
+        (Some(a), None) => Some(a),
+        (Some(a), Some(b)) => match (parse(&a), parse(b)) {
+            (Some(x), Some(y)) if y > x => Some(b.to_owned()),
+            (None, Some(_)) => Some(b.to_owned()),
+            _ => Some(a),
+        },
+    }
+}
+
+impl Cursor {
+    /// Continues from `bookmark` (or starts from the beginning without one).
+    pub fn resume(
+        entity: &'static Entity,
+        base: &Url,
+        bookmark: Option<Bookmark>,
+        options: CursorOptions,
+        now: OffsetDateTime,
+    ) -> Self {
+        let limit = options.page_size.unwrap_or(entity.max_limit).clamp(1, entity.max_limit);
+        let state = match (entity.incremental, bookmark) {
+            (Incremental::SortToken, Some(b @ Bookmark::Chain { .. })) => b,
+            (_, Some(b @ Bookmark::Offset { .. })) => b,
+            (Incremental::LastModifiedOffset, Some(Bookmark::Done { since, high_water })) => {
+                Bookmark::Offset { since, offset: 0, started_at: rfc3339(now), high_water }
+            }
+            (Incremental::SortToken, other) => {
+                // A first run, or a bookmark of another kind: start the chain from the last
+                // change seen (minus the overlap), or from the beginning of time.
+                let high_water = other.as_ref().and_then(|b| b.high_water().map(str::to_owned));
+                let since = high_water
+                    .as_deref()
+                    .and_then(|h| OffsetDateTime::parse(h, &Rfc3339).ok())
+                    .map(|t| rfc3339(t - options.overlap))
+                    .unwrap_or_else(|| BEGINNING_OF_TIME.to_owned());
+                let url = Self::list_url(entity, base, limit, &[("last_modified", since.as_str())]);
+                Bookmark::Chain { next_link: url.to_string(), high_water }
+            }
+            (_, _) => Bookmark::Offset { since: None, offset: 0, started_at: rfc3339(now), high_water: None },
+        };
+        Self { entity, base: base.clone(), limit, overlap: options.overlap, state, ids_only: false }
+    }
+
+    /// A scan of every current id, for delete reconciliation (`fields=id` where supported).
+    pub fn id_scan(entity: &'static Entity, base: &Url, options: CursorOptions, now: OffsetDateTime) -> Self {
+        let limit = options.page_size.unwrap_or(entity.max_limit).clamp(1, entity.max_limit);
+        let state = Bookmark::Offset { since: None, offset: 0, started_at: rfc3339(now), high_water: None };
+        Self { entity, base: base.clone(), limit, overlap: options.overlap, state, ids_only: true }
+    }
+
+    /// The entity being synced.
+    pub fn entity(&self) -> &'static Entity {
+        self.entity
+    }
+
+    /// The page size in use.
+    pub fn limit(&self) -> u32 {
+        self.limit
+    }
+
+    /// What to store with the rows of the page just read.
+    pub fn bookmark(&self) -> &Bookmark {
+        &self.state
+    }
+
+    fn list_url(entity: &Entity, base: &Url, limit: u32, extra: &[(&str, &str)]) -> Url {
+        let mut url = base.clone();
+        let path = format!("{}{}", base.path().trim_end_matches('/'), entity.path);
+        url.set_path(&path);
+        url.set_query(None);
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("limit", &limit.to_string());
+            for (k, v) in extra {
+                q.append_pair(k, v);
+            }
+            if entity.include_inactive {
+                q.append_pair("include_inactive", "true");
+            }
+            if entity.include_deceased {
+                q.append_pair("include_deceased", "true");
+            }
+        }
+        url
+    }
+
+    /// The URL of the next page.
+    pub fn request_url(&self) -> Result<Url, PageError> {
+        match &self.state {
+            Bookmark::Chain { next_link, .. } => Url::parse(next_link)
+                .map_err(|e| PageError::Malformed { url: "stored next_link".into(), problem: e.to_string() }),
+            Bookmark::Offset { since, offset, .. } => {
+                let offset = offset.to_string();
+                let mut extra = vec![("offset", offset.as_str())];
+                if let Some(s) = since {
+                    extra.push(("last_modified", s.as_str()));
+                }
+                if self.ids_only && self.entity.fields_id {
+                    extra.push(("fields", "id"));
+                }
+                Ok(Self::list_url(self.entity, &self.base, self.limit, &extra))
+            }
+            Bookmark::Done { .. } => {
+                Err(PageError::Malformed { url: self.entity.path.into(), problem: "the scan is finished".into() })
+            }
+        }
+    }
+
+    /// Takes in a page; `page_high_water` is the newest `date_modified` among its records.
+    pub fn advance(&mut self, page: &Page, page_high_water: Option<&str>, now: OffsetDateTime) -> Step {
+        let n = page.value.len() as u64;
+        match &mut self.state {
+            Bookmark::Chain { next_link, high_water } => {
+                let hw = max_text_time(high_water.take(), page_high_water);
+                match &page.next_link {
+                    Some(link) => {
+                        *next_link = link.clone();
+                        *high_water = hw;
+                        if n == 0 { Step::Done } else { Step::More }
+                    }
+                    None => {
+                        // The API ended the chain without a link: restart from the newest change next time.
+                        let since = hw
+                            .as_deref()
+                            .and_then(|h| OffsetDateTime::parse(h, &Rfc3339).ok())
+                            .map(|t| rfc3339(t - self.overlap))
+                            .unwrap_or_else(|| BEGINNING_OF_TIME.to_owned());
+                        *next_link =
+                            Self::list_url(self.entity, &self.base, self.limit, &[("last_modified", since.as_str())])
+                                .to_string();
+                        *high_water = hw;
+                        Step::Done
+                    }
+                }
+            }
+            Bookmark::Offset { since, offset, started_at, high_water } => {
+                *offset += n;
+                let hw = max_text_time(high_water.take(), page_high_water);
+                let finished = n < u64::from(self.limit) || page.count.is_some_and(|c| *offset >= c) || n == 0;
+                if finished {
+                    let next_since = match self.entity.incremental {
+                        Incremental::Full => None,
+                        _ => OffsetDateTime::parse(started_at, &Rfc3339).ok().map(|t| rfc3339(t - self.overlap)),
+                    };
+                    let _ = (since, now);
+                    self.state = Bookmark::Done { since: next_since, high_water: hw };
+                    Step::Done
+                } else {
+                    *high_water = hw;
+                    Step::More
+                }
+            }
+            Bookmark::Done { .. } => Step::Done,
+        }
+    }
+}

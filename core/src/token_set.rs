@@ -1,0 +1,210 @@
+//! Stored tokens with absolute instants, and the policy that decides when to refresh or rotate.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::secret::{AccessToken, RefreshToken};
+use crate::token::{Identity, RefreshMode, TokenResponse};
+
+/// Blackbaud's refresh-token life when a response does not say.
+pub const DEFAULT_REFRESH_TOKEN_LIFETIME: Duration = Duration::from_secs(365 * 24 * 3600);
+/// Blackbaud's access-token life when a response does not say.
+pub const DEFAULT_ACCESS_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
+
+/// Everything skysync keeps about one consent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenSet {
+    /// The application the tokens belong to.
+    pub client_id: String,
+    /// The current access token, if one was issued (an imported bundle may carry none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_token: Option<AccessToken>,
+    /// When the access token expires.
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub access_expires_at: Option<OffsetDateTime>,
+    /// The newest refresh token. Losing it means consenting again.
+    pub refresh_token: RefreshToken,
+    /// When the refresh token expires.
+    #[serde(with = "time::serde::rfc3339")]
+    pub refresh_expires_at: OffsetDateTime,
+    /// When this refresh token was issued.
+    #[serde(with = "time::serde::rfc3339")]
+    pub refresh_obtained_at: OffsetDateTime,
+    /// When a person last consented.
+    #[serde(with = "time::serde::rfc3339")]
+    pub consented_at: OffsetDateTime,
+    /// When the last successful refresh happened.
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub last_refreshed_at: Option<OffsetDateTime>,
+    /// When the refresh token was last rotated (replaced by a refresh without preserve).
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub last_rotated_at: Option<OffsetDateTime>,
+    /// Who consented, to which environment.
+    #[serde(default)]
+    pub identity: Identity,
+}
+
+/// A token response without a refresh token cannot start a token set.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(
+    "the token response has no refresh_token; register the application as a confidential app (with a secret) so Blackbaud issues refresh tokens"
+)]
+pub struct NoRefreshToken;
+
+impl TokenSet {
+    /// A token set from a first exchange (authorization code) at `now`.
+    pub fn from_exchange(
+        client_id: &str,
+        response: TokenResponse,
+        now: OffsetDateTime,
+    ) -> Result<Self, NoRefreshToken> {
+        let refresh_token = response.refresh_token.ok_or(NoRefreshToken)?;
+        Ok(Self {
+            client_id: client_id.to_owned(),
+            access_expires_at: Some(now + response.expires_in.unwrap_or(DEFAULT_ACCESS_TOKEN_LIFETIME)),
+            access_token: Some(response.access_token),
+            refresh_token,
+            refresh_expires_at: now + response.refresh_token_expires_in.unwrap_or(DEFAULT_REFRESH_TOKEN_LIFETIME),
+            refresh_obtained_at: now,
+            consented_at: now,
+            last_refreshed_at: None,
+            last_rotated_at: None,
+            identity: response.identity,
+        })
+    }
+
+    /// The token set after a successful refresh at `now`.
+    ///
+    /// A response without `refresh_token` keeps the old one. The refresh-token expiry follows the
+    /// response's `refresh_token_expires_in` whenever present (right both for a preserved token's
+    /// fixed expiry and a rotated token's fresh one), else 365 days from when that token was issued.
+    pub fn after_refresh(&self, response: TokenResponse, now: OffsetDateTime, mode: RefreshMode) -> Self {
+        let mut next = self.clone();
+        let rotated = match &response.refresh_token {
+            Some(new) => !new.ct_eq(&self.refresh_token),
+            None => false,
+        };
+        if let Some(new) = response.refresh_token {
+            next.refresh_token = new;
+        }
+        if rotated {
+            next.refresh_obtained_at = now;
+            next.last_rotated_at = Some(now);
+        }
+        next.refresh_expires_at = match response.refresh_token_expires_in {
+            Some(left) => now + left,
+            None if rotated => now + DEFAULT_REFRESH_TOKEN_LIFETIME,
+            None => self.refresh_expires_at,
+        };
+        let _ = mode;
+        next.access_token = Some(response.access_token);
+        next.access_expires_at = Some(now + response.expires_in.unwrap_or(DEFAULT_ACCESS_TOKEN_LIFETIME));
+        next.last_refreshed_at = Some(now);
+        next.identity.merge(response.identity);
+        next
+    }
+
+    /// The access token if it stays valid for at least `skew` after `now`.
+    pub fn usable_access_token(&self, now: OffsetDateTime, skew: Duration) -> Option<&AccessToken> {
+        match (&self.access_token, self.access_expires_at) {
+            (Some(t), Some(exp)) if exp - skew > now => Some(t),
+            _ => None,
+        }
+    }
+
+    /// Time left on the refresh token (zero when expired).
+    pub fn refresh_time_left(&self, now: OffsetDateTime) -> Duration {
+        let left = self.refresh_expires_at - now;
+        if left.is_positive() { left.unsigned_abs() } else { Duration::ZERO }
+    }
+}
+
+/// When to refresh and when to rotate. All windows are configurable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenewalPolicy {
+    /// Refresh the access token when less than this remains (default 5 minutes).
+    #[serde(with = "secs")]
+    pub access_skew: Duration,
+    /// Rotate the refresh token when less than this remains (default 60 days).
+    #[serde(with = "secs")]
+    pub renewal_window: Duration,
+    /// Warn when less than this remains (default 30 days).
+    #[serde(with = "secs")]
+    pub warn_window: Duration,
+}
+
+impl Default for RenewalPolicy {
+    fn default() -> Self {
+        Self {
+            access_skew: Duration::from_secs(5 * 60),
+            renewal_window: Duration::from_secs(60 * 24 * 3600),
+            warn_window: Duration::from_secs(30 * 24 * 3600),
+        }
+    }
+}
+
+/// What a caller must do before using the tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// The access token is good.
+    Nothing,
+    /// Refresh, keeping the refresh token.
+    Refresh,
+    /// Refresh without preserve, so Blackbaud issues a new refresh token with a full lifetime.
+    Rotate,
+    /// The refresh token has expired: a person must consent again.
+    Consent,
+}
+
+/// How healthy a token set is, for `status` and monitoring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    /// Nothing to do.
+    Healthy,
+    /// The refresh token expires within the warning window.
+    Warning,
+    /// The refresh token has expired.
+    Expired,
+}
+
+impl RenewalPolicy {
+    /// What `tokens` need at `now`.
+    pub fn need(&self, tokens: &TokenSet, now: OffsetDateTime) -> Need {
+        let left = tokens.refresh_time_left(now);
+        if left.is_zero() {
+            Need::Consent
+        } else if left < self.renewal_window {
+            Need::Rotate
+        } else if tokens.usable_access_token(now, self.access_skew).is_none() {
+            Need::Refresh
+        } else {
+            Need::Nothing
+        }
+    }
+
+    /// Health of `tokens` at `now`.
+    pub fn health(&self, tokens: &TokenSet, now: OffsetDateTime) -> Health {
+        let left = tokens.refresh_time_left(now);
+        if left.is_zero() {
+            Health::Expired
+        } else if left < self.warn_window {
+            Health::Warning
+        } else {
+            Health::Healthy
+        }
+    }
+}
+
+mod secs {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_secs())
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_secs)
+    }
+}
