@@ -130,6 +130,7 @@ const PRESERVE_ATTEMPTS: u32 = 3;
 
 impl Session {
     /// A session over `parts`.
+    #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
     pub fn new(parts: SessionParts) -> Self {
         Self {
             inner: Arc::new(Inner {
