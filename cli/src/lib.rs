@@ -3,3 +3,4 @@
 
 pub mod sim;
 pub mod sink;
+pub mod sync;
