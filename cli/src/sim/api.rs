@@ -1,0 +1,346 @@
+//! The list endpoints: authentication, throttling, paging and the collection envelope.
+
+use std::fmt::Write as _;
+
+use axum::extract::Request;
+use axum::http::{Method, StatusCode, header};
+use axum::response::Response;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use skysync_core::catalog::{CATALOG, Entity, Incremental};
+
+use super::Fault;
+use super::data::{PageQuery, Visibility};
+use super::faults::{Surface, apply, quota_response, rate_limit_response};
+use super::net::Conn;
+use super::render::{Ctx, push_json_str, render};
+use super::server::{api_error, json_text, pairs, param};
+use super::state::{Inner, Shared, Throttle};
+
+const BAD_KEY: &str =
+    "Access denied due to invalid subscription key. Make sure to provide a valid key for an active subscription.";
+const BAD_TOKEN: &str = "The required Authorization header was missing or invalid, or the token has expired.";
+/// Added to row versions in `sort_token`s so they look like database row versions.
+const TOKEN_BASE: u64 = 0x0000_0001_0002_F000;
+
+/// A validated list request.
+#[derive(Debug)]
+struct ListParams {
+    page: PageQuery,
+    /// `next_link` carries a `sort_token` (and is always present).
+    token_mode: bool,
+    /// `fields=...` on an entity that supports it (`id` is always returned).
+    fields: Option<Vec<String>>,
+    limit: u64,
+    offset: u64,
+}
+
+/// `GET {entity.path}`.
+pub(crate) async fn list(sim: &Shared, conn: &Conn, index: usize, req: Request) -> Response {
+    let entity = &CATALOG[index];
+    {
+        let mut s = sim.lock();
+        s.stats.api_calls += 1;
+        *s.stats.per_entity_calls.entry(entity.name.to_owned()).or_default() += 1;
+    }
+    if req.method() != Method::GET {
+        return api_error(StatusCode::METHOD_NOT_ALLOWED, "The simulator serves list endpoints (GET) only.");
+    }
+    let q = pairs(req.uri().query().unwrap_or("").as_bytes());
+    let key = req
+        .headers()
+        .get("bb-api-subscription-key")
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| param(&q, "subscription-key"));
+    let fault = {
+        let mut s = sim.lock();
+        if key != Some(s.cfg.subscription_key.as_str()) {
+            s.stats.unauthorized += 1;
+            return api_error(StatusCode::UNAUTHORIZED, BAD_KEY);
+        }
+        match s.throttle() {
+            Some(Throttle::RateLimited) => {
+                s.stats.rate_limited += 1;
+                return rate_limit_response(1);
+            }
+            Some(Throttle::Quota(secs)) => {
+                s.stats.quota_rejections += 1;
+                return quota_response(secs);
+            }
+            None => {}
+        }
+        s.api_faults.pop_front().or_else(|| random_fault(&mut s))
+    };
+    if let Some(fault) = fault
+        && let Some(resp) = apply(sim, conn, fault, Surface::Api).await
+    {
+        return resp;
+    }
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim());
+    {
+        let mut s = sim.lock();
+        if !bearer.is_some_and(|t| s.access_valid(t)) {
+            s.stats.unauthorized += 1;
+            return api_error(StatusCode::UNAUTHORIZED, BAD_TOKEN);
+        }
+    }
+    let params = match parse_params(entity, &q) {
+        Ok(p) => p,
+        Err(msg) => return api_error(StatusCode::BAD_REQUEST, &msg),
+    };
+    let (page, seed, records) = {
+        let mut s = sim.lock();
+        let (seed, records) = (s.cfg.seed, s.cfg.records);
+        (s.table(index).page(&params.page), seed, records)
+    };
+    let ctx = Ctx { entity: entity.name, entity_index: index, seed, records };
+    let mut body = String::with_capacity(page.rows.len() * 700 + 256);
+    let _ = write!(body, "{{\"count\":{},\"value\":[", page.count);
+    for (i, (idx, row, added)) in page.rows.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        match &params.fields {
+            None => render(&mut body, ctx, *idx, row, *added),
+            Some(fields) => {
+                let mut one = String::new();
+                render(&mut one, ctx, *idx, row, *added);
+                let mut value: serde_json::Map<String, serde_json::Value> =
+                    serde_json::from_str(&one).unwrap_or_default();
+                value.retain(|k, _| k == "id" || fields.iter().any(|f| f == k));
+                body.push_str(&serde_json::Value::Object(value).to_string());
+            }
+        }
+    }
+    body.push(']');
+    let next_link = if params.token_mode {
+        Some(link(sim, entity, &q, params.limit, None, Some(page.resume_version)))
+    } else if entity.incremental != Incremental::LastModifiedOffset
+        && params.offset + (page.rows.len() as u64) < page.count
+    {
+        let next = params.offset + page.rows.len() as u64;
+        Some(link(sim, entity, &q, params.limit, Some(next), None))
+    } else {
+        None
+    };
+    if let Some(link) = next_link {
+        body.push_str(",\"next_link\":");
+        push_json_str(&mut body, &link);
+    }
+    body.push('}');
+    sim.lock().stats.api_ok += 1;
+    json_text(StatusCode::OK, body)
+}
+
+fn random_fault(s: &mut Inner) -> Option<Fault> {
+    let rates = s.cfg.faults;
+    let rng = &mut s.fault_rng;
+    if rng.chance(rates.api_drop) {
+        Some(Fault::Drop)
+    } else if rng.chance(rates.api_500) {
+        Some(Fault::Status(500))
+    } else if rng.chance(rates.api_429) {
+        Some(Fault::TooManyRequests { retry_after_secs: 1 })
+    } else {
+        None
+    }
+}
+
+fn parse_params(entity: &Entity, q: &[(String, String)]) -> Result<ListParams, String> {
+    let limit = match param(q, "limit") {
+        None => 500.min(u64::from(entity.max_limit)),
+        Some(v) => match v.trim().parse::<u64>() {
+            Ok(n) if (1..=u64::from(entity.max_limit)).contains(&n) => n,
+            _ => {
+                return Err(format!(
+                    "The value '{v}' is not valid for limit. It must be between 1 and {}.",
+                    entity.max_limit
+                ));
+            }
+        },
+    };
+    let offset = match param(q, "offset") {
+        None => 0,
+        Some(v) => v.trim().parse::<u64>().map_err(|_| format!("The value '{v}' is not valid for offset."))?,
+    };
+    let since = match param(q, "last_modified") {
+        None => None,
+        Some(v) => Some(parse_datetime(v).ok_or_else(|| format!("The value '{v}' is not valid for last_modified."))?),
+    };
+    let token = match param(q, "sort_token") {
+        None => None,
+        Some(v) => Some(decode_token(v).ok_or_else(|| format!("The sort_token '{v}' is not valid."))?),
+    };
+    if token.is_some() && param(q, "sort").is_some() {
+        return Err("The sort and sort_token parameters cannot be provided together.".into());
+    }
+    let flag = |name: &str| param(q, name).is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    let vis = Visibility {
+        include_inactive: !entity.include_inactive || flag("include_inactive"),
+        include_deceased: !entity.include_deceased || flag("include_deceased"),
+    };
+    let (by_version, token_mode) = match entity.incremental {
+        Incremental::SortToken => {
+            let on = since.is_some() || token.is_some();
+            (on, on)
+        }
+        Incremental::LastModifiedOffset => (since.is_some(), false),
+        Incremental::Full => (false, false),
+    };
+    let fields = match param(q, "fields") {
+        Some(f) if entity.fields_id => {
+            Some(f.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect())
+        }
+        _ => None,
+    };
+    let page = PageQuery {
+        vis,
+        by_version,
+        since: since.filter(|_| by_version),
+        after_version: token.filter(|_| token_mode),
+        offset,
+        limit,
+    };
+    Ok(ListParams { page, token_mode, fields, limit, offset })
+}
+
+fn encode_token(version: u64) -> String {
+    STANDARD.encode((TOKEN_BASE + version).to_be_bytes())
+}
+
+fn decode_token(s: &str) -> Option<u64> {
+    let bytes: [u8; 8] = STANDARD.decode(s.trim()).ok()?.try_into().ok()?;
+    u64::from_be_bytes(bytes).checked_sub(TOKEN_BASE)
+}
+
+/// Percent-encodes everything but unreserved characters, in lowercase like Blackbaud (`%3a`).
+fn enc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02x}");
+        }
+    }
+    out
+}
+
+/// An absolute `next_link`: `limit` first, the caller's other parameters in their order, then
+/// `offset` or `sort_token`.
+fn link(
+    sim: &Shared,
+    entity: &Entity,
+    q: &[(String, String)],
+    limit: u64,
+    offset: Option<u64>,
+    version: Option<u64>,
+) -> String {
+    let base = sim.base_url.as_str().trim_end_matches('/');
+    let mut out = format!("{base}{}?limit={limit}", entity.path);
+    for (k, v) in q {
+        if !matches!(k.as_str(), "limit" | "offset" | "sort_token") {
+            let _ = write!(out, "&{}={}", enc(k), enc(v));
+        }
+    }
+    if let Some(offset) = offset {
+        let _ = write!(out, "&offset={offset}");
+    }
+    if let Some(v) = version {
+        let _ = write!(out, "&sort_token={}", enc(&encode_token(v)));
+    }
+    out
+}
+
+/// Parses an ISO-8601 date or date-time, with or without an offset (`Z`, `+05:30`, `-4:00`,
+/// `+0530`; none means UTC), into 100 ns ticks, rounded up ("on or after").
+pub(crate) fn parse_datetime(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let date = s.get(..10)?;
+    let mut parts = date.split('-');
+    let (y, m, d) = (parts.next()?, parts.next()?, parts.next()?);
+    if y.len() != 4 || m.len() != 2 || d.len() != 2 {
+        return None;
+    }
+    let month = time::Month::try_from(m.parse::<u8>().ok()?).ok()?;
+    let date = time::Date::from_calendar_date(y.parse().ok()?, month, d.parse().ok()?).ok()?;
+    let mut nanos = i128::from(date.midnight().assume_utc().unix_timestamp()) * 1_000_000_000;
+    let rest = &s[10..];
+    if !rest.is_empty() {
+        let rest = rest.strip_prefix(['T', 't', ' '])?;
+        let split = rest.find(['+', '-', 'Z', 'z']).unwrap_or(rest.len());
+        let (clock, zone) = rest.split_at(split);
+        let (hms, frac) = clock.split_once('.').unwrap_or((clock, ""));
+        let mut hms = hms.split(':');
+        let h: i128 = num(hms.next()?, 2)?;
+        let mi: i128 = num(hms.next()?, 2)?;
+        let sec: i128 = match hms.next() {
+            Some(x) => num(x, 2)?,
+            None => 0,
+        };
+        if hms.next().is_some() || h > 23 || mi > 59 || sec > 60 {
+            return None;
+        }
+        if !frac.chars().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        let digits: String = frac.chars().chain(std::iter::repeat('0')).take(9).collect();
+        let frac_nanos: i128 = digits.parse().ok()?;
+        nanos += ((h * 60 + mi) * 60 + sec) * 1_000_000_000 + frac_nanos;
+        let offset_secs: i128 = match zone {
+            "" | "Z" | "z" => 0,
+            z => {
+                let sign = if z.starts_with('-') { -1 } else { 1 };
+                let z = &z[1..];
+                let (oh, om) = match z.split_once(':') {
+                    Some((a, b)) => (a, b),
+                    None if z.len() == 4 => z.split_at(2),
+                    None => (z, "0"),
+                };
+                let (oh, om): (i128, i128) = (num(oh, 0)?, num(om, 0)?);
+                if oh > 14 || om > 59 {
+                    return None;
+                }
+                sign * (oh * 3600 + om * 60)
+            }
+        };
+        nanos -= offset_secs * 1_000_000_000;
+    }
+    i64::try_from((nanos + 99).div_euclid(100)).ok()
+}
+
+/// A decimal number of exactly `len` digits (any length 1..=2 when `len` is 0).
+fn num(s: &str, len: usize) -> Option<i128> {
+    let ok_len = if len == 0 { (1..=2).contains(&s.len()) } else { s.len() == len };
+    (ok_len && s.chars().all(|c| c.is_ascii_digit())).then(|| s.parse().ok()).flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_blackbaud_date_forms() {
+        let utc = parse_datetime("2016-05-05T21:59:31.1600745+00:00").unwrap();
+        assert_eq!(parse_datetime("2016-05-05T17:59:31.1600745-04:00"), Some(utc));
+        assert_eq!(parse_datetime("2016-05-05T21:59:31.1600745Z"), Some(utc));
+        assert_eq!(parse_datetime("2017-04-03T08:30:00.0000-4:00"), parse_datetime("2017-04-03T12:30:00Z"));
+        assert_eq!(parse_datetime("2020-01-01"), parse_datetime("2020-01-01T00:00:00Z"));
+        assert!(parse_datetime("yesterday").is_none());
+        assert!(parse_datetime("2020-13-01").is_none());
+        assert!(parse_datetime("2020-01-01T25:00:00Z").is_none());
+    }
+
+    #[test]
+    fn tokens_round_trip_and_links_use_lowercase_escapes() {
+        assert_eq!(decode_token(&encode_token(42)), Some(42));
+        assert_eq!(enc("AAAAAAAC+I4="), "AAAAAAAC%2bI4%3d");
+        assert!(decode_token("not a token").is_none());
+    }
+}

@@ -1,0 +1,140 @@
+//! `skysync sim`: run the simulator in the foreground.
+
+use std::time::Duration;
+
+use super::{FaultRates, SimConfig, Simulator};
+
+/// Options of `skysync sim`. The client secret and subscription key come from the environment
+/// (`SKYSYNC_SIM_CLIENT_SECRET`, `SKYSYNC_SIM_SUBSCRIPTION_KEY`), never from arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SimArgs {
+    /// Port on 127.0.0.1 (0 = any free port).
+    #[arg(long, default_value_t = 8330)]
+    pub port: u16,
+    /// Number of constituents; other entities scale from it.
+    #[arg(long, default_value_t = 1000)]
+    pub records: u64,
+    /// Seed for the generated data and random faults.
+    #[arg(long, default_value_t = SimConfig::default().seed)]
+    pub seed: u64,
+    /// Access token lifetime in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 3600)]
+    pub access_token_ttl: u64,
+    /// API calls allowed per second (429 beyond).
+    #[arg(long, value_name = "N")]
+    pub rate_limit: Option<u32>,
+    /// API calls allowed per day (403 quota beyond).
+    #[arg(long, value_name = "N")]
+    pub daily_quota: Option<u64>,
+    /// Make the consent step deny access.
+    #[arg(long)]
+    pub deny_consent: bool,
+    /// Probability (0..1) that an API call fails with 500.
+    #[arg(long, value_name = "P", default_value_t = 0.0)]
+    pub fail_rate_500: f64,
+    /// Probability (0..1) that an API call gets 429.
+    #[arg(long, value_name = "P", default_value_t = 0.0)]
+    pub fail_rate_429: f64,
+    /// Probability (0..1) that an API call's connection drops without a response.
+    #[arg(long, value_name = "P", default_value_t = 0.0)]
+    pub drop_rate: f64,
+    /// The application id clients must use.
+    #[arg(long, default_value = "sim-client-id")]
+    pub client_id: String,
+    /// A registered redirect URI (repeatable; replaces the defaults). Any loopback URI is also
+    /// accepted.
+    #[arg(long = "redirect-uri", value_name = "URI")]
+    pub redirect_uris: Vec<String>,
+}
+
+impl SimArgs {
+    /// The simulator configuration these options (and the environment) describe.
+    pub fn to_config(&self) -> anyhow::Result<SimConfig> {
+        for (name, p) in [
+            ("--fail-rate-500", self.fail_rate_500),
+            ("--fail-rate-429", self.fail_rate_429),
+            ("--drop-rate", self.drop_rate),
+        ] {
+            anyhow::ensure!((0.0..=1.0).contains(&p), "{name} must be between 0 and 1");
+        }
+        let d = SimConfig::default();
+        let env = |name: &str, default: String| std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or(default);
+        Ok(SimConfig {
+            port: self.port,
+            client_id: self.client_id.clone(),
+            client_secret: env("SKYSYNC_SIM_CLIENT_SECRET", d.client_secret.clone()),
+            subscription_key: env("SKYSYNC_SIM_SUBSCRIPTION_KEY", d.subscription_key.clone()),
+            redirect_uris: if self.redirect_uris.is_empty() {
+                d.redirect_uris.clone()
+            } else {
+                self.redirect_uris.clone()
+            },
+            access_token_ttl: Duration::from_secs(self.access_token_ttl),
+            records: self.records,
+            seed: self.seed,
+            deny_consent: self.deny_consent,
+            rate_limit_per_sec: self.rate_limit,
+            daily_quota: self.daily_quota,
+            faults: FaultRates { api_500: self.fail_rate_500, api_429: self.fail_rate_429, api_drop: self.drop_rate },
+            ..d
+        })
+    }
+}
+
+/// Starts the simulator, prints how to point skysync at it, and serves until Ctrl-C or SIGTERM.
+pub async fn run(args: SimArgs) -> anyhow::Result<()> {
+    let cfg = args.to_config()?;
+    let sim = Simulator::start(cfg.clone()).await?;
+    let redirect = cfg.redirect_uris.first().cloned().unwrap_or_default();
+    let q = |s: &str| shell_quote(s);
+    println!("SKY API simulator listening on {}", sim.base_url());
+    println!("  authorize:  {}", sim.authorize_url());
+    println!("  token:      {}", sim.token_url());
+    println!("  api:        {}", sim.api_url());
+    println!("  control:    {}_sim/control (stats: {}_sim/stats)", sim.base_url(), sim.base_url());
+    println!("  records:    {} constituents (seed {})", cfg.records, cfg.seed);
+    println!();
+    println!("Point skysync at it with:");
+    println!("export SKYSYNC_AUTH_URL={}", q(sim.authorize_url().as_str()));
+    println!("export SKYSYNC_TOKEN_URL={}", q(sim.token_url().as_str()));
+    println!("export SKYSYNC_API_URL={}", q(sim.api_url().as_str()));
+    println!("export SKYSYNC_CLIENT_ID={}", q(&cfg.client_id));
+    println!("export SKYSYNC_CLIENT_SECRET={}", q(&cfg.client_secret));
+    println!("export SKYSYNC_SUBSCRIPTION_KEY={}", q(&cfg.subscription_key));
+    println!("export SKYSYNC_REDIRECT_URI={}", q(&redirect));
+    println!();
+    println!("Press Ctrl-C to stop.");
+    wait_for_signal().await;
+    sim.shutdown().await;
+    Ok(())
+}
+
+fn shell_quote(s: &str) -> String {
+    if s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./:=@%+,".contains(&b)) {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,160 @@
+//! The HTTP control API (`POST /_sim/control`), mirroring [`SimHandle`](super::SimHandle)'s knobs
+//! for tests that drive a separate `skysync sim` process. See the module docs of
+//! [`sim`](super) for examples.
+
+use std::time::Duration;
+
+use axum::extract::Request;
+use axum::http::{Method, StatusCode};
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::server::json;
+use super::state::Shared;
+use super::{Fault, FaultRates, SimStats};
+
+/// [`Fault`] on the wire: `{"kind":"status","code":503}`, `{"kind":"drop"}`, …
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum FaultSpec {
+    Status {
+        code: u16,
+    },
+    Html {
+        code: u16,
+    },
+    Drop,
+    Slow {
+        ms: u64,
+    },
+    Oversized,
+    TooManyRequests {
+        #[serde(default = "one")]
+        retry_after_secs: u64,
+    },
+    Quota,
+    InvalidGrant,
+    WrongContentType,
+}
+
+fn one() -> u64 {
+    1
+}
+
+impl From<FaultSpec> for Fault {
+    fn from(f: FaultSpec) -> Self {
+        match f {
+            FaultSpec::Status { code } => Fault::Status(code),
+            FaultSpec::Html { code } => Fault::Html(code),
+            FaultSpec::Drop => Fault::Drop,
+            FaultSpec::Slow { ms } => Fault::Slow(Duration::from_millis(ms)),
+            FaultSpec::Oversized => Fault::Oversized,
+            FaultSpec::TooManyRequests { retry_after_secs } => Fault::TooManyRequests { retry_after_secs },
+            FaultSpec::Quota => Fault::Quota,
+            FaultSpec::InvalidGrant => Fault::InvalidGrant,
+            FaultSpec::WrongContentType => Fault::WrongContentType,
+        }
+    }
+}
+
+impl From<Fault> for FaultSpec {
+    fn from(f: Fault) -> Self {
+        match f {
+            Fault::Status(code) => FaultSpec::Status { code },
+            Fault::Html(code) => FaultSpec::Html { code },
+            Fault::Drop => FaultSpec::Drop,
+            Fault::Slow(d) => FaultSpec::Slow { ms: d.as_millis() as u64 },
+            Fault::Oversized => FaultSpec::Oversized,
+            Fault::TooManyRequests { retry_after_secs } => FaultSpec::TooManyRequests { retry_after_secs },
+            Fault::Quota => FaultSpec::Quota,
+            Fault::InvalidGrant => FaultSpec::InvalidGrant,
+            Fault::WrongContentType => FaultSpec::WrongContentType,
+        }
+    }
+}
+
+/// One control command, tagged by `op`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum Command {
+    FailNextToken { n: u32, fault: FaultSpec },
+    FailNextApi { n: u32, fault: FaultSpec },
+    DropResponseAfterRotation { n: u32 },
+    SetDenyConsent { deny: bool },
+    SetQuota { remaining: Option<u64> },
+    SetRateLimit { per_sec: Option<u32> },
+    SetFaultRates { rates: FaultRates },
+    SetTokenCors { enabled: bool },
+    AdvanceClock { secs: u64 },
+    RevokeRefreshTokens,
+    Modify { entity: String, count: u64 },
+    Add { entity: String, count: u64 },
+    Delete { entity: String, count: u64 },
+    LiveIds { entity: String },
+    Record { entity: String, id: String },
+    IssueTokens,
+    Stats,
+    ResetStats,
+}
+
+/// Runs one command; `Err` is a message for a 400 answer.
+pub(crate) fn run(sim: &Shared, cmd: Command) -> Result<serde_json::Value, String> {
+    let mut s = sim.lock();
+    let ids = |r: Result<Vec<String>, String>| r.map(|ids| json!({ "ids": ids }));
+    match cmd {
+        Command::FailNextToken { n, fault } => {
+            s.token_faults.extend(std::iter::repeat_n(Fault::from(fault), n as usize));
+        }
+        Command::FailNextApi { n, fault } => {
+            s.api_faults.extend(std::iter::repeat_n(Fault::from(fault), n as usize));
+        }
+        Command::DropResponseAfterRotation { n } => s.drop_after_rotation += n,
+        Command::SetDenyConsent { deny } => s.cfg.deny_consent = deny,
+        Command::SetQuota { remaining } => {
+            s.cfg.daily_quota = remaining;
+            s.quota_used = 0;
+        }
+        Command::SetRateLimit { per_sec } => {
+            s.cfg.rate_limit_per_sec = per_sec;
+            s.rate_window.clear();
+        }
+        Command::SetFaultRates { rates } => s.cfg.faults = rates,
+        Command::SetTokenCors { enabled } => s.token_cors = enabled,
+        Command::AdvanceClock { secs } => s.advance(Duration::from_secs(secs)),
+        Command::RevokeRefreshTokens => s.refresh.clear(),
+        Command::Modify { entity, count } => return ids(s.modify(&entity, count)),
+        Command::Add { entity, count } => return ids(s.add(&entity, count)),
+        Command::Delete { entity, count } => return ids(s.delete(&entity, count)),
+        Command::LiveIds { entity } => return ids(s.live_ids(&entity)),
+        Command::Record { entity, id } => return s.record(&entity, &id).map(|r| json!({ "record": r })),
+        Command::IssueTokens => return Ok(json!({ "tokens": s.issue_tokens(None) })),
+        Command::Stats => return Ok(json!({ "stats": s.stats })),
+        Command::ResetStats => s.stats = SimStats::default(),
+    }
+    Ok(json!({}))
+}
+
+/// `POST /_sim/control`.
+pub(crate) async fn handle(sim: &Shared, req: Request) -> Response {
+    if req.method() != Method::POST {
+        return json(StatusCode::METHOD_NOT_ALLOWED, &json!({"ok": false, "error": "use POST"}));
+    }
+    let body = match axum::body::to_bytes(req.into_body(), 1024 * 1024).await {
+        Ok(b) => b,
+        Err(e) => return json(StatusCode::BAD_REQUEST, &json!({"ok": false, "error": e.to_string()})),
+    };
+    let cmd: Command = match serde_json::from_slice(&body) {
+        Ok(c) => c,
+        Err(e) => return json(StatusCode::BAD_REQUEST, &json!({"ok": false, "error": e.to_string()})),
+    };
+    match run(sim, cmd) {
+        Ok(mut v) => {
+            v["ok"] = json!(true);
+            json(StatusCode::OK, &v)
+        }
+        Err(e) => json(StatusCode::BAD_REQUEST, &json!({"ok": false, "error": e})),
+    }
+}

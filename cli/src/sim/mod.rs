@@ -1,0 +1,409 @@
+//! A SKY API simulator: a real HTTP server on `127.0.0.1` that behaves like Blackbaud's OAuth 2.0
+//! endpoints and list APIs, so tests, `skysync demo` and users' scripts run without Blackbaud.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use skysync_cli::sim::{Fault, SimConfig, Simulator};
+//! let sim = Simulator::start(SimConfig { records: 100, ..SimConfig::default() }).await?;
+//! sim.fail_next_api(3, Fault::TooManyRequests { retry_after_secs: 1 });
+//! let changed = sim.modify("gifts", 5);
+//! # let _ = changed; Ok(()) }
+//! ```
+//!
+//! # Endpoints
+//! - `GET /oauth/authorize` (also the legacy `/authorization`): validates `client_id` and
+//!   `redirect_uri` (400 HTML page, never a redirect, when either is wrong), records the PKCE
+//!   `code_challenge` (`S256` only) and consents at once: `302` to `redirect_uri?code=…&state=…`,
+//!   or `error=access_denied` when consent is denied.
+//! - `POST /token`: `authorization_code` and `refresh_token` grants, HTTP Basic or body client
+//!   authentication, `preserve_refresh_token`, RFC 6749 JSON errors.
+//! - Every [`skysync_core::catalog::CATALOG`] entity at its `path` (`GET`), with
+//!   `Bb-Api-Subscription-Key` and bearer checks, rate limit (429), daily quota (403), `limit`,
+//!   `offset`, `last_modified`, `sort_token`, `fields`, `include_inactive`, `include_deceased`.
+//!   `date_added` and `sort` are accepted but do not filter or sort (only `sort` + `sort_token` is
+//!   rejected, as Blackbaud does).
+//! - `OPTIONS` preflight and `Access-Control-Allow-Origin: *` on `/token` and the API.
+//!
+//! # Data
+//! `records` constituents; other entities scale from `n = records` (rounded up):
+//! addresses, email_addresses, phones: `n`; gifts: `2n`; relationships, constituent_codes, notes,
+//! actions: `n/2`; online_presences, educations: `n/4`; memberships, opportunities: `n/10`;
+//! appeals, campaigns, funds: `max(10, n/50)`; packages: `max(10, n/25)`; events: `max(10, n/100)`
+//! (all 0 when `records` is 0). About 5% of records of entities with an `include_inactive` filter
+//! are inactive, about 3% of constituents are deceased. Ids are `"1"`, `"2"`, …; content is a pure
+//! function of (seed, entity, id, revision); initial `date_modified` values lie in the three years
+//! before the start day (00:00 UTC). A table is built on first use, so unused entities cost nothing.
+//!
+//! # Control API
+//! `GET /_sim/stats` returns [`SimStats`] as JSON. `POST /_sim/control` takes one JSON command
+//! ([`control::Command`]) and answers `{"ok":true,...}` or `{"ok":false,"error":"..."}` (400):
+//! ```text
+//! {"op":"fail_next_token","n":1,"fault":{"kind":"drop"}}
+//! {"op":"fail_next_api","n":3,"fault":{"kind":"too_many_requests","retry_after_secs":2}}
+//! {"op":"drop_response_after_rotation","n":1}
+//! {"op":"set_deny_consent","deny":true}
+//! {"op":"set_quota","remaining":100}            (null = unlimited)
+//! {"op":"set_rate_limit","per_sec":5}           (null = unlimited)
+//! {"op":"set_fault_rates","rates":{"api_500":0.1,"api_429":0.0,"api_drop":0.0}}
+//! {"op":"set_token_cors","enabled":false}
+//! {"op":"advance_clock","secs":600}
+//! {"op":"revoke_refresh_tokens"}
+//! {"op":"modify","entity":"gifts","count":5}    → {"ok":true,"ids":["12",...]}
+//! {"op":"add","entity":"gifts","count":5}       → ids
+//! {"op":"delete","entity":"gifts","count":5}    → ids
+//! {"op":"live_ids","entity":"gifts"}            → ids
+//! {"op":"record","entity":"gifts","id":"12"}    → {"ok":true,"record":{...}|null}
+//! {"op":"issue_tokens"}                         → {"ok":true,"tokens":{token response}}
+//! {"op":"stats"} / {"op":"reset_stats"}
+//! ```
+//! Fault kinds: `{"kind":"status","code":503}`, `{"kind":"html","code":502}`, `{"kind":"drop"}`,
+//! `{"kind":"slow","ms":1500}`, `{"kind":"oversized"}`,
+//! `{"kind":"too_many_requests","retry_after_secs":1}`, `{"kind":"quota"}`,
+//! `{"kind":"invalid_grant"}`, `{"kind":"wrong_content_type"}`.
+
+mod api;
+pub mod args;
+pub mod control;
+mod data;
+mod faults;
+mod net;
+mod oauth;
+mod render;
+mod rng;
+mod server;
+mod state;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use state::Shared;
+
+/// Simulator settings. Knobs marked so can also be changed at run time through [`SimHandle`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimConfig {
+    /// Port on 127.0.0.1; 0 picks any free port.
+    pub port: u16,
+    /// The registered application id.
+    pub client_id: String,
+    /// The application secret.
+    pub client_secret: String,
+    /// Whether a code exchange may omit client authentication when it sends a PKCE verifier.
+    pub public_client: bool,
+    /// Registered redirect URIs (exact match).
+    pub redirect_uris: Vec<String>,
+    /// Also accept any `http://127.0.0.1:<port>/…` or `http://localhost:<port>/…` redirect URI.
+    pub allow_any_loopback_redirect: bool,
+    /// The `Bb-Api-Subscription-Key` the API accepts.
+    pub subscription_key: String,
+    /// Access token lifetime.
+    pub access_token_ttl: Duration,
+    /// Refresh token lifetime.
+    pub refresh_token_ttl: Duration,
+    /// Number of constituents; other entities scale from it (see the module docs).
+    pub records: u64,
+    /// Seed for the data, the fault dice and record choice in `modify`/`delete`.
+    pub seed: u64,
+    /// Deny consent at `/oauth/authorize` (knob).
+    pub deny_consent: bool,
+    /// API calls allowed per rolling second; `None` = unlimited (knob).
+    pub rate_limit_per_sec: Option<u32>,
+    /// API calls allowed per (simulated) UTC day; `None` = unlimited (knob).
+    pub daily_quota: Option<u64>,
+    /// Random API faults (knob).
+    pub faults: FaultRates,
+    /// Token response identity fields.
+    pub environment_id: String,
+    /// Token response identity fields.
+    pub environment_name: String,
+    /// Token response identity fields.
+    pub legal_entity_id: String,
+    /// Token response identity fields.
+    pub legal_entity_name: String,
+    /// Token response identity fields.
+    pub user_id: String,
+    /// Token response identity fields.
+    pub email: String,
+    /// Token response identity fields.
+    pub given_name: String,
+    /// Token response identity fields.
+    pub family_name: String,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            port: 0,
+            client_id: "sim-client-id".into(),
+            client_secret: "sim-client-secret".into(),
+            public_client: false,
+            redirect_uris: vec!["http://localhost:8321/callback".into(), "http://127.0.0.1:8321/callback".into()],
+            allow_any_loopback_redirect: true,
+            subscription_key: "sim-subscription-key".into(),
+            access_token_ttl: Duration::from_secs(3600),
+            refresh_token_ttl: Duration::from_secs(365 * 86_400),
+            records: 1000,
+            seed: 0x5EED_5C1E,
+            deny_consent: false,
+            rate_limit_per_sec: None,
+            daily_quota: None,
+            faults: FaultRates::default(),
+            environment_id: "p-simEnvironment0000000001".into(),
+            environment_name: "Simulated Sandbox Environment".into(),
+            legal_entity_id: "p-simLegalEntity00000000001".into(),
+            legal_entity_name: "Simulated Sandbox".into(),
+            user_id: "5e1f0a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b".into(),
+            email: "sim.user@example.org".into(),
+            given_name: "Sam".into(),
+            family_name: "Simulator".into(),
+        }
+    }
+}
+
+/// Probabilities (0.0..=1.0) of random faults on API calls, drawn from a seeded generator after
+/// the queued faults of [`SimHandle::fail_next_api`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FaultRates {
+    /// A 500 with a JSON body.
+    pub api_500: f64,
+    /// A 429 with `Retry-After: 1`.
+    pub api_429: f64,
+    /// The connection closes without a response.
+    pub api_drop: f64,
+}
+
+/// A failure to inject into one `/token` or API call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// This status with a Blackbaud-like JSON body.
+    Status(u16),
+    /// This status with an HTML error page (`text/html`).
+    Html(u16),
+    /// Close the connection without any response.
+    Drop,
+    /// Wait this long, then answer normally.
+    Slow(Duration),
+    /// 200 with a body over 8 MiB.
+    Oversized,
+    /// 429 with this `Retry-After`.
+    TooManyRequests {
+        /// Seconds in the `Retry-After` header.
+        retry_after_secs: u64,
+    },
+    /// 403 "Out of call volume quota".
+    Quota,
+    /// 400 `invalid_grant` (on `/token`; an API call gets a 401 instead).
+    InvalidGrant,
+    /// 200 with a JSON-looking body served as `text/plain`.
+    WrongContentType,
+}
+
+/// Counters, for assertions and `GET /_sim/stats`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SimStats {
+    /// Every `POST /token`.
+    pub token_calls: u64,
+    /// Successful code exchanges.
+    pub token_authorization_code: u64,
+    /// Successful refreshes with `preserve_refresh_token=true`.
+    pub token_refresh_preserve: u64,
+    /// Successful rotating refreshes.
+    pub token_refresh_rotate: u64,
+    /// `/token` answers that were not a success (injected faults included).
+    pub token_errors: u64,
+    /// Every API request (preflights excluded).
+    pub api_calls: u64,
+    /// API requests answered 200 with data.
+    pub api_ok: u64,
+    /// 429 answers (rate limit and injected).
+    pub rate_limited: u64,
+    /// 403 quota answers (quota and injected).
+    pub quota_rejections: u64,
+    /// 5xx answers (injected).
+    pub server_errors: u64,
+    /// Connections dropped without a response (token and API).
+    pub dropped: u64,
+    /// API 401 answers (subscription key or bearer token).
+    pub unauthorized: u64,
+    /// API requests per entity name.
+    pub per_entity_calls: BTreeMap<String, u64>,
+}
+
+/// Starts simulators.
+#[derive(Debug)]
+pub struct Simulator;
+
+impl Simulator {
+    /// Binds `127.0.0.1:cfg.port`, spawns the server on the current tokio runtime and returns at
+    /// once. The server stops when the last [`SimHandle`] clone is dropped or on
+    /// [`SimHandle::shutdown`].
+    pub async fn start(cfg: SimConfig) -> anyhow::Result<SimHandle> {
+        server::start(cfg).await
+    }
+}
+
+/// A running simulator. Cheap to clone; every method takes effect at once.
+#[derive(Debug, Clone)]
+pub struct SimHandle {
+    shared: Arc<Shared>,
+    guard: Arc<server::StopGuard>,
+}
+
+impl SimHandle {
+    /// `http://127.0.0.1:PORT/`.
+    pub fn base_url(&self) -> Url {
+        self.shared.base_url.clone()
+    }
+
+    /// `{base}oauth/authorize`.
+    pub fn authorize_url(&self) -> Url {
+        self.shared.base_url.join("oauth/authorize").expect("valid path")
+    }
+
+    /// `{base}token`.
+    pub fn token_url(&self) -> Url {
+        self.shared.base_url.join("token").expect("valid path")
+    }
+
+    /// The API base (SKY paths such as `/constituent/v1/constituents` hang off it).
+    pub fn api_url(&self) -> Url {
+        self.base_url()
+    }
+
+    /// The configuration, with the current values of the run-time knobs.
+    pub fn config(&self) -> SimConfig {
+        self.shared.lock().config()
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> SimStats {
+        self.shared.lock().stats.clone()
+    }
+
+    /// Zeroes the counters.
+    pub fn reset_stats(&self) {
+        self.shared.lock().stats = SimStats::default();
+    }
+
+    /// The next `n` `/token` calls fail with `fault`.
+    pub fn fail_next_token(&self, n: u32, fault: Fault) {
+        let mut s = self.shared.lock();
+        s.token_faults.extend(std::iter::repeat_n(fault, n as usize));
+    }
+
+    /// The next `n` API calls (that pass the subscription key check) fail with `fault`.
+    pub fn fail_next_api(&self, n: u32, fault: Fault) {
+        let mut s = self.shared.lock();
+        s.api_faults.extend(std::iter::repeat_n(fault, n as usize));
+    }
+
+    /// The next `n` rotating refreshes rotate (the old refresh token dies), then drop the
+    /// connection without a response.
+    pub fn drop_response_after_rotation(&self, n: u32) {
+        self.shared.lock().drop_after_rotation += n;
+    }
+
+    /// Deny (or grant) consent at `/oauth/authorize`.
+    pub fn set_deny_consent(&self, deny: bool) {
+        self.shared.lock().cfg.deny_consent = deny;
+    }
+
+    /// Replaces the daily quota: `Some(n)` allows `n` more calls today (and `n` a day after),
+    /// `None` is unlimited.
+    pub fn set_quota(&self, remaining: Option<u64>) {
+        let mut s = self.shared.lock();
+        s.cfg.daily_quota = remaining;
+        s.quota_used = 0;
+    }
+
+    /// Replaces the per-second rate limit.
+    pub fn set_rate_limit(&self, per_sec: Option<u32>) {
+        let mut s = self.shared.lock();
+        s.cfg.rate_limit_per_sec = per_sec;
+        s.rate_window.clear();
+    }
+
+    /// Replaces the random fault rates.
+    pub fn set_fault_rates(&self, rates: FaultRates) {
+        self.shared.lock().cfg.faults = rates;
+    }
+
+    /// With `false`, `/token` answers carry no CORS headers (a browser cannot read them).
+    pub fn set_token_cors(&self, enabled: bool) {
+        self.shared.lock().token_cors = enabled;
+    }
+
+    /// Moves the simulator's clock forward (codes, access and refresh tokens expire by it; records
+    /// changed afterwards get later `date_modified` values).
+    pub fn advance_clock(&self, d: Duration) {
+        self.shared.lock().advance(d);
+    }
+
+    /// The simulator's current time.
+    pub fn now(&self) -> time::OffsetDateTime {
+        self.shared.lock().now()
+    }
+
+    /// An admin removed the app: every refresh token now gets `invalid_grant`.
+    pub fn revoke_refresh_tokens(&self) {
+        self.shared.lock().refresh.clear();
+    }
+
+    /// Changes `count` random live records of `entity` (new `date_modified` = sim now, new
+    /// version, a visibly changed field) and returns their ids.
+    ///
+    /// # Panics
+    /// If `entity` is not a catalog name (these knobs are for tests; the control API reports the
+    /// error instead).
+    pub fn modify(&self, entity: &str, count: u64) -> Vec<String> {
+        self.shared.lock().modify(entity, count).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Creates `count` records of `entity` and returns their ids. Panics like [`Self::modify`].
+    pub fn add(&self, entity: &str, count: u64) -> Vec<String> {
+        self.shared.lock().add(entity, count).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Deletes `count` random live records of `entity` and returns their ids. Panics like
+    /// [`Self::modify`].
+    pub fn delete(&self, entity: &str, count: u64) -> Vec<String> {
+        self.shared.lock().delete(entity, count).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Ids of every live record of `entity`, inactive and deceased ones included: what a full
+    /// sync must end with. Panics like [`Self::modify`].
+    pub fn live_ids(&self, entity: &str) -> Vec<String> {
+        self.shared.lock().live_ids(entity).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The current JSON of one live record (`None` if unknown or deleted).
+    pub fn record(&self, entity: &str, id: &str) -> Option<serde_json::Value> {
+        self.shared.lock().record(entity, id).ok().flatten()
+    }
+
+    /// Mints a token pair as if a user had just consented (no `/token` call is counted): the same
+    /// JSON a code exchange returns.
+    pub fn issue_tokens(&self) -> serde_json::Value {
+        self.shared.lock().issue_tokens(None)
+    }
+
+    /// Access tokens that are still valid now.
+    pub fn live_access_tokens(&self) -> usize {
+        self.shared.lock().live_access_tokens()
+    }
+
+    /// Refresh tokens that are still valid now.
+    pub fn live_refresh_tokens(&self) -> usize {
+        self.shared.lock().live_refresh_tokens()
+    }
+
+    /// Stops the server and waits (briefly) for it to finish.
+    pub async fn shutdown(self) {
+        self.guard.stop().await;
+    }
+}

@@ -1,0 +1,408 @@
+//! Renders one record to JSON from (seed, entity, id, revision): nothing rendered is stored.
+//!
+//! Stable fields come from a generator seeded by the record's identity; the revision-dependent
+//! field (one per entity, e.g. a constituent's email, a gift's amount) changes on every modify.
+
+use std::fmt::Write as _;
+
+use time::OffsetDateTime;
+use time::macros::format_description;
+
+use super::data::{Row, TICKS_PER_SEC, initial_count};
+use super::rng::{SplitMix64, hash};
+
+const FIRST: &[&str] = &[
+    "Mark", "Sarah", "James", "Linda", "Robert", "Maria", "David", "Susan", "Michael", "Karen", "John", "Patricia",
+    "Daniel", "Emily", "Thomas", "Grace", "Wei", "Aisha", "Carlos", "Priya",
+];
+const LAST: &[&str] = &[
+    "Adamson",
+    "Brown",
+    "Chen",
+    "Diaz",
+    "Evans",
+    "Fischer",
+    "Garcia",
+    "Hughes",
+    "Ibrahim",
+    "Johnson",
+    "Kim",
+    "Lopez",
+    "Miller",
+    "Nguyen",
+    "O'Brien",
+    "Patel",
+    "Quinn",
+    "Roberts",
+    "Smith",
+    "Taylor",
+    "Ueda",
+    "Vargas",
+    "Walker",
+    "Young",
+    "Zimmerman",
+];
+const CITIES: &[(&str, &str, &str)] = &[
+    ("Charleston", "SC", "29401"),
+    ("Austin", "TX", "78701"),
+    ("Portland", "OR", "97201"),
+    ("Boston", "MA", "02108"),
+    ("Denver", "CO", "80202"),
+    ("Madison", "WI", "53703"),
+    ("Raleigh", "NC", "27601"),
+    ("Tucson", "AZ", "85701"),
+];
+const STREETS: &[&str] =
+    &["Oak St", "Maple Ave", "King St", "Meeting St", "Elm Rd", "Cedar Ln", "Park Blvd", "Lake Dr"];
+const DOMAINS: &[&str] = &["example.org", "example.com", "example.net", "mail.example.edu"];
+const THEMES: &[&str] =
+    &["Annual", "Spring", "Capital", "Scholarship", "Library", "Arts", "Athletics", "Gala", "Memorial", "Endowment"];
+
+/// What rendering needs besides the row itself.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ctx<'a> {
+    pub(crate) entity: &'a str,
+    pub(crate) entity_index: usize,
+    pub(crate) seed: u64,
+    pub(crate) records: u64,
+}
+
+/// Formats 100 ns ticks like Blackbaud: `2016-06-21T02:47:20.2371396+00:00`.
+pub(crate) fn format_ticks(ticks: i64) -> String {
+    let t = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ticks) * 100).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    t.format(format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:7]+00:00"))
+        .unwrap_or_default()
+}
+
+/// Appends a JSON string literal.
+pub(crate) fn push_json_str(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// A minimal streaming JSON object writer (rendering millions of records must be cheap).
+struct Obj<'a> {
+    out: &'a mut String,
+    first: bool,
+}
+
+impl<'a> Obj<'a> {
+    fn new(out: &'a mut String) -> Self {
+        out.push('{');
+        Obj { out, first: true }
+    }
+    fn key(&mut self, k: &str) {
+        if !self.first {
+            self.out.push(',');
+        }
+        self.first = false;
+        push_json_str(self.out, k);
+        self.out.push(':');
+    }
+    fn str(&mut self, k: &str, v: &str) -> &mut Self {
+        self.key(k);
+        push_json_str(self.out, v);
+        self
+    }
+    fn num(&mut self, k: &str, v: impl std::fmt::Display) -> &mut Self {
+        self.key(k);
+        let _ = write!(self.out, "{v}");
+        self
+    }
+    fn bool(&mut self, k: &str, v: bool) -> &mut Self {
+        self.key(k);
+        self.out.push_str(if v { "true" } else { "false" });
+        self
+    }
+    fn money(&mut self, k: &str, v: f64) -> &mut Self {
+        self.obj(k, |o| {
+            o.num("value", v);
+        })
+    }
+    fn date(&mut self, k: &str, ticks: i64) -> &mut Self {
+        self.str(k, &format_ticks(ticks - ticks.rem_euclid(86_400 * TICKS_PER_SEC)))
+    }
+    fn fuzzy(&mut self, k: &str, ticks: i64) -> &mut Self {
+        let t = OffsetDateTime::from_unix_timestamp(ticks / TICKS_PER_SEC).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        self.obj(k, |o| {
+            o.num("d", t.day()).num("m", u8::from(t.month())).num("y", t.year());
+        })
+    }
+    fn obj(&mut self, k: &str, f: impl FnOnce(&mut Obj<'_>)) -> &mut Self {
+        self.key(k);
+        let mut inner = Obj::new(self.out);
+        f(&mut inner);
+        inner.out.push('}');
+        self
+    }
+    fn arr_obj(&mut self, k: &str, f: impl FnOnce(&mut Obj<'_>)) -> &mut Self {
+        self.key(k);
+        self.out.push('[');
+        let mut inner = Obj::new(self.out);
+        f(&mut inner);
+        inner.out.push_str("}]");
+        self
+    }
+}
+
+fn amount(rng: &mut SplitMix64) -> f64 {
+    let base = rng.pick(&[10u64, 25, 50, 100, 250, 500, 1000, 5000]);
+    (base + rng.below(base)) as f64
+}
+
+/// Appends the JSON of one record to `out`.
+pub(crate) fn render(out: &mut String, ctx: Ctx<'_>, idx: u64, row: &Row, added: i64) {
+    let id = idx + 1;
+    let mut s = SplitMix64::new(hash(&[ctx.seed, ctx.entity_index as u64, id]));
+    let mut r = SplitMix64::new(hash(&[ctx.seed, ctx.entity_index as u64, id, 0x5EED + u64::from(row.revision)]));
+    let rev = row.revision;
+    let constituents = initial_count("constituents", ctx.records).max(1);
+    let constituent_id = 1 + s.below(constituents);
+    let (first, last) = (s.pick(FIRST), s.pick(LAST));
+    let (city, state, zip) = s.pick(CITIES);
+    let street_no = 1 + s.below(9_000);
+    let street = s.pick(STREETS);
+    let email = |r: &mut SplitMix64| {
+        let suffix = if rev > 0 { rev.to_string() } else { String::new() };
+        format!(
+            "{}.{}{suffix}@{}",
+            first.to_ascii_lowercase(),
+            last.to_ascii_lowercase().replace('\'', ""),
+            r.pick(DOMAINS)
+        )
+    };
+    let phone = |r: &mut SplitMix64| format!("({}) 555-{:04}", 200 + r.below(700), r.below(10_000));
+    let lookup = (1000 + id).to_string();
+    let mut o = Obj::new(out);
+    o.str("id", &id.to_string());
+    match ctx.entity {
+        "constituents" => {
+            let org = s.below(100) < 12;
+            o.str("type", if org { "Organization" } else { "Individual" }).str("lookup_id", &lookup);
+            if org {
+                o.str("name", &format!("{last} {} {}", s.pick(THEMES), s.pick(&["Foundation", "Trust", "Group"])));
+            } else {
+                let title = s.pick(&["Mr.", "Ms.", "Mrs.", "Dr."]);
+                o.str("name", &format!("{title} {first} {last}"))
+                    .str("title", title)
+                    .str("first", first)
+                    .str("last", last)
+                    .str("gender", s.pick(&["Male", "Female", "Unknown"]))
+                    .fuzzy("birthdate", added - (20 + s.below(60) as i64) * 365 * 86_400 * TICKS_PER_SEC);
+            }
+            o.obj("address", |a| {
+                a.str("id", &id.to_string())
+                    .str("constituent_id", &id.to_string())
+                    .str("address_lines", &format!("{street_no} {street}"))
+                    .str("city", city)
+                    .str("state", state)
+                    .str("postal_code", zip)
+                    .str("country", "United States")
+                    .str("formatted_address", &format!("{street_no} {street}\r\n{city}, {state} {zip}"))
+                    .bool("preferred", true)
+                    .bool("inactive", false);
+            })
+            .obj("email", |e| {
+                e.str("id", &id.to_string())
+                    .str("address", &email(&mut r))
+                    .str("type", "Email")
+                    .bool("primary", true)
+                    .bool("inactive", false)
+                    .bool("do_not_email", s.below(10) == 0);
+            })
+            .obj("phone", |p| {
+                p.str("id", &id.to_string())
+                    .str("number", &phone(&mut r))
+                    .str("type", "Home")
+                    .bool("primary", true)
+                    .bool("inactive", false)
+                    .bool("do_not_call", false);
+            })
+            .bool("gives_anonymously", s.below(20) == 0)
+            .str("fundraiser_status", "None")
+            .bool("deceased", row.deceased());
+        }
+        "addresses" => {
+            o.str("constituent_id", &constituent_id.to_string())
+                .str("type", s.pick(&["Home", "Business", "Seasonal"]))
+                .str("address_lines", &format!("{} {street}", street_no + u64::from(rev)))
+                .str("city", city)
+                .str("state", state)
+                .str("postal_code", zip)
+                .str("country", "United States")
+                .bool("preferred", s.below(2) == 0)
+                .bool("do_not_mail", false);
+        }
+        "email_addresses" => {
+            o.str("constituent_id", &constituent_id.to_string())
+                .str("address", &email(&mut r))
+                .str("type", s.pick(&["Email", "Work Email"]))
+                .bool("primary", s.below(2) == 0)
+                .bool("do_not_email", s.below(10) == 0);
+        }
+        "phones" => {
+            o.str("constituent_id", &constituent_id.to_string())
+                .str("number", &phone(&mut r))
+                .str("type", s.pick(&["Home", "Mobile", "Business"]))
+                .bool("primary", s.below(2) == 0)
+                .bool("do_not_call", s.below(10) == 0);
+        }
+        "online_presences" => {
+            let kind = s.pick(&["LinkedIn", "Website", "Facebook"]);
+            o.str("constituent_id", &constituent_id.to_string())
+                .str(
+                    "address",
+                    &format!(
+                        "https://www.{}/{}{}{}",
+                        kind.to_ascii_lowercase(),
+                        first.to_ascii_lowercase(),
+                        last.len(),
+                        if rev > 0 { format!("-{rev}") } else { String::new() }
+                    ),
+                )
+                .str("type", kind)
+                .bool("primary", true);
+        }
+        "relationships" => {
+            let (kind, recip) =
+                s.pick(&[("Spouse", "Spouse"), ("Friend", "Friend"), ("Employer", "Employee"), ("Parent", "Child")]);
+            o.str("constituent_id", &constituent_id.to_string())
+                .str("relation_id", &(1 + s.below(constituents)).to_string())
+                .str("reciprocal_relationship_id", &(id + 1).to_string())
+                .str("type", kind)
+                .str("reciprocal_type", recip)
+                .bool("is_spouse", kind == "Spouse")
+                .str("comment", &if rev > 0 { format!("Updated (revision {rev})") } else { "Imported".to_string() });
+        }
+        "constituent_codes" => {
+            o.str("constituent_id", &constituent_id.to_string())
+                .str("description", s.pick(&["Board Member", "Alumni", "Friend", "Volunteer", "Staff", "Parent"]))
+                .num("sequence", 1 + rev)
+                .fuzzy("start", added);
+        }
+        "notes" => {
+            o.str("constituent_id", &constituent_id.to_string())
+                .str("type", s.pick(&["Interests", "Biography", "Notes", "Solicitor Notes"]))
+                .str("summary", &format!("{} {}", s.pick(THEMES), s.pick(&["conversation", "visit", "interest"])))
+                .str("text", &format!("Spoke with {first} about the {} program. Revision {rev}.", s.pick(THEMES)))
+                .fuzzy("date", added);
+        }
+        "actions" => {
+            let done = (s.below(2) + u64::from(rev)) % 2 == 1;
+            o.str("constituent_id", &constituent_id.to_string())
+                .str("category", s.pick(&["Phone Call", "Meeting", "Email", "Task/Other"]))
+                .date("date", added)
+                .str("summary", &format!("Follow up with {first} {last}"))
+                .bool("completed", done)
+                .str("status", if done { "Completed" } else { "Open" })
+                .str("priority", s.pick(&["Normal", "High", "Low"]));
+        }
+        "educations" => {
+            let statuses = ["Graduated", "Attending", "Unknown", "Transferred"];
+            o.str("constituent_id", &constituent_id.to_string())
+                .str("school", &format!("University of {city}"))
+                .num("class_of", 1960 + s.below(64))
+                .str("degree", s.pick(&["B.A.", "B.S.", "M.A.", "M.B.A.", "Ph.D."]))
+                .str("status", statuses[(s.below(2) as usize + rev as usize) % statuses.len()])
+                .str("type", "University")
+                .bool("primary", true);
+        }
+        "memberships" => {
+            let standing = ["Active", "Renewed", "Lapsed", "Upgraded"];
+            o.str("constituent_id", &constituent_id.to_string())
+                .str("category", s.pick(&["Gold", "Silver", "Bronze", "Patron"]))
+                .str("program", "Friends of the Museum")
+                .str("standing", standing[(s.below(2) as usize + rev as usize) % standing.len()])
+                .date("joined", added)
+                .date("expires", added + 365 * 86_400 * TICKS_PER_SEC);
+        }
+        "gifts" => {
+            let value = amount(&mut s) + 5.0 * f64::from(rev);
+            let campaign = 1 + s.below(initial_count("campaigns", ctx.records).max(1));
+            let fund = 1 + s.below(initial_count("funds", ctx.records).max(1));
+            let appeal = 1 + s.below(initial_count("appeals", ctx.records).max(1));
+            o.str("lookup_id", &lookup)
+                .str("constituent_id", &constituent_id.to_string())
+                .str("type", s.pick(&["Donation", "Donation", "Pledge", "RecurringGift", "Other"]))
+                .money("amount", value)
+                .money("balance", 0.0)
+                .date("date", added)
+                .str("gift_status", "Active")
+                .str("post_status", if rev.is_multiple_of(2) { "Posted" } else { "NotPosted" })
+                .bool("is_anonymous", s.below(25) == 0)
+                .arr_obj("gift_splits", |g| {
+                    g.str("id", &id.to_string())
+                        .money("amount", value)
+                        .str("appeal_id", &appeal.to_string())
+                        .str("campaign_id", &campaign.to_string())
+                        .str("fund_id", &fund.to_string());
+                });
+        }
+        "appeals" | "campaigns" | "funds" => {
+            let noun = match ctx.entity {
+                "appeals" => "Appeal",
+                "campaigns" => "Campaign",
+                _ => "Fund",
+            };
+            o.str("lookup_id", &format!("{}-{id}", &noun[..1]))
+                .str("description", &format!("{} {noun} {}", s.pick(THEMES), 2000 + id % 25))
+                .str("category", s.pick(&["Unrestricted", "Restricted", "Endowment", "Capital"]))
+                .money("goal", 10_000.0 * (1 + s.below(100) + u64::from(rev)) as f64)
+                .date("start_date", added);
+        }
+        "packages" => {
+            o.str("lookup_id", &format!("PKG-{id}"))
+                .str("appeal_id", &(1 + s.below(initial_count("appeals", ctx.records).max(1))).to_string())
+                .str("description", &format!("{} mailing", s.pick(THEMES)))
+                .money("goal", 1000.0 * (1 + s.below(50) + u64::from(rev)) as f64)
+                .num("recipient_count", s.below(5000));
+        }
+        "opportunities" => {
+            let statuses = ["Identified", "Qualified", "Cultivation", "Solicitation", "Accepted"];
+            let ask = amount(&mut s) * 10.0;
+            o.str("constituent_id", &constituent_id.to_string())
+                .str("name", &format!("{} gift from {first} {last}", s.pick(THEMES)))
+                .str("status", statuses[(s.below(3) as usize + rev as usize) % statuses.len()])
+                .str("purpose", s.pick(&["Scholarship", "Building", "Operating", "Endowment"]))
+                .money("ask_amount", ask)
+                .money("expected_amount", ask / 2.0)
+                .date("deadline", added + 180 * 86_400 * TICKS_PER_SEC);
+        }
+        "events" => {
+            o.str("lookup_id", &format!("EVT-{id}"))
+                .str(
+                    "name",
+                    &format!(
+                        "{} {}",
+                        s.pick(THEMES),
+                        s.pick(&["Gala", "Luncheon", "Reunion", "Golf Outing", "Concert"])
+                    ),
+                )
+                .str("start_date", &format_ticks(added + 30 * 86_400 * TICKS_PER_SEC)[..10])
+                .str("start_time", "18:00")
+                .obj("category", |c| {
+                    c.str("id", &(1 + s.below(5)).to_string()).str("name", "Fundraiser");
+                })
+                .num("capacity", 50 + s.below(450))
+                .num("attending_count", r.below(50) + u64::from(rev));
+        }
+        _ => {
+            o.str("description", &format!("{} record", ctx.entity)).num("revision", rev);
+        }
+    }
+    if skysync_core::catalog::find(ctx.entity).is_some_and(|e| e.include_inactive) {
+        o.bool("inactive", row.inactive());
+    }
+    o.str("date_added", &format_ticks(added)).str("date_modified", &format_ticks(row.modified));
+    out.push('}');
+}
