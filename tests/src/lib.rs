@@ -1,1 +1,4 @@
-//! placeholder
+//! Shared helpers for skysync's end-to-end tests: throwaway servers and fixtures.
+#![warn(missing_docs)]
+
+pub mod pg;

@@ -1,0 +1,522 @@
+//! PostgreSQL sink: the same layout as SQLite, `jsonb` data and `timestamptz` times.
+//!
+//! TLS is not supported yet: the connection is made with `NoTls`, and a URL asking for
+//! `sslmode=require` (or `verify-*`) is refused rather than silently downgraded. Use a trusted
+//! network or an SSH tunnel.
+//!
+//! A page is one `INSERT … SELECT FROM unnest($1::text[], …)` statement (one round trip for 5000
+//! rows) plus the bookmark update, in one transaction.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use skysync_core::catalog::Entity;
+use time::OffsetDateTime;
+use tokio_postgres::{Client, GenericClient, NoTls};
+
+use super::spec::{check_pg_url, redact_url, scrub, url_secrets};
+use super::{
+    DeleteMode, EntityState, PageCommit, Row, RunOutcome, SCHEMA_VERSION, Sink, SinkError, Target, entity, format_ts,
+    now, page_rows, tables,
+};
+
+const COLUMNS: &str = "id text PRIMARY KEY, data jsonb NOT NULL, date_modified timestamptz, \
+                       synced_at timestamptz NOT NULL, deleted_at timestamptz";
+
+/// A PostgreSQL database reached over a `postgres://` URL.
+pub struct PgSink {
+    /// URL without password.
+    target: String,
+    /// The password (raw and decoded), scrubbed from every driver message.
+    secrets: Vec<String>,
+    client: Client,
+    ensured: HashSet<&'static str>,
+}
+
+impl std::fmt::Debug for PgSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgSink").field("target", &self.target).finish_non_exhaustive()
+    }
+}
+
+/// Driver error text with the server's detail and hint, password removed.
+fn message(e: &tokio_postgres::Error, secrets: &[String]) -> String {
+    let mut m = match e.as_db_error() {
+        Some(db) => {
+            let mut m = format!("{} ({})", db.message(), db.code().code());
+            if let Some(d) = db.detail() {
+                m.push_str(&format!("; detail: {d}"));
+            }
+            if let Some(h) = db.hint() {
+                m.push_str(&format!("; hint: {h}"));
+            }
+            m
+        }
+        None => e.to_string(),
+    };
+    let mut src = std::error::Error::source(e);
+    if e.as_db_error().is_none() {
+        while let Some(s) = src {
+            m.push_str(&format!(": {s}"));
+            src = s.source();
+        }
+    }
+    scrub(&m, secrets)
+}
+
+impl PgSink {
+    /// Connects (10 s timeout unless the URL sets `connect_timeout`).
+    pub async fn connect(url: &str) -> Result<Self, SinkError> {
+        let target = redact_url(url);
+        let secrets = url_secrets(url);
+        check_pg_url(url)?;
+        let mut config: tokio_postgres::Config =
+            url.parse().map_err(|e: tokio_postgres::Error| SinkError::Postgres {
+                target: target.clone(),
+                action: "parsing the URL".into(),
+                message: message(&e, &secrets),
+            })?;
+        if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+            return Err(SinkError::TlsUnsupported { target, mode: "require".into() });
+        }
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(10));
+        }
+        let (client, connection) = config.connect(NoTls).await.map_err(|e| SinkError::Postgres {
+            target: target.clone(),
+            action: "connecting".into(),
+            message: message(&e, &secrets),
+        })?;
+        let log_target = target.clone();
+        let log_secrets = secrets.clone();
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::warn!(target = %log_target, error = %message(&e, &log_secrets), "PostgreSQL connection closed");
+            }
+        });
+        Ok(PgSink { target, secrets, client, ensured: HashSet::new() })
+    }
+
+    fn err<'a>(&'a self, action: &'a str) -> impl Fn(tokio_postgres::Error) -> SinkError + 'a {
+        move |e| SinkError::Postgres {
+            target: self.target.clone(),
+            action: action.to_owned(),
+            message: message(&e, &self.secrets),
+        }
+    }
+
+    async fn ensure(&mut self, name: &str) -> Result<&'static Entity, SinkError> {
+        let e = entity(name)?;
+        if !self.ensured.contains(e.name) {
+            self.prepare(&[e]).await?;
+        }
+        Ok(e)
+    }
+}
+
+async fn ensure_state_row(c: &impl GenericClient, entity: &str) -> Result<(), tokio_postgres::Error> {
+    c.execute("INSERT INTO sync_state (entity) VALUES ($1) ON CONFLICT (entity) DO NOTHING", &[&entity])
+        .await
+        .map(|_| ())
+}
+
+async fn table_exists(c: &impl GenericClient, quoted: &str) -> Result<bool, tokio_postgres::Error> {
+    Ok(c.query_one("SELECT to_regclass($1::text) IS NOT NULL", &[&quoted]).await?.get(0))
+}
+
+fn micros(col: &str) -> String {
+    format!("(extract(epoch FROM {col}) * 1000000)::int8")
+}
+
+fn state_query(filter: &str) -> String {
+    format!(
+        "SELECT entity, bookmark, staging_bookmark, reconcile_in_progress, {}, {}, {}, row_count, last_error
+         FROM sync_state {filter} ORDER BY entity",
+        micros("last_run_at"),
+        micros("last_success_at"),
+        micros("last_reconcile_at"),
+    )
+}
+
+fn state_from_row(r: &tokio_postgres::Row) -> EntityState {
+    let t = |i: usize| {
+        r.get::<_, Option<i64>>(i).and_then(|us| OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1000).ok())
+    };
+    EntityState {
+        entity: r.get(0),
+        bookmark: r.get(1),
+        staging_bookmark: r.get(2),
+        reconcile_in_progress: r.get(3),
+        last_run_at: t(4),
+        last_success_at: t(5),
+        last_reconcile_at: t(6),
+        row_count: r.get::<_, i64>(7).max(0) as u64,
+        last_error: r.get(8),
+    }
+}
+
+fn ts(t: OffsetDateTime) -> String {
+    format_ts(t).unwrap_or_default()
+}
+
+#[async_trait::async_trait]
+impl Sink for PgSink {
+    fn describe(&self) -> String {
+        format!("PostgreSQL {}", self.target)
+    }
+
+    async fn prepare(&mut self, entities: &[&'static Entity]) -> Result<(), SinkError> {
+        for e in entities {
+            entity(e.name)?;
+        }
+        let target = self.target.clone();
+        let secrets = self.secrets.clone();
+        let fail = move |action: String| {
+            let target = target.clone();
+            let secrets = secrets.clone();
+            move |e: tokio_postgres::Error| SinkError::Postgres { target, action, message: message(&e, &secrets) }
+        };
+        let tx = self.client.transaction().await.map_err(fail("creating tables".into()))?;
+        // Serialize concurrent `prepare`s of several skysync processes (CREATE TABLE IF NOT EXISTS
+        // is not race-free in PostgreSQL).
+        tx.batch_execute("SELECT pg_advisory_xact_lock(7715533301)")
+            .await
+            .map_err(fail("taking the schema lock".into()))?;
+        let sink_view = PgSinkView { target: &self.target, secrets: &self.secrets };
+        sink_view.init_meta(&tx).await?;
+        for e in entities {
+            let t = tables(e);
+            tx.batch_execute(&format!(
+                "CREATE TABLE IF NOT EXISTS {l} ({COLUMNS});
+                 CREATE INDEX IF NOT EXISTS {i} ON {l} (date_modified);",
+                l = t.live,
+                i = t.index
+            ))
+            .await
+            .map_err(fail(format!("creating table {}", e.name)))?;
+        }
+        tx.commit().await.map_err(fail("creating tables".into()))?;
+        self.ensured.extend(entities.iter().map(|e| e.name));
+        Ok(())
+    }
+
+    async fn state(&mut self, name: &str) -> Result<Option<EntityState>, SinkError> {
+        let e = self.ensure(name).await?;
+        let row = self
+            .client
+            .query_opt(&state_query("WHERE entity = $1"), &[&e.name])
+            .await
+            .map_err(self.err("reading sync_state"))?;
+        Ok(row.as_ref().map(state_from_row))
+    }
+
+    async fn states(&mut self) -> Result<Vec<EntityState>, SinkError> {
+        let view = PgSinkView { target: &self.target, secrets: &self.secrets };
+        view.init_meta(&self.client).await?;
+        let rows = self.client.query(&state_query(""), &[]).await.map_err(self.err("reading sync_state"))?;
+        Ok(rows.iter().map(state_from_row).collect())
+    }
+
+    async fn commit_page(
+        &mut self,
+        name: &str,
+        target: Target,
+        rows: &[Row],
+        bookmark: &str,
+    ) -> Result<PageCommit, SinkError> {
+        let e = self.ensure(name).await?;
+        let rows = page_rows(rows);
+        let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+        let data: Vec<&str> = rows.iter().map(|r| r.data.as_str()).collect();
+        let dms: Vec<Option<&str>> = rows.iter().map(|r| r.date_modified.as_deref()).collect();
+        let synced_at = ts(now());
+        let t = tables(e);
+        let (fail_target, secrets) = (self.target.clone(), self.secrets.clone());
+        let fail = |e: tokio_postgres::Error| SinkError::Postgres {
+            target: fail_target.clone(),
+            action: format!("writing a page of {name}"),
+            message: message(&e, &secrets),
+        };
+        let tx = self.client.transaction().await.map_err(fail)?;
+        let (table, column) = match target {
+            Target::Live => (t.live, "bookmark"),
+            Target::Staging => {
+                if !table_exists(&tx, &t.staging).await.map_err(fail)? {
+                    return Err(SinkError::NoFullResync { entity: e.name.to_owned() });
+                }
+                (t.staging, "staging_bookmark")
+            }
+        };
+        let mut counts = PageCommit::default();
+        if !rows.is_empty() {
+            let r = tx
+                .query_one(
+                    &format!(
+                        "WITH up AS (
+                             INSERT INTO {table} AS t (id, data, date_modified, synced_at, deleted_at)
+                             SELECT u.id, u.data::jsonb, u.dm::timestamptz, $4::text::timestamptz, NULL
+                             FROM unnest($1::text[], $2::text[], $3::text[]) AS u(id, data, dm)
+                             ON CONFLICT (id) DO UPDATE SET data = excluded.data,
+                                 date_modified = excluded.date_modified,
+                                 synced_at = excluded.synced_at, deleted_at = NULL
+                             RETURNING (t.xmax = 0) AS inserted)
+                         SELECT count(*) FILTER (WHERE inserted), count(*) FROM up"
+                    ),
+                    &[&ids, &data, &dms, &synced_at],
+                )
+                .await
+                .map_err(fail)?;
+            let (added, total): (i64, i64) = (r.get(0), r.get(1));
+            counts.added = added.max(0) as u64;
+            counts.changed = (total - added).max(0) as u64;
+        }
+        ensure_state_row(&tx, e.name).await.map_err(fail)?;
+        tx.execute(&format!("UPDATE sync_state SET {column} = $1 WHERE entity = $2"), &[&bookmark, &e.name])
+            .await
+            .map_err(fail)?;
+        tx.commit().await.map_err(fail)?;
+        Ok(counts)
+    }
+
+    async fn begin_full(&mut self, name: &str) -> Result<Option<String>, SinkError> {
+        let e = self.ensure(name).await?;
+        let t = tables(e);
+        let (fail_target, secrets) = (self.target.clone(), self.secrets.clone());
+        let fail = |e: tokio_postgres::Error| SinkError::Postgres {
+            target: fail_target.clone(),
+            action: format!("starting a full resync of {name}"),
+            message: message(&e, &secrets),
+        };
+        let tx = self.client.transaction().await.map_err(fail)?;
+        ensure_state_row(&tx, e.name).await.map_err(fail)?;
+        let resume: Option<String> = tx
+            .query_one("SELECT staging_bookmark FROM sync_state WHERE entity = $1 FOR UPDATE", &[&e.name])
+            .await
+            .map_err(fail)?
+            .get(0);
+        if let Some(b) = resume
+            && table_exists(&tx, &t.staging).await.map_err(fail)?
+        {
+            tx.commit().await.map_err(fail)?;
+            return Ok(Some(b));
+        }
+        tx.batch_execute(&format!("DROP TABLE IF EXISTS {s}; CREATE TABLE {s} ({COLUMNS});", s = t.staging))
+            .await
+            .map_err(fail)?;
+        tx.execute("UPDATE sync_state SET staging_bookmark = NULL WHERE entity = $1", &[&e.name])
+            .await
+            .map_err(fail)?;
+        tx.commit().await.map_err(fail)?;
+        Ok(None)
+    }
+
+    async fn finish_full(&mut self, name: &str, bookmark: &str) -> Result<(u64, u64), SinkError> {
+        let e = self.ensure(name).await?;
+        let t = tables(e);
+        let (fail_target, secrets) = (self.target.clone(), self.secrets.clone());
+        let fail = |e: tokio_postgres::Error| SinkError::Postgres {
+            target: fail_target.clone(),
+            action: format!("swapping in the full resync of {name}"),
+            message: message(&e, &secrets),
+        };
+        let tx = self.client.transaction().await.map_err(fail)?;
+        if !table_exists(&tx, &t.staging).await.map_err(fail)? {
+            return Err(SinkError::NoFullResync { entity: e.name.to_owned() });
+        }
+        let removed: i64 = tx
+            .query_one(
+                &format!(
+                    "SELECT count(*) FROM {l} WHERE deleted_at IS NULL
+                     AND NOT EXISTS (SELECT 1 FROM {s} WHERE {s}.id = {l}.id)",
+                    l = t.live,
+                    s = t.staging
+                ),
+                &[],
+            )
+            .await
+            .map_err(fail)?
+            .get(0);
+        tx.batch_execute(&format!(
+            "DELETE FROM {l};
+             INSERT INTO {l} (id, data, date_modified, synced_at, deleted_at)
+                 SELECT id, data, date_modified, synced_at, NULL FROM {s};
+             DROP TABLE {s};",
+            l = t.live,
+            s = t.staging
+        ))
+        .await
+        .map_err(fail)?;
+        let count: i64 = tx
+            .query_one(&format!("SELECT count(*) FROM {} WHERE deleted_at IS NULL", t.live), &[])
+            .await
+            .map_err(fail)?
+            .get(0);
+        ensure_state_row(&tx, e.name).await.map_err(fail)?;
+        tx.execute(
+            "UPDATE sync_state SET bookmark = $1, staging_bookmark = NULL, row_count = $2
+             WHERE entity = $3",
+            &[&bookmark, &count, &e.name],
+        )
+        .await
+        .map_err(fail)?;
+        tx.commit().await.map_err(fail)?;
+        Ok((removed.max(0) as u64, count.max(0) as u64))
+    }
+
+    async fn begin_reconcile(&mut self, name: &str) -> Result<(), SinkError> {
+        let e = self.ensure(name).await?;
+        let t = tables(e);
+        let (fail_target, secrets) = (self.target.clone(), self.secrets.clone());
+        let fail = |e: tokio_postgres::Error| SinkError::Postgres {
+            target: fail_target.clone(),
+            action: format!("starting delete reconciliation of {name}"),
+            message: message(&e, &secrets),
+        };
+        let tx = self.client.transaction().await.map_err(fail)?;
+        tx.batch_execute(&format!("DROP TABLE IF EXISTS {s}; CREATE TABLE {s} (id text PRIMARY KEY);", s = t.seen))
+            .await
+            .map_err(fail)?;
+        ensure_state_row(&tx, e.name).await.map_err(fail)?;
+        tx.execute("UPDATE sync_state SET reconcile_in_progress = true WHERE entity = $1", &[&e.name])
+            .await
+            .map_err(fail)?;
+        tx.commit().await.map_err(fail)
+    }
+
+    async fn add_seen_ids(&mut self, name: &str, ids: &[String]) -> Result<(), SinkError> {
+        let e = self.ensure(name).await?;
+        let t = tables(e);
+        if !table_exists(&self.client, &t.seen).await.map_err(self.err(&format!("recording seen ids of {name}")))? {
+            return Err(SinkError::NoReconcile { entity: e.name.to_owned() });
+        }
+        self.client
+            .execute(
+                &format!("INSERT INTO {} (id) SELECT DISTINCT unnest($1::text[]) ON CONFLICT (id) DO NOTHING", t.seen),
+                &[&ids],
+            )
+            .await
+            .map_err(self.err(&format!("recording seen ids of {name}")))?;
+        Ok(())
+    }
+
+    async fn finish_reconcile(&mut self, name: &str, mode: DeleteMode) -> Result<u64, SinkError> {
+        let e = self.ensure(name).await?;
+        let t = tables(e);
+        let (fail_target, secrets) = (self.target.clone(), self.secrets.clone());
+        let fail = |e: tokio_postgres::Error| SinkError::Postgres {
+            target: fail_target.clone(),
+            action: format!("finishing delete reconciliation of {name}"),
+            message: message(&e, &secrets),
+        };
+        let tx = self.client.transaction().await.map_err(fail)?;
+        if !table_exists(&tx, &t.seen).await.map_err(fail)? {
+            return Err(SinkError::NoReconcile { entity: e.name.to_owned() });
+        }
+        let stamp = ts(now());
+        let unseen = format!("NOT EXISTS (SELECT 1 FROM {s} WHERE {s}.id = {l}.id)", s = t.seen, l = t.live);
+        let n = match mode {
+            DeleteMode::Mark => {
+                tx.execute(
+                    &format!(
+                        "UPDATE {} SET deleted_at = $1::text::timestamptz
+                         WHERE deleted_at IS NULL AND {unseen}",
+                        t.live
+                    ),
+                    &[&stamp],
+                )
+                .await
+            }
+            DeleteMode::Remove => tx.execute(&format!("DELETE FROM {} WHERE {unseen}", t.live), &[]).await,
+        }
+        .map_err(fail)?;
+        tx.batch_execute(&format!("DROP TABLE {}", t.seen)).await.map_err(fail)?;
+        ensure_state_row(&tx, e.name).await.map_err(fail)?;
+        tx.execute(
+            "UPDATE sync_state SET reconcile_in_progress = false,
+                 last_reconcile_at = $1::text::timestamptz
+             WHERE entity = $2",
+            &[&stamp, &e.name],
+        )
+        .await
+        .map_err(fail)?;
+        tx.commit().await.map_err(fail)?;
+        Ok(n)
+    }
+
+    async fn finish_run(&mut self, name: &str, outcome: &RunOutcome) -> Result<(), SinkError> {
+        let e = self.ensure(name).await?;
+        let t = tables(e);
+        let stamp = ts(now());
+        let (ok, error) = match outcome {
+            RunOutcome::Success => (true, None),
+            RunOutcome::Failed(m) => (false, Some(m.as_str())),
+        };
+        let (fail_target, secrets) = (self.target.clone(), self.secrets.clone());
+        let fail = |e: tokio_postgres::Error| SinkError::Postgres {
+            target: fail_target.clone(),
+            action: format!("recording the end of the {name} run"),
+            message: message(&e, &secrets),
+        };
+        let tx = self.client.transaction().await.map_err(fail)?;
+        ensure_state_row(&tx, e.name).await.map_err(fail)?;
+        tx.execute(
+            &format!(
+                "UPDATE sync_state SET last_run_at = $1::text::timestamptz,
+                     last_success_at = CASE WHEN $2::bool THEN $1::text::timestamptz
+                                            ELSE last_success_at END,
+                     last_error = $3,
+                     row_count = (SELECT count(*) FROM {} WHERE deleted_at IS NULL)
+                 WHERE entity = $4",
+                t.live
+            ),
+            &[&stamp, &ok, &error, &e.name],
+        )
+        .await
+        .map_err(fail)?;
+        tx.commit().await.map_err(fail)
+    }
+}
+
+/// The parts of a [`PgSink`] error reporting needs, borrowable while a transaction holds the client.
+struct PgSinkView<'a> {
+    target: &'a str,
+    secrets: &'a [String],
+}
+
+impl PgSinkView<'_> {
+    async fn init_meta(&self, c: &impl GenericClient) -> Result<(), SinkError> {
+        let fail = |e: tokio_postgres::Error| SinkError::Postgres {
+            target: self.target.to_owned(),
+            action: "creating skysync_meta and sync_state".into(),
+            message: message(&e, self.secrets),
+        };
+        c.batch_execute(
+            "CREATE TABLE IF NOT EXISTS skysync_meta (key text PRIMARY KEY, value text NOT NULL);
+             CREATE TABLE IF NOT EXISTS sync_state (
+                 entity text PRIMARY KEY,
+                 bookmark text,
+                 staging_bookmark text,
+                 reconcile_in_progress boolean NOT NULL DEFAULT false,
+                 last_run_at timestamptz,
+                 last_success_at timestamptz,
+                 last_reconcile_at timestamptz,
+                 row_count bigint NOT NULL DEFAULT 0,
+                 last_error text);
+             INSERT INTO skysync_meta (key, value) VALUES ('schema_version', '1')
+                 ON CONFLICT (key) DO NOTHING;",
+        )
+        .await
+        .map_err(fail)?;
+        let found: String =
+            c.query_one("SELECT value FROM skysync_meta WHERE key = 'schema_version'", &[]).await.map_err(fail)?.get(0);
+        let found: i64 = found.parse().unwrap_or(i64::MAX);
+        if found > SCHEMA_VERSION {
+            return Err(SinkError::SchemaTooNew {
+                target: format!("PostgreSQL {}", self.target),
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        Ok(())
+    }
+}

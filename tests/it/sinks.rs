@@ -1,0 +1,536 @@
+//! Database sinks against a real SQLite file and a real PostgreSQL server (see `skysync_tests::pg`).
+//! Every behaviour test runs on both backends.
+
+use serde_json::Value;
+use serde_json::value::RawValue;
+use skysync_cli::sink::{self, DeleteMode, JsonlOut, Row, RunOutcome, Sink, SinkError, SinkSpec, Target};
+use skysync_core::catalog::{self, Entity};
+use skysync_tests::pg::PgServer;
+use tempfile::TempDir;
+
+const E: &str = "gifts";
+
+fn entities() -> Vec<&'static Entity> {
+    vec![catalog::find("gifts").unwrap(), catalog::find("constituents").unwrap()]
+}
+
+fn row(id: &str, v: i64) -> Row {
+    Row {
+        id: id.to_owned(),
+        date_modified: Some(format!("2024-01-0{}T10:00:00.1234567-05:00", (v % 9) + 1)),
+        data: RawValue::from_string(format!(r#"{{"id":"{id}","v":{v}}}"#)).unwrap(),
+    }
+}
+
+fn rows(ids: &[&str], v: i64) -> Vec<Row> {
+    ids.iter().map(|id| row(id, v)).collect()
+}
+
+/// One backend with a fresh, empty database.
+struct Fixture {
+    spec: SinkSpec,
+    _dir: TempDir,
+    _pg: Option<PgServer>,
+}
+
+impl Fixture {
+    fn sqlite() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        Fixture { spec: SinkSpec::Sqlite(dir.path().join("nested/dir/skysync.db")), _dir: dir, _pg: None }
+    }
+
+    fn postgres() -> Fixture {
+        let pg = PgServer::start().expect("PostgreSQL test server");
+        Fixture { spec: SinkSpec::Postgres(pg.url()), _dir: tempfile::tempdir().unwrap(), _pg: Some(pg) }
+    }
+
+    async fn open(&self) -> Box<dyn Sink> {
+        let mut s = sink::open(&self.spec).await.unwrap();
+        s.prepare(&entities()).await.unwrap();
+        s
+    }
+
+    /// A second, independent connection, as a reader of the database would have.
+    async fn reader(&self) -> Reader {
+        match &self.spec {
+            SinkSpec::Sqlite(p) => Reader::Sqlite(rusqlite::Connection::open(p).unwrap()),
+            SinkSpec::Postgres(url) => {
+                let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+                tokio::spawn(conn);
+                Reader::Pg(client)
+            }
+            SinkSpec::Jsonl(_) => unreachable!(),
+        }
+    }
+
+    fn is_pg(&self) -> bool {
+        matches!(self.spec, SinkSpec::Postgres(_))
+    }
+}
+
+enum Reader {
+    Sqlite(rusqlite::Connection),
+    Pg(tokio_postgres::Client),
+}
+
+/// (id, data, deleted) ordered by id.
+type Rows = Vec<(String, Value, bool)>;
+
+impl Reader {
+    async fn rows(&self, table: &str) -> Rows {
+        let sql = format!("SELECT id, data, deleted_at IS NOT NULL FROM \"{table}\" ORDER BY id");
+        match self {
+            Reader::Sqlite(c) => {
+                let mut st = c.prepare(&sql).unwrap();
+                st.query_map([], |r| {
+                    Ok((r.get::<_, String>(0)?, serde_json::from_str(&r.get::<_, String>(1)?).unwrap(), r.get(2)?))
+                })
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+            }
+            Reader::Pg(c) => {
+                let sql = sql.replace("data,", "data::text,");
+                c.query(&sql, &[])
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|r| (r.get(0), serde_json::from_str(r.get::<_, &str>(1)).unwrap(), r.get(2)))
+                    .collect()
+            }
+        }
+    }
+
+    async fn ids(&self, table: &str) -> Vec<String> {
+        self.rows(table).await.into_iter().map(|r| r.0).collect()
+    }
+
+    /// `date_modified` in UTC with microseconds, or None.
+    async fn date_modified(&self, table: &str, id: &str) -> Option<String> {
+        match self {
+            Reader::Sqlite(c) => c
+                .query_row(&format!("SELECT date_modified FROM \"{table}\" WHERE id = ?1"), [id], |r| r.get(0))
+                .unwrap(),
+            Reader::Pg(c) => c
+                .query_one(
+                    &format!(
+                        "SELECT to_char(date_modified AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') \
+                         FROM \"{table}\" WHERE id = $1"
+                    ),
+                    &[&id],
+                )
+                .await
+                .unwrap()
+                .get(0),
+        }
+    }
+
+    async fn exec(&self, sql: &str) {
+        match self {
+            Reader::Sqlite(c) => c.execute_batch(sql).unwrap(),
+            Reader::Pg(c) => c.batch_execute(sql).await.unwrap(),
+        }
+    }
+
+    /// Makes every later UPDATE of sync_state fail, i.e. the bookmark write of a page.
+    async fn break_bookmark_writes(&self) {
+        match self {
+            Reader::Sqlite(_) => {
+                self.exec(
+                    "CREATE TRIGGER fail_state BEFORE UPDATE ON sync_state \
+                     BEGIN SELECT RAISE(ABORT, 'injected bookmark failure'); END;",
+                )
+                .await
+            }
+            Reader::Pg(_) => {
+                self.exec(
+                    "CREATE FUNCTION fail_state() RETURNS trigger LANGUAGE plpgsql AS \
+                     $$ BEGIN RAISE EXCEPTION 'injected bookmark failure'; END $$; \
+                     CREATE TRIGGER fail_state BEFORE UPDATE ON sync_state \
+                     FOR EACH ROW EXECUTE FUNCTION fail_state();",
+                )
+                .await
+            }
+        }
+    }
+
+    async fn fix_bookmark_writes(&self) {
+        match self {
+            Reader::Sqlite(_) => self.exec("DROP TRIGGER fail_state").await,
+            Reader::Pg(_) => self.exec("DROP TRIGGER fail_state ON sync_state").await,
+        }
+    }
+}
+
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::Fixture::sqlite()).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::Fixture::postgres()).await
+                }
+            )*
+        }
+    };
+}
+
+both_backends!(
+    commit_page_upserts_and_counts_added_and_changed,
+    same_id_twice_is_one_row_latest_wins,
+    rows_and_bookmark_commit_together,
+    full_resync_keeps_old_rows_visible_until_finish,
+    interrupted_full_resync_resumes_from_its_staging_bookmark,
+    reconcile_marks_then_removes_and_reappearing_rows_are_undeleted,
+    finish_run_records_times_error_and_row_count,
+    reopening_keeps_rows_and_state,
+    unknown_entities_are_refused,
+);
+
+async fn commit_page_upserts_and_counts_added_and_changed(f: Fixture) {
+    let mut s = f.open().await;
+    assert_eq!(s.state(E).await.unwrap(), None);
+    let c = s.commit_page(E, Target::Live, &rows(&["1", "2"], 1), "b1").await.unwrap();
+    assert_eq!((c.added, c.changed), (2, 0));
+    let c = s.commit_page(E, Target::Live, &rows(&["2", "3"], 2), "b2").await.unwrap();
+    assert_eq!((c.added, c.changed), (1, 1));
+    let c = s.commit_page(E, Target::Live, &[], "b3").await.unwrap();
+    assert_eq!((c.added, c.changed), (0, 0));
+
+    let r = f.reader().await;
+    let got = r.rows(E).await;
+    assert_eq!(got.len(), 3);
+    assert_eq!(got[0].1["v"], 1);
+    assert_eq!(got[1].1["v"], 2, "latest data wins");
+    assert_eq!(got[2].1["v"], 2);
+    assert!(got.iter().all(|r| !r.2));
+    // 2024-01-03T10:00:00.1234567-05:00 → UTC, microseconds.
+    assert_eq!(r.date_modified(E, "2").await.as_deref(), Some("2024-01-03T15:00:00.123456Z"));
+    assert_eq!(s.state(E).await.unwrap().unwrap().bookmark.as_deref(), Some("b3"));
+
+    // Absent or unparseable date_modified is stored as NULL, the row still lands.
+    let mut odd = row("4", 4);
+    odd.date_modified = Some("not a date".into());
+    let mut none = row("5", 5);
+    none.date_modified = None;
+    s.commit_page(E, Target::Live, &[odd, none], "b4").await.unwrap();
+    assert_eq!(r.date_modified(E, "4").await, None);
+    assert_eq!(r.date_modified(E, "5").await, None);
+    // The other entity's table is untouched.
+    assert!(r.rows("constituents").await.is_empty());
+}
+
+async fn same_id_twice_is_one_row_latest_wins(f: Fixture) {
+    let mut s = f.open().await;
+    let page = vec![row("7", 1), row("8", 1), row("7", 2)];
+    let c = s.commit_page(E, Target::Live, &page, "b1").await.unwrap();
+    assert_eq!((c.added, c.changed), (2, 0));
+    let c = s.commit_page(E, Target::Live, &page, "b1").await.unwrap();
+    assert_eq!((c.added, c.changed), (0, 2), "replaying a page is idempotent");
+    let got = f.reader().await.rows(E).await;
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].0, "7");
+    assert_eq!(got[0].1["v"], 2);
+}
+
+async fn rows_and_bookmark_commit_together(f: Fixture) {
+    let mut s = f.open().await;
+    s.commit_page(E, Target::Live, &rows(&["1"], 1), "b1").await.unwrap();
+    let r = f.reader().await;
+    r.break_bookmark_writes().await;
+    let err = s.commit_page(E, Target::Live, &rows(&["1", "2"], 2), "b2").await.unwrap_err();
+    assert!(err.to_string().contains("injected bookmark failure"), "{err}");
+    r.fix_bookmark_writes().await;
+
+    let got = r.rows(E).await;
+    assert_eq!(got.len(), 1, "the page's rows were rolled back with its bookmark");
+    assert_eq!(got[0].1["v"], 1);
+    assert_eq!(s.state(E).await.unwrap().unwrap().bookmark.as_deref(), Some("b1"));
+
+    // The sink is still usable after the failed transaction.
+    s.commit_page(E, Target::Live, &rows(&["1", "2"], 2), "b2").await.unwrap();
+    assert_eq!(r.ids(E).await, ["1", "2"]);
+    assert_eq!(s.state(E).await.unwrap().unwrap().bookmark.as_deref(), Some("b2"));
+}
+
+async fn full_resync_keeps_old_rows_visible_until_finish(f: Fixture) {
+    let mut s = f.open().await;
+    s.commit_page(E, Target::Live, &rows(&["1", "2", "3"], 1), "live1").await.unwrap();
+    let err = s.commit_page(E, Target::Staging, &rows(&["9"], 1), "x").await.unwrap_err();
+    assert!(matches!(err, SinkError::NoFullResync { .. }), "{err}");
+
+    assert_eq!(s.begin_full(E).await.unwrap(), None);
+    let c = s.commit_page(E, Target::Staging, &rows(&["2", "4"], 2), "s1").await.unwrap();
+    assert_eq!((c.added, c.changed), (2, 0), "counts are against the staging table");
+
+    let r = f.reader().await;
+    let live = r.rows(E).await;
+    assert_eq!(live.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(), ["1", "2", "3"]);
+    assert!(live.iter().all(|r| r.1["v"] == 1), "readers still see the old rows");
+    let st = s.state(E).await.unwrap().unwrap();
+    assert_eq!(st.bookmark.as_deref(), Some("live1"));
+    assert_eq!(st.staging_bookmark.as_deref(), Some("s1"));
+
+    assert_eq!(s.finish_full(E, "live2").await.unwrap(), (2, 2));
+    let live = r.rows(E).await;
+    assert_eq!(live.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(), ["2", "4"]);
+    assert!(live.iter().all(|r| r.1["v"] == 2));
+    let st = s.state(E).await.unwrap().unwrap();
+    assert_eq!(st.bookmark.as_deref(), Some("live2"));
+    assert_eq!(st.staging_bookmark, None);
+    assert_eq!(st.row_count, 2);
+    // Staging is gone: a second finish has nothing to swap in.
+    let err = s.finish_full(E, "again").await.unwrap_err();
+    assert!(matches!(err, SinkError::NoFullResync { .. }), "{err}");
+    assert_eq!(r.ids(E).await, ["2", "4"]);
+}
+
+async fn interrupted_full_resync_resumes_from_its_staging_bookmark(f: Fixture) {
+    {
+        let mut s = f.open().await;
+        s.commit_page(E, Target::Live, &rows(&["1"], 1), "live1").await.unwrap();
+        assert_eq!(s.begin_full(E).await.unwrap(), None);
+        s.commit_page(E, Target::Staging, &rows(&["5"], 2), "s1").await.unwrap();
+        // The process dies here.
+    }
+    let mut s = f.open().await;
+    assert_eq!(s.begin_full(E).await.unwrap().as_deref(), Some("s1"));
+    s.commit_page(E, Target::Staging, &rows(&["6"], 2), "s2").await.unwrap();
+    assert_eq!(s.finish_full(E, "live2").await.unwrap(), (1, 2));
+    assert_eq!(f.reader().await.ids(E).await, ["5", "6"]);
+
+    // A new full resync after a finished one starts clean.
+    assert_eq!(s.begin_full(E).await.unwrap(), None);
+    s.commit_page(E, Target::Staging, &rows(&["7"], 3), "t1").await.unwrap();
+    assert_eq!(s.finish_full(E, "live3").await.unwrap(), (2, 1));
+    assert_eq!(f.reader().await.ids(E).await, ["7"]);
+}
+
+async fn reconcile_marks_then_removes_and_reappearing_rows_are_undeleted(f: Fixture) {
+    let mut s = f.open().await;
+    s.commit_page(E, Target::Live, &rows(&["1", "2", "3", "4", "5"], 1), "b").await.unwrap();
+    let err = s.add_seen_ids(E, &["1".into()]).await.unwrap_err();
+    assert!(matches!(err, SinkError::NoReconcile { .. }), "{err}");
+    let err = s.finish_reconcile(E, DeleteMode::Mark).await.unwrap_err();
+    assert!(matches!(err, SinkError::NoReconcile { .. }), "{err}");
+
+    s.begin_reconcile(E).await.unwrap();
+    assert!(s.state(E).await.unwrap().unwrap().reconcile_in_progress);
+    s.add_seen_ids(E, &["1".into(), "2".into()]).await.unwrap();
+    s.add_seen_ids(E, &["3".into(), "3".into(), "99".into()]).await.unwrap();
+    assert_eq!(s.finish_reconcile(E, DeleteMode::Mark).await.unwrap(), 2);
+    let st = s.state(E).await.unwrap().unwrap();
+    assert!(!st.reconcile_in_progress);
+    assert!(st.last_reconcile_at.is_some());
+
+    let r = f.reader().await;
+    let deleted: Vec<_> = r.rows(E).await.into_iter().filter(|r| r.2).map(|r| r.0).collect();
+    assert_eq!(deleted, ["4", "5"]);
+    s.finish_run(E, &RunOutcome::Success).await.unwrap();
+    assert_eq!(s.state(E).await.unwrap().unwrap().row_count, 3, "marked rows are not counted");
+
+    // A marked row that comes back is live again (and it was known, so it counts as changed).
+    let c = s.commit_page(E, Target::Live, &rows(&["4"], 2), "b2").await.unwrap();
+    assert_eq!((c.added, c.changed), (0, 1));
+    let deleted: Vec<_> = r.rows(E).await.into_iter().filter(|r| r.2).map(|r| r.0).collect();
+    assert_eq!(deleted, ["5"]);
+
+    // A restarted reconciliation starts from an empty seen set.
+    s.begin_reconcile(E).await.unwrap();
+    s.add_seen_ids(E, &["3".into()]).await.unwrap();
+    s.begin_reconcile(E).await.unwrap();
+    s.add_seen_ids(E, &["1".into(), "2".into(), "4".into()]).await.unwrap();
+    assert_eq!(s.finish_reconcile(E, DeleteMode::Remove).await.unwrap(), 2, "3 and the marked 5");
+    assert_eq!(r.ids(E).await, ["1", "2", "4"]);
+    assert!(r.rows(E).await.iter().all(|r| !r.2));
+}
+
+async fn finish_run_records_times_error_and_row_count(f: Fixture) {
+    let mut s = f.open().await;
+    s.commit_page(E, Target::Live, &rows(&["1", "2"], 1), "b").await.unwrap();
+    s.finish_run(E, &RunOutcome::Failed("HTTP 503 from SKY".into())).await.unwrap();
+    let st = s.state(E).await.unwrap().unwrap();
+    assert!(st.last_run_at.is_some());
+    assert_eq!(st.last_success_at, None);
+    assert_eq!(st.last_error.as_deref(), Some("HTTP 503 from SKY"));
+    assert_eq!(st.row_count, 2);
+    assert_eq!(st.bookmark.as_deref(), Some("b"));
+
+    s.commit_page(E, Target::Live, &rows(&["3"], 1), "b2").await.unwrap();
+    s.finish_run(E, &RunOutcome::Success).await.unwrap();
+    let st2 = s.state(E).await.unwrap().unwrap();
+    assert_eq!(st2.last_error, None, "success clears the error");
+    assert_eq!(st2.last_success_at, st2.last_run_at);
+    assert!(st2.last_run_at >= st.last_run_at);
+    assert_eq!(st2.row_count, 3);
+
+    // A run of an entity with no pages yet still gets a state.
+    s.finish_run("constituents", &RunOutcome::Success).await.unwrap();
+    let names: Vec<_> = s.states().await.unwrap().into_iter().map(|s| s.entity).collect();
+    assert_eq!(names, ["constituents", "gifts"]);
+}
+
+async fn reopening_keeps_rows_and_state(f: Fixture) {
+    let before = {
+        let mut s = f.open().await;
+        s.commit_page(E, Target::Live, &rows(&["1", "2"], 1), "b1").await.unwrap();
+        s.finish_run(E, &RunOutcome::Success).await.unwrap();
+        s.state(E).await.unwrap().unwrap()
+    };
+    let mut s = f.open().await;
+    s.prepare(&entities()).await.unwrap(); // idempotent
+    assert_eq!(s.state(E).await.unwrap().unwrap(), before);
+    assert_eq!(s.states().await.unwrap(), vec![before]);
+    assert_eq!(f.reader().await.ids(E).await, ["1", "2"]);
+    let c = s.commit_page(E, Target::Live, &rows(&["2"], 2), "b2").await.unwrap();
+    assert_eq!((c.added, c.changed), (0, 1));
+    let d = s.describe();
+    if f.is_pg() {
+        assert!(d.starts_with("PostgreSQL postgres://"), "{d}");
+    } else {
+        assert!(d.starts_with("SQLite ") && d.ends_with("skysync.db"), "{d}");
+    }
+}
+
+async fn unknown_entities_are_refused(f: Fixture) {
+    let mut s = f.open().await;
+    for name in ["nope", "sync_state", "gifts\"; DROP TABLE gifts; --", "Gifts"] {
+        let err = s.commit_page(name, Target::Live, &rows(&["1"], 1), "b").await.unwrap_err();
+        assert!(matches!(err, SinkError::UnknownEntity(_)), "{name}: {err}");
+        let err = s.state(name).await.unwrap_err();
+        assert!(matches!(err, SinkError::UnknownEntity(_)), "{name}: {err}");
+    }
+    assert!(f.reader().await.rows(E).await.is_empty());
+}
+
+#[tokio::test]
+async fn postgres_rejected_rows_leave_the_bookmark_alone() {
+    let f = Fixture::postgres();
+    let mut s = f.open().await;
+    s.commit_page(E, Target::Live, &rows(&["1"], 1), "b1").await.unwrap();
+    // Valid JSON that jsonb refuses: the insert fails inside the page's transaction.
+    let bad = Row {
+        id: "2".into(),
+        date_modified: None,
+        data: RawValue::from_string(r#"{"note":"nul \u0000 byte"}"#.into()).unwrap(),
+    };
+    let err = s.commit_page(E, Target::Live, &[row("1", 2), bad], "b2").await.unwrap_err();
+    assert!(matches!(err, SinkError::Postgres { .. }), "{err}");
+    assert_eq!(s.state(E).await.unwrap().unwrap().bookmark.as_deref(), Some("b1"));
+    let got = f.reader().await.rows(E).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].1["v"], 1);
+}
+
+#[tokio::test]
+async fn postgres_errors_and_descriptions_never_contain_the_password() {
+    let pg = PgServer::start().unwrap();
+    let secret = "hunter2-S3cr3t";
+    let with_pw = |db: &str| format!("postgres://skysync:{secret}@127.0.0.1:{}/{db}", pg.port());
+
+    // The test server trusts loopback, so the password is accepted and ignored.
+    let s = sink::open(&SinkSpec::Postgres(with_pw(pg.db()))).await.unwrap();
+    let text = format!("{} {:?}", s.describe(), SinkSpec::Postgres(with_pw(pg.db())));
+    assert!(!text.contains(secret), "{text}");
+    assert!(text.contains("skysync@127.0.0.1"), "{text}");
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let cases = [
+        with_pw("no_such_database"),
+        format!("postgres://skysync:{secret}@127.0.0.1:{closed}/x"),
+        format!("postgres://skysync:{secret}@127.0.0.1:{}/x?sslmode=require", pg.port()),
+        format!("postgres://skysync:{secret}@127.0.0.1:{}/x?connect_timeout=nope", pg.port()),
+    ];
+    for url in cases {
+        let err = match sink::open(&SinkSpec::Postgres(url.clone())).await {
+            Ok(_) => panic!("{url} should fail"),
+            Err(e) => e,
+        };
+        let text = format!("{err} {err:?}");
+        assert!(!text.contains(secret), "{text}");
+        assert!(text.contains("127.0.0.1"), "errors still say where: {text}");
+    }
+    let err = SinkSpec::parse(Some(&format!("postgres://u:{secret}@h/db?sslmode=verify-full")), None, None, "x".into())
+        .unwrap_err();
+    assert!(!format!("{err} {err:?}").contains(secret));
+}
+
+#[tokio::test]
+async fn spec_parse_picks_the_backend() {
+    let d = std::path::PathBuf::from("/var/lib/skysync/skysync.db");
+    let p = |db, format, out| SinkSpec::parse(db, format, out, d.clone());
+    assert_eq!(p(None, None, None).unwrap(), SinkSpec::Sqlite(d.clone()));
+    assert_eq!(p(Some("postgres://u@h/db"), None, None).unwrap(), SinkSpec::Postgres("postgres://u@h/db".into()));
+    assert_eq!(p(Some("sqlite://rel.db"), None, None).unwrap(), SinkSpec::Sqlite("rel.db".into()));
+    assert_eq!(p(None, Some("jsonl"), Some("-")).unwrap(), SinkSpec::Jsonl(JsonlOut::Stdout));
+    let err = p(None, Some("jsonl"), None).unwrap_err();
+    assert!(err.to_string().contains("--out"), "{err}");
+    let err = p(Some("mysql://h/db"), None, None).unwrap_err();
+    assert!(err.to_string().contains("mysql"), "{err}");
+}
+
+#[tokio::test]
+async fn jsonl_dir_appends_lines_and_keeps_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = SinkSpec::Jsonl(JsonlOut::Dir(dir.path().join("out")));
+    {
+        let mut s = sink::open(&spec).await.unwrap();
+        s.prepare(&entities()).await.unwrap();
+        let c = s.commit_page(E, Target::Live, &rows(&["1", "2"], 1), "b1").await.unwrap();
+        assert_eq!(c.added, 2);
+        s.finish_run(E, &RunOutcome::Success).await.unwrap();
+        let err = s.begin_reconcile(E).await.unwrap_err();
+        assert!(matches!(err, SinkError::Unsupported { .. }), "{err}");
+    }
+    let text = std::fs::read_to_string(dir.path().join("out/gifts.jsonl")).unwrap();
+    let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["entity"], "gifts");
+    assert_eq!(lines[0]["id"], "1");
+    assert_eq!(lines[0]["data"]["v"], 1);
+    assert_eq!(lines[0]["date_modified"], "2024-01-02T10:00:00.1234567-05:00");
+
+    let mut s = sink::open(&spec).await.unwrap();
+    let st = s.state(E).await.unwrap().unwrap();
+    assert_eq!(st.bookmark.as_deref(), Some("b1"));
+    assert!(st.last_success_at.is_some());
+
+    // Full resync: staging file, resumable, renamed over the live file.
+    assert_eq!(s.begin_full(E).await.unwrap(), None);
+    s.commit_page(E, Target::Staging, &rows(&["3"], 2), "s1").await.unwrap();
+    drop(s);
+    let mut s = sink::open(&spec).await.unwrap();
+    assert_eq!(s.begin_full(E).await.unwrap().as_deref(), Some("s1"));
+    assert_eq!(s.finish_full(E, "b2").await.unwrap(), (0, 1));
+    let text = std::fs::read_to_string(dir.path().join("out/gifts.jsonl")).unwrap();
+    assert_eq!(text.lines().count(), 1);
+    assert!(text.contains(r#""id":"3""#));
+    assert_eq!(s.state(E).await.unwrap().unwrap().bookmark.as_deref(), Some("b2"));
+}
+
+#[tokio::test]
+async fn jsonl_stdout_keeps_no_state() {
+    let mut s = sink::open(&SinkSpec::Jsonl(JsonlOut::Stdout)).await.unwrap();
+    assert!(s.describe().contains("every run starts from the beginning"), "{}", s.describe());
+    s.commit_page(E, Target::Live, &rows(&["1"], 1), "b1").await.unwrap();
+    s.finish_run(E, &RunOutcome::Success).await.unwrap();
+    assert_eq!(s.state(E).await.unwrap(), None);
+    assert!(s.states().await.unwrap().is_empty());
+}
+
+#[test]
+fn dedicated_postgres_server_stops_on_drop() {
+    let pg = PgServer::start_dedicated().unwrap();
+    let addr = format!("127.0.0.1:{}", pg.port());
+    assert!(std::net::TcpStream::connect(&addr).is_ok());
+    drop(pg);
+    assert!(std::net::TcpStream::connect(&addr).is_err(), "server still listening after drop");
+}

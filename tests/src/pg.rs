@@ -1,0 +1,301 @@
+//! A throwaway PostgreSQL server for tests.
+//!
+//! [`PgServer::start`] shares one server per test process (started lazily on first use) and gives
+//! each caller a fresh database, so tests run in parallel. The server listens only on 127.0.0.1 on
+//! a free port, keeps its socket in its temp dir, trusts every connection (test only) and runs
+//! with `fsync=off`.
+//!
+//! Cleanup: a `static` is never dropped, so each server is paired with a detached watchdog
+//! (`setsid sh -c 'while kill -0 <test pid>; do sleep 1; done; pg_ctl stop; rm -rf <dir>'`) that
+//! stops it and removes its files once the test process is gone, however it ended (even `SIGKILL`).
+//! [`PgServer::start_dedicated`] owns its server and stops it on drop.
+//!
+//! Works as root (CI): `initdb`/`pg_ctl` refuse root, so they run as the `postgres` user via
+//! `runuser` (or `su`) with the temp dir chowned to it.
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use anyhow::{Context, Result, anyhow, bail};
+
+/// Superuser created by `initdb`.
+const USER: &str = "skysync";
+/// Account that runs the server when the tests run as root.
+const SERVICE_ACCOUNT: &str = "postgres";
+
+/// One running server: its files, port, and how to run its binaries.
+#[derive(Debug)]
+struct Instance {
+    bin: PathBuf,
+    root: PathBuf,
+    port: u16,
+    /// `Some("postgres")` when running as root.
+    run_as: Option<&'static str>,
+    stopped: bool,
+}
+
+/// A database on a test PostgreSQL server. See the module docs.
+#[derive(Debug)]
+pub struct PgServer {
+    instance: Handle,
+    db: String,
+}
+
+#[derive(Debug)]
+enum Handle {
+    Shared(&'static Instance),
+    Owned(Instance),
+}
+
+impl PgServer {
+    /// A fresh database on this process's shared server (started on first use).
+    ///
+    /// Fails, with what to do, if PostgreSQL is not installed: tests never skip silently.
+    pub fn start() -> Result<PgServer> {
+        static SHARED: OnceLock<std::result::Result<Instance, String>> = OnceLock::new();
+        let instance = SHARED
+            .get_or_init(|| Instance::start().map_err(|e| format!("{e:#}")))
+            .as_ref()
+            .map_err(|e| anyhow!("{e}"))?;
+        let db = instance.create_db()?;
+        Ok(PgServer { instance: Handle::Shared(instance), db })
+    }
+
+    /// A server of its own (with one fresh database), stopped and deleted when this is dropped.
+    pub fn start_dedicated() -> Result<PgServer> {
+        let instance = Instance::start()?;
+        let db = instance.create_db()?;
+        Ok(PgServer { instance: Handle::Owned(instance), db })
+    }
+
+    fn instance(&self) -> &Instance {
+        match &self.instance {
+            Handle::Shared(i) => i,
+            Handle::Owned(i) => i,
+        }
+    }
+
+    /// `postgres://skysync@127.0.0.1:PORT/DB` (no password: the test server trusts loopback).
+    pub fn url(&self) -> String {
+        format!("postgres://{USER}@127.0.0.1:{}/{}", self.port(), self.db)
+    }
+
+    /// The server's port.
+    pub fn port(&self) -> u16 {
+        self.instance().port
+    }
+
+    /// The database name.
+    pub fn db(&self) -> &str {
+        &self.db
+    }
+}
+
+/// Highest `/usr/lib/postgresql/<major>/bin` that has `initdb`, else the directory of `initdb` in PATH.
+fn find_bin() -> Result<PathBuf> {
+    let mut best: Option<(u32, PathBuf)> = None;
+    if let Ok(entries) = std::fs::read_dir("/usr/lib/postgresql") {
+        for e in entries.flatten() {
+            let bin = e.path().join("bin");
+            let major = e.file_name().to_string_lossy().parse::<u32>().ok();
+            if let Some(major) = major
+                && bin.join("initdb").is_file()
+                && best.as_ref().is_none_or(|(m, _)| major > *m)
+            {
+                best = Some((major, bin));
+            }
+        }
+    }
+    if let Some((_, bin)) = best {
+        return Ok(bin);
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            if dir.join("initdb").is_file() && dir.join("pg_ctl").is_file() {
+                return Ok(dir);
+            }
+        }
+    }
+    bail!(
+        "PostgreSQL is not installed (no initdb in /usr/lib/postgresql/*/bin or PATH). \
+         Run the test command from the README, which installs it (on Debian/Ubuntu: \
+         apt-get install postgresql)"
+    )
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
+}
+
+fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0").context("finding a free port")?.local_addr()?.port())
+}
+
+fn random_suffix() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    h.write_u32(std::process::id());
+    format!("{:016x}", h.finish())
+}
+
+/// Single-quotes `s` for `sh`.
+fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+fn run(mut cmd: Command, what: &str) -> Result<()> {
+    let out = cmd.stdin(Stdio::null()).output().with_context(|| format!("running {what}"))?;
+    if !out.status.success() {
+        bail!(
+            "{what} failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
+impl Instance {
+    fn start() -> Result<Instance> {
+        let bin = find_bin()?;
+        let run_as = is_root().then_some(SERVICE_ACCOUNT);
+        let tmp = tempfile::Builder::new().prefix("skysync-pg-").tempdir().context("creating the server's temp dir")?;
+        // The watchdog (or Drop) deletes it; keep it past this function.
+        let root = tmp.keep();
+        let mut instance = Instance { bin, root, port: 0, run_as, stopped: false };
+        if let Some(user) = run_as {
+            let mut chown = Command::new("chown");
+            chown.arg(format!("{user}:")).arg(&instance.root);
+            run(chown, "chown of the server dir to the postgres user")?;
+        }
+        instance.spawn_watchdog()?;
+        let data = instance.data_dir();
+        let mut initdb = instance.command("initdb");
+        initdb.arg("-D").arg(&data).args(["-U", USER, "--auth=trust", "-E", "UTF8", "--no-sync"]);
+        run(initdb, "initdb")?;
+        // A free port can be taken between probing and binding: retry with another one.
+        let mut last_err = None;
+        for _ in 0..5 {
+            instance.port = free_port()?;
+            let mut start = instance.command("pg_ctl");
+            start
+                .arg("-D")
+                .arg(&data)
+                .arg("-l")
+                .arg(instance.root.join("server.log"))
+                .arg("-o")
+                .arg(format!(
+                    "-c listen_addresses=127.0.0.1 -c port={} -c unix_socket_directories={} \
+                     -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
+                    instance.port,
+                    instance.root.display()
+                ))
+                .args(["-w", "-t", "60", "start"]);
+            match run(start, "pg_ctl start") {
+                Ok(()) => return Ok(instance),
+                Err(e) => {
+                    let log = std::fs::read_to_string(instance.root.join("server.log")).unwrap_or_default();
+                    last_err = Some(e.context(log));
+                }
+            }
+        }
+        Err(last_err.unwrap_or_else(|| anyhow!("pg_ctl start failed")))
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.root.join("data")
+    }
+
+    /// A command for a PostgreSQL binary, as the service account when running as root.
+    fn command(&self, program: &str) -> Command {
+        let exe = self.bin.join(program);
+        match self.run_as {
+            Some(user) => {
+                let mut c = if Path::new("/usr/sbin/runuser").exists() || Path::new("/sbin/runuser").exists() {
+                    let mut c = Command::new("runuser");
+                    c.args(["-u", user, "--"]).arg(exe);
+                    c
+                } else {
+                    // `su -c` takes one shell string; the caller's args are appended as "$@".
+                    let mut c = Command::new("su");
+                    c.args([user, "-s", "/bin/sh", "-c"])
+                        .arg(format!("exec {} \"$@\"", sh_quote(&exe.to_string_lossy())))
+                        .arg("sh");
+                    c
+                };
+                c.current_dir(&self.root);
+                c
+            }
+            None => Command::new(exe),
+        }
+    }
+
+    /// The shell command that stops the server, for the watchdog.
+    fn stop_shell(&self) -> String {
+        let pg_ctl = sh_quote(&self.bin.join("pg_ctl").to_string_lossy());
+        let data = sh_quote(&self.data_dir().to_string_lossy());
+        let stop = format!("{pg_ctl} -D {data} stop -m immediate");
+        match self.run_as {
+            Some(user) => format!("runuser -u {user} -- {stop} || su {user} -s /bin/sh -c {}", sh_quote(&stop)),
+            None => stop,
+        }
+    }
+
+    /// Starts a detached process that stops the server and deletes its files once this process
+    /// has exited. It is in its own session (setsid) so a Ctrl-C on the test does not kill it first.
+    fn spawn_watchdog(&self) -> Result<()> {
+        let script = format!(
+            "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {stop} >/dev/null 2>&1; rm -rf {root}",
+            pid = std::process::id(),
+            stop = self.stop_shell(),
+            root = sh_quote(&self.root.to_string_lossy()),
+        );
+        let mut cmd = if Path::new("/usr/bin/setsid").exists() || Path::new("/bin/setsid").exists() {
+            let mut c = Command::new("setsid");
+            c.arg("sh");
+            c
+        } else {
+            Command::new("sh")
+        };
+        cmd.arg("-c")
+            .arg(script)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting the PostgreSQL watchdog")?;
+        Ok(())
+    }
+
+    fn create_db(&self) -> Result<String> {
+        let name = format!("t_{}", random_suffix());
+        let mut c = Command::new(self.bin.join("createdb"));
+        c.args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", USER, &name]);
+        run(c, "createdb")?;
+        Ok(name)
+    }
+
+    fn stop(&mut self) {
+        if self.stopped {
+            return;
+        }
+        self.stopped = true;
+        let mut stop = self.command("pg_ctl");
+        stop.arg("-D").arg(self.data_dir()).args(["-w", "stop", "-m", "immediate"]);
+        let _ = run(stop, "pg_ctl stop");
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
