@@ -1,2 +1,3 @@
 
+mod sim;
 mod sinks;

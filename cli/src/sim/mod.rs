@@ -234,6 +234,13 @@ pub struct SimStats {
     pub per_entity_calls: BTreeMap<String, u64>,
 }
 
+/// The PKCE `S256` challenge of `verifier`: `base64url(SHA-256(verifier))`, unpadded.
+pub fn s256_challenge(verifier: &str) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()))
+}
+
 /// Starts simulators.
 #[derive(Debug)]
 pub struct Simulator;

@@ -4,8 +4,7 @@ use axum::extract::Request;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use sha2::{Digest, Sha256};
+use base64::engine::general_purpose::STANDARD;
 use url::Url;
 
 use super::SimConfig;
@@ -16,7 +15,8 @@ use super::state::{AuthCode, Shared};
 
 const CODE_LIFETIME: time::Duration = time::Duration::minutes(5);
 const DENIED: &str = "The user chose not to give your app access to their Blackbaud data.";
-const BAD_REFRESH: &str = "The refresh token is expired, revoked, or otherwise invalid.";
+const BAD_REFRESH: &str =
+    "The grant was rejected: an expired, revoked, or otherwise invalid refresh token was supplied.";
 
 fn redirect_allowed(cfg: &SimConfig, uri: &str) -> bool {
     if cfg.redirect_uris.iter().any(|r| r == uri) {
@@ -239,7 +239,7 @@ fn exchange_code(sim: &Shared, form: &[(String, String)]) -> Response {
         let Some(verifier) = param(form, "code_verifier") else {
             return invalid_grant("The code_verifier parameter is required.");
         };
-        if URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes())) != *challenge {
+        if super::s256_challenge(verifier) != *challenge {
             return invalid_grant("The code_verifier did not match the code_challenge.");
         }
     }
@@ -280,4 +280,13 @@ fn refresh(sim: &Shared, conn: &Conn, form: &[(String, String)]) -> Response {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     }
     json(StatusCode::OK, &body)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn s256_matches_rfc_7636_appendix_b() {
+        let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+        assert_eq!(super::super::s256_challenge(verifier), "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
+    }
 }
