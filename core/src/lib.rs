@@ -32,3 +32,6 @@ pub use session::{Session, SessionError, SessionParts};
 pub use store::{MemoryStore, StoreError, TokenStore, Versioned};
 pub use token::{Identity, RefreshMode, TokenError, TokenResponse};
 pub use token_set::{Health, Need, RenewalPolicy, TokenSet};
+
+#[cfg(test)]
+mod tests;

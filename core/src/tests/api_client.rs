@@ -1,0 +1,153 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use url::Url;
+
+use super::T0;
+use super::fake::{Answer, FakeHttp, ThreadRuntime, json};
+use super::oauth::config;
+use super::token_set::fresh_set;
+use crate::api::{ApiClient, ApiError};
+use crate::config::{ApiConfig, ClientAuth};
+use crate::env::testing::{FixedClock, SeededEntropy};
+use crate::http::{HttpResponse, Method};
+use crate::secret::SubscriptionKey;
+use crate::session::{Session, SessionParts};
+use crate::store::MemoryStore;
+use crate::token_set::RenewalPolicy;
+
+const REFRESHED: &str = r#"{"access_token":"at1","expires_in":3600,"refresh_token":"rt0"}"#;
+
+fn client(answers: Vec<Answer>) -> (ApiClient, Arc<FakeHttp>, Arc<ThreadRuntime>) {
+    let http = FakeHttp::new(answers);
+    let runtime = Arc::new(ThreadRuntime::default());
+    let clock = Arc::new(FixedClock::new(T0));
+    let session = Session::new(SessionParts {
+        oauth: config(ClientAuth::Basic),
+        policy: RenewalPolicy::default(),
+        http: http.clone(),
+        store: Arc::new(MemoryStore::with(fresh_set())),
+        clock: clock.clone(),
+        runtime: runtime.clone(),
+    });
+    let api = ApiClient::new(
+        session,
+        http.clone(),
+        runtime.clone(),
+        clock,
+        Arc::new(SeededEntropy::new(9)),
+        ApiConfig {
+            base: Url::parse("https://api.sky.blackbaud.com/").unwrap(),
+            subscription_key: SubscriptionKey::new("sub-key"),
+        },
+        0.0,
+    );
+    (api, http, runtime)
+}
+
+fn block<F: std::future::Future>(f: F) -> F::Output {
+    futures::executor::block_on(f)
+}
+
+fn with_header(mut r: HttpResponse, k: &str, v: &str) -> HttpResponse {
+    r.headers.push((k.into(), v.into()));
+    r
+}
+
+#[test]
+fn sends_subscription_key_and_bearer() {
+    let (api, http, _) = client(vec![Answer::Json(200, r#"{"id":"1"}"#)]);
+    let v = block(api.get_json("/constituent/v1/constituents/1")).unwrap();
+    assert_eq!(v["id"], "1");
+    let reqs = http.requests.lock().unwrap();
+    assert_eq!(reqs[0].url.as_str(), "https://api.sky.blackbaud.com/constituent/v1/constituents/1");
+    assert_eq!(reqs[0].header_value("bb-api-subscription-key"), Some("sub-key"));
+    assert_eq!(reqs[0].header_value("authorization"), Some("Bearer at0"));
+}
+
+#[test]
+fn unauthorized_refreshes_once_and_retries() {
+    let (api, http, _) = client(vec![
+        Answer::Json(
+            401,
+            r#"{"message":"The required Authorization header was missing or invalid, or the token has expired."}"#,
+        ),
+        Answer::Json(200, REFRESHED),
+        Answer::Json(200, "{}"),
+    ]);
+    block(api.send(Method::Get, "/x", None)).unwrap();
+    let reqs = http.requests.lock().unwrap();
+    assert_eq!(reqs.len(), 3);
+    assert_eq!(reqs[2].header_value("authorization"), Some("Bearer at1"));
+    drop(reqs);
+    let (api, _, _) = client(vec![
+        Answer::Json(401, r#"{"message":"expired"}"#),
+        Answer::Json(200, REFRESHED),
+        Answer::Json(401, r#"{"message":"expired"}"#),
+    ]);
+    assert!(matches!(block(api.send(Method::Get, "/x", None)), Err(ApiError::Unauthorized { .. })));
+    let (api, _, _) =
+        client(vec![Answer::Json(401, r#"{"message":"Access denied due to invalid subscription key."}"#)]);
+    let e = block(api.send(Method::Get, "/x", None)).unwrap_err();
+    assert!(matches!(e, ApiError::SubscriptionKey { .. }));
+    assert!(!e.to_string().contains("sub-key"));
+}
+
+#[test]
+fn rate_limits_wait_retry_after_and_quota_stops() {
+    let limited =
+        with_header(json(429, r#"{"statusCode":429,"message":"Rate limit is exceeded."}"#), "retry-after", "3");
+    let (api, http, runtime) = client(vec![Answer::Raw(limited), Answer::Json(200, "{}")]);
+    block(api.send(Method::Get, "/x", None)).unwrap();
+    assert_eq!(http.calls(), 2);
+    assert!(runtime.slept.lock().unwrap().iter().any(|d| *d >= Duration::from_secs(3)));
+    assert_eq!(api.counters().rate_limited, 1);
+
+    let quota = with_header(
+        json(403, r#"{"statusCode":403,"message":"Out of call volume quota. Quota will be replenished in 02:00:00."}"#),
+        "retry-after",
+        "7200",
+    );
+    let (api, http, _) = client(vec![Answer::Raw(quota)]);
+    let e = block(api.send(Method::Get, "/x", None)).unwrap_err();
+    assert!(matches!(e, ApiError::QuotaExhausted { retry_after: Some(d), .. } if d == Duration::from_secs(7200)));
+    assert!(e.to_string().contains("2h 00m 00s"), "{e}");
+    assert_eq!(http.calls(), 1);
+}
+
+#[test]
+fn server_errors_back_off_with_jitter_then_give_up() {
+    let (api, http, runtime) = client(vec![Answer::Json(500, "{}"), Answer::Json(502, "{}"), Answer::Json(200, "{}")]);
+    block(api.send(Method::Get, "/x", None)).unwrap();
+    assert_eq!(http.calls(), 3);
+    assert_eq!(runtime.slept.lock().unwrap().len(), 2);
+    let (api, _, _) = client((0..6).map(|_| Answer::Json(500, "{}")).collect());
+    assert!(matches!(block(api.send(Method::Get, "/x", None)), Err(ApiError::Unavailable { attempts: 6, .. })));
+    let (api, _, _) = client(vec![Answer::Json(400, r#"{"message":"bad filter"}"#)]);
+    let e = block(api.send(Method::Get, "/x?code=1", None)).unwrap_err();
+    assert!(e.to_string().contains("bad filter") && !e.to_string().contains("code=1"));
+}
+
+#[test]
+fn never_sends_credentials_to_foreign_hosts_and_honours_budget() {
+    let (api, http, _) = client(vec![]);
+    let e = block(api.send(Method::Get, "https://evil.example/steal", None)).unwrap_err();
+    assert!(matches!(e, ApiError::ForeignUrl(_)));
+    assert_eq!(http.calls(), 0);
+    let (api, _, _) = client(vec![Answer::Json(200, "{}")]);
+    let api = api.with_budget(Some(1));
+    block(api.send(Method::Get, "/x", None)).unwrap();
+    assert!(matches!(block(api.send(Method::Get, "/x", None)), Err(ApiError::BudgetSpent { budget: 1 })));
+}
+
+#[test]
+fn html_success_pages_are_clear_errors() {
+    let html = HttpResponse {
+        status: 200,
+        headers: vec![("content-type".into(), "text/html".into())],
+        body: b"<html>Maintenance</html>".to_vec(),
+    };
+    let (api, _, _) = client(vec![Answer::Raw(html)]);
+    let e = block(api.get_json("/x")).unwrap_err();
+    assert!(e.to_string().contains("Maintenance"));
+}

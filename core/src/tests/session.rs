@@ -1,0 +1,233 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+
+use super::T0;
+use super::fake::{Answer, FakeHttp, ThreadRuntime};
+use super::oauth::config;
+use super::token_set::fresh_set;
+use crate::config::ClientAuth;
+use crate::env::testing::FixedClock;
+use crate::http::TransportError;
+use crate::secret::AccessToken;
+use crate::session::{Session, SessionError, SessionParts};
+use crate::store::{MemoryStore, StoreError, StoreLock, TokenStore, Versioned};
+use crate::token::TokenError;
+use crate::token_set::{RenewalPolicy, TokenSet};
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+const REFRESHED: &str = r#"{"access_token":"at1","token_type":"bearer","expires_in":3600,"refresh_token":"rt0","refresh_token_expires_in":30240000}"#;
+const ROTATED: &str = r#"{"access_token":"at2","token_type":"bearer","expires_in":3600,"refresh_token":"rt1","refresh_token_expires_in":31536000}"#;
+
+struct Rig {
+    http: Arc<FakeHttp>,
+    store: Arc<MemoryStore>,
+    clock: Arc<FixedClock>,
+    runtime: Arc<ThreadRuntime>,
+    session: Session,
+}
+
+fn rig_with(store: Arc<dyn TokenStore>, mem: Arc<MemoryStore>, answers: Vec<Answer>) -> Rig {
+    let http = FakeHttp::new(answers);
+    let clock = Arc::new(FixedClock::new(T0));
+    let runtime = Arc::new(ThreadRuntime::default());
+    let session = Session::new(SessionParts {
+        oauth: config(ClientAuth::Basic),
+        policy: RenewalPolicy::default(),
+        http: http.clone(),
+        store,
+        clock: clock.clone(),
+        runtime: runtime.clone(),
+    });
+    Rig { http, store: mem, clock, runtime, session }
+}
+
+fn rig(answers: Vec<Answer>) -> Rig {
+    let mem = Arc::new(MemoryStore::with(fresh_set()));
+    rig_with(mem.clone(), mem, answers)
+}
+
+fn block<F: std::future::Future>(f: F) -> F::Output {
+    futures::executor::block_on(f)
+}
+
+fn stored(r: &Rig) -> Versioned {
+    r.store.snapshot().unwrap()
+}
+
+#[test]
+fn valid_token_is_reused_without_calls() {
+    let r = rig(vec![]);
+    assert_eq!(block(r.session.access_token()).unwrap().secret(), "at0");
+    r.clock.advance(Duration::from_secs(3000));
+    assert_eq!(block(r.session.access_token()).unwrap().secret(), "at0");
+    assert_eq!(r.http.calls(), 0);
+}
+
+#[test]
+fn due_token_is_refreshed_with_preserve_and_saved() {
+    let r = rig(vec![Answer::Json(200, REFRESHED)]);
+    r.clock.advance(Duration::from_secs(3600 - 200));
+    assert_eq!(block(r.session.access_token()).unwrap().secret(), "at1");
+    assert_eq!(r.http.calls(), 1);
+    let form = r.http.form(0);
+    assert!(form.contains(&("preserve_refresh_token".into(), "true".into())));
+    assert!(form.contains(&("refresh_token".into(), "rt0".into())));
+    let s = stored(&r);
+    assert_eq!(s.generation, 2);
+    assert_eq!(s.tokens.access_token.unwrap().secret(), "at1");
+    assert_eq!(s.tokens.last_refreshed_at, Some(T0 + Duration::from_secs(3400)));
+    // Now cached: no second call.
+    assert_eq!(block(r.session.access_token()).unwrap().secret(), "at1");
+    assert_eq!(r.session.token_calls(), 1);
+}
+
+#[test]
+fn concurrent_callers_share_one_refresh() {
+    let r = rig(vec![Answer::Json(200, REFRESHED)]);
+    *r.http.delay.lock().unwrap() = Some(Duration::from_millis(150));
+    r.clock.advance(Duration::from_secs(4000));
+    let handles: Vec<_> = (0..8)
+        .map(|_| {
+            let s = r.session.clone();
+            std::thread::spawn(move || block(s.access_token()).map(|t| t.secret().to_owned()))
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().unwrap().unwrap(), "at1");
+    }
+    assert_eq!(r.http.calls(), 1, "exactly one token call");
+}
+
+#[test]
+fn inside_renewal_window_rotates_and_persists_new_refresh_token() {
+    let r = rig(vec![Answer::Json(200, ROTATED)]);
+    r.clock.advance(310 * DAY);
+    assert_eq!(block(r.session.access_token()).unwrap().secret(), "at2");
+    assert!(!r.http.form(0).iter().any(|(k, _)| k == "preserve_refresh_token"));
+    let s = stored(&r).tokens;
+    assert_eq!(s.refresh_token.secret(), "rt1");
+    assert_eq!(s.refresh_expires_at, T0 + 310 * DAY + 365 * DAY);
+    assert_eq!(s.last_rotated_at, Some(T0 + 310 * DAY));
+}
+
+#[test]
+fn explicit_rotation() {
+    let r = rig(vec![Answer::Json(200, ROTATED)]);
+    let t = block(r.session.rotate()).unwrap();
+    assert_eq!(t.refresh_token.secret(), "rt1");
+    assert_eq!(stored(&r).tokens.refresh_token.secret(), "rt1");
+}
+
+#[test]
+fn invalid_grant_means_consent_and_changes_nothing() {
+    let r = rig(vec![Answer::Json(400, r#"{"error":"invalid_grant","error_description":"revoked"}"#)]);
+    r.clock.advance(Duration::from_secs(4000));
+    let e = block(r.session.access_token()).unwrap_err();
+    assert!(e.needs_consent(), "{e:?}");
+    assert!(matches!(e, SessionError::Token(TokenError::ConsentRequired { .. })));
+    assert_eq!(stored(&r).generation, 1);
+    assert_eq!(r.http.calls(), 1, "invalid_grant is never retried");
+}
+
+#[test]
+fn expired_refresh_token_needs_consent_without_calls() {
+    let r = rig(vec![]);
+    r.clock.advance(366 * DAY);
+    let e = block(r.session.access_token()).unwrap_err();
+    assert!(matches!(e, SessionError::RefreshTokenExpired { .. }) && e.needs_consent());
+    assert_eq!(r.http.calls(), 0);
+}
+
+#[test]
+fn empty_store_and_wrong_client() {
+    let mem = Arc::new(MemoryStore::new());
+    let r = rig_with(mem.clone(), mem, vec![]);
+    assert!(matches!(block(r.session.access_token()), Err(SessionError::NotLoggedIn)));
+    let mut other = fresh_set();
+    other.client_id = "someone-else".into();
+    let mem = Arc::new(MemoryStore::with(other));
+    let r = rig_with(mem.clone(), mem, vec![]);
+    let e = block(r.session.access_token()).unwrap_err();
+    assert!(matches!(e, SessionError::WrongClient { .. }) && e.needs_consent());
+}
+
+#[test]
+fn rejected_token_refreshes_once_but_not_a_stale_rejection() {
+    let r = rig(vec![Answer::Json(200, REFRESHED)]);
+    let t = block(r.session.rejected(&AccessToken::new("at0"))).unwrap();
+    assert_eq!(t.secret(), "at1");
+    assert_eq!(r.http.calls(), 1);
+    // Another caller still holding the old token: the store already has a newer one.
+    let t = block(r.session.rejected(&AccessToken::new("at0"))).unwrap();
+    assert_eq!(t.secret(), "at1");
+    assert_eq!(r.http.calls(), 1);
+}
+
+#[test]
+fn preserving_refresh_retries_transient_failures() {
+    let net = TransportError::Network { host: "h".into(), message: "reset".into() };
+    let r = rig(vec![Answer::Fail(net), Answer::Json(503, "{}"), Answer::Json(200, REFRESHED)]);
+    r.clock.advance(Duration::from_secs(4000));
+    assert_eq!(block(r.session.access_token()).unwrap().secret(), "at1");
+    assert_eq!(r.http.calls(), 3);
+    assert_eq!(r.runtime.slept.lock().unwrap().len(), 2);
+}
+
+#[test]
+fn failed_rotation_is_not_retried_with_the_old_token() {
+    let net = TransportError::Network { host: "h".into(), message: "connection closed".into() };
+    let r = rig(vec![Answer::Fail(net)]);
+    let e = block(r.session.rotate()).unwrap_err();
+    assert!(matches!(e, SessionError::Transport(_)));
+    assert_eq!(r.http.calls(), 1);
+    assert_eq!(stored(&r).tokens.refresh_token.secret(), "rt0");
+}
+
+#[test]
+fn refresh_finishes_saving_when_the_caller_gives_up() {
+    let r = rig(vec![Answer::Json(200, ROTATED)]);
+    *r.http.delay.lock().unwrap() = Some(Duration::from_millis(100));
+    {
+        let mut fut = r.session.rotate().boxed();
+        let waker = futures::task::noop_waker();
+        let mut cx = std::task::Context::from_waker(&waker);
+        assert!(fut.as_mut().poll(&mut cx).is_pending());
+    } // dropped mid-refresh
+    for _ in 0..100 {
+        if stored(&r).generation == 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(stored(&r).tokens.refresh_token.secret(), "rt1", "the rotated token was saved");
+}
+
+/// A store whose saves always fail.
+struct BrokenStore(MemoryStore);
+
+#[async_trait::async_trait]
+impl TokenStore for BrokenStore {
+    async fn load(&self) -> Result<Option<Versioned>, StoreError> {
+        self.0.load().await
+    }
+    async fn save(&self, _: &TokenSet, _: Option<u64>) -> Result<u64, StoreError> {
+        Err(StoreError::Io("No space left on device".into()))
+    }
+    async fn lock(&self) -> Result<StoreLock, StoreError> {
+        Ok(StoreLock::none())
+    }
+}
+
+#[test]
+fn save_failure_is_reported_and_tokens_stay_usable() {
+    let mem = Arc::new(MemoryStore::new());
+    let broken = Arc::new(BrokenStore(MemoryStore::with(fresh_set())));
+    let r = rig_with(broken, mem, vec![Answer::Json(200, REFRESHED)]);
+    r.clock.advance(Duration::from_secs(4000));
+    let e = block(r.session.access_token()).unwrap_err();
+    assert!(matches!(e, SessionError::SaveFailed(_)));
+    assert!(e.to_string().contains("No space left"));
+}
