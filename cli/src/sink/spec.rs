@@ -140,6 +140,19 @@ pub fn redact_url(raw: &str) -> String {
                 // set_password only fails for URLs that cannot have one, which then have none.
                 let _ = url.set_password(None);
             }
+            // libpq-style URLs may also carry `?password=…`.
+            if url.query_pairs().any(|(k, _)| k == "password") {
+                let kept: Vec<(String, String)> = url
+                    .query_pairs()
+                    .filter(|(k, _)| k != "password")
+                    .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                    .collect();
+                if kept.is_empty() {
+                    url.set_query(None);
+                } else {
+                    url.query_pairs_mut().clear().extend_pairs(kept);
+                }
+            }
             url.to_string()
         }
         Err(_) => {
@@ -154,15 +167,19 @@ pub fn redact_url(raw: &str) -> String {
 /// The password of a PostgreSQL URL, raw and percent-decoded, for scrubbing driver messages.
 pub(crate) fn url_secrets(raw: &str) -> Vec<String> {
     let mut out = Vec::new();
-    if let Ok(url) = url::Url::parse(raw)
-        && let Some(p) = url.password()
-        && !p.is_empty()
-    {
-        out.push(p.to_owned());
-        if let Ok(decoded) = percent_decode(p)
-            && decoded != p
-        {
-            out.push(decoded);
+    if let Ok(url) = url::Url::parse(raw) {
+        if let Some(p) = url.password().filter(|p| !p.is_empty()) {
+            out.push(p.to_owned());
+            if let Ok(decoded) = percent_decode(p)
+                && decoded != p
+            {
+                out.push(decoded);
+            }
+        }
+        for (k, v) in url.query_pairs() {
+            if k == "password" && !v.is_empty() {
+                out.push(v.into_owned());
+            }
         }
     }
     out

@@ -70,6 +70,12 @@ fn redact_url_drops_the_password_and_keeps_the_rest() {
         "postgres://sky@db.example:5432/sky?sslmode=disable"
     );
     assert_eq!(redact_url("postgres://sky@db/x"), "postgres://sky@db/x");
+    assert_eq!(
+        redact_url("postgres://sky@db/x?password=hunter2&application_name=s"),
+        "postgres://sky@db/x?application_name=s"
+    );
+    assert_eq!(redact_url("postgres://sky@db/x?password=hunter2"), "postgres://sky@db/x");
+    assert_eq!(url_secrets("postgres://sky@db/x?password=hunter2"), vec!["hunter2".to_owned()]);
     // Unparseable: everything before the last '@' goes.
     let r = redact_url("postgres://u:p@ss w@rd@host:99999/db");
     assert!(!r.contains("ss w") && !r.contains(":p"), "{r}");
