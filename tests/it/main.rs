@@ -1,3 +1,4 @@
-
+mod session;
 mod sim;
 mod sinks;
+mod sync;

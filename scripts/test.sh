@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Every check and every test, exactly as CI runs them (.ci/run calls this script).
+#   scripts/test.sh            install what is missing, then lint, build and test everything
+# Environment: SKYSYNC_SKIP_SETUP=1 skips the installs (for a machine already set up).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-always}"
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+[ "${SKYSYNC_SKIP_SETUP:-}" = 1 ] || scripts/setup.sh
+
+say "cargo fmt --check"
+cargo fmt --all --check
+
+say "clippy (native)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+say "clippy (wasm32: core and web)"
+cargo clippy -p skysync-core -p skysync-web --target wasm32-unknown-unknown --all-targets --locked -- -D warnings
+
+say "wasm32 build of skysync-core"
+cargo build -p skysync-core --target wasm32-unknown-unknown --locked
+
+say "build the consent page (web/dist)"
+web/build.sh
+
+say "native tests (unit, simulator, CLI black-box, sinks on SQLite and PostgreSQL, sync, browser end-to-end)"
+cargo test --workspace --locked
+
+say "core unit tests on wasm32 (Node)"
+CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
+  cargo test -p skysync-core --target wasm32-unknown-unknown --locked
+
+say "web bindings in headless Chromium"
+scripts/test-web.sh
+
+say "all checks passed"
