@@ -1,9 +1,17 @@
 //! The nightly sync: SKY API list endpoints into a database, incrementally and resumably.
 //!
-//! (The engine lands in the sync issue; this module fixes the command-line and config surface
-//! the CLI dispatches to.)
+//! [`engine`] does the work: per entity it pages through a SKY list and commits each page's rows
+//! together with the bookmark that covers them, so a run killed at any point resumes from the last
+//! committed page with nothing lost and nothing duplicated. Entities run concurrently through one
+//! shared API client (one rate limiter) and one sink.
+
+pub mod engine;
+pub mod progress;
+pub mod report;
 
 use serde::Deserialize;
+
+pub use engine::{EngineOptions, EntityReport, RunMode, RunReport};
 
 /// The `[profiles.NAME.sync]` table of the config file.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -30,6 +38,9 @@ pub struct SyncConfig {
     /// `mark` (default) or `remove` deleted rows.
     #[serde(default)]
     pub deletes: Option<String>,
+    /// Entities synced at the same time (default 4).
+    #[serde(default)]
+    pub concurrency: Option<usize>,
 }
 
 /// `skysync sync` arguments.

@@ -1,0 +1,156 @@
+//! Progress of a running sync: a bar per entity on a terminal, log lines otherwise.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use skysync_core::catalog::Entity;
+
+use super::engine::{EntityReport, RunMode};
+
+/// What a page belonged to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Changed records into the live table.
+    Sync,
+    /// A `--full` resync into staging.
+    Full,
+    /// The id scan of a delete reconciliation.
+    Reconcile,
+}
+
+impl Phase {
+    fn label(self) -> &'static str {
+        match self {
+            Phase::Sync => "sync",
+            Phase::Full => "full resync",
+            Phase::Reconcile => "id scan",
+        }
+    }
+}
+
+/// Receives progress events from the engine (from several entities at once).
+pub trait Progress: Send + Sync {
+    /// An entity starts.
+    fn started(&self, entity: &Entity, mode: RunMode);
+    /// A page was committed: `records` and `pages` so far in this phase, `expected` records from
+    /// the list's `count`, when known.
+    fn page(&self, entity: &Entity, phase: Phase, records: u64, pages: u64, expected: Option<u64>);
+    /// An entity ended.
+    fn finished(&self, entity: &Entity, report: &EntityReport);
+}
+
+/// Reports nothing.
+#[derive(Debug, Default)]
+pub struct Silent;
+
+impl Progress for Silent {
+    fn started(&self, _: &Entity, _: RunMode) {}
+    fn page(&self, _: &Entity, _: Phase, _: u64, _: u64, _: Option<u64>) {}
+    fn finished(&self, _: &Entity, _: &EntityReport) {}
+}
+
+/// One `tracing` line per page, for logs and cron mail.
+#[derive(Debug, Default)]
+pub struct LogLines;
+
+impl Progress for LogLines {
+    fn started(&self, entity: &Entity, mode: RunMode) {
+        tracing::info!(entity = entity.name, mode = mode.label(), "sync started");
+    }
+
+    fn page(&self, entity: &Entity, phase: Phase, records: u64, pages: u64, expected: Option<u64>) {
+        match expected {
+            Some(total) => tracing::info!(
+                entity = entity.name,
+                phase = phase.label(),
+                pages,
+                records,
+                expected = total,
+                "page committed"
+            ),
+            None => tracing::info!(entity = entity.name, phase = phase.label(), pages, records, "page committed"),
+        }
+    }
+
+    fn finished(&self, entity: &Entity, r: &EntityReport) {
+        match &r.error {
+            None => tracing::info!(
+                entity = entity.name,
+                added = r.added,
+                changed = r.changed,
+                removed = r.removed,
+                pages = r.pages,
+                "sync finished"
+            ),
+            Some(e) => tracing::warn!(entity = entity.name, pages = r.pages, error = %e, "sync stopped"),
+        }
+    }
+}
+
+/// A bar per entity on stderr: records, pages, rate and ETA (from the list's `count`).
+pub struct Bars {
+    multi: MultiProgress,
+    bars: Mutex<HashMap<&'static str, ProgressBar>>,
+    style: ProgressStyle,
+}
+
+impl std::fmt::Debug for Bars {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bars").finish_non_exhaustive()
+    }
+}
+
+impl Default for Bars {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Bars {
+    /// Bars drawn on stderr.
+    pub fn new() -> Self {
+        let style = ProgressStyle::with_template(
+            "{prefix:>18} [{bar:28}] {human_pos:>9}/{human_len:9} {msg} {per_sec:>12} eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+        Self { multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()), bars: Mutex::default(), style }
+    }
+
+    fn bar(&self, entity: &'static str) -> ProgressBar {
+        let mut bars = self.bars.lock().unwrap_or_else(|p| p.into_inner());
+        bars.entry(entity)
+            .or_insert_with(|| {
+                let bar = self.multi.add(ProgressBar::no_length());
+                bar.set_style(self.style.clone());
+                bar.set_prefix(entity);
+                bar
+            })
+            .clone()
+    }
+}
+
+impl Progress for Bars {
+    fn started(&self, entity: &Entity, mode: RunMode) {
+        self.bar(entity.name).set_message(mode.label());
+    }
+
+    fn page(&self, entity: &Entity, phase: Phase, records: u64, pages: u64, expected: Option<u64>) {
+        let bar = self.bar(entity.name);
+        if let Some(total) = expected {
+            bar.set_length(total.max(records));
+        }
+        bar.set_position(records);
+        bar.set_message(format!("{} · {pages} pages", phase.label()));
+    }
+
+    fn finished(&self, entity: &Entity, r: &EntityReport) {
+        let bar = self.bar(entity.name);
+        bar.set_length(r.records.max(bar.position()));
+        match &r.error {
+            None => bar.finish_with_message(format!("done · {} pages", r.pages)),
+            Some(_) => bar.abandon_with_message(format!("stopped · {} pages", r.pages)),
+        }
+    }
+}

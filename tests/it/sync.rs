@@ -1,0 +1,580 @@
+//! The sync engine against the in-process SKY simulator over loopback, into a real SQLite file and
+//! a real PostgreSQL server. Every behaviour runs on both backends.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde_json::Value;
+use skysync_cli::sim::{FaultRates, SimConfig, SimHandle, Simulator};
+use skysync_cli::sink::{self, DeleteMode, Sink, SinkSpec};
+use skysync_cli::sync::EntityReport;
+use skysync_cli::sync::engine::{self, EngineOptions, RunMode, RunReport};
+use skysync_cli::sync::progress::{Phase, Progress, Silent};
+use skysync_core::api::{ApiClient, ApiError, RetryPolicy};
+use skysync_core::catalog::{self, Entity};
+use skysync_core::config::ApiConfig;
+use skysync_core::env::{BoxFuture, Clock, OsEntropy, Runtime, SystemClock};
+use skysync_core::http::{HttpClient, HttpResponse, ReqwestClient};
+use skysync_core::paging::Bookmark;
+use skysync_core::secret::{ClientSecret, SubscriptionKey};
+use skysync_core::token::parse_token_response;
+use skysync_core::{ClientAuth, Endpoints, MemoryStore, OAuthConfig, RenewalPolicy, Session, SessionParts, TokenSet};
+use skysync_tests::pg::PgServer;
+use tempfile::TempDir;
+
+#[derive(Debug)]
+struct Tokio;
+
+impl Runtime for Tokio {
+    fn spawn(&self, task: BoxFuture<'static, ()>) {
+        tokio::spawn(task);
+    }
+    fn sleep(&self, d: Duration) -> BoxFuture<'static, ()> {
+        Box::pin(tokio::time::sleep(d))
+    }
+}
+
+/// A sim with `records` constituents (gifts = 2x, events = max(10, n/100)).
+async fn sim(records: u64) -> SimHandle {
+    Simulator::start(SimConfig { records, ..SimConfig::default() }).await.unwrap()
+}
+
+/// An API client for `sim`, as `skysync login` would leave it: tokens from a consent, pacing off.
+fn client(sim: &SimHandle, budget: Option<u64>) -> ApiClient {
+    let cfg = sim.config();
+    let body = serde_json::to_vec(&sim.issue_tokens()).unwrap();
+    let resp = HttpResponse { status: 200, headers: vec![("content-type".into(), "application/json".into())], body };
+    let parsed = parse_token_response(&sim.token_url(), &resp).unwrap();
+    let tokens = TokenSet::from_exchange(&cfg.client_id, parsed, SystemClock.now()).unwrap();
+    let oauth = OAuthConfig {
+        client_id: cfg.client_id.clone(),
+        client_secret: Some(ClientSecret::new(cfg.client_secret.clone())),
+        redirect_uri: "http://localhost:8321/callback".parse().unwrap(),
+        endpoints: Endpoints { authorize: sim.authorize_url(), token: sim.token_url(), api: sim.api_url() },
+        client_auth: ClientAuth::Basic,
+        environment_id: None,
+    };
+    let http: Arc<dyn HttpClient> = Arc::new(ReqwestClient::new().unwrap());
+    let session = Session::new(SessionParts {
+        oauth,
+        policy: RenewalPolicy::default(),
+        http: http.clone(),
+        store: Arc::new(MemoryStore::with(tokens)),
+        clock: Arc::new(SystemClock),
+        runtime: Arc::new(Tokio),
+    });
+    ApiClient::new(
+        session,
+        http,
+        Arc::new(Tokio),
+        Arc::new(SystemClock),
+        Arc::new(OsEntropy),
+        ApiConfig { base: sim.api_url(), subscription_key: SubscriptionKey::new(cfg.subscription_key) },
+        0.0,
+    )
+    .with_retry(RetryPolicy {
+        max_attempts: 10,
+        base_delay: Duration::from_millis(20),
+        max_delay: Duration::from_millis(200),
+        ..RetryPolicy::default()
+    })
+    .with_budget(budget)
+}
+
+fn entities(names: &[&str]) -> Vec<&'static Entity> {
+    names.iter().map(|n| catalog::find(n).unwrap()).collect()
+}
+
+fn opts(page_size: u32) -> EngineOptions {
+    EngineOptions { page_size: Some(page_size), ..EngineOptions::default() }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// A fresh database of one backend.
+struct Fixture {
+    spec: SinkSpec,
+    _dir: TempDir,
+    _pg: Option<PgServer>,
+}
+
+impl Fixture {
+    fn new(db: Db) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        match db {
+            Db::Sqlite => Fixture { spec: SinkSpec::Sqlite(dir.path().join("skysync.db")), _dir: dir, _pg: None },
+            Db::Postgres => {
+                let pg = PgServer::start().expect("PostgreSQL test server");
+                Fixture { spec: SinkSpec::Postgres(pg.url()), _dir: dir, _pg: Some(pg) }
+            }
+        }
+    }
+
+    async fn sink(&self) -> Box<dyn Sink> {
+        sink::open(&self.spec).await.unwrap()
+    }
+
+    /// One run with a fresh sink connection, as a new process would.
+    async fn run(&self, api: &ApiClient, names: &[&str], o: &EngineOptions, p: &dyn Progress) -> RunReport {
+        let mut sink = self.sink().await;
+        engine::run(api, sink.as_mut(), &entities(names), o, &SystemClock, p).await.unwrap()
+    }
+
+    /// (id → (data, deleted)) of a table, read through a separate connection.
+    async fn rows(&self, table: &str) -> BTreeMap<String, (Value, bool)> {
+        let sql = format!("SELECT id, data, deleted_at IS NOT NULL FROM \"{table}\"");
+        match &self.spec {
+            SinkSpec::Sqlite(p) => {
+                let c = rusqlite::Connection::open(p).unwrap();
+                let mut st = c.prepare(&sql).unwrap();
+                st.query_map([], |r| {
+                    let data: String = r.get(1)?;
+                    Ok((r.get::<_, String>(0)?, (serde_json::from_str(&data).unwrap(), r.get(2)?)))
+                })
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+            }
+            SinkSpec::Postgres(url) => {
+                let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+                let task = tokio::spawn(conn);
+                let sql = sql.replace("data,", "data::text,");
+                let rows = client
+                    .query(&sql, &[])
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|r| (r.get(0), (serde_json::from_str(r.get::<_, &str>(1)).unwrap(), r.get(2))))
+                    .collect();
+                drop(client);
+                let _ = task.await;
+                rows
+            }
+            SinkSpec::Jsonl(_) => unreachable!(),
+        }
+    }
+
+    /// Number of rows of a table (deleted ones included: a duplicate would show here).
+    async fn count(&self, table: &str) -> usize {
+        self.rows(table).await.len()
+    }
+
+    async fn bookmark(&self, entity: &str) -> Option<Bookmark> {
+        let mut s = self.sink().await;
+        s.state(entity).await.unwrap().and_then(|s| s.bookmark).map(|b| Bookmark::from_json(&b).unwrap())
+    }
+
+    /// The live (not deleted) rows equal the simulator's live records exactly.
+    async fn assert_equals_source(&self, sim: &SimHandle, entity: &str) {
+        let rows = self.rows(entity).await;
+        let mut live: Vec<&String> = rows.iter().filter(|(_, (_, deleted))| !deleted).map(|(id, _)| id).collect();
+        live.sort();
+        let mut source = sim.live_ids(entity);
+        source.sort();
+        let source_refs: Vec<&String> = source.iter().collect();
+        assert_eq!(live.len(), source.len(), "{entity}: row count differs from the source");
+        assert_eq!(live, source_refs, "{entity}: ids differ from the source");
+        for id in &source {
+            let want = sim.record(entity, id).unwrap();
+            assert!(same_json(&rows[id].0, &want), "{entity} {id}: stored data differs from the source");
+        }
+    }
+}
+
+/// JSON equality that treats 40 and 40.0 alike (jsonb normalizes numbers).
+fn same_json(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same_json(a, b)),
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same_json(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+fn report<'a>(r: &'a RunReport, entity: &str) -> &'a EntityReport {
+    r.entities.iter().find(|e| e.entity == entity).unwrap()
+}
+
+fn assert_ok(r: &RunReport) {
+    assert!(r.ok(), "run failed: stopped={:?} entities={:#?}", r.stopped, r.entities);
+}
+
+/// Calls `f(entity, phase, pages)` after every committed page.
+struct Hook<F: Fn(&Entity, Phase, u64) + Send + Sync>(F);
+
+impl<F: Fn(&Entity, Phase, u64) + Send + Sync> Progress for Hook<F> {
+    fn started(&self, _: &Entity, _: RunMode) {}
+    fn page(&self, e: &Entity, phase: Phase, _records: u64, pages: u64, _expected: Option<u64>) {
+        (self.0)(e, phase, pages)
+    }
+    fn finished(&self, _: &Entity, _: &EntityReport) {}
+}
+
+fn calls(sim: &SimHandle, entity: &str) -> u64 {
+    sim.stats().per_entity_calls.get(entity).copied().unwrap_or(0)
+}
+
+async fn first_sync_then_only_changes(db: Db) {
+    let sim = sim(300).await;
+    let fx = Fixture::new(db);
+    let api = client(&sim, None);
+    let names = ["constituents", "gifts", "events"];
+    let r = fx.run(&api, &names, &opts(50), &Silent).await;
+    assert_ok(&r);
+    for e in names {
+        fx.assert_equals_source(&sim, e).await;
+        assert_eq!(report(&r, e).mode, RunMode::Initial);
+    }
+    let g = report(&r, "gifts");
+    assert_eq!((g.added, g.changed), (600, 0));
+    assert_eq!(g.pages, 13, "12 full pages of 50 and the chain's empty last page");
+    assert!(matches!(fx.bookmark("gifts").await, Some(Bookmark::Chain { .. })));
+
+    // Change a few records; the next run fetches only those.
+    let changed = sim.modify("gifts", 7);
+    sim.modify("constituents", 3);
+    sim.modify("events", 2);
+    let added = sim.add("gifts", 4);
+    let before = calls(&sim, "gifts");
+    let r = fx.run(&api, &names, &opts(50), &Silent).await;
+    assert_ok(&r);
+    let g = report(&r, "gifts");
+    assert_eq!(g.mode, RunMode::Incremental);
+    assert_eq!((g.added, g.changed), (added.len() as u64, changed.len() as u64), "only changed records are fetched");
+    assert_eq!(calls(&sim, "gifts") - before, 2, "one page of changes and the empty page that ends the chain");
+    assert_eq!(report(&r, "constituents").changed, 3);
+    assert!(report(&r, "events").records >= 2, "events rescan from the last run minus the overlap");
+    for e in names {
+        fx.assert_equals_source(&sim, e).await;
+    }
+    assert_eq!(fx.count("gifts").await, 604, "no duplicates");
+
+    // Nothing changed: each entity costs one call (sort_token chains) or one short scan.
+    let before = calls(&sim, "gifts");
+    let r = fx.run(&api, &names, &opts(50), &Silent).await;
+    assert_ok(&r);
+    assert_eq!(calls(&sim, "gifts") - before, 1);
+    assert_eq!(report(&r, "gifts").records, 0);
+}
+
+#[tokio::test]
+async fn first_sync_equals_source_then_only_changes_sqlite() {
+    first_sync_then_only_changes(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn first_sync_equals_source_then_only_changes_postgres() {
+    first_sync_then_only_changes(Db::Postgres).await;
+}
+
+async fn faults_converge(db: Db) {
+    let sim = sim(300).await;
+    sim.set_fault_rates(FaultRates { api_500: 0.10, api_429: 0.05, api_drop: 0.02 });
+    let fx = Fixture::new(db);
+    let api = client(&sim, None);
+    let names = ["constituents", "gifts", "addresses"];
+    let r = fx.run(&api, &names, &opts(50), &Silent).await;
+    assert_ok(&r);
+    let stats = sim.stats();
+    assert!(stats.server_errors > 0 && stats.rate_limited > 0, "faults were injected: {stats:?}");
+    assert!(r.api.retries > 0 && r.api.rate_limited > 0);
+    for e in names {
+        fx.assert_equals_source(&sim, e).await;
+    }
+    sim.modify("gifts", 20);
+    let r = fx.run(&api, &names, &opts(50), &Silent).await;
+    assert_ok(&r);
+    for e in names {
+        fx.assert_equals_source(&sim, e).await;
+    }
+}
+
+#[tokio::test]
+async fn faults_500_429_and_drops_still_converge_sqlite() {
+    faults_converge(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn faults_500_429_and_drops_still_converge_postgres() {
+    faults_converge(Db::Postgres).await;
+}
+
+async fn quota_stops_cleanly(db: Db) {
+    let sim = sim(300).await;
+    let fx = Fixture::new(db);
+    let api = client(&sim, None);
+    let names = ["constituents", "gifts"];
+    sim.set_quota(Some(5));
+    let r = fx.run(&api, &names, &opts(50), &Silent).await;
+    assert!(matches!(r.stopped, Some(ApiError::QuotaExhausted { retry_after: Some(_), .. })), "{:?}", r.stopped);
+    let committed: u64 = r.entities.iter().map(|e| e.pages).sum();
+    assert_eq!(committed, 5, "every call the quota allowed landed as a committed page");
+    for e in &r.entities {
+        assert!(e.error.is_some(), "{} reports the stop", e.entity);
+    }
+    let kept = fx.count("gifts").await + fx.count("constituents").await;
+    assert_eq!(kept, 250, "the 5 committed pages of 50 are kept");
+    let mut s = fx.sink().await;
+    let st = s.state("gifts").await.unwrap().unwrap();
+    assert!(st.last_error.unwrap().contains("quota"));
+    drop(s);
+
+    sim.set_quota(None);
+    let r = fx.run(&api, &names, &opts(50), &Silent).await;
+    assert_ok(&r);
+    for e in names {
+        fx.assert_equals_source(&sim, e).await;
+        assert_eq!(report(&r, e).mode, RunMode::Incremental, "resumed from the committed bookmark");
+    }
+    let mut s = fx.sink().await;
+    assert_eq!(s.state("gifts").await.unwrap().unwrap().last_error, None);
+}
+
+#[tokio::test]
+async fn quota_exhaustion_keeps_pages_and_next_run_completes_sqlite() {
+    quota_stops_cleanly(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn quota_exhaustion_keeps_pages_and_next_run_completes_postgres() {
+    quota_stops_cleanly(Db::Postgres).await;
+}
+
+#[tokio::test]
+async fn call_budget_stops_cleanly_and_resumes() {
+    let sim = sim(300).await;
+    let fx = Fixture::new(Db::Sqlite);
+    let r = fx.run(&client(&sim, Some(4)), &["gifts"], &opts(50), &Silent).await;
+    assert!(matches!(r.stopped, Some(ApiError::BudgetSpent { budget: 4 })), "{:?}", r.stopped);
+    assert_eq!(report(&r, "gifts").pages, 4);
+    assert_eq!(fx.count("gifts").await, 200);
+    let r = fx.run(&client(&sim, None), &["gifts"], &opts(50), &Silent).await;
+    assert_ok(&r);
+    assert_eq!(report(&r, "gifts").added, 400, "the rest, nothing twice");
+    fx.assert_equals_source(&sim, "gifts").await;
+}
+
+async fn token_expiry(db: Db) {
+    let sim = sim(300).await;
+    let fx = Fixture::new(db);
+    let api = client(&sim, None);
+    let moved = AtomicU64::new(0);
+    let sim2 = sim.clone();
+    // After the third page the simulator's clock jumps two hours: the access token the client
+    // still believes valid is now expired there, so the next call gets a 401.
+    let hook = Hook(|_: &Entity, _, pages| {
+        if pages == 3 && moved.fetch_add(1, Ordering::SeqCst) == 0 {
+            sim2.advance_clock(Duration::from_secs(2 * 3600));
+        }
+    });
+    let r = fx.run(&api, &["gifts"], &opts(50), &hook).await;
+    assert_ok(&r);
+    assert_eq!(moved.load(Ordering::SeqCst), 1);
+    let stats = sim.stats();
+    assert_eq!(stats.token_refresh_preserve, 1, "exactly one refresh: {stats:?}");
+    assert_eq!(r.api.unauthorized, 1);
+    assert_eq!(r.token_calls, 1);
+    fx.assert_equals_source(&sim, "gifts").await;
+}
+
+#[tokio::test]
+async fn access_token_expiring_mid_run_refreshes_once_sqlite() {
+    token_expiry(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn access_token_expiring_mid_run_refreshes_once_postgres() {
+    token_expiry(Db::Postgres).await;
+}
+
+async fn deletes(db: Db, mode: DeleteMode) {
+    let sim = sim(300).await;
+    let fx = Fixture::new(db);
+    let api = client(&sim, None);
+    let names = ["constituents", "gifts"];
+    assert_ok(&fx.run(&api, &names, &opts(50), &Silent).await);
+    let gone = sim.delete("gifts", 9);
+    let gone_c = sim.delete("constituents", 4);
+    // An incremental run alone cannot see deletes.
+    assert_ok(&fx.run(&api, &names, &opts(50), &Silent).await);
+    assert!(fx.rows("gifts").await.iter().filter(|(_, (_, d))| *d).count() == 0);
+    let o = EngineOptions { reconcile: true, deletes: mode, ..opts(50) };
+    let r = fx.run(&api, &names, &o, &Silent).await;
+    assert_ok(&r);
+    assert_eq!(report(&r, "gifts").removed, 9);
+    assert_eq!(report(&r, "constituents").removed, 4);
+    assert!(report(&r, "gifts").reconciled);
+    for e in names {
+        fx.assert_equals_source(&sim, e).await;
+    }
+    let rows = fx.rows("gifts").await;
+    for id in &gone {
+        match mode {
+            DeleteMode::Mark => assert!(rows[id].1, "{id} is marked deleted"),
+            DeleteMode::Remove => assert!(!rows.contains_key(id), "{id} is removed"),
+        }
+    }
+    let c = fx.rows("constituents").await;
+    assert_eq!(gone_c.iter().filter(|id| c.contains_key(*id)).count(), if mode == DeleteMode::Mark { 4 } else { 0 });
+    let mut s = fx.sink().await;
+    let st = s.state("gifts").await.unwrap().unwrap();
+    assert!(st.last_reconcile_at.is_some() && !st.reconcile_in_progress);
+}
+
+#[tokio::test]
+async fn deletes_reconciled_mark_sqlite() {
+    deletes(Db::Sqlite, DeleteMode::Mark).await;
+}
+
+#[tokio::test]
+async fn deletes_reconciled_remove_sqlite() {
+    deletes(Db::Sqlite, DeleteMode::Remove).await;
+}
+
+#[tokio::test]
+async fn deletes_reconciled_mark_postgres() {
+    deletes(Db::Postgres, DeleteMode::Mark).await;
+}
+
+#[tokio::test]
+async fn deletes_reconciled_remove_postgres() {
+    deletes(Db::Postgres, DeleteMode::Remove).await;
+}
+
+#[tokio::test]
+async fn reconciliation_falls_due_after_the_configured_interval() {
+    let sim = sim(100).await;
+    let fx = Fixture::new(Db::Sqlite);
+    let api = client(&sim, None);
+    let o = EngineOptions { reconcile_every: Some(Duration::from_secs(7 * 86_400)), ..opts(50) };
+    let r = fx.run(&api, &["gifts"], &o, &Silent).await;
+    assert!(!report(&r, "gifts").reconciled, "nothing to reconcile on a first sync");
+    sim.delete("gifts", 2);
+    let r = fx.run(&api, &["gifts"], &o, &Silent).await;
+    assert!(report(&r, "gifts").reconciled, "never reconciled before: due");
+    assert_eq!(report(&r, "gifts").removed, 2);
+    sim.delete("gifts", 2);
+    let r = fx.run(&api, &["gifts"], &o, &Silent).await;
+    assert!(!report(&r, "gifts").reconciled, "reconciled a moment ago: not due");
+}
+
+async fn full_resync(db: Db) {
+    let sim = sim(300).await;
+    let fx = Fixture::new(db);
+    let api = client(&sim, None);
+    assert_ok(&fx.run(&api, &["gifts"], &opts(50), &Silent).await);
+    let gone = sim.delete("gifts", 5);
+    sim.modify("gifts", 5);
+    // While the full resync runs, readers still see the old, complete table.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
+    let hook = Hook(move |_: &Entity, phase, pages| {
+        if phase == Phase::Full {
+            let _ = tx.send(pages);
+        }
+    });
+    let o = EngineOptions { full: true, ..opts(50) };
+    let mut sink = fx.sink().await;
+    let gifts = entities(&["gifts"]);
+    let run = engine::run(&api, sink.as_mut(), &gifts, &o, &SystemClock, &hook);
+    tokio::pin!(run);
+    let mut checked = 0;
+    let r = loop {
+        tokio::select! {
+            r = &mut run => break r.unwrap(),
+            Some(pages) = rx.recv() => {
+                if pages == 3 {
+                    // The engine awaits nothing while we read, so this is the mid-run state.
+                    let rows = fx.rows("gifts").await;
+                    assert_eq!(rows.len(), 600, "old rows stay visible during --full");
+                    assert!(gone.iter().all(|id| rows.contains_key(id)));
+                    checked += 1;
+                }
+            }
+        }
+    };
+    assert_eq!(checked, 1);
+    assert_ok(&r);
+    let g = report(&r, "gifts");
+    assert_eq!(g.mode, RunMode::Full);
+    assert_eq!(g.removed, 5);
+    fx.assert_equals_source(&sim, "gifts").await;
+    assert_eq!(fx.count("gifts").await, 595);
+    // The swap leaves a chain bookmark: the next run is incremental and cheap.
+    let before = calls(&sim, "gifts");
+    let r = fx.run(&api, &["gifts"], &opts(50), &Silent).await;
+    assert_eq!(report(&r, "gifts").mode, RunMode::Incremental);
+    assert_eq!(calls(&sim, "gifts") - before, 1);
+}
+
+#[tokio::test]
+async fn full_resync_keeps_old_rows_until_done_sqlite() {
+    full_resync(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn full_resync_keeps_old_rows_until_done_postgres() {
+    full_resync(Db::Postgres).await;
+}
+
+async fn interrupted(db: Db) {
+    let sim = sim(300).await;
+    let fx = Fixture::new(db);
+    let api = client(&sim, None);
+    // Stop the run (drop its future) after the 4th commit, while the 5th request is in flight.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
+    let hook = Hook(move |_: &Entity, _, pages| {
+        let _ = tx.send(pages);
+    });
+    {
+        let mut sink = fx.sink().await;
+        let (gifts, o) = (entities(&["gifts"]), opts(50));
+        let run = engine::run(&api, sink.as_mut(), &gifts, &o, &SystemClock, &hook);
+        tokio::pin!(run);
+        loop {
+            tokio::select! {
+                _ = &mut run => panic!("the run should have been interrupted"),
+                Some(pages) = rx.recv() => if pages == 4 { break },
+            }
+        }
+    }
+    assert_eq!(fx.count("gifts").await, 200);
+    let r = fx.run(&api, &["gifts"], &opts(50), &Silent).await;
+    assert_ok(&r);
+    assert_eq!(report(&r, "gifts").added, 400);
+    assert_eq!(report(&r, "gifts").changed, 0, "no page was fetched twice");
+    fx.assert_equals_source(&sim, "gifts").await;
+}
+
+#[tokio::test]
+async fn interrupted_run_resumes_without_loss_or_duplicates_sqlite() {
+    interrupted(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn interrupted_run_resumes_without_loss_or_duplicates_postgres() {
+    interrupted(Db::Postgres).await;
+}
+
+#[tokio::test]
+async fn many_entities_run_concurrently_through_one_client() {
+    let sim = sim(200).await;
+    let fx = Fixture::new(Db::Sqlite);
+    let api = client(&sim, None);
+    let all: Vec<&str> = catalog::CATALOG.iter().map(|e| e.name).collect();
+    let o = EngineOptions { concurrency: 6, ..opts(100) };
+    let r = fx.run(&api, &all, &o, &Silent).await;
+    assert_ok(&r);
+    for e in &all {
+        fx.assert_equals_source(&sim, e).await;
+    }
+    let requests: u64 = r.entities.iter().map(|e| e.requests).sum();
+    assert_eq!(requests, r.api.calls, "no retries without faults: every call is a page");
+}
