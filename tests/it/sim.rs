@@ -779,3 +779,40 @@ async fn large_tables_page_quickly() {
     assert_eq!(ids(&since)[0], "395001");
     assert!(start.elapsed() < Duration::from_secs(10), "{:?}", start.elapsed());
 }
+
+#[tokio::test]
+async fn shutdown_stops_the_server() {
+    let sim = sim(10).await;
+    let url = sim.base_url();
+    assert!(client().get(url.clone()).send().await.is_ok());
+    sim.shutdown().await;
+    assert!(Client::new().get(url).send().await.is_err());
+}
+
+/// A full 1M-constituent `last_modified` sync (200 pages of 5000). Run with `--ignored`, ideally
+/// in release mode: `cargo test --release -p skysync-tests --test it sim::million -- --ignored`.
+#[tokio::test]
+#[ignore = "benchmark: about a million rendered records"]
+async fn million_constituents_sync() {
+    let sim = sim(1_000_000).await;
+    let c = client();
+    let token = access(&sim).await;
+    let start = tokio::time::Instant::now();
+    let mut link = sim
+        .api_url()
+        .join("constituent/v1/constituents?limit=5000&include_inactive=true&include_deceased=true&last_modified=1600-01-01")
+        .unwrap()
+        .to_string();
+    let mut rows = 0;
+    loop {
+        let page: Value = api_url(&c, &token, &link).await.json().await.unwrap();
+        let n = page["value"].as_array().unwrap().len();
+        if n == 0 {
+            break;
+        }
+        rows += n;
+        link = s(&page, "next_link").to_owned();
+    }
+    assert_eq!(rows, 1_000_000);
+    eprintln!("1M constituents in {:?}", start.elapsed());
+}

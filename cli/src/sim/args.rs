@@ -138,3 +138,55 @@ async fn wait_for_signal() {
         let _ = tokio::signal::ctrl_c().await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        sim: SimArgs,
+    }
+
+    #[test]
+    fn flags_map_onto_the_config() {
+        let cli = Cli::parse_from([
+            "sim",
+            "--port",
+            "0",
+            "--records",
+            "42",
+            "--rate-limit",
+            "5",
+            "--daily-quota",
+            "1000",
+            "--deny-consent",
+            "--fail-rate-500",
+            "0.25",
+            "--redirect-uri",
+            "http://localhost:9000/cb",
+            "--redirect-uri",
+            "https://app.example.org/cb",
+        ]);
+        let cfg = cli.sim.to_config().unwrap();
+        assert_eq!((cfg.port, cfg.records, cfg.rate_limit_per_sec, cfg.daily_quota), (0, 42, Some(5), Some(1000)));
+        assert!(cfg.deny_consent);
+        assert_eq!(cfg.faults.api_500, 0.25);
+        assert_eq!(cfg.redirect_uris, ["http://localhost:9000/cb", "https://app.example.org/cb"]);
+        assert_eq!(cfg.access_token_ttl, Duration::from_secs(3600));
+        let defaults = Cli::parse_from(["sim"]).sim;
+        assert_eq!(defaults.port, 8330);
+        assert_eq!(defaults.to_config().unwrap().redirect_uris, SimConfig::default().redirect_uris);
+        let bad = Cli::parse_from(["sim", "--drop-rate", "2"]).sim;
+        assert!(bad.to_config().is_err());
+    }
+
+    #[test]
+    fn shell_quoting() {
+        assert_eq!(shell_quote("http://127.0.0.1:8330/token"), "http://127.0.0.1:8330/token");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+    }
+}
