@@ -1,0 +1,138 @@
+//! `skysync demo`: the whole flow against the simulator, with no Blackbaud account.
+//!
+//! Starts the simulator on a free loopback port, consents automatically (the real authorization
+//! code + PKCE flow: the simulator's consent page redirects at once), stores the tokens in a
+//! throwaway data directory, syncs the default entities into a fresh SQLite file, and runs a
+//! sample query on it.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use skysync_core::catalog::{self, DEFAULT_ENTITIES};
+use skysync_core::env::{OsEntropy, SystemClock};
+use skysync_core::secret::{ClientSecret, SubscriptionKey};
+use skysync_core::{ClientAuth, Endpoints, RenewalPolicy, parse_callback, start_authorization};
+use url::Url;
+
+use super::engine::{self, EngineOptions};
+use super::progress::{Bars, LogLines, Progress};
+use super::{DemoArgs, SyncConfig, report};
+use crate::context::{Context, Output, Settings};
+use crate::sim::{SimConfig, Simulator};
+use crate::sink::{self, SinkSpec};
+
+/// The sample query the demo runs: the five largest gifts with their donors.
+pub const SAMPLE_QUERY: &str = "\
+SELECT json_extract(c.data, '$.name')                 AS donor,
+       json_extract(g.data, '$.amount.value')         AS amount,
+       substr(json_extract(g.data, '$.date'), 1, 10)  AS date,
+       json_extract(g.data, '$.type')                 AS type
+FROM gifts g
+JOIN constituents c ON c.id = json_extract(g.data, '$.constituent_id')
+WHERE g.deleted_at IS NULL
+ORDER BY amount DESC
+LIMIT 5;";
+
+/// Runs the demo.
+pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
+    let out = Output::detect(false);
+    let sim = Simulator::start(SimConfig { records: args.records, ..SimConfig::default() })
+        .await
+        .context("starting the SKY API simulator")?;
+    let cfg = sim.config();
+    out.note(format!("skysync demo: SKY API simulator on {} ({} constituents)", sim.base_url(), args.records));
+
+    let dir = tempfile::Builder::new().prefix("skysync-demo-").tempdir().context("creating a temporary directory")?;
+    let db_path = args.db.clone().unwrap_or_else(|| dir.path().join("skysync.db"));
+    if db_path.exists() {
+        anyhow::bail!(
+            "{} already exists; the demo syncs into a fresh database (choose another --db)",
+            db_path.display()
+        );
+    }
+    let redirect_uri: Url = "http://localhost:8321/callback".parse().expect("valid URL");
+    let settings = Settings {
+        client_id: cfg.client_id.clone(),
+        client_secret: Some(ClientSecret::new(cfg.client_secret.clone())),
+        subscription_key: Some(SubscriptionKey::new(cfg.subscription_key.clone())),
+        redirect_uri: redirect_uri.clone(),
+        endpoints: Endpoints { authorize: sim.authorize_url(), token: sim.token_url(), api: sim.api_url() },
+        client_auth: ClientAuth::Basic,
+        environment_id: None,
+        policy: RenewalPolicy::default(),
+        sync: SyncConfig::default(),
+    };
+    let ctx = Context::new("demo".into(), settings, dir.path().join("data"), out);
+
+    // Consent: what a person does in the browser, done here by following the consent page's
+    // redirect by hand.
+    let pending = start_authorization(&ctx.settings().oauth(), &OsEntropy);
+    let no_redirect = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
+    let resp = no_redirect.get(pending.url.clone()).send().await.context("opening the consent page")?;
+    let location = resp
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .context("the consent page did not redirect back")?
+        .to_owned();
+    let code = parse_callback(&location, &pending.state, false)?;
+    let tokens = crate::login::exchange_and_store(&ctx, code, Some(pending.verifier), &pending.redirect_uri).await?;
+    out.note(format!(
+        "consented as {} to {}; tokens stored in {}",
+        tokens.identity.user_display(),
+        tokens.identity.environment_display(),
+        ctx.data_dir().display()
+    ));
+
+    let entities: Vec<_> = DEFAULT_ENTITIES.iter().filter_map(|n| catalog::find(n)).collect();
+    let api = ctx.api_client(super::DEFAULT_RATE_LIMIT, None)?;
+    let spec = SinkSpec::Sqlite(db_path.clone());
+    let mut sink = sink::open(&spec).await?;
+    // Smaller pages than production (5000) so the demo shows a few pages per entity.
+    let options = EngineOptions { page_size: Some(500), ..EngineOptions::default() };
+    let progress: Box<dyn Progress> = if out.stderr_tty { Box::new(Bars::new()) } else { Box::new(LogLines) };
+    let run = engine::run(&api, sink.as_mut(), &entities, &options, &SystemClock, progress.as_ref()).await?;
+    drop(progress);
+    drop(sink);
+    out.line(report::render(&run))?;
+    if !run.ok() {
+        anyhow::bail!("the demo sync did not finish");
+    }
+
+    out.line(format!("\nThe data is in {}. A sample query (sqlite3 \"{0}\"):\n", db_path.display()))?;
+    out.line(SAMPLE_QUERY)?;
+    out.line(String::new())?;
+    out.line(sample(&db_path)?)?;
+    out.line(
+        "\nNext: point skysync at Blackbaud. Put client_id, client_secret and subscription_key in \
+         ~/.config/skysync/config.toml (see the README), run `skysync login` once, then `skysync sync` nightly.",
+    )?;
+    if args.keep {
+        let kept = dir.keep();
+        out.note(format!("kept {}", kept.display()));
+    }
+    sim.shutdown().await;
+    Ok(())
+}
+
+/// Runs [`SAMPLE_QUERY`] and formats the rows.
+fn sample(db: &Path) -> anyhow::Result<String> {
+    let conn = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let mut st = conn.prepare(SAMPLE_QUERY)?;
+    let mut rows = st.query([])?;
+    let mut text = format!("{:<40} {:>12}  {:<10}  type\n", "donor", "amount", "date");
+    while let Some(r) = rows.next()? {
+        let donor: Option<String> = r.get(0)?;
+        let amount: Option<f64> = r.get(1)?;
+        let date: Option<String> = r.get(2)?;
+        let kind: Option<String> = r.get(3)?;
+        text.push_str(&format!(
+            "{:<40} {:>12.2}  {:<10}  {}\n",
+            donor.unwrap_or_default(),
+            amount.unwrap_or_default(),
+            date.unwrap_or_default(),
+            kind.unwrap_or_default()
+        ));
+    }
+    Ok(text.trim_end().to_owned())
+}

@@ -1,0 +1,58 @@
+//! `skysync sync --list`: the entity catalog. Needs no credentials.
+
+use std::fmt::Write as _;
+
+use skysync_core::catalog::{CATALOG, DEFAULT_ENTITIES, Entity, Incremental};
+
+use crate::context::Output;
+
+/// How an entity is kept up to date, in words.
+pub fn incremental_note(e: &Entity) -> &'static str {
+    match e.incremental {
+        Incremental::SortToken => "changes only (last_modified + sort_token chain)",
+        Incremental::LastModifiedOffset => {
+            "changes only by last_modified with offset paging (no sort_token: rescans from the last run minus the overlap)"
+        }
+        Incremental::Full => "full each run (no last_modified filter)",
+    }
+}
+
+/// The catalog as text.
+pub fn render() -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{:<18} {:<46} {:>6}  incremental", "entity", "path", "limit");
+    for e in CATALOG {
+        let mut note = incremental_note(e).to_owned();
+        if e.fields_id {
+            note.push_str("; id-only reconcile scan (fields=id)");
+        }
+        let _ = writeln!(out, "{:<18} {:<46} {:>6}  {note}", e.name, e.path, e.max_limit);
+    }
+    let _ = write!(
+        out,
+        "default: {} (set `entities` in the profile's [sync] table to change)",
+        DEFAULT_ENTITIES.join(", ")
+    );
+    out
+}
+
+/// Prints the catalog (JSON with `--json`).
+pub fn print_list(out: &Output) -> anyhow::Result<()> {
+    if out.json {
+        let entities: Vec<serde_json::Value> = CATALOG
+            .iter()
+            .map(|e| {
+                let mut v = serde_json::to_value(e).unwrap_or_default();
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("note".into(), incremental_note(e).into());
+                    o.insert("default".into(), DEFAULT_ENTITIES.contains(&e.name).into());
+                }
+                v
+            })
+            .collect();
+        out.json_value(&serde_json::Value::Array(entities))?;
+    } else {
+        out.line(render())?;
+    }
+    Ok(())
+}

@@ -1,0 +1,92 @@
+//! `skysync sync status`: what the database says about each entity. No API calls.
+
+use std::fmt::Write as _;
+
+use skysync_core::paging::Bookmark;
+
+use crate::context::Output;
+use crate::output::timestamp_or_never;
+use crate::sink::{self, EntityState, SinkSpec};
+
+/// Where a stored bookmark points, in words (no URL: the position is what matters).
+pub fn describe_bookmark(bookmark: Option<&str>) -> String {
+    let Some(raw) = bookmark else { return "none (the next run starts from the beginning)".into() };
+    match Bookmark::from_json(raw) {
+        Ok(Bookmark::Chain { next_link, high_water }) => {
+            let url = url::Url::parse(&next_link).ok();
+            let param = |name: &str| {
+                url.as_ref().and_then(|u| u.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned()))
+            };
+            let mut s = String::from("sort_token chain");
+            if let Some(lm) = param("last_modified") {
+                let _ = write!(s, " from last_modified {lm}");
+            }
+            if param("sort_token").is_some() {
+                s.push_str(", sort_token held");
+            }
+            if let Some(hw) = high_water {
+                let _ = write!(s, "; newest change seen {hw}");
+            }
+            s
+        }
+        Ok(Bookmark::Offset { since, offset, .. }) => match since {
+            Some(since) => format!("offset scan in progress at {offset} (changes since {since})"),
+            None => format!("offset scan in progress at {offset} (everything)"),
+        },
+        Ok(Bookmark::Done { since, .. }) => match since {
+            Some(since) => format!("next run scans changes since {since}"),
+            None => "next run scans everything".into(),
+        },
+        Err(e) => format!("unreadable ({e})"),
+    }
+}
+
+fn render(states: &[EntityState]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{:<18} {:>9}  {:<20}  position", "entity", "rows", "last success");
+    for s in states {
+        let _ = writeln!(
+            out,
+            "{:<18} {:>9}  {:<20}  {}",
+            s.entity,
+            s.row_count,
+            timestamp_or_never(s.last_success_at),
+            describe_bookmark(s.bookmark.as_deref())
+        );
+        if s.staging_bookmark.is_some() {
+            let _ = writeln!(out, "{:<18} a --full resync is in progress; the next `sync --full` resumes it", "");
+        }
+        if s.reconcile_in_progress {
+            let _ = writeln!(out, "{:<18} a delete reconciliation was interrupted; the next run restarts it", "");
+        }
+        if let Some(e) = &s.last_error {
+            let _ = writeln!(out, "{:<18} last error: {e}", "");
+        }
+    }
+    if states.is_empty() {
+        out.push_str("nothing synced yet: run `skysync sync`");
+    }
+    out.trim_end().to_owned()
+}
+
+/// Prints the sync state of every entity in the sink.
+pub async fn run(out: &Output, spec: &SinkSpec) -> anyhow::Result<()> {
+    let mut sink = sink::open(spec).await?;
+    let states = sink.states().await?;
+    if out.json {
+        let items: Vec<serde_json::Value> = states
+            .iter()
+            .map(|s| {
+                let mut v = serde_json::to_value(s).unwrap_or_default();
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("position".into(), describe_bookmark(s.bookmark.as_deref()).into());
+                }
+                v
+            })
+            .collect();
+        out.json_value(&serde_json::json!({ "sink": sink.describe(), "entities": items }))?;
+    } else {
+        out.line(format!("{}\n{}", sink.describe(), render(&states)))?;
+    }
+    Ok(())
+}
