@@ -108,6 +108,9 @@ pub(crate) async fn list(sim: &Shared, conn: &Conn, index: usize, req: Request) 
         }
         match &params.fields {
             None => render(&mut body, ctx, *idx, row, *added),
+            Some(fields) if fields.iter().all(|f| f == "id") => {
+                let _ = write!(body, "{{\"id\":\"{}\"}}", idx + 1);
+            }
             Some(fields) => {
                 let mut one = String::new();
                 render(&mut one, ctx, *idx, row, *added);
