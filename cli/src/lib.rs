@@ -1,6 +1,15 @@
 //! skysync's headless runner: configuration, token store, commands, sinks and the SKY simulator.
 #![warn(missing_docs)]
 
+pub mod args;
+pub mod commands;
+pub mod config;
+pub mod context;
+pub mod exit;
+pub mod login;
+pub mod output;
+pub mod runtime;
 pub mod sim;
 pub mod sink;
 pub mod sync;
+pub mod token_store;

@@ -1,4 +1,9 @@
+mod cli_login;
+mod cli_misc;
+mod cli_store;
+mod cli_tokens;
 mod session;
 mod sim;
 mod sinks;
 mod sync;
+mod sync_cli;

@@ -1,4 +1,5 @@
 //! Shared helpers for skysync's end-to-end tests: throwaway servers and fixtures.
 #![warn(missing_docs)]
 
+pub mod cli;
 pub mod pg;

@@ -1,0 +1,144 @@
+//! The command line (clap derive). Secrets are never arguments: they would show in `ps`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Keeps Blackbaud SKY API access alive without a person: consent once, then refresh forever.
+#[derive(Debug, Parser)]
+#[command(name = "skysync", version, about, after_help = crate::exit::HELP_TEXT)]
+pub struct Cli {
+    /// Global options.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// More logging on stderr (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Only errors on stderr.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+    /// Machine-readable JSON on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Config file (default: $XDG_CONFIG_HOME/skysync/config.toml).
+    #[arg(long, env = "SKYSYNC_CONFIG", value_name = "PATH", global = true)]
+    pub config: Option<PathBuf>,
+    /// Profile in the config file (one per Blackbaud environment).
+    #[arg(long, env = "SKYSYNC_PROFILE", value_name = "NAME", global = true)]
+    pub profile: Option<String>,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Consent in a browser once and store the tokens.
+    Login(LoginArgs),
+    /// Store a token bundle exported by the consent page.
+    Import(ImportArgs),
+    /// Print a valid access token (refreshing it if due).
+    Token(TokenArgs),
+    /// Show who consented and when the tokens expire (works offline).
+    Status(StatusArgs),
+    /// Rotate the refresh token now.
+    Renew,
+    /// Make an authenticated SKY API call and print the JSON.
+    Api(ApiArgs),
+    /// Remove this profile's tokens.
+    Logout(LogoutArgs),
+    /// Inspect the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Run the SKY API simulator.
+    Sim(crate::sim::args::SimArgs),
+    /// Sync SKY API data into a database.
+    Sync(crate::sync::SyncArgs),
+    /// A self-contained demo against the simulator.
+    Demo(crate::sync::DemoArgs),
+}
+
+/// `skysync login`.
+#[derive(Debug, Clone, Args)]
+pub struct LoginArgs {
+    /// Do not try to open a browser; only print the URL.
+    #[arg(long)]
+    pub no_browser: bool,
+    /// Start no listener: paste the redirected URL (or the bare code) on stdin.
+    #[arg(long)]
+    pub manual: bool,
+    /// Seconds to wait for the consent.
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    pub timeout: u64,
+}
+
+/// `skysync import`.
+#[derive(Debug, Clone, Args)]
+pub struct ImportArgs {
+    /// The bundle file, or `-` for stdin.
+    #[arg(value_name = "FILE|-", default_value = "-")]
+    pub file: String,
+}
+
+/// `skysync token`.
+#[derive(Debug, Clone, Args)]
+pub struct TokenArgs {
+    /// Print `Authorization: Bearer …` instead of the bare token.
+    #[arg(long)]
+    pub header: bool,
+}
+
+/// `skysync status`.
+#[derive(Debug, Clone, Args)]
+pub struct StatusArgs {}
+
+/// `skysync api`.
+#[derive(Debug, Clone, Args)]
+pub struct ApiArgs {
+    /// Path under the API base (`/constituent/v1/constituents?limit=5`) or a full `next_link`.
+    pub path: String,
+    /// HTTP method.
+    #[arg(short = 'X', long, default_value = "GET", value_parser = ["GET", "POST", "PUT", "PATCH", "DELETE", "get", "post", "put", "patch", "delete"])]
+    pub method: String,
+    /// JSON request body, or `@FILE` (`@-` for stdin).
+    #[arg(long, value_name = "JSON|@FILE")]
+    pub data: Option<String>,
+    /// Follow `next_link` and print one JSON record per line.
+    #[arg(long)]
+    pub paginate: bool,
+}
+
+/// `skysync logout`.
+#[derive(Debug, Clone, Args)]
+pub struct LogoutArgs {
+    /// Do not ask for confirmation.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+/// `skysync config …`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the effective settings (secrets masked) and where each came from.
+    Show,
+    /// Print the config file's path.
+    Path,
+}

@@ -1,0 +1,42 @@
+//! `skysync import`: a token bundle from the consent page into the store.
+
+use std::io::Read;
+
+use anyhow::Context as _;
+use skysync_core::bundle::{BundleContent, MAX_BUNDLE_BYTES, TokenBundle};
+use skysync_core::env::{Clock, SystemClock};
+use skysync_core::store::TokenStore;
+
+use crate::args::ImportArgs;
+use crate::commands::login::print_consent;
+use crate::context::Context;
+use crate::exit;
+use crate::login::exchange_and_store;
+
+/// Validates the bundle against the configured client and stores it (exchanging a code at once).
+pub async fn run(ctx: &Context, args: ImportArgs) -> anyhow::Result<u8> {
+    let limit = MAX_BUNDLE_BYTES as u64 + 1;
+    let mut bytes = Vec::new();
+    if args.file == "-" {
+        std::io::stdin().lock().take(limit).read_to_end(&mut bytes).context("reading the bundle from stdin")?;
+    } else {
+        std::fs::File::open(&args.file)
+            .and_then(|f| f.take(limit).read_to_end(&mut bytes))
+            .with_context(|| format!("reading the bundle {}", args.file))?;
+    }
+    let bundle = TokenBundle::parse(&bytes)?;
+    bundle.validate(&ctx.settings().client_id, SystemClock.now())?;
+    let tokens = match bundle.content {
+        BundleContent::RefreshToken { tokens } => {
+            let store = ctx.store();
+            let _lock = store.lock().await?;
+            store.replace(&tokens).await?;
+            *tokens
+        }
+        BundleContent::AuthorizationCode { code, code_verifier, redirect_uri, .. } => {
+            exchange_and_store(ctx, code, Some(code_verifier), &redirect_uri).await?
+        }
+    };
+    print_consent(ctx, &tokens, "Imported")?;
+    Ok(exit::OK)
+}

@@ -1,0 +1,48 @@
+//! `skysync logout`: forget this profile's tokens.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use skysync_core::store::TokenStore;
+
+use crate::args::{GlobalArgs, LogoutArgs};
+use crate::context::Output;
+use crate::exit::{self, UsageError};
+use crate::token_store::FileTokenStore;
+
+/// Removes the token file and its backup (under the lock), after confirmation.
+pub async fn run(g: &GlobalArgs, args: LogoutArgs) -> anyhow::Result<u8> {
+    let profile = crate::config::profile_name(g.profile.as_deref())?;
+    let store = FileTokenStore::new(crate::config::data_dir(&profile)?);
+    let out = Output::detect(g.json);
+    if !store.path().exists() && !store.backup_path().exists() {
+        out.note(format_args!("No tokens are stored for profile `{profile}`."));
+        return Ok(exit::OK);
+    }
+    if !args.yes {
+        if !std::io::stdin().is_terminal() {
+            return Err(UsageError(
+                "refusing to remove tokens without confirmation; pass --yes to logout non-interactively".into(),
+            )
+            .into());
+        }
+        eprint!(
+            "Remove the tokens of profile `{profile}` ({})? Consent will be needed again. [y/N] ",
+            store.path().display()
+        );
+        let _ = std::io::stderr().flush();
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
+            out.note("Nothing removed.");
+            return Ok(exit::OK);
+        }
+    }
+    let _lock = store.lock().await?;
+    let removed = store.remove().await?;
+    if out.json {
+        out.json_value(&serde_json::json!({"profile": profile, "removed": removed}))?;
+    } else {
+        out.line(format_args!("Removed the tokens of profile `{profile}`."))?;
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,190 @@
+//! What every command works with: the profile, its settings, its state directory, and factories
+//! for the token store, the token session and the SKY API client.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use skysync_core::config::{ApiConfig, OAuthConfig};
+use skysync_core::env::{OsEntropy, SystemClock};
+use skysync_core::http::{HttpClient, ReqwestClient};
+use skysync_core::secret::{ClientSecret, SubscriptionKey};
+use skysync_core::{ApiClient, ClientAuth, Endpoints, RenewalPolicy, Session, SessionParts};
+use url::Url;
+
+use crate::config::{ConfigError, Resolved};
+pub use crate::output::Output;
+use crate::runtime::TokioRuntime;
+use crate::token_store::FileTokenStore;
+
+/// The effective, validated settings of one profile.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The application's "Application ID".
+    pub client_id: String,
+    /// The application secret (required for token calls unless `client_auth` is `none`).
+    pub client_secret: Option<ClientSecret>,
+    /// The `Bb-Api-Subscription-Key` (required for SKY API calls).
+    pub subscription_key: Option<SubscriptionKey>,
+    /// The redirect URI registered with the application.
+    pub redirect_uri: Url,
+    /// Authorization, token and API endpoints.
+    pub endpoints: Endpoints,
+    /// Client authentication at the token endpoint.
+    pub client_auth: ClientAuth,
+    /// Restricts consent to one environment.
+    pub environment_id: Option<String>,
+    /// Refresh, rotation and warning windows.
+    pub policy: RenewalPolicy,
+    /// The profile's `[sync]` table.
+    pub sync: crate::sync::SyncConfig,
+}
+
+impl Settings {
+    /// The OAuth engine's view of these settings.
+    pub fn oauth(&self) -> OAuthConfig {
+        OAuthConfig {
+            client_id: self.client_id.clone(),
+            client_secret: self.client_secret.clone(),
+            redirect_uri: self.redirect_uri.clone(),
+            endpoints: self.endpoints.clone(),
+            client_auth: self.client_auth,
+            environment_id: self.environment_id.clone(),
+        }
+    }
+}
+
+/// One invocation's profile, settings and shared clients.
+#[derive(Debug)]
+pub struct Context {
+    profile: String,
+    settings: Settings,
+    data_dir: PathBuf,
+    output: Output,
+    store: Arc<FileTokenStore>,
+    http: OnceLock<Arc<LoggedHttp>>,
+    session: OnceLock<Session>,
+}
+
+impl Context {
+    /// A context for `profile`, keeping state under `data_dir`.
+    pub fn new(profile: String, settings: Settings, data_dir: PathBuf, output: Output) -> Self {
+        let store = Arc::new(FileTokenStore::new(data_dir.clone()));
+        Self { profile, settings, data_dir, output, store, http: OnceLock::new(), session: OnceLock::new() }
+    }
+
+    /// The profile name.
+    pub fn profile(&self) -> &str {
+        &self.profile
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// `$XDG_DATA_HOME/skysync/<profile>/`, created with mode 0700 on first write.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Output preferences.
+    pub fn output(&self) -> &Output {
+        &self.output
+    }
+
+    /// The profile's token store.
+    pub fn store(&self) -> Arc<FileTokenStore> {
+        self.store.clone()
+    }
+
+    /// The shared HTTP client.
+    pub fn http(&self) -> anyhow::Result<Arc<LoggedHttp>> {
+        if let Some(h) = self.http.get() {
+            return Ok(h.clone());
+        }
+        let client = Arc::new(LoggedHttp(ReqwestClient::new()?));
+        Ok(self.http.get_or_init(|| client).clone())
+    }
+
+    /// Fails with a configuration error when token calls would lack the client secret.
+    pub fn require_client_secret(&self) -> Result<(), ConfigError> {
+        if self.settings.client_secret.is_none() && self.settings.client_auth != ClientAuth::None {
+            return Err(Resolved::missing_secret(&self.profile, &config_file_hint()));
+        }
+        Ok(())
+    }
+
+    /// The token session (file store, reqwest, the system clock, tokio). Shared by every caller
+    /// in this process, so refreshes are single-flight here and the store lock covers the rest.
+    pub fn session(&self) -> anyhow::Result<Session> {
+        if let Some(s) = self.session.get() {
+            return Ok(s.clone());
+        }
+        self.require_client_secret()?;
+        let http: Arc<dyn HttpClient> = self.http()?;
+        let session = Session::new(SessionParts {
+            oauth: self.settings.oauth(),
+            policy: self.settings.policy,
+            http,
+            store: self.store.clone(),
+            clock: Arc::new(SystemClock),
+            runtime: Arc::new(TokioRuntime),
+        });
+        Ok(self.session.get_or_init(|| session).clone())
+    }
+
+    /// A SKY API client over [`Context::session`], pacing at `per_second` calls per second
+    /// (0 = unpaced) and stopping after `budget` calls.
+    pub fn api_client(&self, per_second: f64, budget: Option<u64>) -> anyhow::Result<ApiClient> {
+        let key = self
+            .settings
+            .subscription_key
+            .clone()
+            .ok_or_else(|| Resolved::missing_subscription_key(&self.profile, &config_file_hint()))?;
+        let session = self.session()?;
+        let http: Arc<dyn HttpClient> = self.http()?;
+        Ok(ApiClient::new(
+            session,
+            http,
+            Arc::new(TokioRuntime),
+            Arc::new(SystemClock),
+            Arc::new(OsEntropy),
+            ApiConfig { base: self.settings.endpoints.api.clone(), subscription_key: key },
+            per_second,
+        )
+        .with_budget(budget))
+    }
+}
+
+fn config_file_hint() -> String {
+    std::env::var("SKYSYNC_CONFIG")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(crate::config::default_config_path)
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "the config file".into())
+}
+
+/// reqwest with a log line per request. Only the types' redacted `Debug` is logged: method,
+/// URL without query values, header names, body sizes, status. Never header values or bodies.
+#[derive(Debug, Clone)]
+pub struct LoggedHttp(ReqwestClient);
+
+#[async_trait::async_trait]
+impl HttpClient for LoggedHttp {
+    async fn execute(
+        &self,
+        request: skysync_core::http::HttpRequest,
+    ) -> Result<skysync_core::http::HttpResponse, skysync_core::http::TransportError> {
+        tracing::trace!(?request, "sending");
+        let method = request.method.as_str();
+        let url = skysync_core::http::redacted_url(&request.url);
+        let result = self.0.execute(request).await;
+        match &result {
+            Ok(response) => tracing::debug!(method, url, status = response.status, ?response, "response"),
+            Err(error) => tracing::debug!(method, url, %error, "request failed"),
+        }
+        result
+    }
+}

@@ -1,0 +1,90 @@
+//! Exit codes, and how an error maps to one.
+//!
+//! Scripts and monitoring rely on these, so they are documented in `--help` and the README and
+//! never change meaning.
+
+use skysync_core::api::ApiError;
+use skysync_core::session::SessionError;
+use skysync_core::token::TokenError;
+
+use crate::config::ConfigError;
+
+/// Success.
+pub const OK: u8 = 0;
+/// Any failure without a more specific code.
+pub const FAILURE: u8 = 1;
+/// The command line was wrong.
+pub const USAGE: u8 = 2;
+/// The configuration is missing or wrong.
+pub const CONFIG: u8 = 3;
+/// A person must consent again (`skysync login`): no tokens, an expired or revoked refresh token.
+pub const CONSENT: u8 = 4;
+/// Rate-limited or out of daily quota.
+pub const THROTTLED: u8 = 5;
+/// `skysync status`: the refresh token expires within the warning window.
+pub const WARNING: u8 = 10;
+
+/// The text `--help` shows after the options.
+pub const HELP_TEXT: &str = "\
+Exit codes:
+  0   success
+  1   failure
+  2   usage error (bad command line)
+  3   configuration missing or invalid
+  4   consent needed: no tokens, or the refresh token expired or was revoked (run `skysync login`)
+  5   throttled or out of SKY API quota
+  10  `skysync status`: the refresh token expires within the warning window";
+
+/// A command-line problem found after parsing (e.g. a confirmation that cannot be asked).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// The exit code for `err`: the first link of its chain that has a specific meaning decides.
+pub fn code_for(err: &anyhow::Error) -> u8 {
+    for cause in err.chain() {
+        if let Some(e) = cause.downcast_ref::<SessionError>() {
+            if e.needs_consent() {
+                return CONSENT;
+            }
+        } else if let Some(e) = cause.downcast_ref::<ApiError>() {
+            match e {
+                ApiError::QuotaExhausted { .. } | ApiError::RateLimited { .. } | ApiError::BudgetSpent { .. } => {
+                    return THROTTLED;
+                }
+                // `Session` is transparent, so the chain never shows the inner error by itself.
+                ApiError::Session(s) if s.needs_consent() => return CONSENT,
+                _ => {}
+            }
+        } else if let Some(TokenError::ConsentRequired { .. }) = cause.downcast_ref::<TokenError>() {
+            return CONSENT;
+        } else if cause.downcast_ref::<ConfigError>().is_some() {
+            return CONFIG;
+        } else if cause.downcast_ref::<UsageError>().is_some() {
+            return USAGE;
+        }
+    }
+    FAILURE
+}
+
+/// Whether the error is only a closed stdout (`skysync token | head -c0`): not a failure.
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().filter_map(|c| c.downcast_ref::<std::io::Error>()).any(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
+/// Prints `error: …` and one `Caused by:` line per cause, like uv.
+pub fn report(err: &anyhow::Error) {
+    use std::io::Write;
+    let mut stderr = std::io::stderr().lock();
+    let _ = writeln!(stderr, "error: {err}");
+    let mut seen = err.to_string();
+    for cause in err.chain().skip(1) {
+        let text = cause.to_string();
+        // Transparent wrappers repeat their inner message; print each text once.
+        if text.is_empty() || seen.contains(&text) {
+            continue;
+        }
+        let _ = writeln!(stderr, "  Caused by: {text}");
+        seen = text;
+    }
+}

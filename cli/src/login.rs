@@ -1,0 +1,167 @@
+//! Consent: the authorization URL, the loopback listener or the pasted redirect, and the code
+//! exchange whose tokens go straight into the store.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use skysync_core::authorize::{CallbackError, PendingAuthorization, parse_callback};
+use skysync_core::env::{Clock, SystemClock};
+use skysync_core::http::HttpClient;
+use skysync_core::secret::{AuthorizationCode, PkceVerifier};
+use skysync_core::store::TokenStore;
+use skysync_core::token::{authorization_code_request, parse_token_response};
+use skysync_core::{SessionError, TokenSet};
+use tokio::sync::mpsc;
+use url::Url;
+
+use crate::context::Context;
+
+/// Exchanges an authorization code and saves the tokens (under the store lock, replacing what
+/// was stored). Returns the new token set.
+pub async fn exchange_and_store(
+    ctx: &Context,
+    code: AuthorizationCode,
+    verifier: Option<PkceVerifier>,
+    redirect_uri: &Url,
+) -> anyhow::Result<TokenSet> {
+    if verifier.is_none() {
+        ctx.require_client_secret()?;
+    }
+    let oauth = ctx.settings().oauth();
+    let request = authorization_code_request(&oauth, &code, verifier.as_ref(), redirect_uri);
+    tracing::info!(url = %skysync_core::http::redacted_url(&request.url), "exchanging the authorization code");
+    let response = ctx.http()?.execute(request.clone()).await.map_err(SessionError::from)?;
+    let parsed = parse_token_response(&request.url, &response).map_err(SessionError::from)?;
+    let tokens = TokenSet::from_exchange(&oauth.client_id, parsed, SystemClock.now())?;
+    let store = ctx.store();
+    let _lock = store.lock().await.map_err(SessionError::from)?;
+    store
+        .replace(&tokens)
+        .await
+        .map_err(SessionError::SaveFailed)
+        .context("the new tokens were received but not saved; consent again with `skysync login`")?;
+    Ok(tokens)
+}
+
+/// Where the browser is sent back to: a loopback address to listen on, and the callback path.
+fn listen_addr(redirect_uri: &Url) -> anyhow::Result<SocketAddr> {
+    anyhow::ensure!(
+        redirect_uri.scheme() == "http",
+        "redirect_uri {redirect_uri} is not an http:// loopback address, so `skysync login` cannot listen for it; use `skysync login --manual`"
+    );
+    let ip: IpAddr = match redirect_uri.host() {
+        Some(url::Host::Domain("localhost")) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        Some(url::Host::Ipv4(ip)) if ip.is_loopback() => IpAddr::V4(ip),
+        Some(url::Host::Ipv6(ip)) if ip.is_loopback() => IpAddr::V6(ip),
+        _ => anyhow::bail!(
+            "redirect_uri {redirect_uri} is not a loopback address (localhost or 127.0.0.1), so `skysync login` cannot listen for it; use `skysync login --manual`"
+        ),
+    };
+    let port = redirect_uri.port_or_known_default().unwrap_or(80);
+    Ok(SocketAddr::new(ip, port))
+}
+
+const PAGE_OK: &str = "<!doctype html><html><head><meta charset=\"utf-8\"><title>skysync</title></head>\
+<body style=\"font-family:sans-serif;margin:3em\"><h1>skysync is connected</h1>\
+<p>Consent received. You may close this window and return to the terminal.</p></body></html>";
+
+fn page_error(message: &str) -> String {
+    let escaped = message.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+    format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>skysync</title></head>\
+<body style=\"font-family:sans-serif;margin:3em\"><h1>skysync login failed</h1><p>{escaped}</p>\
+<p>Return to the terminal for details.</p></body></html>"
+    )
+}
+
+/// Waits for the browser's redirect on the loopback listener and returns the code.
+pub async fn receive_callback(pending: &PendingAuthorization, timeout: Duration) -> anyhow::Result<AuthorizationCode> {
+    use axum::extract::{RawQuery, State};
+    use axum::response::Html;
+
+    let addr = listen_addr(&pending.redirect_uri)?;
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot listen on {addr} for the redirect (is another `skysync login` running?); or use `skysync login --manual`")
+    })?;
+    let path = pending.redirect_uri.path().to_owned();
+    let (tx, mut rx) = mpsc::channel::<Result<AuthorizationCode, CallbackError>>(4);
+    #[derive(Clone)]
+    struct Shared {
+        tx: mpsc::Sender<Result<AuthorizationCode, CallbackError>>,
+        state: skysync_core::pkce::CsrfState,
+    }
+    async fn callback(State(s): State<Shared>, RawQuery(q): RawQuery) -> (axum::http::StatusCode, Html<String>) {
+        let result = parse_callback(&format!("?{}", q.unwrap_or_default()), &s.state, false);
+        let reply = match &result {
+            Ok(_) => (axum::http::StatusCode::OK, Html(PAGE_OK.to_owned())),
+            Err(e) => (axum::http::StatusCode::BAD_REQUEST, Html(page_error(&e.to_string()))),
+        };
+        // A stale or forged redirect must not end the login: keep waiting for the real one.
+        if !matches!(result, Err(CallbackError::StateMismatch)) {
+            let _ = s.tx.send(result).await;
+        } else {
+            tracing::warn!("ignored a redirect whose state does not match this login attempt");
+        }
+        reply
+    }
+    let app = axum::Router::new()
+        .route(&path, axum::routing::get(callback))
+        .with_state(Shared { tx, state: pending.state.clone() });
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stop_rx.await;
+            })
+            .await;
+    });
+    tracing::info!(%addr, path, "listening for the redirect");
+    let outcome = tokio::time::timeout(timeout, rx.recv()).await;
+    // Give the browser its page before the listener goes away.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let _ = stop_tx.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
+    match outcome {
+        Err(_) => anyhow::bail!(
+            "timed out after {}s waiting for the browser to return to {}; run `skysync login` again (use --timeout SECS for more time, or --manual on a machine without a browser)",
+            timeout.as_secs(),
+            skysync_core::http::redacted_url(&pending.redirect_uri)
+        ),
+        Ok(None) => anyhow::bail!("the redirect listener stopped unexpectedly"),
+        Ok(Some(result)) => Ok(result?),
+    }
+}
+
+/// Reads the pasted redirect URL (or bare code) from stdin.
+pub async fn read_pasted(pending: &PendingAuthorization, timeout: Duration) -> anyhow::Result<AuthorizationCode> {
+    let read = tokio::task::spawn_blocking(|| {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).map(|n| (n, line))
+    });
+    let (n, line) = tokio::time::timeout(timeout, read)
+        .await
+        .map_err(|_| anyhow::anyhow!("timed out after {}s waiting for the pasted URL", timeout.as_secs()))?
+        .context("reading stdin")?
+        .context("reading stdin")?;
+    anyhow::ensure!(n > 0, "nothing was pasted (stdin closed); paste the URL the browser was redirected to");
+    Ok(parse_callback(&line, &pending.state, true)?)
+}
+
+/// Opens `url` in the desktop browser. Failure is only worth a hint.
+pub fn open_browser(url: &Url) -> bool {
+    let program = if cfg!(target_os = "macos") {
+        "open"
+    } else if cfg!(windows) {
+        "explorer"
+    } else {
+        "xdg-open"
+    };
+    std::process::Command::new(program)
+        .arg(url.as_str())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .is_ok()
+}

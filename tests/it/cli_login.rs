@@ -1,0 +1,103 @@
+//! `skysync login` through the loopback listener and by paste.
+
+use std::time::Duration;
+
+use skysync_tests::cli::Skysync;
+use tokio::io::AsyncWriteExt;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_through_the_loopback_listener() {
+    let s = Skysync::start().await;
+    let (child, authorize, stderr) = s.start_login(&["login", "--no-browser", "--timeout", "30"]).await;
+    assert!(authorize.as_str().starts_with(s.sim.authorize_url().as_str()), "{authorize}");
+    let query: Vec<(String, String)> = authorize.query_pairs().into_owned().collect();
+    assert!(query.iter().any(|(k, v)| k == "code_challenge_method" && v == "S256"));
+    assert!(query.iter().any(|(k, _)| k == "state"));
+
+    let callback = s.consent(&authorize).await;
+    assert_eq!(callback.as_str().split('?').next(), s.env_value("SKYSYNC_REDIRECT_URI").as_deref());
+    // The browser lands on the listener, which answers with a page saying it may close.
+    let page = reqwest::get(callback.clone()).await.expect("callback reachable");
+    assert_eq!(page.status().as_u16(), 200);
+    assert!(page.text().await.unwrap().contains("You may close this window"));
+
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output()).await.unwrap().unwrap();
+    let mut run = s.finish(out);
+    run.stderr = stderr.await.unwrap();
+    run.expect_code(0);
+    assert!(run.stdout.contains("Sam Simulator <sim.user@example.org>"), "{}", run.stdout);
+    assert!(run.stdout.contains("Simulated Sandbox Environment (p-simEnvironment0000000001)"));
+    assert!(run.stdout.contains("Refresh token: expires"));
+    assert_eq!(s.sim.stats().token_authorization_code, 1);
+
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let file_mode = std::fs::metadata(s.token_file()).unwrap().permissions().mode() & 0o777;
+        let dir_mode = std::fs::metadata(s.data_dir()).unwrap().permissions().mode() & 0o777;
+        assert_eq!((file_mode, dir_mode), (0o600, 0o700));
+    }
+    // The code was used: a status now reads the stored consent.
+    s.run(&["status"]).await.expect_code(0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_manual_reads_the_pasted_redirect() {
+    let s = Skysync::start().await;
+    let (mut child, authorize, stderr) = s.start_login(&["login", "--manual", "--timeout", "30"]).await;
+    let callback = s.consent(&authorize).await;
+    // Nobody listens: paste the URL the browser ended on.
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(format!("{callback}\n").as_bytes()).await.unwrap();
+    drop(stdin);
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output()).await.unwrap().unwrap();
+    let mut run = s.finish(out);
+    run.stderr = stderr.await.unwrap();
+    run.expect_code(0);
+    assert!(run.stderr.contains("paste"), "{}", run.stderr);
+    assert_eq!(s.sim.stats().token_authorization_code, 1);
+    assert!(!s.stored_refresh_token().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_manual_rejects_a_redirect_with_another_state() {
+    let s = Skysync::start().await;
+    let (mut child, authorize, stderr) = s.start_login(&["login", "--manual", "--timeout", "30"]).await;
+    let callback = s.consent(&authorize).await;
+    let forged = callback.as_str().replace("state=", "state=x");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(format!("{forged}\n").as_bytes()).await.unwrap();
+    drop(stdin);
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output()).await.unwrap().unwrap();
+    let mut run = s.finish(out);
+    run.stderr = stderr.await.unwrap();
+    run.expect_code(1);
+    assert!(run.stderr.contains("state does not match"), "{}", run.stderr);
+    assert_eq!(s.sim.stats().token_calls, 0);
+    assert!(!s.token_file().exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_times_out_with_a_clear_message() {
+    let s = Skysync::start().await;
+    let run = s.run(&["login", "--no-browser", "--timeout", "1"]).await;
+    run.expect_code(1);
+    assert!(run.stderr.contains("timed out after 1s"), "{}", run.stderr);
+    assert!(run.stderr.contains("--manual"));
+    assert!(!s.token_file().exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_reports_denied_consent() {
+    let s = Skysync::start().await;
+    s.sim.set_deny_consent(true);
+    let (child, authorize, stderr) = s.start_login(&["login", "--no-browser", "--timeout", "30"]).await;
+    let callback = s.consent(&authorize).await;
+    let page = reqwest::get(callback).await.unwrap();
+    assert_eq!(page.status().as_u16(), 400);
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output()).await.unwrap().unwrap();
+    let mut run = s.finish(out);
+    run.stderr = stderr.await.unwrap();
+    run.expect_code(1);
+    assert!(run.stderr.contains("access_denied"), "{}", run.stderr);
+}

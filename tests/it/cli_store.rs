@@ -1,0 +1,94 @@
+//! The token file: permissions, corruption, backups.
+
+use skysync_tests::cli::Skysync;
+
+#[cfg(unix)]
+fn chmod(path: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_file_or_directory_open_to_others_is_refused() {
+    let s = Skysync::start().await;
+    s.seed(s.minted_tokens(|_| {})).await;
+    let file = s.token_file();
+    chmod(&file, 0o644);
+    let run = s.run(&["token"]).await;
+    run.expect_code(1);
+    assert!(run.stderr.contains(&format!("chmod 600 {}", file.display())), "{}", run.stderr);
+    assert!(run.stdout.is_empty());
+    chmod(&file, 0o600);
+    chmod(&s.data_dir(), 0o755);
+    let run = s.run(&["status"]).await;
+    run.expect_code(1);
+    assert!(run.stderr.contains(&format!("chmod 700 {}", s.data_dir().display())), "{}", run.stderr);
+    chmod(&s.data_dir(), 0o700);
+    s.run(&["token"]).await.expect_code(0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_token_file_without_backup_is_an_error_not_a_reset() {
+    let s = Skysync::start().await;
+    s.seed(s.minted_tokens(|_| {})).await;
+    let file = s.token_file();
+    let bytes = std::fs::read(&file).unwrap();
+    std::fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
+    for cmd in [&["token"][..], &["status"]] {
+        let run = s.run(cmd).await;
+        run.expect_code(1);
+        assert!(run.stderr.contains(&file.display().to_string()), "{}", run.stderr);
+        assert!(run.stderr.contains("unreadable"), "{}", run.stderr);
+        assert!(run.stderr.contains("tokens.json.bak"), "{}", run.stderr);
+    }
+    assert_eq!(std::fs::read(&file).unwrap(), &bytes[..bytes.len() / 2], "the file is left for the user");
+    assert_eq!(s.sim.stats().token_calls, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_token_file_falls_back_to_the_backup_with_a_warning() {
+    let s = Skysync::start().await;
+    s.seed(s.minted_tokens(|_| {})).await;
+    // A second save makes the first one the backup.
+    s.run(&["renew"]).await.expect_code(0);
+    let rotated = s.stored_refresh_token();
+    std::fs::write(s.token_file(), b"").unwrap();
+    let run = s.run(&["status"]).await;
+    run.expect_code(0);
+    assert!(run.stderr.contains("using the backup"), "{}", run.stderr);
+    assert!(run.stderr.contains("empty"), "{}", run.stderr);
+    // The backup holds the pre-rotation token, which the simulator killed: consent is needed,
+    // and the message says so instead of silently starting over.
+    let token = s.run(&["token", "--json"]).await;
+    assert!(token.code == 0 || token.code == 4, "{token:?}");
+    let _ = rotated;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_restores_a_working_session() {
+    let s = Skysync::start().await;
+    let first = s.minted_tokens(|_| {});
+    s.seed(first.clone()).await;
+    // Re-importing keeps the previous (still valid) file as the backup.
+    s.seed(s.minted_tokens(|_| {})).await;
+    std::fs::write(s.token_file(), b"{\"format\":\"skysync-tokens\",\"version\":1,\"gener").unwrap();
+    let run = s.run(&["token"]).await;
+    run.expect_code(0);
+    assert!(run.stderr.contains("using the backup"), "{}", run.stderr);
+    assert_eq!(run.stdout.trim(), first.access_token.as_ref().unwrap().secret());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_removes_tokens_only_with_confirmation() {
+    let s = Skysync::start().await;
+    s.seed(s.minted_tokens(|_| {})).await;
+    let refused = s.run(&["logout"]).await;
+    refused.expect_code(2);
+    assert!(refused.stderr.contains("--yes"), "{}", refused.stderr);
+    assert!(s.token_file().exists());
+    s.run(&["logout", "--yes"]).await.expect_code(0);
+    assert!(!s.token_file().exists());
+    assert!(!s.data_dir().join("tokens.json.bak").exists());
+    s.run(&["status"]).await.expect_code(4);
+}
