@@ -1,0 +1,376 @@
+//! The `SkyAuth` class: the JavaScript face of the core's consent, session and API client.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use serde::Serialize;
+use skysync_core::api::ApiClient;
+use skysync_core::authorize::{parse_callback, start_authorization};
+use skysync_core::bundle::{BundleContent, TokenBundle};
+use skysync_core::config::OAuthConfig;
+use skysync_core::env::{Clock, OsEntropy, Runtime};
+use skysync_core::http::{HttpClient, ReqwestClient};
+use skysync_core::session::{Session, SessionParts};
+use skysync_core::store::{MemoryStore, TokenStore};
+use skysync_core::token::{authorization_code_request, parse_token_response};
+use skysync_core::token_set::{RenewalPolicy, TokenSet};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
+
+use crate::browser_env::{BrowserClock, BrowserRuntime};
+use crate::consent::{ReceivedCode, TokenInfo, bundle_for, is_redirect, to_rfc3339};
+use crate::error::{ErrorKind, Failure};
+use crate::pending_store::{Pending, PendingStore};
+use crate::web_config::WebConfig;
+
+#[wasm_bindgen(typescript_custom_section)]
+const TS_TYPES: &str = r#"
+/** The configuration object of `new SkyAuth(config)`. Empty strings count as absent; unknown
+ * fields are an error. */
+export interface SkyAuthConfig {
+  /** The "Application ID". */
+  clientId: string;
+  /** The "Application secret" of a confidential application. Sent only to the token endpoint,
+   * never stored by SkyAuth. */
+  clientSecret?: string;
+  /** The redirect URI registered with the application (exact match). */
+  redirectUri: string;
+  /** Default: https://app.blackbaud.com/oauth/authorize */
+  authorizeUrl?: string;
+  /** Default: https://oauth2.sky.blackbaud.com/token */
+  tokenUrl?: string;
+  /** Default: https://api.sky.blackbaud.com/ */
+  apiUrl?: string;
+  /** Bb-Api-Subscription-Key; needed only by apiGet(). */
+  subscriptionKey?: string;
+  /** Restricts consent to one environment. */
+  environmentId?: string;
+  /** Client authentication at the token endpoint. Default: "basic" with a secret, else "none". */
+  clientAuth?: "basic" | "body" | "none";
+  /** Prefix of the sessionStorage keys. Default: "skysync.". */
+  storagePrefix?: string;
+}
+
+/** Who consented to which environment, and until when the tokens last (RFC 3339 instants). */
+export interface TokenInfo {
+  clientId: string;
+  /** "Environment name (id)". */
+  environment: string;
+  /** "Given Family <email>". */
+  user: string;
+  environmentId?: string;
+  environmentName?: string;
+  legalEntityName?: string;
+  email?: string;
+  mode?: string;
+  accessExpiresAt?: string;
+  refreshExpiresAt: string;
+  consentedAt: string;
+  /** Only when asked for (includeSecrets). */
+  accessToken?: string;
+  /** Only when asked for (includeSecrets). */
+  refreshToken?: string;
+}
+
+/** The stable `name` of every Error a SkyAuth method throws or rejects with. */
+export type SkyErrorName =
+  | "ConfigError" | "StorageError" | "NoPendingAuthorizationError" | "StateMismatchError"
+  | "ConsentDeniedError" | "InvalidRedirectError" | "ConsentRequiredError" | "InvalidClientError"
+  | "TokenEndpointUnreachableError" | "TokenEndpointError" | "NoRefreshTokenError"
+  | "NotLoggedInError" | "SubscriptionKeyError" | "UnauthorizedError" | "RateLimitedError"
+  | "QuotaExhaustedError" | "ApiUnavailableError" | "ApiError" | "BundleError";
+"#;
+
+/// Tokens obtained in this tab, with the session and API client over them.
+struct Live {
+    store: Arc<MemoryStore>,
+    session: Session,
+    api: Option<ApiClient>,
+}
+
+struct Inner {
+    oauth: OAuthConfig,
+    config: WebConfig,
+    http: Arc<dyn HttpClient>,
+    clock: Arc<dyn Clock>,
+    runtime: Arc<dyn Runtime>,
+    pending: PendingStore,
+    live: RefCell<Option<Live>>,
+    received: RefCell<Option<ReceivedCode>>,
+}
+
+/// Consent, tokens and SKY API calls from a web page.
+///
+/// ```js
+/// const auth = new SkyAuth({ clientId, redirectUri: location.origin + location.pathname });
+/// if (SkyAuth.isRedirect(location.href)) {
+///   const info = await auth.handleRedirect(location.href);
+///   history.replaceState(null, "", location.pathname);   // the code leaves the address bar
+/// } else {
+///   location.assign(auth.authorizeUrl());
+/// }
+/// ```
+#[wasm_bindgen]
+pub struct SkyAuth {
+    inner: Rc<Inner>,
+}
+
+impl std::fmt::Debug for SkyAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SkyAuth").field("client_id", &self.inner.oauth.client_id).finish_non_exhaustive()
+    }
+}
+
+type JsResult<T> = Result<T, JsValue>;
+
+fn to_js<T: Serialize>(value: &T) -> Result<JsValue, Failure> {
+    value
+        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(|e| Failure::new(ErrorKind::Api, format!("could not convert a value for JavaScript: {e}")))
+}
+
+fn promise<F>(future: F) -> js_sys::Promise
+where
+    F: std::future::Future<Output = Result<JsValue, Failure>> + 'static,
+{
+    future_to_promise(async move { future.await.map_err(JsValue::from) })
+}
+
+#[wasm_bindgen]
+impl SkyAuth {
+    /// Checks `config` (a `SkyAuthConfig`) and prepares a client. Throws `ConfigError`.
+    #[wasm_bindgen(constructor)]
+    pub fn new(#[wasm_bindgen(unchecked_param_type = "SkyAuthConfig")] config: JsValue) -> JsResult<SkyAuth> {
+        // Through JSON text, so that serde sees (and rejects) unknown fields.
+        let text = js_sys::JSON::stringify(&config)
+            .ok()
+            .and_then(|s| s.as_string())
+            .ok_or_else(|| Failure::new(ErrorKind::Config, "the configuration must be a plain object"))?;
+        let config = WebConfig::from_json(&text)?;
+        let oauth = config.oauth()?;
+        config.api()?;
+        let http = ReqwestClient::new().map_err(|e| Failure::new(ErrorKind::Config, e.to_string()))?;
+        let pending = PendingStore::new(config.storage_prefix());
+        Ok(SkyAuth {
+            inner: Rc::new(Inner {
+                oauth,
+                config,
+                http: Arc::new(http),
+                clock: Arc::new(BrowserClock),
+                runtime: Arc::new(BrowserRuntime),
+                pending,
+                live: RefCell::new(None),
+                received: RefCell::new(None),
+            }),
+        })
+    }
+
+    /// Whether `url` is a redirect back from the consent page (`state` plus `code` or `error`).
+    #[wasm_bindgen(js_name = isRedirect)]
+    pub fn is_redirect(url: &str) -> bool {
+        is_redirect(url)
+    }
+
+    /// The `name` of every error kind, in a stable order.
+    #[wasm_bindgen(js_name = errorNames, unchecked_return_type = "SkyErrorName[]")]
+    pub fn error_names() -> Vec<String> {
+        ErrorKind::ALL.iter().map(|k| k.name().to_owned()).collect()
+    }
+
+    /// Starts a consent: a fresh PKCE verifier and `state` go to `sessionStorage`, and the
+    /// returned URL (which holds neither secret) is where to send the browser.
+    #[wasm_bindgen(js_name = authorizeUrl)]
+    pub fn authorize_url(&self) -> JsResult<String> {
+        let started = start_authorization(&self.inner.oauth, &OsEntropy);
+        let url = started.url.to_string();
+        let pending = Pending { client_id: self.inner.oauth.client_id.clone(), authorization: started };
+        self.inner.pending.save(&pending)?;
+        Ok(url)
+    }
+
+    /// Whether `authorizeUrl()` was called in this tab and its redirect not yet handled.
+    #[wasm_bindgen(js_name = hasPendingAuthorization)]
+    pub fn has_pending_authorization(&self) -> bool {
+        self.inner.pending.has_pending()
+    }
+
+    /// Takes the redirect back from the consent page: checks `state`, exchanges the code through
+    /// `fetch` and resolves to a `TokenInfo` (with the tokens only when `includeSecrets`).
+    /// When the token endpoint cannot be reached from the browser, rejects with
+    /// `TokenEndpointUnreachableError` and keeps the code, so `exportBundle()` returns an
+    /// authorization-code bundle (to import within 5 minutes).
+    #[wasm_bindgen(js_name = handleRedirect, unchecked_return_type = "Promise<TokenInfo>")]
+    pub fn handle_redirect(&self, url: String, include_secrets: Option<bool>) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        promise(async move { inner.handle_redirect(&url, include_secrets.unwrap_or(false)).await })
+    }
+
+    /// A valid access token, refreshed when due (single-flight: concurrent callers share one
+    /// refresh).
+    #[wasm_bindgen(js_name = accessToken, unchecked_return_type = "Promise<string>")]
+    pub fn access_token(&self) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        promise(async move {
+            let session = inner.session()?;
+            let token = session.access_token().await?;
+            Ok(JsValue::from_str(token.secret()))
+        })
+    }
+
+    /// The current tokens' summary, or `undefined` before a consent.
+    #[wasm_bindgen(js_name = tokenInfo, unchecked_return_type = "TokenInfo | undefined")]
+    pub fn token_info(&self, include_secrets: Option<bool>) -> JsResult<JsValue> {
+        match self.inner.tokens() {
+            Some(t) => Ok(to_js(&TokenInfo::of(&t, include_secrets.unwrap_or(false)))?),
+            None => Ok(JsValue::UNDEFINED),
+        }
+    }
+
+    /// The token bundle (JSON text) for `skysync import`: the tokens after a successful exchange,
+    /// else the authorization code kept by a failed one. Throws `NotLoggedInError` when there is
+    /// neither.
+    #[wasm_bindgen(js_name = exportBundle)]
+    pub fn export_bundle(&self) -> JsResult<String> {
+        let now = self.inner.clock.now();
+        let received = self.inner.received.borrow();
+        Ok(bundle_for(self.inner.tokens(), received.as_ref(), now)?.to_json())
+    }
+
+    /// When the kept authorization code expires (RFC 3339), if `exportBundle()` would export one.
+    #[wasm_bindgen(getter, js_name = codeExpiresAt)]
+    pub fn code_expires_at(&self) -> Option<String> {
+        if self.inner.tokens().is_some() {
+            return None;
+        }
+        self.inner.received.borrow().as_ref().map(|c| to_rfc3339(c.expires_at()))
+    }
+
+    /// Loads tokens from a refresh-token bundle (for apps that keep one). Throws `BundleError`.
+    #[wasm_bindgen(js_name = restoreBundle, unchecked_return_type = "TokenInfo")]
+    pub fn restore_bundle(&self, json: &str) -> JsResult<JsValue> {
+        let bundle = TokenBundle::parse(json.as_bytes()).map_err(Failure::from)?;
+        bundle.validate(&self.inner.oauth.client_id, self.inner.clock.now()).map_err(Failure::from)?;
+        let BundleContent::RefreshToken { tokens } = bundle.content else {
+            return Err(Failure::new(
+                ErrorKind::Bundle,
+                "an authorization-code bundle must be exchanged by `skysync import`, not restored",
+            )
+            .into());
+        };
+        self.inner.install(*tokens.clone());
+        Ok(to_js(&TokenInfo::of(&tokens, false))?)
+    }
+
+    /// GETs a SKY API path (`/constituent/v1/constituents?limit=1`) or a `next_link`, with the
+    /// subscription key and a bearer token; 401 refreshes once, 429 waits, quota 403 stops.
+    /// Resolves to the parsed JSON.
+    #[wasm_bindgen(js_name = apiGet, unchecked_return_type = "Promise<any>")]
+    pub fn api_get(&self, path: String) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        promise(async move {
+            let api = inner.api()?;
+            let value = api.get_json(&path).await?;
+            to_js(&value)
+        })
+    }
+
+    /// Removes every `sessionStorage` key under the prefix (the pending consent, and whatever the
+    /// host page saved there) and forgets a kept authorization code. Returns how many keys went.
+    #[wasm_bindgen(js_name = clearStorage)]
+    pub fn clear_storage(&self) -> JsResult<u32> {
+        *self.inner.received.borrow_mut() = None;
+        Ok(self.inner.pending.clear_all()?)
+    }
+}
+
+impl Inner {
+    fn tokens(&self) -> Option<TokenSet> {
+        self.live.borrow().as_ref().and_then(|l| l.store.snapshot()).map(|v| v.tokens)
+    }
+
+    fn session(&self) -> Result<Session, Failure> {
+        self.live.borrow().as_ref().map(|l| l.session.clone()).ok_or_else(not_logged_in)
+    }
+
+    fn api(&self) -> Result<ApiClient, Failure> {
+        let live = self.live.borrow();
+        let live = live.as_ref().ok_or_else(not_logged_in)?;
+        live.api
+            .clone()
+            .ok_or_else(|| Failure::new(ErrorKind::Config, "apiGet needs subscriptionKey in the configuration"))
+    }
+
+    /// Replaces the tokens (and the session over them).
+    fn install(&self, tokens: TokenSet) {
+        let store = Arc::new(MemoryStore::with(tokens));
+        let session = Session::new(SessionParts {
+            oauth: self.oauth.clone(),
+            policy: RenewalPolicy::default(),
+            http: self.http.clone(),
+            store: store.clone() as Arc<dyn TokenStore>,
+            clock: self.clock.clone(),
+            runtime: self.runtime.clone(),
+        });
+        let api = self.config.api().ok().flatten().map(|config| {
+            ApiClient::new(
+                session.clone(),
+                self.http.clone(),
+                self.runtime.clone(),
+                self.clock.clone(),
+                Arc::new(OsEntropy),
+                config,
+                10.0,
+            )
+        });
+        *self.live.borrow_mut() = Some(Live { store, session, api });
+        *self.received.borrow_mut() = None;
+    }
+
+    async fn handle_redirect(&self, url: &str, include_secrets: bool) -> Result<JsValue, Failure> {
+        let pending = self.pending.take()?.ok_or_else(|| {
+            Failure::new(
+                ErrorKind::NoPendingAuthorization,
+                "no consent was started in this tab (or its redirect was already handled); authorize again",
+            )
+        })?;
+        if pending.client_id != self.oauth.client_id {
+            return Err(Failure::new(
+                ErrorKind::Config,
+                format!("the consent was started for application {}, not {}", pending.client_id, self.oauth.client_id),
+            ));
+        }
+        let started = pending.authorization;
+        let code = parse_callback(url, &started.state, false)?;
+        let request = authorization_code_request(&self.oauth, &code, Some(&started.verifier), &started.redirect_uri);
+        let response = match self.http.execute(request.clone()).await {
+            Ok(r) => r,
+            Err(e) => {
+                *self.received.borrow_mut() = Some(ReceivedCode {
+                    client_id: self.oauth.client_id.clone(),
+                    code,
+                    verifier: started.verifier,
+                    redirect_uri: started.redirect_uri,
+                    obtained_at: self.clock.now(),
+                });
+                return Err(Failure::new(
+                    ErrorKind::TokenEndpointUnreachable,
+                    format!(
+                        "the browser could not read the token endpoint's answer ({e}); this is usual when it does \
+                         not allow cross-origin requests. Export the authorization-code bundle and import it \
+                         within 5 minutes"
+                    ),
+                ));
+            }
+        };
+        let answer = parse_token_response(&request.url, &response)?;
+        let tokens = TokenSet::from_exchange(&self.oauth.client_id, answer, self.clock.now())?;
+        let info = TokenInfo::of(&tokens, include_secrets);
+        self.install(tokens);
+        to_js(&info)
+    }
+}
+
+fn not_logged_in() -> Failure {
+    Failure::new(ErrorKind::NotLoggedIn, "no tokens yet: authorize first (or restore a bundle)")
+}
