@@ -98,13 +98,28 @@ enum Db {
 }
 
 /// A fresh database of one backend.
-struct Fixture {
+pub(crate) struct Fixture {
     spec: SinkSpec,
     _dir: TempDir,
     _pg: Option<PgServer>,
 }
 
 impl Fixture {
+    /// A reader of an existing database (e.g. one the `skysync` binary wrote).
+    pub(crate) fn at(spec: SinkSpec) -> Fixture {
+        Fixture { spec, _dir: tempfile::tempdir().unwrap(), _pg: None }
+    }
+
+    /// A fresh PostgreSQL database, for tests that hand its URL to the binary.
+    pub(crate) fn postgres() -> Fixture {
+        Fixture::new(Db::Postgres)
+    }
+
+    /// The sink description.
+    pub(crate) fn spec(&self) -> &SinkSpec {
+        &self.spec
+    }
+
     fn new(db: Db) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         match db {
@@ -127,7 +142,7 @@ impl Fixture {
     }
 
     /// (id → (data, deleted)) of a table, read through a separate connection.
-    async fn rows(&self, table: &str) -> BTreeMap<String, (Value, bool)> {
+    pub(crate) async fn rows(&self, table: &str) -> BTreeMap<String, (Value, bool)> {
         let sql = format!("SELECT id, data, deleted_at IS NOT NULL FROM \"{table}\"");
         match &self.spec {
             SinkSpec::Sqlite(p) => {
@@ -161,17 +176,17 @@ impl Fixture {
     }
 
     /// Number of rows of a table (deleted ones included: a duplicate would show here).
-    async fn count(&self, table: &str) -> usize {
+    pub(crate) async fn count(&self, table: &str) -> usize {
         self.rows(table).await.len()
     }
 
-    async fn bookmark(&self, entity: &str) -> Option<Bookmark> {
+    pub(crate) async fn bookmark(&self, entity: &str) -> Option<Bookmark> {
         let mut s = self.sink().await;
         s.state(entity).await.unwrap().and_then(|s| s.bookmark).map(|b| Bookmark::from_json(&b).unwrap())
     }
 
     /// The live (not deleted) rows equal the simulator's live records exactly.
-    async fn assert_equals_source(&self, sim: &SimHandle, entity: &str) {
+    pub(crate) async fn assert_equals_source(&self, sim: &SimHandle, entity: &str) {
         let rows = self.rows(entity).await;
         let mut live: Vec<&String> = rows.iter().filter(|(_, (_, deleted))| !deleted).map(|(id, _)| id).collect();
         live.sort();

@@ -1,0 +1,217 @@
+//! `skysync sync`, `sync status`, `--list`, `--dry-run` and `demo`, black-box: the real binary
+//! against the in-process simulator, with a private HOME per test.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::Value;
+use skysync_cli::sim::SimConfig;
+use skysync_cli::sink::SinkSpec;
+use skysync_core::catalog::CATALOG;
+use skysync_core::paging::Bookmark;
+use skysync_tests::cli::Skysync;
+
+use crate::sync::Fixture;
+
+async fn world(records: u64) -> Skysync {
+    let sk = Skysync::with_sim(SimConfig { records, ..SimConfig::default() }).await;
+    let tokens = sk.minted_tokens(|_| {});
+    sk.seed(tokens).await;
+    sk
+}
+
+fn db_path(sk: &Skysync) -> PathBuf {
+    sk.data_dir().join("skysync.db")
+}
+
+fn default_db(sk: &Skysync) -> Fixture {
+    Fixture::at(SinkSpec::Sqlite(db_path(sk)))
+}
+
+fn json(stdout: &str) -> Value {
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+}
+
+#[tokio::test]
+async fn list_prints_the_catalog_without_credentials() {
+    let sk = Skysync::start().await;
+    sk.set_env("SKYSYNC_CLIENT_SECRET", None);
+    sk.set_env("SKYSYNC_SUBSCRIPTION_KEY", None);
+    let run = sk.run(&["sync", "--list"]).await;
+    run.expect_code(0);
+    for e in CATALOG {
+        assert!(run.stdout.contains(e.name) && run.stdout.contains(e.path), "{}:\n{}", e.name, run.stdout);
+    }
+    assert!(run.stdout.contains("no sort_token"), "entities without sort_token say how they sync");
+    let run = sk.run(&["sync", "--list", "--json"]).await;
+    run.expect_code(0);
+    let v = json(&run.stdout);
+    assert_eq!(v.as_array().unwrap().len(), CATALOG.len());
+    assert_eq!(sk.sim.stats().api_calls, 0);
+}
+
+#[tokio::test]
+async fn sync_then_status_then_incremental_rerun() {
+    let sk = world(100).await;
+    let run = sk.run(&["sync", "--page-size", "50", "--json"]).await;
+    run.expect_code(0);
+    let summary = json(&run.stdout);
+    assert_eq!(summary["ok"], true);
+    assert_eq!(summary["records"], 300, "100 constituents and 200 gifts");
+    let gifts = summary["entities"].as_array().unwrap().iter().find(|e| e["entity"] == "gifts").unwrap();
+    assert_eq!((gifts["added"].as_u64(), gifts["pages"].as_u64()), (Some(200), Some(5)));
+    let db = default_db(&sk);
+    db.assert_equals_source(&sk.sim, "gifts").await;
+    db.assert_equals_source(&sk.sim, "constituents").await;
+
+    let run = sk.run(&["sync", "status"]).await;
+    run.expect_code(0);
+    assert!(run.stdout.contains("gifts") && run.stdout.contains("sort_token chain"), "{}", run.stdout);
+    assert!(!run.stdout.contains("http://"), "no URLs in status: {}", run.stdout);
+    let run = sk.run(&["sync", "status", "--json"]).await;
+    run.expect_code(0);
+    let st = json(&run.stdout);
+    let g = st["entities"].as_array().unwrap().iter().find(|e| e["entity"] == "gifts").unwrap().clone();
+    assert_eq!(g["row_count"], 200);
+    assert!(g["last_success_at"].is_string());
+
+    sk.sim.modify("gifts", 3);
+    sk.sim.reset_stats();
+    let run = sk.run(&["sync", "gifts", "--page-size", "50"]).await;
+    run.expect_code(0);
+    assert!(run.stdout.contains("incremental"), "{}", run.stdout);
+    assert_eq!(sk.sim.stats().per_entity_calls.get("gifts"), Some(&2), "the changes and the empty page");
+    db.assert_equals_source(&sk.sim, "gifts").await;
+}
+
+#[tokio::test]
+async fn dry_run_shows_the_requests_and_calls_nothing() {
+    let sk = world(50).await;
+    let run = sk.run(&["sync", "--dry-run", "gifts", "events", "--page-size", "25"]).await;
+    run.expect_code(0);
+    assert!(run.stdout.contains("first run"), "{}", run.stdout);
+    assert!(run.stdout.contains("/gift/v1/gifts?limit=25&last_modified=1600-01-01"), "{}", run.stdout);
+    assert!(run.stdout.contains("/event/v1/eventlist?limit=25&offset=0"), "{}", run.stdout);
+    assert_eq!(sk.sim.stats().api_calls, 0, "a dry run makes no API calls");
+    sk.run(&["sync", "gifts", "--page-size", "25"]).await.expect_code(0);
+    let calls = sk.sim.stats().api_calls;
+    let run = sk.run(&["sync", "--dry-run", "--json", "gifts", "--reconcile"]).await;
+    run.expect_code(0);
+    let v = json(&run.stdout);
+    let g = &v["entities"][0];
+    assert_eq!(g["mode"], "incremental");
+    assert_eq!(g["reconcile"], true);
+    assert!(g["request"].as_str().unwrap().contains("sort_token="));
+    assert_eq!(sk.sim.stats().api_calls, calls);
+}
+
+#[tokio::test]
+async fn quota_exhaustion_exits_5_keeps_pages_and_the_next_run_completes() {
+    let sk = world(100).await;
+    sk.sim.set_quota(Some(3));
+    let run = sk.run(&["sync", "gifts", "--page-size", "50"]).await;
+    run.expect_code(5);
+    assert!(run.stderr.contains("quota") && run.stderr.contains("replenishes in"), "{}", run.stderr);
+    assert!(run.stdout.contains("resumes where it stopped"), "{}", run.stdout);
+    let db = default_db(&sk);
+    assert_eq!(db.count("gifts").await, 150, "the three committed pages are kept");
+    sk.sim.set_quota(None);
+    let run = sk.run(&["sync", "gifts", "--page-size", "50"]).await;
+    run.expect_code(0);
+    db.assert_equals_source(&sk.sim, "gifts").await;
+    assert_eq!(db.count("gifts").await, 200);
+}
+
+#[tokio::test]
+async fn call_budget_exits_5_with_a_budget_message() {
+    let sk = world(100).await;
+    let run = sk.run(&["sync", "gifts", "--page-size", "50", "--call-budget", "2", "--json"]).await;
+    run.expect_code(5);
+    assert!(run.stderr.contains("budget"), "{}", run.stderr);
+    let v = json(&run.stdout);
+    assert_eq!(v["ok"], false);
+    assert!(v["stopped"].as_str().unwrap().contains("budget"));
+    assert_eq!(sk.sim.stats().api_calls, 2);
+    assert_eq!(default_db(&sk).count("gifts").await, 100);
+}
+
+#[tokio::test]
+async fn sigkill_mid_sync_then_rerun_is_complete_without_duplicates() {
+    let sk = world(200).await;
+    // 400 gifts in pages of 10 at 10 calls/s: about four seconds, so the kill lands mid-run.
+    let mut child =
+        sk.command(&["sync", "gifts", "--page-size", "10", "--rate-limit", "10"]).spawn().expect("spawn skysync sync");
+    let db = default_db(&sk);
+    let mut rows = 0;
+    for _ in 0..300 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if db_path(&sk).exists() {
+            rows = sqlite_count(&db_path(&sk), "gifts");
+            if rows >= 50 {
+                break;
+            }
+        }
+    }
+    child.start_kill().expect("SIGKILL");
+    let status = child.wait().await.unwrap();
+    assert!(!status.success(), "killed, not finished");
+    let kept = sqlite_count(&db_path(&sk), "gifts");
+    assert!((50..400).contains(&kept), "killed mid-run after {rows} rows: {kept} kept");
+    match db.bookmark("gifts").await {
+        Some(Bookmark::Chain { next_link, .. }) => assert!(next_link.contains("sort_token="), "the chain moved"),
+        other => panic!("no chain bookmark after committed pages: {other:?}"),
+    }
+    let run = sk.run(&["sync", "gifts", "--page-size", "50", "--json"]).await;
+    run.expect_code(0);
+    let v = json(&run.stdout);
+    assert_eq!(v["entities"][0]["changed"].as_u64().unwrap(), 0, "no committed page is fetched again");
+    assert_eq!(v["entities"][0]["added"].as_u64().unwrap() as usize, 400 - kept);
+    db.assert_equals_source(&sk.sim, "gifts").await;
+    assert_eq!(db.count("gifts").await, 400, "no duplicates");
+}
+
+fn sqlite_count(path: &std::path::Path, table: &str) -> usize {
+    let c = rusqlite::Connection::open(path).unwrap();
+    c.query_row(&format!("SELECT count(*) FROM \"{table}\""), [], |r| r.get::<_, i64>(0)).unwrap_or(0) as usize
+}
+
+#[tokio::test]
+async fn postgres_sync_and_status() {
+    let sk = world(100).await;
+    let pg = Fixture::postgres();
+    let SinkSpec::Postgres(url) = pg.spec().clone() else { unreachable!() };
+    sk.sim.set_quota(Some(2));
+    sk.run(&["sync", "--db", &url, "--page-size", "50"]).await.expect_code(5);
+    sk.sim.set_quota(None);
+    sk.run(&["sync", "--db", &url, "--page-size", "50"]).await.expect_code(0);
+    pg.assert_equals_source(&sk.sim, "gifts").await;
+    pg.assert_equals_source(&sk.sim, "constituents").await;
+    let run = sk.run(&["sync", "status", "--db", &url, "--json"]).await;
+    run.expect_code(0);
+    let v = json(&run.stdout);
+    assert!(v["sink"].as_str().unwrap().starts_with("PostgreSQL"));
+    assert_eq!(v["entities"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn jsonl_to_stdout_keeps_the_summary_off_stdout() {
+    let sk = world(20).await;
+    let run = sk.run(&["sync", "gifts", "--format", "jsonl", "--out", "-", "--page-size", "15"]).await;
+    run.expect_code(0);
+    let lines: Vec<Value> = run.stdout.lines().map(|l| json(l)).collect();
+    assert_eq!(lines.len(), 40, "one line per gift:\n{}", run.stdout);
+    assert!(run.stderr.contains("gifts"), "the summary goes to stderr: {}", run.stderr);
+}
+
+#[tokio::test]
+async fn demo_runs_the_whole_flow() {
+    let sk = Skysync::start().await;
+    let db = sk.home().join("demo.db");
+    let run = sk.run(&["demo", "--records", "300", "--db", db.to_str().unwrap()]).await;
+    run.expect_code(0);
+    assert!(run.stdout.contains("constituents") && run.stdout.contains("gifts"), "{}", run.stdout);
+    assert!(run.stdout.contains("SELECT") && run.stdout.contains("donor"), "{}", run.stdout);
+    assert!(run.stdout.contains("skysync login"), "points at the real Blackbaud: {}", run.stdout);
+    assert_eq!(sqlite_count(&db, "gifts"), 600);
+    assert_eq!(sqlite_count(&db, "constituents"), 300);
+}
