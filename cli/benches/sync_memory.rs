@@ -59,7 +59,7 @@ impl Progress for Sampler {
         if records >= self.at_records && self.early_hwm.load(Ordering::Relaxed) == 0 {
             self.early_hwm.store(vm_hwm_kib(), Ordering::Relaxed);
         }
-        if pages % 20 == 0 {
+        if pages.is_multiple_of(20) {
             eprintln!("  {records} records, {pages} pages, peak RSS {}", mib(vm_hwm_kib()));
         }
     }

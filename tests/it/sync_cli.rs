@@ -198,7 +198,7 @@ async fn jsonl_to_stdout_keeps_the_summary_off_stdout() {
     let sk = world(20).await;
     let run = sk.run(&["sync", "gifts", "--format", "jsonl", "--out", "-", "--page-size", "15"]).await;
     run.expect_code(0);
-    let lines: Vec<Value> = run.stdout.lines().map(|l| json(l)).collect();
+    let lines: Vec<Value> = run.stdout.lines().map(json).collect();
     assert_eq!(lines.len(), 40, "one line per gift:\n{}", run.stdout);
     assert!(run.stderr.contains("gifts"), "the summary goes to stderr: {}", run.stderr);
 }

@@ -99,7 +99,15 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         anyhow::bail!("the demo sync did not finish");
     }
 
-    out.line(format!("\nThe data is in {}. A sample query (sqlite3 \"{0}\"):\n", db_path.display()))?;
+    let whereabouts = if args.keep || args.db.is_some() {
+        format!("The data is in {}", db_path.display())
+    } else {
+        format!(
+            "The data is in {} (removed when the demo ends; add --keep to explore it with sqlite3)",
+            db_path.display()
+        )
+    };
+    out.line(format!("\n{whereabouts}. A sample query on it:\n"))?;
     out.line(SAMPLE_QUERY)?;
     out.line(String::new())?;
     out.line(sample(&db_path)?)?;
