@@ -75,15 +75,25 @@ fn page_error(message: &str) -> String {
     )
 }
 
-/// Waits for the browser's redirect on the loopback listener and returns the code.
-pub async fn receive_callback(pending: &PendingAuthorization, timeout: Duration) -> anyhow::Result<AuthorizationCode> {
+/// Binds the loopback listener for `redirect_uri`. Done before the URL is shown, so a fast
+/// browser cannot arrive before anyone listens.
+pub async fn bind_listener(redirect_uri: &Url) -> anyhow::Result<tokio::net::TcpListener> {
+    let addr = listen_addr(redirect_uri)?;
+    tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot listen on {addr} for the redirect (is another `skysync login` running?); or use `skysync login --manual`")
+    })
+}
+
+/// Waits on `listener` for the browser's redirect and returns the code.
+pub async fn receive_callback(
+    listener: tokio::net::TcpListener,
+    pending: &PendingAuthorization,
+    timeout: Duration,
+) -> anyhow::Result<AuthorizationCode> {
     use axum::extract::{RawQuery, State};
     use axum::response::Html;
 
-    let addr = listen_addr(&pending.redirect_uri)?;
-    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
-        format!("cannot listen on {addr} for the redirect (is another `skysync login` running?); or use `skysync login --manual`")
-    })?;
+    let addr = listener.local_addr()?;
     let path = pending.redirect_uri.path().to_owned();
     let (tx, mut rx) = mpsc::channel::<Result<AuthorizationCode, CallbackError>>(4);
     #[derive(Clone)]

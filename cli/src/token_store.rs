@@ -251,11 +251,21 @@ impl FileTokenStore {
         let _ = std::fs::remove_file(&staging);
         if std::fs::hard_link(main, &staging).is_err() {
             // No hard links on this file system: copy and sync instead.
-            let mut f = OpenOptions::new().write(true).create_new(true).mode_private().open(&staging)?;
-            f.write_all(&std::fs::read(main)?)?;
-            f.sync_all()?;
+            let copied = (|| {
+                let mut f = OpenOptions::new().write(true).create_new(true).mode_private().open(&staging)?;
+                f.write_all(&std::fs::read(main)?)?;
+                f.sync_all()
+            })();
+            if let Err(e) = copied {
+                let _ = std::fs::remove_file(&staging);
+                return Err(e);
+            }
         }
-        std::fs::rename(&staging, self.backup_path())
+        let renamed = std::fs::rename(&staging, self.backup_path());
+        // rename(2) does nothing when both names already link the same file (a retried save):
+        // the staging name must not linger either way.
+        let _ = std::fs::remove_file(&staging);
+        renamed
     }
 
     /// Saves `tokens` whatever is stored (a fresh consent), keeping a readable current file as the

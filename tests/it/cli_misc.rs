@@ -148,3 +148,20 @@ async fn no_secret_appears_in_any_output_at_trace_level() {
         assert!(long_secretish_runs(out).is_empty(), "secret-shaped text {:?} in:\n{out}", long_secretish_runs(out));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_stdout_is_not_an_error() {
+    use tokio::io::AsyncBufReadExt;
+    let s = Skysync::start().await;
+    s.seed(s.minted_tokens(|_| {})).await;
+    let mut child = s.command(&["api", "--paginate", "/constituent/v1/constituents?limit=1"]).spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    assert!(lines.next_line().await.unwrap().is_some());
+    drop(lines);
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output()).await.unwrap().unwrap();
+    let run = s.finish(out);
+    run.expect_code(0);
+    assert!(!run.stderr.contains("error"), "{}", run.stderr);
+    assert!(s.sim.stats().api_calls < 50, "stopped paging once nobody read the output");
+}

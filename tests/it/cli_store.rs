@@ -92,3 +92,28 @@ async fn logout_removes_tokens_only_with_confirmation() {
     assert!(!s.data_dir().join("tokens.json.bak").exists());
     s.run(&["status"]).await.expect_code(4);
 }
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_write_leaves_the_old_file_and_says_so() {
+    let s = Skysync::start().await;
+    let seeded = s.seed_expired_access().await;
+    let before = std::fs::read(s.token_file()).unwrap();
+    // A 512-byte file size limit makes the token write fail like a full disk would (EFBIG).
+    let out = s.shell("trap '' XFSZ; ulimit -f 1; exec \"$SKYSYNC\" token").output().await.unwrap();
+    let run = s.finish(out);
+    run.expect_code(1);
+    assert!(run.stderr.contains("could not save them"), "{}", run.stderr);
+    assert!(run.stderr.contains("the previous token file is unchanged"), "{}", run.stderr);
+    assert_eq!(std::fs::read(s.token_file()).unwrap(), before);
+    let leftovers: Vec<_> = std::fs::read_dir(s.data_dir())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left behind: {leftovers:?}");
+    // The preserved refresh token still works once the disk has room again.
+    s.run(&["token"]).await.expect_code(0);
+    assert_eq!(s.stored_refresh_token(), seeded.refresh_token.secret());
+}

@@ -193,6 +193,22 @@ impl Skysync {
         cmd
     }
 
+    /// `sh -c script` with this world's environment, and `$SKYSYNC` naming the binary.
+    pub fn shell(&self, script: &str) -> tokio::process::Command {
+        let mut cmd = self.command(&[]);
+        let std = cmd.as_std_mut();
+        let mut sh = tokio::process::Command::new("sh");
+        sh.env_clear();
+        for (k, v) in std.get_envs() {
+            if let Some(v) = v {
+                sh.env(k, v);
+            }
+        }
+        sh.env("SKYSYNC", skysync_bin()).arg("-c").arg(script);
+        sh.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+        sh
+    }
+
     /// Records a run's output for [`Skysync::all_output`].
     pub fn record(&self, text: String) {
         self.outputs.lock().expect("outputs").push(text);

@@ -9,7 +9,7 @@ use skysync_core::env::{Clock, OsEntropy, SystemClock};
 use crate::args::LoginArgs;
 use crate::context::Context;
 use crate::exit;
-use crate::login::{exchange_and_store, open_browser, read_pasted, receive_callback};
+use crate::login::{bind_listener, exchange_and_store, open_browser, read_pasted, receive_callback};
 use crate::output::{relative, timestamp};
 
 /// Runs the consent and stores the tokens.
@@ -18,18 +18,19 @@ pub async fn run(ctx: &Context, args: LoginArgs) -> anyhow::Result<u8> {
     let pending = start_authorization(&ctx.settings().oauth(), &OsEntropy);
     let out = ctx.output();
     let timeout = Duration::from_secs(args.timeout.max(1));
+    let listener = if args.manual { None } else { Some(bind_listener(&pending.redirect_uri).await?) };
     out.note("Open this URL in a browser and consent as a Blackbaud user with access to the environment:");
     // The URL stands alone on its line so it can be copied (or read by a script).
     out.note(pending.url.as_str());
-    let code = if args.manual {
-        out.note("Then paste the URL the browser was redirected to (it may show an error page; copy the address bar), or just its code:");
-        read_pasted(&pending, timeout).await?
-    } else {
+    let code = if let Some(listener) = listener {
         if !args.no_browser && !open_browser(&pending.url) {
             out.note("(Could not open a browser; open the URL above yourself.)");
         }
         out.note(format_args!("Waiting up to {}s for the browser to return…", timeout.as_secs()));
-        receive_callback(&pending, timeout).await?
+        receive_callback(listener, &pending, timeout).await?
+    } else {
+        out.note("Then paste the URL the browser was redirected to (it may show an error page; copy the address bar), or just its code:");
+        read_pasted(&pending, timeout).await?
     };
     let tokens = exchange_and_store(ctx, code, Some(pending.verifier), &pending.redirect_uri).await?;
     print_consent(ctx, &tokens, "Logged in")?;

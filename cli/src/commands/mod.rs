@@ -34,15 +34,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Status(_) => status::run(&context(&g)?).await,
         Command::Renew => renew::run(&context(&g)?).await,
         Command::Api(args) => api::run(&context(&g)?, args).await,
-        Command::Sync(args) => {
-            let ctx = context(&g)?;
-            let _ = (&ctx, args);
-            anyhow::bail!("`skysync sync` is not available in this build yet")
-        }
-        Command::Demo(args) => {
-            let _ = args;
-            anyhow::bail!("`skysync demo` is not available in this build yet")
-        }
+        Command::Sync(args) => crate::sync::run(&context(&g)?, args).await.map(|()| crate::exit::OK),
+        Command::Demo(args) => crate::sync::demo(args).await.map(|()| crate::exit::OK),
     }
 }
 
