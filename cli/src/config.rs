@@ -224,50 +224,22 @@ pub fn resolve(src: &ConfigSource) -> Result<Resolved, ConfigError> {
     }
 
     let mut entries = Vec::new();
-    let mut plain = |name: &'static str, var: &'static str, file: Option<String>, default: Option<&str>, secret| {
-        let (value, source) = if let Some(v) = env(var) {
-            (Some(v), Source::Env(var))
-        } else if let Some(v) = file {
-            (Some(v), Source::File)
-        } else if let Some(d) = default {
-            (Some(d.to_owned()), Source::Default)
-        } else {
-            (None, Source::Missing)
-        };
-        entries.push(Entry { name, value, secret, source });
-    };
-    plain("client_id", "SKYSYNC_CLIENT_ID", p.client_id.clone(), None, false);
+    entries.push(pick("client_id", "SKYSYNC_CLIENT_ID", p.client_id.clone(), None, false));
     // The secret: a value (env or file), else a file to read it from.
-    let secret_file_env = env("SKYSYNC_CLIENT_SECRET_FILE");
-    let secret_entry = if let Some(v) = env("SKYSYNC_CLIENT_SECRET") {
-        Entry { name: "client_secret", value: Some(v), secret: true, source: Source::Env("SKYSYNC_CLIENT_SECRET") }
-    } else if let Some(f) = secret_file_env {
-        Entry {
-            name: "client_secret",
-            value: Some(read_secret_file(Path::new(&f))?),
-            secret: true,
-            source: Source::Env("SKYSYNC_CLIENT_SECRET_FILE"),
-        }
+    let secret = |value: String, source| Entry { name: "client_secret", value: Some(value), secret: true, source };
+    entries.push(if let Some(v) = env("SKYSYNC_CLIENT_SECRET") {
+        secret(v, Source::Env("SKYSYNC_CLIENT_SECRET"))
+    } else if let Some(f) = env("SKYSYNC_CLIENT_SECRET_FILE") {
+        secret(read_secret_file(Path::new(&f))?, Source::Env("SKYSYNC_CLIENT_SECRET_FILE"))
     } else if let Some(v) = p.client_secret.clone() {
-        Entry { name: "client_secret", value: Some(v), secret: true, source: Source::File }
+        secret(v, Source::File)
     } else if let Some(f) = &p.client_secret_file {
-        Entry { name: "client_secret", value: Some(read_secret_file(f)?), secret: true, source: Source::File }
+        secret(read_secret_file(f)?, Source::File)
     } else {
         Entry { name: "client_secret", value: None, secret: true, source: Source::Missing }
-    };
-    entries.push(secret_entry);
-    let mut plain = |name: &'static str, var: &'static str, file: Option<String>, default: Option<&str>, secret| {
-        let (value, source) = if let Some(v) = env(var) {
-            (Some(v), Source::Env(var))
-        } else if let Some(v) = file {
-            (Some(v), Source::File)
-        } else if let Some(d) = default {
-            (Some(d.to_owned()), Source::Default)
-        } else {
-            (None, Source::Missing)
-        };
-        entries.push(Entry { name, value, secret, source });
-    };
+    });
+    let mut plain =
+        |name, var, file, default: Option<&str>, secret| entries.push(pick(name, var, file, default, secret));
     let d = RenewalPolicy::default();
     plain("subscription_key", "SKYSYNC_SUBSCRIPTION_KEY", p.subscription_key, None, true);
     plain("redirect_uri", "SKYSYNC_REDIRECT_URI", p.redirect_uri, Some(DEFAULT_REDIRECT_URI), false);
@@ -302,6 +274,20 @@ pub fn resolve(src: &ConfigSource) -> Result<Resolved, ConfigError> {
     );
 
     Ok(Resolved { profile, path, file_found, entries, sync: p.sync.unwrap_or_default() })
+}
+
+/// A setting from the environment, else the file, else the default.
+fn pick(name: &'static str, var: &'static str, file: Option<String>, default: Option<&str>, secret: bool) -> Entry {
+    let (value, source) = if let Some(v) = env(var) {
+        (Some(v), Source::Env(var))
+    } else if let Some(v) = file {
+        (Some(v), Source::File)
+    } else if let Some(d) = default {
+        (Some(d.to_owned()), Source::Default)
+    } else {
+        (None, Source::Missing)
+    };
+    Entry { name, value, secret, source }
 }
 
 /// Refuses a secret-bearing file that other users can read.
