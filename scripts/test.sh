@@ -23,6 +23,10 @@ cargo build -p skysync-core --target wasm32-unknown-unknown --locked
 say "build the consent page (web/dist)"
 web/build.sh
 
+say "build the skysync binary the black-box tests run"
+cargo build -p skysync-cli --bin skysync --locked
+export SKYSYNC_BIN="$PWD/target/debug/skysync"
+
 say "native tests (unit, simulator, CLI black-box, sinks on SQLite and PostgreSQL, sync, browser end-to-end)"
 cargo test --workspace --locked
 
