@@ -4,6 +4,7 @@
 pub mod args;
 pub mod commands;
 pub mod config;
+pub mod consent_page;
 pub mod context;
 pub mod exit;
 pub mod login;

@@ -1,3 +1,4 @@
+mod browser;
 mod cli_login;
 mod cli_misc;
 mod cli_store;

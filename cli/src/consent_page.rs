@@ -1,0 +1,265 @@
+//! `skysync consent-page`: serves the built browser consent page (web/dist) on loopback, for an
+//! admin who runs skysync on their own machine. Any static host works as well; this one adds the
+//! security headers a `<meta>` tag cannot carry.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// The default port. The page's redirect URI is `http://localhost:8321/callback`, the same one
+/// `skysync login` listens on, so a single registration with the application serves both.
+pub const DEFAULT_PORT: u16 = 8321;
+
+/// Used when index.html carries no Content-Security-Policy meta tag (a hand-made page).
+const FALLBACK_CSP: &str = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; \
+     img-src 'self'; connect-src 'self' https://oauth2.sky.blackbaud.com https://api.sky.blackbaud.com \
+     http://127.0.0.1:* http://localhost:*; base-uri 'none'; form-action 'none'";
+
+/// Options of `skysync consent-page`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConsentPageArgs {
+    /// Port on 127.0.0.1. The page is at http://localhost:PORT/callback, which must be registered
+    /// as a redirect URI of the application (8321: the same URI as `skysync login`).
+    #[arg(long, default_value_t = DEFAULT_PORT)]
+    pub port: u16,
+    /// Directory of the built page [default: web/dist of the source tree, built by web/build.sh].
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+/// Where `web/build.sh` puts the page in this source tree.
+pub fn default_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("web").join("dist")
+}
+
+/// The page directory to serve: `dir`, or the source tree's web/dist. Fails with the command that
+/// builds it when the page is missing.
+pub fn page_dir(dir: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    let explicit = dir.is_some();
+    let dir = dir.unwrap_or_else(default_dir);
+    let complete = dir.join("index.html").is_file() && dir.join("pkg").join("skysync_web_bg.wasm").is_file();
+    if !complete {
+        if explicit {
+            anyhow::bail!(
+                "{} does not hold a built consent page (index.html and pkg/skysync_web_bg.wasm)",
+                dir.display()
+            );
+        }
+        anyhow::bail!(
+            "the consent page is not built ({} is missing or incomplete); build it with `web/build.sh` \
+             in the skysync source tree, or pass --dir",
+            dir.display()
+        );
+    }
+    Ok(dir.canonicalize().unwrap_or(dir))
+}
+
+/// A running page server. Stops on [`ConsentPageServer::shutdown`] or when dropped.
+#[derive(Debug)]
+pub struct ConsentPageServer {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl ConsentPageServer {
+    /// `http://127.0.0.1:PORT/callback`: the page, and the redirect URI it defaults to.
+    pub fn page_url(&self) -> url::Url {
+        url::Url::parse(&format!("http://127.0.0.1:{}/callback", self.addr.port())).expect("valid URL")
+    }
+
+    /// Stops serving and waits for the server task.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for ConsentPageServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+struct Page {
+    dir: PathBuf,
+    csp: HeaderValue,
+}
+
+/// Serves `dir` on `127.0.0.1:port` (0: any free port) on the current tokio runtime.
+pub async fn serve(dir: &Path, port: u16) -> anyhow::Result<(SocketAddr, ConsentPageServer)> {
+    let index = std::fs::read_to_string(dir.join("index.html"))
+        .with_context(|| format!("reading {}", dir.join("index.html").display()))?;
+    let csp = format!("{}; frame-ancestors 'none'", meta_csp(&index).unwrap_or(FALLBACK_CSP));
+    let csp = HeaderValue::from_str(&csp).context("the page's Content-Security-Policy is not a valid header")?;
+    let page = Arc::new(Page { dir: dir.to_path_buf(), csp });
+    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port))
+        .await
+        .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
+    let addr = listener.local_addr()?;
+    let app = axum::Router::new().fallback(handle).with_state(page);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let server = axum::serve(listener, app).with_graceful_shutdown(async {
+            let _ = stopped.await;
+        });
+        if let Err(e) = server.await {
+            tracing::warn!("consent page server stopped: {e}");
+        }
+    });
+    Ok((addr, ConsentPageServer { addr, stop: Some(stop), task: Some(task) }))
+}
+
+/// Serves the page until Ctrl-C.
+pub async fn run(args: ConsentPageArgs) -> anyhow::Result<()> {
+    let dir = page_dir(args.dir)?;
+    let (addr, server) = serve(&dir, args.port).await?;
+    let url = format!("http://localhost:{}/callback", addr.port());
+    println!("skysync consent page (serving {})", dir.display());
+    println!();
+    println!("  Open:  {url}");
+    println!();
+    println!("Register {url} as a redirect URI of your application (exact match), authorize, then");
+    println!("download the bundle and run `skysync import <file>` where skysync runs.");
+    println!("Press Ctrl-C to stop.");
+    let _ = tokio::signal::ctrl_c().await;
+    server.shutdown().await;
+    Ok(())
+}
+
+/// The `content` of `<meta http-equiv="Content-Security-Policy" content="...">`.
+fn meta_csp(html: &str) -> Option<&str> {
+    let at = html.find("http-equiv=\"Content-Security-Policy\"")?;
+    let rest = &html[at..];
+    let start = rest.find("content=\"")? + "content=\"".len();
+    let len = rest[start..].find('"')?;
+    Some(&rest[start..start + len])
+}
+
+fn content_type(path: &Path) -> &'static str {
+    match path.extension().and_then(|e| e.to_str()).unwrap_or("") {
+        "html" => "text/html; charset=utf-8",
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "wasm" => "application/wasm",
+        "css" => "text/css; charset=utf-8",
+        "json" => "application/json",
+        "ts" => "text/plain; charset=utf-8",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "ico" => "image/x-icon",
+        _ => "application/octet-stream",
+    }
+}
+
+/// The file a URL path names, if it is a plain relative path inside the page (no `..`, no
+/// dotfiles, no backslashes).
+fn file_for(dir: &Path, path: &str) -> Option<PathBuf> {
+    let rel = match path {
+        "/callback" | "/index.html" => "index.html",
+        p => p.strip_prefix('/')?,
+    };
+    let mut file = dir.to_path_buf();
+    for part in rel.split('/') {
+        let ok = !part.is_empty()
+            && !part.starts_with('.')
+            && part.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        if !ok {
+            return None;
+        }
+        file.push(part);
+    }
+    Some(file)
+}
+
+fn with_headers(mut resp: Response, page: &Page) -> Response {
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_SECURITY_POLICY, page.csp.clone());
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert("cross-origin-opener-policy", HeaderValue::from_static("same-origin"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+async fn handle(State(page): State<Arc<Page>>, req: Request) -> Response {
+    let (parts, _) = req.into_parts();
+    let resp = respond(&page, &parts.method, &parts.uri).await;
+    with_headers(resp, &page)
+}
+
+async fn respond(page: &Page, method: &Method, uri: &axum::http::Uri) -> Response {
+    if method != Method::GET && method != Method::HEAD {
+        return (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "GET, HEAD")]).into_response();
+    }
+    let path = uri.path();
+    if path == "/" {
+        // Keep the query: a redirect registered as http://localhost:PORT/ still reaches the page.
+        let target = match uri.query() {
+            Some(q) => format!("/callback?{q}"),
+            None => "/callback".to_owned(),
+        };
+        return (StatusCode::FOUND, [(header::LOCATION, target)]).into_response();
+    }
+    let Some(file) = file_for(&page.dir, path) else {
+        return not_found();
+    };
+    match tokio::fs::read(&file).await {
+        Ok(bytes) => {
+            let body = if method == Method::HEAD { Body::empty() } else { Body::from(bytes) };
+            ([(header::CONTENT_TYPE, content_type(&file))], body).into_response()
+        }
+        Err(_) => not_found(),
+    }
+}
+
+fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], "not found\n").into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_stay_inside_the_page() {
+        let d = Path::new("/srv/page");
+        assert_eq!(file_for(d, "/callback"), Some(d.join("index.html")));
+        assert_eq!(file_for(d, "/pkg/skysync_web_bg.wasm"), Some(d.join("pkg/skysync_web_bg.wasm")));
+        for bad in ["/../etc/passwd", "/pkg/../../x", "/.git/config", "//x", "/a\\b", "/pkg/", "x"] {
+            assert_eq!(file_for(d, bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn types_and_csp() {
+        assert_eq!(content_type(Path::new("a/b.wasm")), "application/wasm");
+        assert_eq!(content_type(Path::new("app.js")), "text/javascript; charset=utf-8");
+        let html = r#"<meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src 'self'">"#;
+        assert_eq!(meta_csp(html), Some("default-src 'none'; script-src 'self'"));
+        assert_eq!(meta_csp("<html>"), None);
+    }
+
+    #[test]
+    fn the_shipped_page_has_a_csp_the_server_can_repeat() {
+        let index = include_str!("../../web/www/index.html");
+        let csp = meta_csp(index).expect("index.html has a CSP meta tag");
+        assert!(csp.contains("script-src 'self' 'wasm-unsafe-eval'"));
+        assert!(!csp.contains("unsafe-inline"));
+        assert!(HeaderValue::from_str(csp).is_ok());
+    }
+}

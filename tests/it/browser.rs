@@ -1,0 +1,258 @@
+//! The consent page end to end, in headless Chromium driven over WebDriver (chromedriver +
+//! fantoccini): web/dist is served by `skysync_cli::consent_page::serve`, the simulator runs in
+//! this process with the page registered as its only redirect URI, the browser fills the form and
+//! clicks Authorize, the simulator consents and redirects back, and the page exchanges the code
+//! and offers the bundle. The bundle then goes to `skysync import -`, and `skysync token` and
+//! `skysync api` work with what it stored. The second case takes CORS off the token endpoint, so
+//! the page falls back to an authorization-code bundle, which `skysync import` exchanges.
+//!
+//! Needs the built page (`web/build.sh`) and Debian's `chromium` + `chromium-driver`
+//! (`CHROMEDRIVER` overrides `/usr/bin/chromedriver`). Missing pieces fail the test with the
+//! command that provides them; nothing is skipped silently.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+use skysync_cli::consent_page;
+use skysync_cli::sim::SimConfig;
+use skysync_tests::cli::{Skysync, free_port, workspace_root};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// One browser at a time: two cores, and each Chromium is heavy.
+static BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn page_dir() -> PathBuf {
+    consent_page::page_dir(None).unwrap_or_else(|e| {
+        panic!(
+            "{e:#}\nBuild the page first: `web/build.sh` (needs `rustup target add wasm32-unknown-unknown`, \
+             wasm-bindgen-cli at Cargo.lock's version and `(cd tools/npm && npm ci)`)"
+        )
+    })
+}
+
+fn chromedriver_path() -> PathBuf {
+    let path = std::env::var_os("CHROMEDRIVER").map_or_else(|| PathBuf::from("/usr/bin/chromedriver"), PathBuf::from);
+    assert!(
+        path.exists(),
+        "{} is missing: install Chromium and its driver with `apt-get install chromium chromium-driver` \
+         (or point CHROMEDRIVER at a chromedriver)",
+        path.display()
+    );
+    path
+}
+
+/// chromedriver on a free port, killed when dropped, plus the browser's throwaway profile and
+/// download directory.
+struct Browser {
+    client: Client,
+    _driver: tokio::process::Child,
+    _profile: tempfile::TempDir,
+    downloads: tempfile::TempDir,
+}
+
+impl Browser {
+    async fn start() -> Self {
+        let port = free_port();
+        let driver = tokio::process::Command::new(chromedriver_path())
+            .arg(format!("--port={port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("chromedriver starts");
+        let status = format!("http://127.0.0.1:{port}/status");
+        let http = reqwest::Client::new();
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while http.get(&status).send().await.is_err() {
+            assert!(tokio::time::Instant::now() < deadline, "chromedriver did not answer on port {port}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let profile = tempfile::tempdir().expect("browser profile dir");
+        let downloads = tempfile::tempdir().expect("download dir");
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+                    "--window-size=1000,1200",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ],
+                "prefs": {
+                    "download.default_directory": downloads.path().display().to_string(),
+                    "download.prompt_for_download": false,
+                },
+            }),
+        );
+        // Both ring and aws-lc-rs are linked, so rustls needs to be told (first caller wins).
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = ClientBuilder::rustls()
+            .expect("rustls")
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .expect("a Chromium session");
+        Self { client, _driver: driver, _profile: profile, downloads }
+    }
+
+    async fn js(&self, script: &str) -> Value {
+        self.client.execute(script, vec![]).await.unwrap_or_else(|e| panic!("{script}: {e}"))
+    }
+
+    async fn text(&self, css: &str) -> String {
+        self.client.find(Locator::Css(css)).await.unwrap().text().await.unwrap()
+    }
+
+    async fn wait_visible(&self, css: &str) {
+        let visible = format!("{css}:not([hidden])");
+        if let Err(e) = self.client.wait().at_most(WAIT).for_element(Locator::Css(&visible)).await {
+            let error = self.js("return document.getElementById('error').textContent").await;
+            let status = self.js("return document.getElementById('status').textContent").await;
+            panic!("{css} did not appear ({e}); page error: {error}, status: {status}");
+        }
+    }
+
+    async fn type_into(&self, id: &str, value: &str) {
+        let field = self.client.find(Locator::Id(id)).await.unwrap();
+        field.clear().await.unwrap();
+        field.send_keys(value).await.unwrap();
+    }
+
+    async fn screenshot(&self, name: &str) {
+        let png = self.client.screenshot().await.expect("screenshot");
+        let dir = workspace_root().join("tests").join("artifacts");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(name), png).unwrap();
+    }
+}
+
+/// Serves the page, starts the simulator with the page as its only redirect URI, opens the page
+/// and fills the form for the simulator.
+async fn consent_setup() -> (Skysync, consent_page::ConsentPageServer, Browser) {
+    let (_, page) = consent_page::serve(&page_dir(), 0).await.expect("page server");
+    let page_url = page.page_url().to_string();
+    let s = Skysync::with_sim(SimConfig {
+        records: 50,
+        redirect_uris: vec![page_url.clone()],
+        allow_any_loopback_redirect: false,
+        ..SimConfig::default()
+    })
+    .await;
+    let b = Browser::start().await;
+    b.client.goto(&page_url).await.unwrap();
+    b.client.wait().at_most(WAIT).for_element(Locator::Css("body[data-ready]")).await.expect("page loads its wasm");
+
+    let redirect = b.client.find(Locator::Id("redirect-uri")).await.unwrap().prop("value").await.unwrap();
+    assert_eq!(redirect.as_deref(), Some(page_url.as_str()), "the redirect URI defaults to the page itself");
+    let cfg = s.sim.config();
+    b.type_into("client-id", &cfg.client_id).await;
+    b.type_into("client-secret", &cfg.client_secret).await;
+    b.type_into("subscription-key", &cfg.subscription_key).await;
+    b.client.find(Locator::Id("endpoints-toggle")).await.unwrap().click().await.unwrap();
+    b.type_into("authorize-url", s.sim.authorize_url().as_str()).await;
+    b.type_into("token-url", s.sim.token_url().as_str()).await;
+    b.type_into("api-url", s.sim.api_url().as_str()).await;
+    (s, page, b)
+}
+
+async fn assert_no_secret_left_in_storage(b: &Browser) {
+    let session = b.js("return Object.keys(sessionStorage).filter(k => k.startsWith('skysync.'))").await;
+    assert_eq!(session, json!([]), "sessionStorage after export");
+    assert_eq!(b.js("return localStorage.length").await, json!(0), "nothing in localStorage without opt-in");
+}
+
+async fn import_and_use(s: &Skysync, bundle: &str) {
+    s.run_with_stdin(&["import", "-"], Some(bundle)).await.expect_code(0);
+    let token = s.run(&["token"]).await;
+    token.expect_code(0);
+    assert!(token.stdout.trim().len() > 10, "token prints a token: {:?}", token.stdout);
+    let api = s.run(&["api", "/constituent/v1/constituents?limit=1"]).await;
+    api.expect_code(0);
+    let page: Value = serde_json::from_str(&api.stdout).expect("api prints JSON");
+    assert_eq!(page["value"].as_array().map(Vec::len), Some(1), "{page}");
+}
+
+fn downloaded(dir: &Path) -> Option<String> {
+    std::fs::read_to_string(dir.join("skysync-bundle.json")).ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consent_page_exchanges_in_the_browser_and_the_bundle_imports() {
+    let _one = BROWSER.lock().await;
+    let (s, page, b) = consent_setup().await;
+    b.client.find(Locator::Id("authorize")).await.unwrap().click().await.unwrap();
+
+    b.wait_visible("#result").await;
+    let url = b.client.current_url().await.unwrap();
+    assert_eq!(url.query(), None, "the code left the address bar: {url}");
+    let cfg = s.sim.config();
+    assert!(b.text("#environment").await.contains(&cfg.environment_name));
+    assert!(b.text("#user").await.contains(&cfg.email));
+    assert!(b.text("#refresh-expires").await.contains('Z'));
+    assert!(b.client.find(Locator::Css("#code-warning[hidden]")).await.is_ok(), "no code warning");
+    assert_eq!(s.sim.stats().token_authorization_code, 1, "the browser exchanged the code");
+
+    let bundle = b.js("return document.getElementById('bundle').textContent").await;
+    let bundle = bundle.as_str().expect("bundle text").to_owned();
+    let parsed: Value = serde_json::from_str(&bundle).unwrap();
+    assert_eq!(parsed["kind"], "refresh_token");
+    assert!(!bundle.contains(&cfg.client_secret), "the secret never goes into the bundle");
+
+    b.client.find(Locator::Id("test-call")).await.unwrap().click().await.unwrap();
+    b.client
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::XPath("//p[@id='test-result' and contains(., 'succeeded')]"))
+        .await
+        .expect("the test call succeeds");
+
+    b.client.find(Locator::Id("download")).await.unwrap().click().await.unwrap();
+    b.wait_visible("#export-note").await;
+    assert_no_secret_left_in_storage(&b).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while downloaded(b.downloads.path()).is_none() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(downloaded(b.downloads.path()).as_deref(), Some(bundle.as_str()), "the downloaded file is the bundle");
+    b.screenshot("consent-page.png").await;
+
+    import_and_use(&s, &bundle).await;
+    b.client.clone().close().await.ok();
+    page.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_cors_on_the_token_endpoint_the_page_offers_a_code_bundle() {
+    let _one = BROWSER.lock().await;
+    let (s, page, b) = consent_setup().await;
+    s.sim.set_token_cors(false);
+    b.client.find(Locator::Id("authorize")).await.unwrap().click().await.unwrap();
+
+    b.wait_visible("#code-warning").await;
+    let warning = b.text("#code-warning").await;
+    assert!(warning.contains("within") && warning.contains("authorization code"), "{warning}");
+    let url = b.client.current_url().await.unwrap();
+    assert_eq!(url.query(), None, "the code left the address bar: {url}");
+    assert_eq!(s.sim.stats().token_authorization_code, 0, "the browser could not use the code");
+
+    let bundle = b.js("return document.getElementById('bundle').textContent").await;
+    let bundle = bundle.as_str().expect("bundle text").to_owned();
+    let parsed: Value = serde_json::from_str(&bundle).unwrap();
+    assert_eq!(parsed["kind"], "authorization_code");
+    assert_eq!(parsed["redirect_uri"], page.page_url().as_str());
+
+    b.client.find(Locator::Id("copy")).await.unwrap().click().await.unwrap();
+    b.wait_visible("#export-note").await;
+    b.screenshot("consent-page-code-bundle.png").await;
+
+    import_and_use(&s, &bundle).await;
+    assert_eq!(s.sim.stats().token_authorization_code, 1, "skysync import exchanged the code");
+    b.client.clone().close().await.ok();
+    page.shutdown().await;
+}

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Builds the consent page into web/dist/: the skysync-web crate for wasm32 (size profile),
+# wasm-bindgen (--target web) at exactly Cargo.lock's version, wasm-opt -Oz from the npm package
+# pinned in tools/npm, and the static files of web/www. Prints the shipped sizes.
+#
+#   web/build.sh                      # from anywhere in the repository
+#   SKYSYNC_CSP_CONNECT_SRC_EXTRA="https://sso.example.org" web/build.sh
+#                                     # allow the page to call another token/API origin
+#
+# Needs: rustup target wasm32-unknown-unknown; `cargo install wasm-bindgen-cli --version <lock>`;
+# `(cd tools/npm && npm ci)`. Each missing piece is reported with the command that installs it.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+dist="web/dist"
+wasm_opt="tools/npm/node_modules/.bin/wasm-opt"
+
+lock_version="$(grep -A1 '^name = "wasm-bindgen"$' Cargo.lock | sed -n 's/^version = "\(.*\)"/\1/p')"
+if ! command -v wasm-bindgen >/dev/null || [ "$(wasm-bindgen --version)" != "wasm-bindgen $lock_version" ]; then
+  echo "error: wasm-bindgen $lock_version is needed (Cargo.lock); found: $(wasm-bindgen --version 2>/dev/null || echo none)" >&2
+  echo "  install it with: cargo install wasm-bindgen-cli --version $lock_version" >&2
+  exit 1
+fi
+if [ ! -x "$wasm_opt" ]; then
+  echo "error: $wasm_opt is missing; install the pinned tools with: (cd tools/npm && npm ci)" >&2
+  exit 1
+fi
+if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+  echo "error: the wasm32 target is missing; install it with: rustup target add wasm32-unknown-unknown" >&2
+  exit 1
+fi
+
+cargo build -p skysync-web --lib --target wasm32-unknown-unknown --profile wasm-release --locked
+
+rm -rf "$dist"
+mkdir -p "$dist/pkg"
+wasm-bindgen --target web --out-dir "$dist/pkg" \
+  target/wasm32-unknown-unknown/wasm-release/skysync_web.wasm
+"$wasm_opt" -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+  --enable-mutable-globals --enable-reference-types --enable-multivalue \
+  -o "$dist/pkg/skysync_web_bg.wasm" "$dist/pkg/skysync_web_bg.wasm"
+cp web/www/index.html web/www/app.js web/www/style.css "$dist/"
+
+if [ -n "${SKYSYNC_CSP_CONNECT_SRC_EXTRA:-}" ]; then
+  case "$SKYSYNC_CSP_CONNECT_SRC_EXTRA" in
+    *[\;\"\'\<\>]*) echo "error: SKYSYNC_CSP_CONNECT_SRC_EXTRA must be a space-separated list of origins" >&2; exit 1 ;;
+  esac
+  sed -i "s|connect-src 'self' |connect-src 'self' ${SKYSYNC_CSP_CONNECT_SRC_EXTRA} |" "$dist/index.html"
+fi
+
+echo
+echo "web/dist (shipped sizes, raw and gzip -9):"
+for f in "$dist"/pkg/skysync_web_bg.wasm "$dist"/pkg/skysync_web.js "$dist"/app.js "$dist"/index.html "$dist"/style.css; do
+  printf '  %-32s %9d B  %9d B gz\n' "${f#"$dist"/}" "$(wc -c <"$f")" "$(gzip -9c "$f" | wc -c)"
+done
+echo
+echo "Serve it with: skysync consent-page   (or any static host; register the page URL as a redirect URI)"

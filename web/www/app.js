@@ -1,0 +1,216 @@
+// The consent page: UI only. Every OAuth decision (PKCE, state, the exchange, the bundle) is made
+// by skysync-core through the SkyAuth bindings. Text from servers is only ever set as textContent.
+import init, { SkyAuth } from "./pkg/skysync_web.js";
+
+// sessionStorage (this tab only), under SkyAuth's default prefix so auth.clearStorage() removes it.
+const FORM_KEY = "skysync.page.form";
+// localStorage, only when the user ticks "Remember"; never holds the secret or the key.
+const REMEMBER_KEY = "skysync.page.remembered";
+const FIELDS = {
+  clientId: "client-id", redirectUri: "redirect-uri", clientSecret: "client-secret",
+  subscriptionKey: "subscription-key", environmentId: "environment-id",
+  authorizeUrl: "authorize-url", tokenUrl: "token-url", apiUrl: "api-url",
+};
+const REMEMBERED = ["clientId", "redirectUri", "environmentId", "authorizeUrl", "tokenUrl", "apiUrl"];
+const TEST_PATH = "/constituent/v1/constituents?limit=1";
+
+const $ = (id) => document.getElementById(id);
+let bundleText = "";
+let countdown = 0;
+
+function show(id, text) {
+  const el = $(id);
+  el.textContent = text;
+  el.hidden = !text;
+}
+const status = (text) => show("status", text);
+function showError(e) {
+  status("");
+  show("error", e && e.name ? `${e.name}: ${e.message}` : String(e));
+}
+
+function readForm() {
+  const config = {};
+  for (const [key, id] of Object.entries(FIELDS)) {
+    const v = $(id).value.trim();
+    if (v) config[key] = v;
+  }
+  return config;
+}
+
+function fillForm(values) {
+  for (const [key, id] of Object.entries(FIELDS)) {
+    if (typeof values[key] === "string") $(id).value = values[key];
+  }
+  if (values.authorizeUrl || values.tokenUrl || values.apiUrl) $("endpoints").open = true;
+}
+
+function pick(config, keys) {
+  return Object.fromEntries(keys.filter((k) => config[k]).map((k) => [k, config[k]]));
+}
+
+function authorize(event) {
+  event.preventDefault();
+  show("error", "");
+  const config = readForm();
+  try {
+    const auth = new SkyAuth(config);
+    if ($("remember").checked) {
+      localStorage.setItem(REMEMBER_KEY, JSON.stringify(pick(config, REMEMBERED)));
+    } else {
+      localStorage.removeItem(REMEMBER_KEY);
+    }
+    // Survives the visit to Blackbaud; removed right after the exchange.
+    sessionStorage.setItem(FORM_KEY, JSON.stringify(config));
+    const url = auth.authorizeUrl();
+    status("Opening Blackbaud's consent page…");
+    location.assign(url);
+  } catch (e) {
+    showError(e);
+  }
+}
+
+async function handleReturn() {
+  const returned = location.href;
+  // The code must not stay in the address bar, the history or a bookmark.
+  history.replaceState(null, "", location.pathname);
+  const saved = sessionStorage.getItem(FORM_KEY);
+  if (!saved) {
+    showError({ name: "NoPendingAuthorizationError",
+      message: "this tab did not start a consent (or already finished it); fill in the form and authorize again" });
+    return;
+  }
+  const config = JSON.parse(saved);
+  fillForm({ ...config, clientSecret: "", subscriptionKey: "" });
+  // From here on the secret lives only in the SkyAuth object in memory.
+  sessionStorage.setItem(FORM_KEY, JSON.stringify({ ...config, clientSecret: undefined }));
+  let auth;
+  try {
+    auth = new SkyAuth(config);
+  } catch (e) {
+    showError(e);
+    return;
+  }
+  $("setup").hidden = true;
+  status("Exchanging the authorization code…");
+  try {
+    const info = await auth.handleRedirect(returned);
+    showTokens(auth, info, Boolean(config.subscriptionKey));
+  } catch (e) {
+    if (e.name === "TokenEndpointUnreachableError") {
+      showCodeBundle(auth);
+    } else {
+      $("setup").hidden = false;
+      showError(e);
+    }
+  } finally {
+    sessionStorage.removeItem(FORM_KEY);
+  }
+}
+
+function showResult(auth) {
+  bundleText = auth.exportBundle();
+  $("bundle").textContent = bundleText;
+  $("result").hidden = false;
+  $("download").addEventListener("click", () => download(auth));
+  $("copy").addEventListener("click", () => copy(auth));
+}
+
+function showTokens(auth, info, canTest) {
+  status("");
+  $("result-title").textContent = "Connected";
+  $("environment").textContent = info.environment;
+  $("user").textContent = info.user;
+  const expires = new Date(info.refreshExpiresAt);
+  $("refresh-expires").textContent = `${expires.toLocaleString()} (${info.refreshExpiresAt})`;
+  showResult(auth);
+  if (canTest) {
+    $("test-call").hidden = false;
+    $("test-call").addEventListener("click", () => testCall(auth));
+  }
+}
+
+function showCodeBundle(auth) {
+  status("");
+  const expiresAt = new Date(auth.codeExpiresAt);
+  $("result-title").textContent = "Consent received: import the code bundle within 5 minutes";
+  $("environment").textContent = "(known after import)";
+  $("user").textContent = "(known after import)";
+  $("refresh-expires").textContent = "(known after import)";
+  showResult(auth);
+  const tick = () => {
+    const left = Math.max(0, Math.round((expiresAt - Date.now()) / 1000));
+    const mmss = `${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")}`;
+    show("code-warning", left > 0
+      ? "This browser could not get tokens from the token endpoint (usually because it does not allow " +
+        "cross-origin requests). The bundle holds the one-time " +
+        `authorization code instead of tokens: run skysync import with it within ${mmss} ` +
+        `(before ${expiresAt.toLocaleTimeString()}). skysync exchanges it with the application secret configured there.`
+      : "The authorization code has expired (codes live 5 minutes). Reload the page and authorize again.");
+    if (left === 0) clearInterval(countdown);
+  };
+  tick();
+  countdown = setInterval(tick, 1000);
+}
+
+function exported(auth, how) {
+  // The bundle is out: nothing secret needs to stay in this tab's storage.
+  auth.clearStorage();
+  show("export-note", `${how}. This tab's sessionStorage has been cleared.`);
+}
+
+function download(auth) {
+  const blob = new Blob([bundleText], { type: "application/json" });
+  const a = document.createElement("a");
+  a.href = URL.createObjectURL(blob);
+  a.download = "skysync-bundle.json";
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
+  exported(auth, "Downloaded skysync-bundle.json");
+}
+
+async function copy(auth) {
+  try {
+    await navigator.clipboard.writeText(bundleText);
+    exported(auth, "Copied to the clipboard");
+  } catch {
+    // No clipboard access (insecure context, or denied): select the text for a manual copy.
+    $("bundle").parentElement.open = true;
+    getSelection().selectAllChildren($("bundle"));
+    show("export-note", "Could not use the clipboard: the bundle is selected, press Ctrl+C (⌘C).");
+  }
+}
+
+async function testCall(auth) {
+  show("test-result", "Calling " + TEST_PATH + "…");
+  try {
+    const page = await auth.apiGet(TEST_PATH);
+    show("test-result", `API call succeeded: ${page.count ?? "?"} constituents in the environment.`);
+  } catch (e) {
+    show("test-result", `API call failed: ${e.name}: ${e.message}`);
+  }
+}
+
+document.addEventListener("securitypolicyviolation", (e) => {
+  if (e.effectiveDirective === "connect-src") {
+    showError({ name: "ContentSecurityPolicy", message: `this page's Content-Security-Policy does not allow ` +
+      `connecting to ${e.blockedURI}. Rebuild with SKYSYNC_CSP_CONNECT_SRC_EXTRA="${new URL(e.blockedURI).origin}" web/build.sh` });
+  }
+});
+
+async function main() {
+  await init();
+  const remembered = localStorage.getItem(REMEMBER_KEY);
+  if (remembered) {
+    fillForm(JSON.parse(remembered));
+    $("remember").checked = true;
+  }
+  if (!$("redirect-uri").value) $("redirect-uri").value = location.origin + location.pathname;
+  $("setup").addEventListener("submit", authorize);
+  if (SkyAuth.isRedirect(location.href)) await handleReturn();
+  document.body.dataset.ready = "true";
+}
+
+main().catch(showError);
