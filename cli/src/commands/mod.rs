@@ -34,6 +34,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Status(_) => status::run(&context(&g)?).await,
         Command::Renew => renew::run(&context(&g)?).await,
         Command::Api(args) => api::run(&context(&g)?, args).await,
+        // The catalog needs no profile: it works before anything is configured.
+        Command::Sync(args) if args.list && args.command.is_none() => {
+            crate::sync::print_list(&Output::detect(g.json)).map(|()| crate::exit::OK)
+        }
         Command::Sync(args) => crate::sync::run(&context(&g)?, args).await.map(|()| crate::exit::OK),
         Command::Demo(args) => crate::sync::demo(args).await.map(|()| crate::exit::OK),
     }
