@@ -201,7 +201,11 @@ impl SkyAuth {
     /// `TokenEndpointUnreachableError` and keeps the code, so `exportBundle()` returns an
     /// authorization-code bundle (to import within 5 minutes).
     #[wasm_bindgen(js_name = handleRedirect, unchecked_return_type = "Promise<TokenInfo>")]
-    pub fn handle_redirect(&self, url: String, include_secrets: Option<bool>) -> js_sys::Promise {
+    pub fn handle_redirect(
+        &self,
+        url: String,
+        #[wasm_bindgen(js_name = includeSecrets)] include_secrets: Option<bool>,
+    ) -> js_sys::Promise {
         let inner = self.inner.clone();
         promise(async move { inner.handle_redirect(&url, include_secrets.unwrap_or(false)).await })
     }
@@ -220,7 +224,10 @@ impl SkyAuth {
 
     /// The current tokens' summary, or `undefined` before a consent.
     #[wasm_bindgen(js_name = tokenInfo, unchecked_return_type = "TokenInfo | undefined")]
-    pub fn token_info(&self, include_secrets: Option<bool>) -> JsResult<JsValue> {
+    pub fn token_info(
+        &self,
+        #[wasm_bindgen(js_name = includeSecrets)] include_secrets: Option<bool>,
+    ) -> JsResult<JsValue> {
         match self.inner.tokens() {
             Some(t) => Ok(to_js(&TokenInfo::of(&t, include_secrets.unwrap_or(false)))?),
             None => Ok(JsValue::UNDEFINED),
