@@ -74,6 +74,8 @@ pub enum Command {
     Sync(crate::sync::SyncArgs),
     /// A self-contained demo against the simulator.
     Demo(crate::sync::DemoArgs),
+    /// Serve the browser consent page on loopback (for admins who consent on their own machine).
+    ConsentPage(crate::consent_page::ConsentPageArgs),
 }
 
 /// `skysync login`.

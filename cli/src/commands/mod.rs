@@ -40,6 +40,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Sync(args) => crate::sync::run(&context(&g)?, args).await.map(|()| crate::exit::OK),
         Command::Demo(args) => crate::sync::demo(args).await.map(|()| crate::exit::OK),
+        Command::ConsentPage(args) => crate::consent_page::run(args).await.map(|()| crate::exit::OK),
     }
 }
 
