@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use skysync_core::env::{Clock, SystemClock};
+use skysync_core::secret::redact_quoted;
 use skysync_core::store::{StoreError, StoreLock, TokenStore, Versioned};
 use skysync_core::token_set::TokenSet;
 use time::OffsetDateTime;
@@ -147,7 +148,7 @@ impl FileTokenStore {
             return Err(ReadError::Unreadable("it is empty (truncated)".into()));
         }
         let value: serde_json::Value = serde_json::from_slice(&bytes)
-            .map_err(|e| ReadError::Unreadable(format!("it is not valid JSON ({})", strip_values(&e.to_string()))))?;
+            .map_err(|e| ReadError::Unreadable(format!("it is not valid JSON ({})", redact_quoted(&e.to_string()))))?;
         if value.get("format").and_then(|f| f.as_str()) != Some(STORE_FORMAT) {
             return Err(ReadError::Unreadable(format!(
                 "it is not a skysync token file (no \"format\": \"{STORE_FORMAT}\")"
@@ -164,7 +165,7 @@ impl FileTokenStore {
         }
         serde_json::from_value(value)
             .map(Some)
-            .map_err(|e| ReadError::Unreadable(format!("it is incomplete ({})", strip_values(&e.to_string()))))
+            .map_err(|e| ReadError::Unreadable(format!("it is incomplete ({})", redact_quoted(&e.to_string()))))
     }
 
     /// The current envelope and whether it came from the backup.
@@ -322,21 +323,6 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()?;
     let _ = dir;
     Ok(())
-}
-
-/// serde messages may quote a value from the file (`invalid type: string "…"`): drop quoted parts.
-fn strip_values(message: &str) -> String {
-    let mut out = String::new();
-    let mut quoted = false;
-    for c in message.chars() {
-        if c == '"' {
-            quoted = !quoted;
-            out.push_str(if quoted { "\"…" } else { "\"" });
-        } else if !quoted {
-            out.push(c);
-        }
-    }
-    out
 }
 
 #[async_trait::async_trait]

@@ -120,7 +120,7 @@ impl TokenBundle {
         if version != u64::from(BUNDLE_VERSION) {
             return Err(BundleError::UnsupportedVersion(u32::try_from(version).unwrap_or(u32::MAX)));
         }
-        serde_json::from_value(value).map_err(|e| BundleError::Malformed(strip_values(&e.to_string())))
+        serde_json::from_value(value).map_err(|e| BundleError::Malformed(crate::secret::redact_quoted(&e.to_string())))
     }
 
     /// The application the bundle belongs to.
@@ -147,23 +147,4 @@ impl TokenBundle {
         }
         Ok(())
     }
-}
-
-/// serde's messages may quote a value (`invalid type: string "…"`): keep them secret-free.
-fn strip_values(message: &str) -> String {
-    let mut out = String::new();
-    let mut quoted = false;
-    for c in message.chars() {
-        if c == '"' {
-            quoted = !quoted;
-            if quoted {
-                out.push_str("\"…");
-            } else {
-                out.push('"');
-            }
-        } else if !quoted {
-            out.push(c);
-        }
-    }
-    out
 }

@@ -63,6 +63,22 @@ secret_type!(
     SubscriptionKey
 );
 
+/// serde's messages may quote a value from the input (`invalid type: string "…"`), which may be a
+/// secret: this drops every quoted part, keeping the rest of the message.
+pub fn redact_quoted(message: &str) -> String {
+    let mut out = String::new();
+    let mut quoted = false;
+    for c in message.chars() {
+        if c == '"' {
+            quoted = !quoted;
+            out.push_str(if quoted { "\"…" } else { "\"" });
+        } else if !quoted {
+            out.push(c);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,6 +90,15 @@ mod tests {
         assert!(!shown.contains("secret-value"));
         assert!(!shown.contains("also-secret"));
         assert!(shown.contains("RefreshToken([redacted])"));
+    }
+
+    #[test]
+    fn redact_quoted_drops_quoted_values() {
+        assert_eq!(
+            redact_quoted(r#"invalid type: string "tok-123", expected u64"#),
+            "invalid type: string \"…\", expected u64"
+        );
+        assert_eq!(redact_quoted("no quotes"), "no quotes");
     }
 
     #[test]

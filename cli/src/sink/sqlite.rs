@@ -28,9 +28,14 @@ struct Db {
     path: PathBuf,
 }
 
+/// Maps rusqlite errors of one action on one database file to [`SinkError::Sqlite`].
+fn failer<'a>(path: &'a std::path::Path, action: &'a str) -> impl Fn(rusqlite::Error) -> SinkError + Copy + 'a {
+    move |source| SinkError::Sqlite { path: path.to_owned(), action: action.to_owned(), source }
+}
+
 impl Db {
-    fn err<'a>(&'a self, action: &'a str) -> impl FnOnce(rusqlite::Error) -> SinkError + 'a {
-        move |source| SinkError::Sqlite { path: self.path.clone(), action: action.to_owned(), source }
+    fn err<'a>(&'a self, action: &'a str) -> impl Fn(rusqlite::Error) -> SinkError + Copy + 'a {
+        failer(&self.path, action)
     }
 }
 
@@ -253,12 +258,8 @@ impl Sink for SqliteSink {
             let t = tables(e);
             let synced_at = ts(now());
             let action = format!("writing a page of {}", e.name);
-            let tx = db
-                .conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(|source| SinkError::Sqlite { path: db.path.clone(), action: action.clone(), source })?;
-            let fail =
-                |source: rusqlite::Error| SinkError::Sqlite { path: db.path.clone(), action: action.clone(), source };
+            let fail = failer(&db.path, &action);
+            let tx = db.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(fail)?;
             let (table, column) = match target {
                 Target::Live => (t.live, "bookmark"),
                 Target::Staging => {
@@ -304,12 +305,8 @@ impl Sink for SqliteSink {
         self.call(move |db| {
             let t = tables(e);
             let action = format!("starting a full resync of {}", e.name);
-            let tx = db
-                .conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(|source| SinkError::Sqlite { path: db.path.clone(), action: action.clone(), source })?;
-            let fail =
-                |source: rusqlite::Error| SinkError::Sqlite { path: db.path.clone(), action: action.clone(), source };
+            let fail = failer(&db.path, &action);
+            let tx = db.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(fail)?;
             ensure_state_row(&tx, e.name).map_err(fail)?;
             let resume: Option<String> = tx
                 .query_row("SELECT staging_bookmark FROM sync_state WHERE entity = ?1", [e.name], |r| r.get(0))
@@ -334,12 +331,8 @@ impl Sink for SqliteSink {
         self.call(move |db| {
             let t = tables(e);
             let action = format!("swapping in the full resync of {}", e.name);
-            let tx = db
-                .conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(|source| SinkError::Sqlite { path: db.path.clone(), action: action.clone(), source })?;
-            let fail =
-                |source: rusqlite::Error| SinkError::Sqlite { path: db.path.clone(), action: action.clone(), source };
+            let fail = failer(&db.path, &action);
+            let tx = db.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(fail)?;
             if !table_exists(&tx, &t.staging_raw).map_err(fail)? {
                 return Err(SinkError::NoFullResync { entity: e.name.to_owned() });
             }
@@ -385,12 +378,8 @@ impl Sink for SqliteSink {
         self.call(move |db| {
             let t = tables(e);
             let action = format!("starting delete reconciliation of {}", e.name);
-            let tx = db
-                .conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(|source| SinkError::Sqlite { path: db.path.clone(), action: action.clone(), source })?;
-            let fail =
-                |source: rusqlite::Error| SinkError::Sqlite { path: db.path.clone(), action: action.clone(), source };
+            let fail = failer(&db.path, &action);
+            let tx = db.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(fail)?;
             tx.execute_batch(&format!(
                 "DROP TABLE IF EXISTS {s}; CREATE TABLE {s} (id TEXT PRIMARY KEY NOT NULL);",
                 s = t.seen
@@ -409,12 +398,8 @@ impl Sink for SqliteSink {
         self.call(move |db| {
             let t = tables(e);
             let action = format!("recording seen ids of {}", e.name);
-            let tx = db
-                .conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(|source| SinkError::Sqlite { path: db.path.clone(), action: action.clone(), source })?;
-            let fail =
-                |source: rusqlite::Error| SinkError::Sqlite { path: db.path.clone(), action: action.clone(), source };
+            let fail = failer(&db.path, &action);
+            let tx = db.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(fail)?;
             if !table_exists(&tx, &t.seen_raw).map_err(fail)? {
                 return Err(SinkError::NoReconcile { entity: e.name.to_owned() });
             }
@@ -436,12 +421,8 @@ impl Sink for SqliteSink {
         self.call(move |db| {
             let t = tables(e);
             let action = format!("finishing delete reconciliation of {}", e.name);
-            let tx = db
-                .conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(|source| SinkError::Sqlite { path: db.path.clone(), action: action.clone(), source })?;
-            let fail =
-                |source: rusqlite::Error| SinkError::Sqlite { path: db.path.clone(), action: action.clone(), source };
+            let fail = failer(&db.path, &action);
+            let tx = db.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(fail)?;
             if !table_exists(&tx, &t.seen_raw).map_err(fail)? {
                 return Err(SinkError::NoReconcile { entity: e.name.to_owned() });
             }
@@ -480,13 +461,8 @@ impl Sink for SqliteSink {
                 RunOutcome::Failed(m) => (false, Some(m)),
             };
             let action = format!("recording the end of the {} run", e.name);
-            let tx = db.conn.transaction().map_err(|source| SinkError::Sqlite {
-                path: db.path.clone(),
-                action: action.clone(),
-                source,
-            })?;
-            let fail =
-                |source: rusqlite::Error| SinkError::Sqlite { path: db.path.clone(), action: action.clone(), source };
+            let fail = failer(&db.path, &action);
+            let tx = db.conn.transaction().map_err(fail)?;
             ensure_state_row(&tx, e.name).map_err(fail)?;
             tx.execute(
                 &format!(
