@@ -141,7 +141,7 @@ pub enum ApiError {
         message: String,
     },
     /// The daily call quota is used up.
-    #[error("out of SKY API call quota: {message}{}", retry_after.map(|d| format!(" (replenishes in {})", crate::api::human_duration(d))).unwrap_or_default())]
+    #[error("out of SKY API call quota: {message}{}", replenish_suffix(message, *retry_after))]
     QuotaExhausted {
         /// When it replenishes.
         retry_after: Option<Duration>,
@@ -196,6 +196,14 @@ pub enum ApiError {
     /// The transport failed in a way that is not retried.
     #[error(transparent)]
     Transport(#[from] TransportError),
+}
+
+/// " (replenishes in 1h 02m 03s)" unless Blackbaud's message already says when.
+fn replenish_suffix(message: &str, retry_after: Option<Duration>) -> String {
+    match retry_after {
+        Some(d) if !message.contains("replenished in") => format!(" (replenishes in {})", human_duration(d)),
+        _ => String::new(),
+    }
 }
 
 /// "1h 02m 03s".

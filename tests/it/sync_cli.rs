@@ -111,7 +111,7 @@ async fn quota_exhaustion_exits_5_keeps_pages_and_the_next_run_completes() {
     sk.sim.set_quota(Some(3));
     let run = sk.run(&["sync", "gifts", "--page-size", "50"]).await;
     run.expect_code(5);
-    assert!(run.stderr.contains("quota") && run.stderr.contains("replenishes in"), "{}", run.stderr);
+    assert!(run.stderr.contains("quota") && run.stderr.contains("replenished in"), "{}", run.stderr);
     assert!(run.stdout.contains("resumes where it stopped"), "{}", run.stdout);
     let db = default_db(&sk);
     assert_eq!(db.count("gifts").await, 150, "the three committed pages are kept");

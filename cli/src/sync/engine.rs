@@ -129,6 +129,8 @@ pub struct EntityReport {
     pub duration: Duration,
     /// Why the run did not finish.
     pub error: Option<String>,
+    /// Whether it stopped because the whole run stopped (quota, budget, consent), not on its own.
+    pub halted: bool,
 }
 
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -150,6 +152,7 @@ impl EntityReport {
             row_count: None,
             duration: Duration::ZERO,
             error: None,
+            halted: false,
         }
     }
 
@@ -207,6 +210,17 @@ enum EntityError {
     Data(String),
     #[error("stopped: {0}")]
     Stopped(String),
+}
+
+impl EntityError {
+    /// Whether this is the whole run stopping rather than this entity failing.
+    fn is_run_wide(&self) -> bool {
+        match self {
+            EntityError::Stopped(_) => true,
+            EntityError::Api(e) => stops_everything(e),
+            _ => false,
+        }
+    }
 }
 
 /// Errors that stop every entity, not just the one that met them: they would hit all of them.
@@ -313,6 +327,7 @@ impl Engine<'_> {
             report.row_count = sink.state(entity.name).await.ok().flatten().map(|s| s.row_count);
         }
         if let Err(e) = result {
+            report.halted = e.is_run_wide();
             report.error = Some(e.to_string());
         }
         report.duration = elapsed(started, self.clock.now());

@@ -83,7 +83,8 @@ impl Progress for LogLines {
                 pages = r.pages,
                 "sync finished"
             ),
-            Some(e) => tracing::warn!(entity = entity.name, pages = r.pages, error = %e, "sync stopped"),
+            // The summary reports failures; a warning per entity would repeat a run-wide stop N times.
+            Some(e) => tracing::info!(entity = entity.name, pages = r.pages, error = %e, "sync stopped"),
         }
     }
 }

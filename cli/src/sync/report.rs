@@ -25,6 +25,9 @@ pub fn render(report: &RunReport) -> String {
         let status = match &e.error {
             None if e.reconciled => "ok, reconciled".to_owned(),
             None => "ok".to_owned(),
+            // A run-wide stop (quota, budget) is explained once below the table.
+            Some(_) if e.halted && e.requests == 0 => "not started".to_owned(),
+            Some(_) if e.halted => "stopped".to_owned(),
             Some(err) => format!("FAILED: {err}"),
         };
         let _ = writeln!(
