@@ -151,7 +151,10 @@ impl HttpResponse {
     /// for non-JSON (an HTML error page, say). JSON bodies may hold tokens and are not quoted.
     pub fn body_excerpt(&self) -> String {
         let kind = self.media_type().unwrap_or_else(|| "no content type".into());
-        if self.is_json() {
+        // A JSON-shaped body is not quoted whatever its declared type: a token response served
+        // as text/plain would otherwise put the tokens into the error message.
+        let first = self.body.iter().find(|b| !b.is_ascii_whitespace());
+        if self.is_json() || matches!(first, Some(b'{' | b'[')) {
             return format!("{kind}, {} bytes", self.body.len());
         }
         let text = String::from_utf8_lossy(&self.body[..self.body.len().min(2048)]);

@@ -334,7 +334,9 @@ pub fn parse_token_response(url: &url::Url, response: &HttpResponse) -> Result<T
     if !(200..300).contains(&response.status) {
         return Err(malformed(&format!("HTTP {} without an OAuth error body", response.status)));
     }
-    if !response.is_json() {
+    // A complete token response under the wrong Content-Type is still accepted: refusing it
+    // would lose a refresh token the server has already rotated. Anything else is an error.
+    if !response.is_json() && parsed.as_ref().is_none_or(|raw| raw.access_token.as_deref().is_none_or(str::is_empty)) {
         return Err(malformed("expected Content-Type application/json"));
     }
     let Some(raw) = parsed else {

@@ -215,14 +215,28 @@ fn token_response_rejects_html_wrong_types_and_bad_json() {
     let e = parse_token_response(&url, &html).unwrap_err();
     let msg = e.to_string();
     assert!(msg.contains("text/html") && msg.contains("Sign in"), "{msg}");
+    // JSON that is not a token under the wrong type: an error that quotes none of the body.
     let plain = HttpResponse {
         status: 200,
         headers: vec![("content-type".into(), "text/plain".into())],
-        body: br#"{"access_token":"a"}"#.to_vec(),
+        body: br#"{"access_token":"", "note":"secretish-value"}"#.to_vec(),
     };
     let e = parse_token_response(&url, &plain).unwrap_err();
-    assert!(e.to_string().contains("application/json"));
-    assert!(!e.to_string().contains("\"a\""));
+    assert!(e.to_string().contains("application/json"), "{e}");
+    assert!(!e.to_string().contains("secretish"), "{e}");
+    // A complete token response under the wrong type is kept (a rotated refresh token must not
+    // be dropped over a header), and never quoted.
+    let tokens = HttpResponse {
+        status: 200,
+        headers: vec![("content-type".into(), "text/plain".into())],
+        body: br#"{"access_token":"at-value","refresh_token":"rt-value","expires_in":3600}"#.to_vec(),
+    };
+    let r = parse_token_response(&url, &tokens).unwrap();
+    assert_eq!(r.refresh_token.unwrap().secret(), "rt-value");
+    let mut non_json_type = tokens.clone();
+    non_json_type.status = 400;
+    let e = parse_token_response(&url, &non_json_type).unwrap_err();
+    assert!(!e.to_string().contains("at-value") && !e.to_string().contains("rt-value"), "{e}");
     let e = parse_token_response(&url, &json(200, "{not json")).unwrap_err();
     assert!(e.to_string().contains("not valid JSON"));
     let e = parse_token_response(&url, &json(502, "")).unwrap_err();
