@@ -80,6 +80,11 @@ pub enum Command {
 
 /// `skysync login`.
 #[derive(Debug, Clone, Args)]
+#[command(after_help = "\
+The new tokens replace the profile's stored tokens (the previous file is kept as tokens.json.bak
+until the next save). Use a profile per Blackbaud environment: `skysync --profile NAME login`.
+The redirect_uri (default http://localhost:8321/callback) must be registered with the application;
+`login` listens on its loopback port. On a machine without a browser, use --manual.")]
 pub struct LoginArgs {
     /// Do not try to open a browser; only print the URL.
     #[arg(long)]
@@ -94,10 +99,17 @@ pub struct LoginArgs {
 
 /// `skysync import`.
 #[derive(Debug, Clone, Args)]
+#[command(after_help = "\
+The stored tokens are replaced (the previous file is kept as tokens.json.bak until the next save),
+except that tokens which still work for another Blackbaud environment are only replaced with
+--force: import a second environment into its own profile (`skysync --profile NAME import`).")]
 pub struct ImportArgs {
     /// The bundle file, or `-` for stdin.
     #[arg(value_name = "FILE|-", default_value = "-")]
     pub file: String,
+    /// Replace stored tokens that still work for another environment.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `skysync token`.

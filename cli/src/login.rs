@@ -9,13 +9,57 @@ use skysync_core::authorize::{CallbackError, PendingAuthorization, parse_callbac
 use skysync_core::env::{Clock, SystemClock};
 use skysync_core::http::HttpClient;
 use skysync_core::secret::{AuthorizationCode, PkceVerifier};
-use skysync_core::store::TokenStore;
+use skysync_core::store::{StoreError, TokenStore};
 use skysync_core::token::{authorization_code_request, parse_token_response};
 use skysync_core::{SessionError, TokenSet};
 use tokio::sync::mpsc;
 use url::Url;
 
 use crate::context::Context;
+
+/// What may be replaced when new tokens are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replace {
+    /// Whatever is stored (`login`: a person just consented for this profile).
+    Always,
+    /// Not tokens that still work for another environment (`import` without `--force`).
+    SameEnvironment,
+}
+
+/// Stores `tokens` (the caller holds the store lock), keeping the previous file as the backup.
+/// With [`Replace::SameEnvironment`], refuses to replace a refresh token that has not expired
+/// and belongs to another environment: it would be gone after the next save.
+pub async fn store_tokens(ctx: &Context, tokens: &TokenSet, replace: Replace) -> anyhow::Result<()> {
+    let store = ctx.store();
+    // An unreadable store is what a new consent repairs (`replace` moves it aside), so only
+    // readable tokens are protected here.
+    if let Ok(Some(current)) = store.load().await {
+        let old = &current.tokens.identity;
+        let new = &tokens.identity;
+        let live = current.tokens.refresh_expires_at > SystemClock.now();
+        let other_env =
+            old.environment_id.is_some() && new.environment_id.is_some() && old.environment_id != new.environment_id;
+        if live && other_env {
+            if replace == Replace::SameEnvironment {
+                return Err(crate::exit::UsageError(format!(
+                    "profile `{}` holds working tokens for {}, and these are for {}; nothing was changed. \
+                     Import into another profile (`skysync --profile NAME import …`), or pass --force to replace them",
+                    ctx.profile(),
+                    old.environment_display(),
+                    new.environment_display()
+                ))
+                .into());
+            }
+            ctx.output().note(format_args!(
+                "note: replacing the tokens for {} (kept as {} until the next save)",
+                old.environment_display(),
+                store.backup_path().display()
+            ));
+        }
+    }
+    store.replace(tokens).await?;
+    Ok(())
+}
 
 /// Exchanges an authorization code and saves the tokens (under the store lock, replacing what
 /// was stored). Returns the new token set.
@@ -24,6 +68,17 @@ pub async fn exchange_and_store(
     code: AuthorizationCode,
     verifier: Option<PkceVerifier>,
     redirect_uri: &Url,
+) -> anyhow::Result<TokenSet> {
+    exchange_and_replace(ctx, code, verifier, redirect_uri, Replace::Always).await
+}
+
+/// [`exchange_and_store`], replacing only what `replace` allows (see [`store_tokens`]).
+pub async fn exchange_and_replace(
+    ctx: &Context,
+    code: AuthorizationCode,
+    verifier: Option<PkceVerifier>,
+    redirect_uri: &Url,
+    replace: Replace,
 ) -> anyhow::Result<TokenSet> {
     if verifier.is_none() {
         ctx.require_client_secret()?;
@@ -36,11 +91,11 @@ pub async fn exchange_and_store(
     let tokens = TokenSet::from_exchange(&oauth.client_id, parsed, SystemClock.now())?;
     let store = ctx.store();
     let _lock = store.lock().await.map_err(SessionError::from)?;
-    store
-        .replace(&tokens)
-        .await
-        .map_err(SessionError::SaveFailed)
-        .context("the new tokens were received but not saved; consent again with `skysync login`")?;
+    store_tokens(ctx, &tokens, replace).await.map_err(|e| match e.downcast::<StoreError>() {
+        Ok(e) => anyhow::Error::from(SessionError::SaveFailed(e))
+            .context("the new tokens were received but not saved; consent again with `skysync login`"),
+        Err(e) => e,
+    })?;
     Ok(tokens)
 }
 

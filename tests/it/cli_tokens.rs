@@ -236,3 +236,27 @@ async fn api_paginates_and_stops_on_quota() {
     assert!(quota.stderr.contains("quota"), "{}", quota.stderr);
     assert!(quota.stderr.contains("replenish"), "{}", quota.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_keeps_working_tokens_of_another_environment_unless_forced() {
+    let s = Skysync::start().await;
+    s.seed(s.minted_tokens(|_| {})).await;
+    let before = std::fs::read(s.token_file()).unwrap();
+    let other = s.minted_tokens(|t| {
+        t.identity.environment_id = Some("p-otherEnvironment".into());
+        t.identity.environment_name = Some("Other School".into());
+    });
+    let path = s.bundle_file(BundleContent::RefreshToken { tokens: Box::new(other.clone()) });
+    let path = path.to_str().unwrap();
+    let refused = s.run(&["import", path]).await;
+    refused.expect_code(2);
+    assert!(refused.stderr.contains("Other School") && refused.stderr.contains("--force"), "{}", refused.stderr);
+    assert!(refused.stderr.contains("--profile"), "{}", refused.stderr);
+    assert_eq!(std::fs::read(s.token_file()).unwrap(), before, "nothing changed on disk");
+    // The same environment is simply replaced, and so is another one with --force.
+    s.seed(s.minted_tokens(|_| {})).await;
+    let forced = s.run(&["import", "--force", path]).await;
+    forced.expect_code(0);
+    assert!(forced.stderr.contains("replacing the tokens for Simulated Sandbox Environment"), "{}", forced.stderr);
+    assert_eq!(s.stored_refresh_token(), other.refresh_token.secret());
+}

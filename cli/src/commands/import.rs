@@ -11,7 +11,7 @@ use crate::args::ImportArgs;
 use crate::commands::login::print_consent;
 use crate::context::Context;
 use crate::exit;
-use crate::login::exchange_and_store;
+use crate::login::{Replace, exchange_and_replace, store_tokens};
 
 /// Validates the bundle against the configured client and stores it (exchanging a code at once).
 pub async fn run(ctx: &Context, args: ImportArgs) -> anyhow::Result<u8> {
@@ -26,15 +26,16 @@ pub async fn run(ctx: &Context, args: ImportArgs) -> anyhow::Result<u8> {
     }
     let bundle = TokenBundle::parse(&bytes)?;
     bundle.validate(&ctx.settings().client_id, SystemClock.now())?;
+    let replace = if args.force { Replace::Always } else { Replace::SameEnvironment };
     let tokens = match bundle.content {
         BundleContent::RefreshToken { tokens } => {
             let store = ctx.store();
             let _lock = store.lock().await?;
-            store.replace(&tokens).await?;
+            store_tokens(ctx, &tokens, replace).await?;
             *tokens
         }
         BundleContent::AuthorizationCode { code, code_verifier, redirect_uri, .. } => {
-            exchange_and_store(ctx, code, Some(code_verifier), &redirect_uri).await?
+            exchange_and_replace(ctx, code, Some(code_verifier), &redirect_uri, replace).await?
         }
     };
     print_consent(ctx, &tokens, "Imported")?;
