@@ -4,6 +4,7 @@
 //! never change meaning.
 
 use skysync_core::api::ApiError;
+use skysync_core::bundle::BundleError;
 use skysync_core::session::SessionError;
 use skysync_core::token::TokenError;
 
@@ -31,8 +32,9 @@ Exit codes:
   1   failure
   2   usage error (bad command line)
   3   configuration missing or invalid
-  4   consent needed: no tokens, or the refresh token expired or was revoked (run `skysync login`)
-  5   throttled or out of SKY API quota
+  4   consent needed: no tokens, the refresh token expired or was revoked, or an imported
+      authorization code expired (run `skysync login`)
+  5   throttled (HTTP 429 from the API or the token endpoint) or out of SKY API quota
   10  `skysync status`: the refresh token expires within the warning window";
 
 /// A command-line problem found after parsing (e.g. a confirmation that cannot be asked).
@@ -47,6 +49,14 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
             if e.needs_consent() {
                 return CONSENT;
             }
+            // `Token` is transparent too.
+            if let SessionError::Token(t) = e
+                && token_throttled(t)
+            {
+                return THROTTLED;
+            }
+        } else if let Some(BundleError::CodeExpired { .. }) = cause.downcast_ref::<BundleError>() {
+            return CONSENT;
         } else if let Some(e) = cause.downcast_ref::<ApiError>() {
             match e {
                 ApiError::QuotaExhausted { .. } | ApiError::RateLimited { .. } | ApiError::BudgetSpent { .. } => {
@@ -54,6 +64,7 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
                 }
                 // `Session` is transparent, so the chain never shows the inner error by itself.
                 ApiError::Session(s) if s.needs_consent() => return CONSENT,
+                ApiError::Session(SessionError::Token(t)) if token_throttled(t) => return THROTTLED,
                 _ => {}
             }
         } else if let Some(TokenError::ConsentRequired { .. }) = cause.downcast_ref::<TokenError>() {
@@ -65,6 +76,11 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
         }
     }
     FAILURE
+}
+
+/// A 429 from the token endpoint, with or without an OAuth error body.
+fn token_throttled(e: &TokenError) -> bool {
+    matches!(e, TokenError::Server { status: 429, .. } | TokenError::Malformed { status: 429, .. })
 }
 
 /// Whether the error is only a closed stdout (`skysync token | head -c0`): not a failure.

@@ -260,3 +260,34 @@ async fn import_keeps_working_tokens_of_another_environment_unless_forced() {
     assert!(forced.stderr.contains("replacing the tokens for Simulated Sandbox Environment"), "{}", forced.stderr);
     assert_eq!(s.stored_refresh_token(), other.refresh_token.secret());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttled_token_endpoint_exits_5_and_changes_nothing() {
+    let s = Skysync::start().await;
+    s.seed_expired_access().await;
+    let before = std::fs::read(s.token_file()).unwrap();
+    s.sim.fail_next_token(1, Fault::TooManyRequests { retry_after_secs: 1 });
+    let run = s.run(&["token"]).await;
+    run.expect_code(5);
+    assert!(run.stderr.contains("429"), "{}", run.stderr);
+    assert!(run.stdout.is_empty());
+    assert_eq!(std::fs::read(s.token_file()).unwrap(), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_code_bundle_needs_consent_and_makes_no_call() {
+    let s = Skysync::start().await;
+    let cfg = s.sim.config();
+    let path = s.bundle_file(BundleContent::AuthorizationCode {
+        client_id: cfg.client_id.clone(),
+        code: skysync_core::secret::AuthorizationCode::new("a-stale-code"),
+        code_verifier: skysync_core::secret::PkceVerifier::new("v".repeat(64)),
+        redirect_uri: url::Url::parse(&s.env_value("SKYSYNC_REDIRECT_URI").unwrap()).unwrap(),
+        obtained_at: s.sim.now() - time::Duration::minutes(10),
+    });
+    let run = s.run(&["import", path.to_str().unwrap()]).await;
+    run.expect_code(4);
+    assert!(run.stderr.contains("has expired") && run.stderr.contains("consent again"), "{}", run.stderr);
+    assert_eq!(s.sim.stats().token_calls, 0);
+    assert!(!s.data_dir().exists(), "nothing written");
+}
