@@ -246,9 +246,22 @@ impl Cursor {
     }
 
     /// A scan of every current id, for delete reconciliation (`fields=id` where supported).
+    ///
+    /// Lists with a `sort_token` are scanned as a chain from the beginning of time: offset pages
+    /// shift when records are deleted behind the scan, skipping live ids that would then be taken
+    /// for deleted, while a chain keeps its order and moves changed records to its end.
     pub fn id_scan(entity: &'static Entity, base: &Url, options: CursorOptions, now: OffsetDateTime) -> Self {
         let limit = options.page_size.unwrap_or(entity.max_limit).clamp(1, entity.max_limit);
-        let state = Bookmark::Offset { since: None, offset: 0, started_at: rfc3339(now), high_water: None };
+        let state = match entity.incremental {
+            Incremental::SortToken => {
+                let mut extra = vec![("last_modified", BEGINNING_OF_TIME)];
+                if entity.fields_id {
+                    extra.push(("fields", "id"));
+                }
+                Bookmark::Chain { next_link: Self::list_url(entity, base, limit, &extra).to_string(), high_water: None }
+            }
+            _ => Bookmark::Offset { since: None, offset: 0, started_at: rfc3339(now), high_water: None },
+        };
         Self { entity, base: base.clone(), limit, overlap: options.overlap, state, ids_only: true }
     }
 

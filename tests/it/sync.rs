@@ -593,3 +593,76 @@ async fn many_entities_run_concurrently_through_one_client() {
     let requests: u64 = r.entities.iter().map(|e| e.requests).sum();
     assert_eq!(requests, r.api.calls, "no retries without faults: every call is a page");
 }
+
+/// A reconciliation whose id scan meets deletes and adds on pages it has already read must not
+/// mark (or remove) live records that the shifted pages skipped.
+async fn reconcile_while_the_list_changes(db: Db, mode: DeleteMode) {
+    let sim = Arc::new(sim(300).await);
+    let fx = Fixture::new(db);
+    let api = client(&sim, None);
+    assert_ok(&fx.run(&api, &["gifts"], &opts(50), &Silent).await);
+    let reconcile_pages = AtomicU64::new(0);
+    let s = Arc::clone(&sim);
+    let hook = Hook(move |_: &Entity, phase, _| {
+        if phase == Phase::Reconcile && reconcile_pages.fetch_add(1, Ordering::SeqCst) == 2 {
+            // Offset pages would now shift left past the rows deleted behind the scan.
+            s.delete("gifts", 40);
+            s.add("gifts", 40);
+        }
+    });
+    let o = EngineOptions { reconcile: true, deletes: mode, ..opts(50) };
+    let r = fx.run(&api, &["gifts"], &o, &hook).await;
+    let rows = fx.rows("gifts").await;
+    let live = sim.live_ids("gifts");
+    let wrongly = live
+        .iter()
+        .filter(|id| {
+            rows.get(*id).is_some_and(|(_, d)| *d) || (id.parse::<u64>().unwrap() <= 600 && !rows.contains_key(*id))
+        })
+        .count();
+    assert_eq!(
+        wrongly,
+        0,
+        "live records marked or removed by a reconciliation that raced changes: {:?}",
+        report(&r, "gifts")
+    );
+    // The next run picks up the adds, and a quiet reconciliation the deletes it could not see.
+    let r = fx.run(&api, &["gifts"], &o, &Silent).await;
+    assert_ok(&r);
+    fx.assert_equals_source(&sim, "gifts").await;
+}
+
+#[tokio::test]
+async fn reconcile_is_safe_while_the_list_changes_sqlite() {
+    reconcile_while_the_list_changes(Db::Sqlite, DeleteMode::Mark).await;
+}
+
+#[tokio::test]
+async fn reconcile_is_safe_while_the_list_changes_postgres() {
+    reconcile_while_the_list_changes(Db::Postgres, DeleteMode::Remove).await;
+}
+
+#[tokio::test]
+async fn reconcile_of_an_offset_list_gives_up_when_the_count_changes_mid_scan() {
+    let sim = Arc::new(sim(300).await);
+    let fx = Fixture::new(Db::Sqlite);
+    let api = client(&sim, None);
+    assert_ok(&fx.run(&api, &["events"], &opts(3), &Silent).await);
+    let reconcile_pages = AtomicU64::new(0);
+    let s = Arc::clone(&sim);
+    let hook = Hook(move |_: &Entity, phase, _| {
+        if phase == Phase::Reconcile && reconcile_pages.fetch_add(1, Ordering::SeqCst) == 0 {
+            s.delete("events", 5);
+        }
+    });
+    let o = EngineOptions { reconcile: true, ..opts(3) };
+    let r = fx.run(&api, &["events"], &o, &hook).await;
+    let rows = fx.rows("events").await;
+    let wrongly: Vec<String> =
+        sim.live_ids("events").into_iter().filter(|id| rows.get(id).is_none_or(|(_, d)| *d)).collect();
+    assert!(wrongly.is_empty(), "live events {wrongly:?} marked deleted: {:?}", report(&r, "events"));
+    assert!(report(&r, "events").error.as_deref().is_some_and(|e| e.contains("changed during the id scan")));
+    let r = fx.run(&api, &["events"], &o, &Silent).await;
+    assert_ok(&r);
+    fx.assert_equals_source(&sim, "events").await;
+}

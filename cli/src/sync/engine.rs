@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use serde::Serialize;
 use skysync_core::api::{ApiClient, ApiCounters, ApiError};
-use skysync_core::catalog::Entity;
+use skysync_core::catalog::{Entity, Incremental};
 use skysync_core::env::Clock;
 use skysync_core::http::Method;
 use skysync_core::paging::{Bookmark, Cursor, CursorOptions, Page, PageError, RecordKey, Step, parse_page, record_key};
@@ -404,9 +404,11 @@ impl Engine<'_> {
         let mut cursor = Cursor::id_scan(entity, &self.base, self.options.cursor(), self.clock.now());
         let mut seen = 0u64;
         let mut last_count = None;
+        let mut first_count = None;
         loop {
             let Fetched { page, keys } = self.fetch(&cursor, report).await?;
             let step = cursor.advance(&page, None, self.clock.now());
+            first_count = first_count.or(page.count);
             last_count = page.count.or(last_count);
             drop(page);
             let ids: Vec<String> = keys.into_iter().map(|k| k.id).collect();
@@ -418,11 +420,13 @@ impl Engine<'_> {
                 break;
             }
         }
+        let offset_scan = entity.incremental != Incremental::SortToken;
         if let Some(count) = last_count
-            && seen < count
+            && (seen < count || (offset_scan && first_count != last_count))
         {
-            // Offset paging over a list that changed during the scan can skip ids; deleting on
-            // that basis would drop live rows. The scan is retried next run.
+            // Offset paging over a list that changed during the scan can skip ids (a delete behind
+            // the scan shifts the later pages); deleting on that basis would drop live rows. The
+            // scan is retried next run.
             return Err(EntityError::Data(format!(
                 "{}: the list changed during the id scan ({seen} ids seen, {count} expected); deletes will be reconciled next run",
                 entity.name

@@ -81,6 +81,28 @@ fn id_scan_uses_fields_id_where_supported() {
 }
 
 #[test]
+fn id_scan_of_a_sort_token_list_follows_the_chain_to_its_empty_page() {
+    let mut g = Cursor::id_scan(
+        find("gifts").unwrap(),
+        &base(),
+        CursorOptions { page_size: Some(2), ..Default::default() },
+        T0,
+    );
+    let q = g.request_url().unwrap();
+    assert!(q.query().unwrap().contains("last_modified=1600-01-01"), "{q}");
+    assert!(!q.query().unwrap().contains("offset"), "{q}");
+    let link = "https://api.example/gift/v1/gifts?limit=2&last_modified=x&sort_token=AAAAAAAC%2bI4%3d";
+    let full = page(&format!(r#"{{"count":9,"value":[{{"id":"1"}},{{"id":"2"}}],"next_link":"{link}"}}"#));
+    assert_eq!(g.advance(&full, None, T0), Step::More);
+    assert_eq!(g.request_url().unwrap().as_str(), link);
+    let empty = page(&format!(r#"{{"count":9,"value":[],"next_link":"{link}"}}"#));
+    assert_eq!(g.advance(&empty, None, T0), Step::Done);
+    // Offset-only lists keep offset paging.
+    let e = Cursor::id_scan(find("events").unwrap(), &base(), CursorOptions::default(), T0);
+    assert!(e.request_url().unwrap().query().unwrap().contains("offset=0"));
+}
+
+#[test]
 fn page_and_record_parsing_errors() {
     assert!(parse_page(&base(), &json(200, r#"{"count":1}"#)).is_err());
     let html = crate::http::HttpResponse {
