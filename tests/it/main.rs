@@ -1,6 +1,7 @@
 mod browser;
 mod cli_login;
 mod cli_misc;
+mod cli_snapshots;
 mod cli_store;
 mod cli_tokens;
 mod session;
