@@ -109,6 +109,15 @@ fn parse_db(db: &str) -> Result<SinkSpec, SinkError> {
         }
         return Ok(SinkSpec::Sqlite(PathBuf::from(path)));
     }
+    // `postgres//host/db`, `postgresql:/db`: a mistyped URL would otherwise become a SQLite file
+    // in a directory named `postgres` and a sync that "succeeds" into the wrong place.
+    if ["postgres:", "postgresql:", "postgres/", "postgresql/"].iter().any(|p| lower.starts_with(p)) {
+        return Err(SinkError::InvalidSpec(format!(
+            "--db {} looks like a mistyped PostgreSQL URL: write postgres://user@host/dbname \
+             (a SQLite file named like this needs a ./ prefix)",
+            redact_url(db)
+        )));
+    }
     if let Some((scheme, _)) = db.split_once("://") {
         return Err(SinkError::InvalidSpec(format!(
             "unsupported database URL scheme {scheme:?}: use postgres://, sqlite:// or a file path"

@@ -113,10 +113,14 @@ fn spec_parse_cases() {
         (Some("sqlite://"), None, None),
         (Some("mysql://h/db"), None, None),
         (Some("postgres://u:pw@/db"), None, None),
+        (Some("postgres//u:pw@h/db"), None, None),
+        (Some("PostgreSQL:/db"), None, None),
     ] {
         let e = parse(db, format, out).unwrap_err();
         assert!(matches!(e, SinkError::InvalidSpec(_)), "{db:?} {format:?} {out:?}: {e}");
+        assert!(!e.to_string().contains("pw"), "{e}");
     }
+    assert_eq!(parse(Some("./postgres/x.db"), None, None).unwrap(), SinkSpec::Sqlite("./postgres/x.db".into()));
 }
 
 #[test]

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use skysync_core::catalog::Entity;
 
 use super::engine::{EntityReport, RunMode};
@@ -111,10 +111,14 @@ impl Default for Bars {
 impl Bars {
     /// Bars drawn on stderr.
     pub fn new() -> Self {
+        // indicatif's own `{per_sec}` prints every digit of the float ("4,742.480357629941/s").
         let style = ProgressStyle::with_template(
-            "{prefix:>18} [{bar:28}] {human_pos:>9}/{human_len:9} {msg} {per_sec:>12} eta {eta}",
+            "{prefix:>18} [{bar:28}] {human_pos:>9}/{human_len:9} {msg} {rate:>10} eta {eta}",
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .with_key("rate", |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+            let _ = w.write_str(&records_per_sec(state.per_sec()));
+        })
         .progress_chars("=> ");
         Self { multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()), bars: Mutex::default(), style }
     }
@@ -130,6 +134,14 @@ impl Bars {
             })
             .clone()
     }
+}
+
+/// "1,234 rec/s": whole records, since a page lands thousands at a time.
+fn records_per_sec(rate: f64) -> String {
+    if !rate.is_finite() || rate < 0.0 {
+        return "-".into();
+    }
+    format!("{} rec/s", indicatif::HumanCount(rate.round() as u64))
 }
 
 impl Progress for Bars {
@@ -153,5 +165,17 @@ impl Progress for Bars {
             None => bar.finish_with_message(format!("done · {} pages", r.pages)),
             Some(_) => bar.abandon_with_message(format!("stopped · {} pages", r.pages)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::records_per_sec;
+
+    #[test]
+    fn rates_are_whole_records_per_second() {
+        assert_eq!(records_per_sec(4742.480357629941), "4,742 rec/s");
+        assert_eq!(records_per_sec(0.4), "0 rec/s");
+        assert_eq!(records_per_sec(f64::NAN), "-");
     }
 }
