@@ -134,8 +134,18 @@ fn page_error(message: &str) -> String {
 /// browser cannot arrive before anyone listens.
 pub async fn bind_listener(redirect_uri: &Url) -> anyhow::Result<tokio::net::TcpListener> {
     let addr = listen_addr(redirect_uri)?;
-    tokio::net::TcpListener::bind(addr).await.with_context(|| {
-        format!("cannot listen on {addr} for the redirect (is another `skysync login` running?); or use `skysync login --manual`")
+    tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        let why = if e.kind() == std::io::ErrorKind::AddrInUse {
+            format!("port {} is already in use (another `skysync login`, or another program)", addr.port())
+        } else {
+            e.to_string()
+        };
+        anyhow::anyhow!(
+            "cannot listen on {addr} for the browser's return to redirect_uri {}: {why}. Stop whatever holds the port, \
+             or run `skysync login --manual` and paste the address the browser is sent to, \
+             or register another loopback redirect_uri with the application and set SKYSYNC_REDIRECT_URI",
+            skysync_core::http::redacted_url(redirect_uri)
+        )
     })
 }
 

@@ -101,3 +101,25 @@ async fn login_reports_denied_consent() {
     run.expect_code(1);
     assert!(run.stderr.contains("access_denied"), "{}", run.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_with_the_redirect_port_busy_says_what_to_do_before_showing_a_url() {
+    let s = Skysync::start().await;
+    let redirect = url::Url::parse(&s.env_value("SKYSYNC_REDIRECT_URI").unwrap()).unwrap();
+    let port = redirect.port().unwrap();
+    let _busy = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let run = s.run(&["login", "--no-browser", "--timeout", "30"]).await;
+    run.expect_code(1);
+    assert!(run.stderr.contains(&format!("port {port} is already in use")), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("skysync login --manual") && run.stderr.contains("SKYSYNC_REDIRECT_URI"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.lines().any(|l| l.starts_with("http")),
+        "no URL to a consent that cannot return: {}",
+        run.stderr
+    );
+    assert_eq!(s.sim.stats().token_calls, 0);
+}

@@ -88,8 +88,15 @@ async fn logout_removes_tokens_only_with_confirmation() {
     refused.expect_code(2);
     assert!(refused.stderr.contains("--yes"), "{}", refused.stderr);
     assert!(s.token_file().exists());
-    s.run(&["logout", "--yes"]).await.expect_code(0);
+    let removed = s.run(&["logout", "--yes", "--json"]).await;
+    removed.expect_code(0);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&removed.stdout).unwrap()["removed"], true);
     assert!(!s.token_file().exists());
+    // Scripts get an answer when there was nothing to remove, too.
+    let nothing = s.run(&["logout", "--json"]).await;
+    nothing.expect_code(0);
+    let v: serde_json::Value = serde_json::from_str(&nothing.stdout).expect("JSON on stdout");
+    assert_eq!((v["profile"].as_str(), v["removed"].as_bool()), (Some("default"), Some(false)));
     assert!(!s.data_dir().join("tokens.json.bak").exists());
     s.run(&["status"]).await.expect_code(4);
 }

@@ -15,7 +15,11 @@ pub async fn run(g: &GlobalArgs, args: LogoutArgs) -> anyhow::Result<u8> {
     let store = FileTokenStore::new(crate::config::data_dir(&profile)?);
     let out = Output::detect(g.json);
     if !store.path().exists() && !store.backup_path().exists() {
-        out.note(format_args!("No tokens are stored for profile `{profile}`."));
+        if out.json {
+            out.json_value(&serde_json::json!({"profile": profile, "removed": false}))?;
+        } else {
+            out.note(format_args!("No tokens are stored for profile `{profile}`."));
+        }
         return Ok(exit::OK);
     }
     if !args.yes {
