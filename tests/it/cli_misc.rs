@@ -165,3 +165,72 @@ async fn a_closed_stdout_is_not_an_error() {
     assert!(!run.stderr.contains("error"), "{}", run.stderr);
     assert!(s.sim.stats().api_calls < 50, "stopped paging once nobody read the output");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_appears_at_trace_level_in_paste_login_imports_and_failed_exchanges() {
+    use skysync_core::bundle::BundleContent;
+    use tokio::io::AsyncWriteExt;
+    let s = Skysync::start().await;
+    let c = s.sim.config();
+    let mut secrets = vec![c.client_secret.clone(), c.subscription_key.clone()];
+
+    // --manual: the pasted URL carries the code.
+    let (mut child, authorize, stderr) =
+        s.start_login(&["-vvv", "--log-format", "json", "login", "--manual", "--timeout", "30"]).await;
+    let callback = s.consent(&authorize).await;
+    secrets.push(callback.query_pairs().find(|(k, _)| k == "code").unwrap().1.into_owned());
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(format!("{callback}\n").as_bytes()).await.unwrap();
+    drop(stdin);
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output()).await.unwrap().unwrap();
+    s.finish(out).expect_code(0);
+    s.record(stderr.await.unwrap());
+    secrets.push(s.stored_access_token());
+    secrets.push(s.stored_refresh_token());
+
+    // A refresh bundle (same environment, so it replaces), at trace level in both formats.
+    let tokens = s.minted_tokens(|_| {});
+    secrets.push(tokens.refresh_token.secret().to_owned());
+    secrets.push(tokens.access_token.as_ref().unwrap().secret().to_owned());
+    let bundle = s.bundle_file(BundleContent::RefreshToken { tokens: Box::new(tokens) });
+    s.run(&["-vvv", "import", bundle.to_str().unwrap()]).await.expect_code(0);
+
+    // A code bundle whose code the token endpoint refuses, and one it never issued.
+    let redirect = url::Url::parse(&s.env_value("SKYSYNC_REDIRECT_URI").unwrap()).unwrap();
+    for (code, verifier) in [("forged-code-value-1234567890", "v".repeat(64)), ("another-forged-code", "w".repeat(43))]
+    {
+        secrets.push(code.to_owned());
+        secrets.push(verifier.clone());
+        let bundle = s.bundle_file(BundleContent::AuthorizationCode {
+            client_id: c.client_id.clone(),
+            code: skysync_core::secret::AuthorizationCode::new(code),
+            code_verifier: skysync_core::secret::PkceVerifier::new(verifier),
+            redirect_uri: redirect.clone(),
+            obtained_at: s.sim.now(),
+        });
+        let before = std::fs::read(s.token_file()).unwrap();
+        for format in ["text", "json"] {
+            let run = s.run(&["-vvv", "--log-format", format, "import", bundle.to_str().unwrap()]).await;
+            assert_eq!(run.code, 4, "a refused code needs a new consent: {}", run.stderr);
+        }
+        assert_eq!(std::fs::read(s.token_file()).unwrap(), before, "a refused bundle changes nothing");
+    }
+    // A malformed bundle holding a token-like value.
+    let run = s
+        .run_with_stdin(
+            &["-vvv", "import"],
+            Some(r#"{"format":"skysync-token-bundle","version":1,"kind":"refresh_token","tokens":{"refresh_token":"leaky-refresh-value"}}"#),
+        )
+        .await;
+    run.expect_code(1);
+    secrets.push("leaky-refresh-value".into());
+
+    let outputs = s.all_output();
+    assert!(outputs.iter().any(|o| o.contains("TRACE") || o.contains("\"level\":\"TRACE\"")), "trace logging is on");
+    for out in &outputs {
+        for secret in &secrets {
+            assert!(!out.contains(secret.as_str()), "a secret leaked into:\n{out}");
+        }
+        assert!(long_secretish_runs(out).is_empty(), "secret-shaped text {:?} in:\n{out}", long_secretish_runs(out));
+    }
+}
