@@ -436,17 +436,27 @@ impl ApiClient {
         let mut attempts = 0u32;
         let mut limited = 0u32;
         loop {
-            if let Some(budget) = self.budget
-                && self.calls.load(Ordering::Relaxed) >= budget
-            {
-                return Err(ApiError::BudgetSpent { budget });
+            // Take the call from the budget before waiting for a pacer slot: concurrent callers
+            // that checked first and counted after their wait would each overshoot it.
+            match self.budget {
+                Some(budget) => {
+                    if self
+                        .calls
+                        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| (c < budget).then_some(c + 1))
+                        .is_err()
+                    {
+                        return Err(ApiError::BudgetSpent { budget });
+                    }
+                }
+                None => {
+                    self.calls.fetch_add(1, Ordering::Relaxed);
+                }
             }
             let wait = self.pacer.reserve(self.clock.now());
             if !wait.is_zero() {
                 self.runtime.sleep(wait).await;
             }
             attempts += 1;
-            self.calls.fetch_add(1, Ordering::Relaxed);
             let request = self.request(method, url.clone(), &token, body.clone());
             let response = match self.http.execute(request).await {
                 Ok(r) => r,

@@ -43,6 +43,11 @@ async fn sim(records: u64) -> SimHandle {
 
 /// An API client for `sim`, as `skysync login` would leave it: tokens from a consent, pacing off.
 fn client(sim: &SimHandle, budget: Option<u64>) -> ApiClient {
+    paced_client(sim, budget, 0.0)
+}
+
+/// [`client`] with the shared pacer at `per_second` calls per second.
+fn paced_client(sim: &SimHandle, budget: Option<u64>, per_second: f64) -> ApiClient {
     let cfg = sim.config();
     let body = serde_json::to_vec(&sim.issue_tokens()).unwrap();
     let resp = HttpResponse { status: 200, headers: vec![("content-type".into(), "application/json".into())], body };
@@ -72,7 +77,7 @@ fn client(sim: &SimHandle, budget: Option<u64>) -> ApiClient {
         Arc::new(SystemClock),
         Arc::new(OsEntropy),
         ApiConfig { base: sim.api_url(), subscription_key: SubscriptionKey::new(cfg.subscription_key) },
-        0.0,
+        per_second,
     )
     .with_retry(RetryPolicy {
         max_attempts: 10,
@@ -375,6 +380,21 @@ async fn call_budget_stops_cleanly_and_resumes() {
     assert_ok(&r);
     assert_eq!(report(&r, "gifts").added, 400, "the rest, nothing twice");
     fx.assert_equals_source(&sim, "gifts").await;
+}
+
+#[tokio::test]
+async fn call_budget_holds_across_concurrent_entities() {
+    let sim = sim(300).await;
+    let fx = Fixture::new(Db::Sqlite);
+    // With pacing, every entity waits for its slot: the budget must be taken before that wait,
+    // or each waiting entity sends one call past it.
+    let api = paced_client(&sim, Some(5), 50.0);
+    let names = ["constituents", "gifts", "addresses", "phones", "notes", "actions"];
+    let o = EngineOptions { concurrency: 6, ..opts(50) };
+    let r = fx.run(&api, &names, &o, &Silent).await;
+    assert!(matches!(r.stopped, Some(ApiError::BudgetSpent { budget: 5 })), "{:?}", r.stopped);
+    assert_eq!(sim.stats().api_calls, 5, "calls the simulator received");
+    assert_eq!(r.api.calls, 5, "calls the run reports");
 }
 
 async fn token_expiry(db: Db) {
