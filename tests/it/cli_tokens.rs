@@ -64,6 +64,9 @@ async fn import_from_stdin_and_wrong_client_is_refused() {
     run.expect_code(1);
     assert!(run.stderr.contains("another-app"), "{}", run.stderr);
     assert!(!s.token_file().exists());
+    let empty = s.run_with_stdin(&["import"], Some("\n")).await;
+    empty.expect_code(1);
+    assert!(empty.stderr.contains("the bundle is empty"), "{}", empty.stderr);
     let garbage = s.run_with_stdin(&["import"], Some("not a bundle")).await;
     garbage.expect_code(1);
     assert!(garbage.stderr.contains("not a skysync token bundle"), "{}", garbage.stderr);

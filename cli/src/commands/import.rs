@@ -18,11 +18,19 @@ pub async fn run(ctx: &Context, args: ImportArgs) -> anyhow::Result<u8> {
     let limit = MAX_BUNDLE_BYTES as u64 + 1;
     let mut bytes = Vec::new();
     if args.file == "-" {
+        if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+            ctx.output().note("Paste the token bundle, then press Ctrl-D (or pass the file: `skysync import FILE`).");
+        }
         std::io::stdin().lock().take(limit).read_to_end(&mut bytes).context("reading the bundle from stdin")?;
     } else {
         std::fs::File::open(&args.file)
             .and_then(|f| f.take(limit).read_to_end(&mut bytes))
             .with_context(|| format!("reading the bundle {}", args.file))?;
+    }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        anyhow::bail!(
+            "the bundle is empty; pass the file the consent page downloaded (`skysync import FILE`) or pipe it to `skysync import -`"
+        );
     }
     let bundle = TokenBundle::parse(&bytes)?;
     bundle.validate(&ctx.settings().client_id, SystemClock.now())?;
