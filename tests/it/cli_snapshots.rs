@@ -77,3 +77,28 @@ async fn no_tokens() {
     let run = s.run(&["token"]).await;
     redactions(&s).bind(|| insta::assert_snapshot!("token_without_tokens", shown(&run)));
 }
+
+/// The `--json` field names are an interface (README "JSON output"): a rename shows here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_field_names() {
+    let s = Skysync::start().await;
+    let tokens = s.minted_tokens(|_| {});
+    let bundle = s.bundle_file(skysync_core::bundle::BundleContent::RefreshToken { tokens: Box::new(tokens) });
+    let mut shown = String::new();
+    for args in [
+        &["--json", "import", bundle.to_str().unwrap()][..],
+        &["--json", "status"],
+        &["--json", "token"],
+        &["--json", "renew"],
+        &["--json", "config", "show"],
+        &["--json", "logout", "--yes"],
+    ] {
+        let run = s.run(args).await;
+        run.expect_code(0);
+        let v: serde_json::Value = serde_json::from_str(&run.stdout).expect("one JSON object");
+        let mut keys: Vec<&str> = v.as_object().expect("an object").keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        shown.push_str(&format!("{}: {}\n", args[1..].join(" "), keys.join(", ")));
+    }
+    redactions(&s).bind(|| insta::assert_snapshot!("json_field_names", shown));
+}

@@ -5,7 +5,7 @@ use skysync_core::env::{Clock, SystemClock};
 use crate::args::TokenArgs;
 use crate::context::Context;
 use crate::exit;
-use crate::output::timestamp_or_never;
+use crate::output::timestamp;
 
 /// Prints the access token (refreshing it first when due).
 pub async fn run(ctx: &Context, args: TokenArgs) -> anyhow::Result<u8> {
@@ -19,7 +19,7 @@ pub async fn run(ctx: &Context, args: TokenArgs) -> anyhow::Result<u8> {
         out.json_value(&serde_json::json!({
             "access_token": token.secret(),
             "token_type": "Bearer",
-            "expires_at": timestamp_or_never(tokens.access_expires_at),
+            "expires_at": tokens.access_expires_at.map(timestamp),
         }))?;
     } else if args.header {
         out.line(format_args!("Authorization: Bearer {}", token.secret()))?;
