@@ -80,7 +80,12 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
 
 /// A 429 from the token endpoint, with or without an OAuth error body.
 fn token_throttled(e: &TokenError) -> bool {
-    matches!(e, TokenError::Server { status: 429, .. } | TokenError::Malformed { status: 429, .. })
+    matches!(
+        e,
+        TokenError::Server { status: 429, .. }
+            | TokenError::Unavailable { status: 429, .. }
+            | TokenError::Malformed { status: 429, .. }
+    )
 }
 
 /// Whether the error is only a closed stdout (`skysync token | head -c0`): not a failure.

@@ -328,7 +328,8 @@ pub fn parse_token_response(url: &url::Url, response: &HttpResponse) -> Result<T
         });
     }
 
-    if response.status >= 500 {
+    // 5xx, and 429 without an OAuth body (the token endpoint throttled): worth retrying later.
+    if response.status >= 500 || response.status == 429 {
         return Err(TokenError::Unavailable { status: response.status, excerpt: response.body_excerpt() });
     }
     if !(200..300).contains(&response.status) {

@@ -265,11 +265,17 @@ async fn import_keeps_working_tokens_of_another_environment_unless_forced() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn throttled_token_endpoint_exits_5_and_changes_nothing() {
+async fn throttled_token_endpoint_is_retried_then_exits_5_and_changes_nothing() {
     let s = Skysync::start().await;
     s.seed_expired_access().await;
-    let before = std::fs::read(s.token_file()).unwrap();
+    // One 429: the preserving refresh is retried and succeeds.
     s.sim.fail_next_token(1, Fault::TooManyRequests { retry_after_secs: 1 });
+    s.run(&["token"]).await.expect_code(0);
+    assert_eq!(s.sim.stats().token_refresh_preserve, 1);
+    // Throttled on every attempt: exit 5, tokens untouched.
+    s.seed_expired_access().await;
+    let before = std::fs::read(s.token_file()).unwrap();
+    s.sim.fail_next_token(3, Fault::TooManyRequests { retry_after_secs: 1 });
     let run = s.run(&["token"]).await;
     run.expect_code(5);
     assert!(run.stderr.contains("429"), "{}", run.stderr);

@@ -241,6 +241,8 @@ fn token_response_rejects_html_wrong_types_and_bad_json() {
     assert!(e.to_string().contains("not valid JSON"));
     let e = parse_token_response(&url, &json(502, "")).unwrap_err();
     assert!(e.is_transient());
+    let e = parse_token_response(&url, &json(429, "")).unwrap_err();
+    assert!(e.is_transient(), "a throttled token endpoint is retried");
     let e = parse_token_response(&url, &json(404, "")).unwrap_err();
     assert!(!e.is_transient());
 }
