@@ -314,6 +314,34 @@ pub struct ApiCounters {
     pub unauthorized: u64,
 }
 
+/// Counters of the calls made on behalf of one caller (say, one synced entity), filled in by
+/// [`ApiClient::send_with`]. They count exactly what the client-wide [`ApiCounters`] count, at the
+/// same moments, so the stats of every caller of a client add up to its counters.
+#[derive(Debug, Default)]
+pub struct CallStats {
+    calls: AtomicU64,
+    rate_limited: AtomicU64,
+    retries: AtomicU64,
+    unauthorized: AtomicU64,
+}
+
+impl CallStats {
+    /// Fresh, zeroed stats.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// What has been counted so far.
+    pub fn snapshot(&self) -> ApiCounters {
+        ApiCounters {
+            calls: self.calls.load(Ordering::Relaxed),
+            rate_limited: self.rate_limited.load(Ordering::Relaxed),
+            retries: self.retries.load(Ordering::Relaxed),
+            unauthorized: self.unauthorized.load(Ordering::Relaxed),
+        }
+    }
+}
+
 /// A SKY API client: subscription key, bearer token, pacing and retries.
 #[derive(Clone)]
 pub struct ApiClient {
@@ -429,6 +457,18 @@ impl ApiClient {
         path_or_url: &str,
         body: Option<Vec<u8>>,
     ) -> Result<HttpResponse, ApiError> {
+        self.send_with(method, path_or_url, body, &CallStats::default()).await
+    }
+
+    /// [`send`](Self::send), also counting every attempt (retries, 429s and the re-try after a
+    /// 401 included) in `stats` as well as in the client's [`counters`](Self::counters).
+    pub async fn send_with(
+        &self,
+        method: Method,
+        path_or_url: &str,
+        body: Option<Vec<u8>>,
+        stats: &CallStats,
+    ) -> Result<HttpResponse, ApiError> {
         let url = self.resolve(path_or_url)?;
         let shown = redacted_url(&url);
         let mut token = self.session.access_token().await?;
@@ -452,6 +492,7 @@ impl ApiClient {
                     self.calls.fetch_add(1, Ordering::Relaxed);
                 }
             }
+            stats.calls.fetch_add(1, Ordering::Relaxed);
             let wait = self.pacer.reserve(self.clock.now());
             if !wait.is_zero() {
                 self.runtime.sleep(wait).await;
@@ -466,6 +507,7 @@ impl ApiClient {
                         return Err(ApiError::Unavailable { url: shown, attempts, last: e.to_string() });
                     }
                     self.retries.fetch_add(1, Ordering::Relaxed);
+                    stats.retries.fetch_add(1, Ordering::Relaxed);
                     self.runtime.sleep(self.backoff(attempts)).await;
                     continue;
                 }
@@ -483,11 +525,13 @@ impl ApiClient {
                         return Err(ApiError::Unauthorized { message });
                     }
                     self.unauthorized.fetch_add(1, Ordering::Relaxed);
+                    stats.unauthorized.fetch_add(1, Ordering::Relaxed);
                     token = self.session.rejected(&token).await?;
                     refreshed = true;
                 }
                 Verdict::RateLimited { retry_after } => {
                     self.rate_limited.fetch_add(1, Ordering::Relaxed);
+                    stats.rate_limited.fetch_add(1, Ordering::Relaxed);
                     limited += 1;
                     let wait = retry_after.unwrap_or(Duration::from_secs(1));
                     if limited > self.retry.max_rate_limited || wait > self.retry.max_retry_after {
@@ -507,6 +551,7 @@ impl ApiClient {
                         });
                     }
                     self.retries.fetch_add(1, Ordering::Relaxed);
+                    stats.retries.fetch_add(1, Ordering::Relaxed);
                     self.runtime.sleep(self.backoff(attempts)).await;
                 }
                 Verdict::Failed { status, message } => {

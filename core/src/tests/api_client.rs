@@ -7,7 +7,7 @@ use super::T0;
 use super::fake::{Answer, FakeHttp, ThreadRuntime, json};
 use super::oauth::config;
 use super::token_set::fresh_set;
-use crate::api::{ApiClient, ApiError};
+use crate::api::{ApiClient, ApiError, CallStats};
 use crate::config::{ApiConfig, ClientAuth};
 use crate::env::testing::{FixedClock, SeededEntropy};
 use crate::http::{HttpResponse, Method};
@@ -155,4 +155,37 @@ fn html_success_pages_are_clear_errors() {
     let (api, _, _) = client(vec![Answer::Raw(html)]);
     let e = block(api.get_json("/x")).unwrap_err();
     assert!(e.to_string().contains("Maintenance"));
+}
+
+#[test]
+fn send_with_counts_every_attempt_for_its_caller() {
+    let limited = with_header(json(429, r#"{"message":"Rate limit is exceeded."}"#), "retry-after", "1");
+    let (api, http, _) = client(vec![
+        // Caller A: a 500, a 429, a 401 (the refresh is a token call, not an API call), then 200.
+        Answer::Json(500, "{}"),
+        Answer::Raw(limited),
+        Answer::Json(401, r#"{"message":"expired"}"#),
+        Answer::Json(200, REFRESHED),
+        Answer::Json(200, "{}"),
+        // Caller B: one clean call.
+        Answer::Json(200, "{}"),
+    ]);
+    let (a, b) = (CallStats::new(), CallStats::new());
+    block(api.send_with(Method::Get, "/a", None, &a)).unwrap();
+    block(api.send_with(Method::Get, "/b", None, &b)).unwrap();
+    let (a, b, all) = (a.snapshot(), b.snapshot(), api.counters());
+    assert_eq!((a.calls, a.retries, a.rate_limited, a.unauthorized), (4, 1, 1, 1));
+    assert_eq!((b.calls, b.retries, b.rate_limited, b.unauthorized), (1, 0, 0, 0));
+    assert_eq!(a.calls + b.calls, all.calls, "per-caller stats add up to the client's counters");
+    assert_eq!(all.calls + 1, http.calls() as u64, "every API attempt, plus the one token call");
+    assert_eq!((all.retries, all.rate_limited, all.unauthorized), (1, 1, 1));
+
+    // A call the budget refuses is never made, so it counts nowhere; `send` still counts globally.
+    let (api, _, _) = client(vec![Answer::Json(200, "{}")]);
+    let api = api.with_budget(Some(1));
+    block(api.send(Method::Get, "/x", None)).unwrap();
+    let c = CallStats::new();
+    assert!(matches!(block(api.send_with(Method::Get, "/x", None, &c)), Err(ApiError::BudgetSpent { .. })));
+    assert_eq!(c.snapshot().calls, 0);
+    assert_eq!(api.counters().calls, 1);
 }
