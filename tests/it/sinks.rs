@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 use serde_json::value::RawValue;
-use skysync_cli::sink::{self, DeleteMode, JsonlOut, Row, RunOutcome, Sink, SinkError, SinkSpec, Target};
+use skysync_cli::sink::{self, DeleteMode, FullSwap, JsonlOut, Row, RunOutcome, Sink, SinkError, SinkSpec, Target};
 use skysync_core::catalog::{self, Entity};
 use skysync_tests::pg::PgServer;
 use tempfile::TempDir;
@@ -189,6 +189,7 @@ both_backends!(
     rows_and_bookmark_commit_together,
     full_resync_keeps_old_rows_visible_until_finish,
     interrupted_full_resync_resumes_from_its_staging_bookmark,
+    full_resync_counts_against_what_readers_saw,
     reconcile_marks_then_removes_and_reappearing_rows_are_undeleted,
     finish_run_records_times_error_and_row_count,
     reopening_keeps_rows_and_state,
@@ -279,7 +280,8 @@ async fn full_resync_keeps_old_rows_visible_until_finish(f: Fixture) {
     assert_eq!(st.bookmark.as_deref(), Some("live1"));
     assert_eq!(st.staging_bookmark.as_deref(), Some("s1"));
 
-    assert_eq!(s.finish_full(E, "live2").await.unwrap(), (2, 2));
+    // "2" changed (v1 → v2), "4" is new, "1" and "3" are gone.
+    assert_eq!(s.finish_full(E, "live2").await.unwrap(), swap(1, 1, 2, 2));
     let live = r.rows(E).await;
     assert_eq!(live.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(), ["2", "4"]);
     assert!(live.iter().all(|r| r.1["v"] == 2));
@@ -304,14 +306,47 @@ async fn interrupted_full_resync_resumes_from_its_staging_bookmark(f: Fixture) {
     let mut s = f.open().await;
     assert_eq!(s.begin_full(E).await.unwrap().as_deref(), Some("s1"));
     s.commit_page(E, Target::Staging, &rows(&["6"], 2), "s2").await.unwrap();
-    assert_eq!(s.finish_full(E, "live2").await.unwrap(), (1, 2));
+    assert_eq!(s.finish_full(E, "live2").await.unwrap(), swap(2, 0, 1, 2));
     assert_eq!(f.reader().await.ids(E).await, ["5", "6"]);
 
     // A new full resync after a finished one starts clean.
     assert_eq!(s.begin_full(E).await.unwrap(), None);
     s.commit_page(E, Target::Staging, &rows(&["7"], 3), "t1").await.unwrap();
-    assert_eq!(s.finish_full(E, "live3").await.unwrap(), (2, 1));
+    assert_eq!(s.finish_full(E, "live3").await.unwrap(), swap(1, 0, 2, 1));
     assert_eq!(f.reader().await.ids(E).await, ["7"]);
+}
+
+fn swap(added: u64, changed: u64, removed: u64, row_count: u64) -> FullSwap {
+    FullSwap { added, changed, removed, row_count }
+}
+
+/// A full resync's counts compare the new set with the live rows readers saw, not with staging.
+async fn full_resync_counts_against_what_readers_saw(f: Fixture) {
+    let mut s = f.open().await;
+    s.commit_page(E, Target::Live, &rows(&["1", "2", "3", "4", "5"], 1), "live1").await.unwrap();
+    // "5" is marked deleted: readers do not see it as a live record.
+    s.begin_reconcile(E).await.unwrap();
+    s.add_seen_ids(E, &["1".into(), "2".into(), "3".into(), "4".into()]).await.unwrap();
+    assert_eq!(s.finish_reconcile(E, DeleteMode::Mark).await.unwrap(), 1);
+
+    // The same set again: nothing changed for readers.
+    assert_eq!(s.begin_full(E).await.unwrap(), None);
+    s.commit_page(E, Target::Staging, &rows(&["1", "2"], 1), "s1").await.unwrap();
+    s.commit_page(E, Target::Staging, &rows(&["3", "4"], 1), "s2").await.unwrap();
+    assert_eq!(s.finish_full(E, "live2").await.unwrap(), swap(0, 0, 0, 4));
+
+    // "1" unchanged, "2" new data, "3" only a new date_modified, "4" gone, "5" back, "6" new.
+    assert_eq!(s.begin_full(E).await.unwrap(), None);
+    let mut page = rows(&["1"], 1);
+    page.extend(rows(&["2"], 2));
+    let mut touched = row("3", 1);
+    touched.date_modified = Some("2025-06-01T00:00:00Z".into());
+    page.push(touched);
+    page.extend(rows(&["5", "6"], 1));
+    s.commit_page(E, Target::Staging, &page, "t1").await.unwrap();
+    assert_eq!(s.finish_full(E, "live3").await.unwrap(), swap(2, 2, 1, 5));
+    assert_eq!(f.reader().await.ids(E).await, ["1", "2", "3", "5", "6"]);
+    assert_eq!(s.state(E).await.unwrap().unwrap().row_count, 5);
 }
 
 async fn reconcile_marks_then_removes_and_reappearing_rows_are_undeleted(f: Fixture) {
@@ -509,7 +544,8 @@ async fn jsonl_dir_appends_lines_and_keeps_state() {
     drop(s);
     let mut s = sink::open(&spec).await.unwrap();
     assert_eq!(s.begin_full(E).await.unwrap().as_deref(), Some("s1"));
-    assert_eq!(s.finish_full(E, "b2").await.unwrap(), (0, 1));
+    // JSONL does not compare with the file it replaces: every line of the new file is "added".
+    assert_eq!(s.finish_full(E, "b2").await.unwrap(), swap(1, 0, 0, 1));
     let text = std::fs::read_to_string(dir.path().join("out/gifts.jsonl")).unwrap();
     assert_eq!(text.lines().count(), 1);
     assert!(text.contains(r#""id":"3""#));
@@ -524,6 +560,10 @@ async fn jsonl_stdout_keeps_no_state() {
     s.finish_run(E, &RunOutcome::Success).await.unwrap();
     assert_eq!(s.state(E).await.unwrap(), None);
     assert!(s.states().await.unwrap().is_empty());
+    // A full resync on stdout reports the lines it wrote.
+    assert_eq!(s.begin_full(E).await.unwrap(), None);
+    s.commit_page(E, Target::Staging, &rows(&["1", "2"], 1), "s1").await.unwrap();
+    assert_eq!(s.finish_full(E, "b2").await.unwrap(), swap(2, 0, 0, 2));
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
-use skysync_cli::sim::{FaultRates, SimConfig, SimHandle, Simulator};
+use skysync_cli::sim::{Fault, FaultRates, SimConfig, SimHandle, Simulator};
 use skysync_cli::sink::{self, DeleteMode, Sink, SinkSpec};
 use skysync_cli::sync::EntityReport;
 use skysync_cli::sync::engine::{self, EngineOptions, RunMode, RunReport};
@@ -306,6 +306,11 @@ async fn faults_converge(db: Db) {
     let stats = sim.stats();
     assert!(stats.server_errors > 0 && stats.rate_limited > 0, "faults were injected: {stats:?}");
     assert!(r.api.retries > 0 && r.api.rate_limited > 0);
+    // Every attempt is counted against the entity that made it, so the entities add up to the run.
+    let requests: u64 = r.entities.iter().map(|e| e.requests).sum();
+    let pages: u64 = r.entities.iter().map(|e| e.pages).sum();
+    assert_eq!(requests, r.api.calls, "per-entity requests add up to the run's calls");
+    assert_eq!(requests, pages + r.api.retries + r.api.rate_limited + r.api.unauthorized);
     for e in names {
         fx.assert_equals_source(&sim, e).await;
     }
@@ -315,6 +320,27 @@ async fn faults_converge(db: Db) {
     for e in names {
         fx.assert_equals_source(&sim, e).await;
     }
+}
+
+/// Retries, 429s and the re-try after a 401 count in the requests of the entity that made them.
+#[tokio::test]
+async fn per_entity_requests_count_every_attempt() {
+    let sim = sim(100).await;
+    let fx = Fixture::new(Db::Sqlite);
+    let api = client(&sim, None);
+    sim.fail_next_api(2, Fault::Status(500));
+    sim.fail_next_api(1, Fault::Drop);
+    sim.fail_next_api(1, Fault::TooManyRequests { retry_after_secs: 0 });
+    sim.fail_next_api(1, Fault::InvalidGrant);
+    let r = fx.run(&api, &["gifts"], &opts(50), &Silent).await;
+    assert_ok(&r);
+    let g = report(&r, "gifts");
+    assert_eq!(g.pages, 5, "4 pages of 50 and the empty page that ends the chain");
+    assert_eq!((r.api.retries, r.api.rate_limited, r.api.unauthorized), (3, 1, 1));
+    assert_eq!(g.requests, 5 + 5, "every page plus the 5 failed attempts");
+    assert_eq!(g.requests, r.api.calls);
+    assert_eq!(sim.stats().api_calls, r.api.calls, "calls the simulator received");
+    fx.assert_equals_source(&sim, "gifts").await;
 }
 
 #[tokio::test]
@@ -506,8 +532,17 @@ async fn full_resync(db: Db) {
     let fx = Fixture::new(db);
     let api = client(&sim, None);
     assert_ok(&fx.run(&api, &["gifts"], &opts(50), &Silent).await);
+    let o = EngineOptions { full: true, ..opts(50) };
+    // A full resync of an unchanged table changes nothing that readers see, and says so.
+    let r = fx.run(&api, &["gifts"], &o, &Silent).await;
+    assert_ok(&r);
+    let g = report(&r, "gifts");
+    assert_eq!((g.mode, g.records), (RunMode::Full, 600));
+    assert_eq!((g.added, g.changed, g.removed, g.row_count), (0, 0, 0, Some(600)));
+
     let gone = sim.delete("gifts", 5);
-    sim.modify("gifts", 5);
+    let modified = sim.modify("gifts", 5);
+    let new = sim.add("gifts", 3);
     // While the full resync runs, readers still see the old, complete table.
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
     let hook = Hook(move |_: &Entity, phase, pages| {
@@ -515,7 +550,6 @@ async fn full_resync(db: Db) {
             let _ = tx.send(pages);
         }
     });
-    let o = EngineOptions { full: true, ..opts(50) };
     let mut sink = fx.sink().await;
     let gifts = entities(&["gifts"]);
     let run = engine::run(&api, sink.as_mut(), &gifts, &o, &SystemClock, &hook);
@@ -529,6 +563,7 @@ async fn full_resync(db: Db) {
                     // The engine awaits nothing while we read, so this is the mid-run state.
                     let rows = fx.rows("gifts").await;
                     assert_eq!(rows.len(), 600, "old rows stay visible during --full");
+                    assert!(new.iter().all(|id| !rows.contains_key(id)));
                     assert!(gone.iter().all(|id| rows.contains_key(id)));
                     checked += 1;
                 }
@@ -539,9 +574,11 @@ async fn full_resync(db: Db) {
     assert_ok(&r);
     let g = report(&r, "gifts");
     assert_eq!(g.mode, RunMode::Full);
-    assert_eq!(g.removed, 5);
+    assert_eq!(g.records, 598);
+    assert!(modified.iter().all(|id| !gone.contains(id)), "the sim modified live records");
+    assert_eq!((g.added, g.changed, g.removed, g.row_count), (3, 5, 5, Some(598)));
     fx.assert_equals_source(&sim, "gifts").await;
-    assert_eq!(fx.count("gifts").await, 595);
+    assert_eq!(fx.count("gifts").await, 598);
     // The swap leaves a chain bookmark: the next run is incremental and cheap.
     let before = calls(&sim, "gifts");
     let r = fx.run(&api, &["gifts"], &opts(50), &Silent).await;

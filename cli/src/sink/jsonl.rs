@@ -5,8 +5,9 @@
 //! never lose them: consumers must deduplicate by `id` (the last line of an id wins).
 //!
 //! Limits: added vs changed cannot be told apart (every row counts as added), delete
-//! reconciliation is not supported, and a full resync reports 0 removed rows. On stdout nothing is
-//! saved, so every run starts from the beginning.
+//! reconciliation is not supported, and a full resync is not compared with the file it replaces
+//! (that would need memory or a scan per old id): it reports every line of the new file as added,
+//! and 0 changed and 0 removed. On stdout nothing is saved, so every run starts from the beginning.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -17,7 +18,9 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use skysync_core::catalog::Entity;
 
-use super::{DeleteMode, EntityState, JsonlOut, PageCommit, Row, RunOutcome, Sink, SinkError, Target, entity, now};
+use super::{
+    DeleteMode, EntityState, FullSwap, JsonlOut, PageCommit, Row, RunOutcome, Sink, SinkError, Target, entity, now,
+};
 
 /// What `describe` says for stdout.
 pub(crate) const STDOUT_DESCRIPTION: &str =
@@ -30,6 +33,8 @@ const STATE_FILE: &str = "sync_state.json";
 pub struct JsonlSink {
     out: JsonlOut,
     states: BTreeMap<String, EntityState>,
+    /// On stdout, lines of each entity's `--full` resync written so far (nothing is saved there).
+    staged_stdout: BTreeMap<String, u64>,
 }
 
 #[derive(Serialize)]
@@ -112,7 +117,7 @@ impl JsonlSink {
                 Err(e) => return Err(io(&path, "reading saved state")(e)),
             }
         }
-        Ok(JsonlSink { out, states })
+        Ok(JsonlSink { out, states, staged_stdout: BTreeMap::new() })
     }
 
     fn dir(&self) -> Option<&Path> {
@@ -203,6 +208,9 @@ impl Sink for JsonlSink {
                 out.write_all(&bytes).and_then(|()| out.flush()).map_err(io(Path::new("<stdout>"), "writing"))
             })
             .await?;
+            if target == Target::Staging {
+                *self.staged_stdout.entry(e.name.to_owned()).or_default() += n;
+            }
             return Ok(PageCommit { added: n, changed: 0 });
         };
         let path = match target {
@@ -231,6 +239,7 @@ impl Sink for JsonlSink {
     async fn begin_full(&mut self, name: &str) -> Result<Option<String>, SinkError> {
         let e = entity(name)?;
         let Some(dir) = self.dir().map(Path::to_owned) else {
+            self.staged_stdout.insert(e.name.to_owned(), 0);
             return Ok(None);
         };
         let staging = staging_file(&dir, e.name);
@@ -246,10 +255,12 @@ impl Sink for JsonlSink {
         Ok(None)
     }
 
-    async fn finish_full(&mut self, name: &str, bookmark: &str) -> Result<(u64, u64), SinkError> {
+    async fn finish_full(&mut self, name: &str, bookmark: &str) -> Result<FullSwap, SinkError> {
         let e = entity(name)?;
         let Some(dir) = self.dir().map(Path::to_owned) else {
-            return Ok((0, 0));
+            // Stdout has no staging to swap: the lines were written as they came.
+            let n = self.staged_stdout.remove(e.name).unwrap_or(0);
+            return Ok(FullSwap { added: n, changed: 0, removed: 0, row_count: n });
         };
         let staging = staging_file(&dir, e.name);
         let live = live_file(&dir, e.name);
@@ -268,7 +279,7 @@ impl Sink for JsonlSink {
         st.staging_bookmark = None;
         st.row_count = count;
         self.save_state().await?;
-        Ok((0, count))
+        Ok(FullSwap { added: count, changed: 0, removed: 0, row_count: count })
     }
 
     async fn begin_reconcile(&mut self, name: &str) -> Result<(), SinkError> {

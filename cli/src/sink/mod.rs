@@ -72,6 +72,23 @@ pub struct PageCommit {
     pub changed: u64,
 }
 
+/// What [`Sink::finish_full`] did, counted against the live rows readers saw just before the swap
+/// (rows marked `deleted_at` count as absent), not against the staging table the pages went to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FullSwap {
+    /// Ids of the new set that readers did not see before: new ids, and ids whose row was marked
+    /// deleted and has come back.
+    pub added: u64,
+    /// Ids readers saw before whose `data` or `date_modified` differs in the new set. Ids whose row
+    /// is identical count nowhere, so an unchanged table reports 0 added, 0 changed, 0 removed.
+    /// (SQLite compares the JSON text as received, PostgreSQL the `jsonb` value.)
+    pub changed: u64,
+    /// Ids readers saw before that the new set does not have.
+    pub removed: u64,
+    /// Live rows after the swap.
+    pub row_count: u64,
+}
+
 /// Saved progress and bookkeeping of one entity.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct EntityState {
@@ -246,8 +263,10 @@ pub trait Sink: Send {
     /// bookmark if a previous full resync was interrupted (resume), else `None` after clearing staging.
     async fn begin_full(&mut self, entity: &str) -> Result<Option<String>, SinkError>;
     /// Atomically replaces the live rows with the staging rows, sets the live bookmark and clears
-    /// staging. Returns (rows removed, new row count).
-    async fn finish_full(&mut self, entity: &str, bookmark: &str) -> Result<(u64, u64), SinkError>;
+    /// staging. Returns what changed for readers (see [`FullSwap`]), computed in the same
+    /// transaction without loading rows into memory. (The [`PageCommit`]s of the staging pages
+    /// count against the staging table and say nothing about readers.)
+    async fn finish_full(&mut self, entity: &str, bookmark: &str) -> Result<FullSwap, SinkError>;
     /// Clears (or creates) the seen-ids table and marks the reconciliation in progress.
     async fn begin_reconcile(&mut self, entity: &str) -> Result<(), SinkError>;
     /// Records ids seen in the source.

@@ -16,8 +16,8 @@ use tokio_postgres::{Client, GenericClient, NoTls};
 
 use super::spec::{check_pg_url, redact_url, scrub, url_secrets};
 use super::{
-    DeleteMode, EntityState, PageCommit, Row, RunOutcome, SCHEMA_VERSION, Sink, SinkError, Target, entity, format_ts,
-    now, page_rows, tables,
+    DeleteMode, EntityState, FullSwap, PageCommit, Row, RunOutcome, SCHEMA_VERSION, Sink, SinkError, Target, entity,
+    format_ts, now, page_rows, tables,
 };
 
 const COLUMNS: &str = "id text PRIMARY KEY, data jsonb NOT NULL, date_modified timestamptz, \
@@ -310,7 +310,7 @@ impl Sink for PgSink {
         Ok(None)
     }
 
-    async fn finish_full(&mut self, name: &str, bookmark: &str) -> Result<(u64, u64), SinkError> {
+    async fn finish_full(&mut self, name: &str, bookmark: &str) -> Result<FullSwap, SinkError> {
         let e = self.ensure(name).await?;
         let t = tables(e);
         let (fail_target, secrets) = (self.target.clone(), self.secrets.clone());
@@ -336,6 +336,21 @@ impl Sink for PgSink {
             .await
             .map_err(fail)?
             .get(0);
+        let counts = tx
+            .query_one(
+                &format!(
+                    "SELECT count(*) FILTER (WHERE l.id IS NULL),
+                            count(*) FILTER (WHERE l.id IS NOT NULL AND (l.data IS DISTINCT FROM s.data
+                                OR l.date_modified IS DISTINCT FROM s.date_modified))
+                     FROM {s} AS s LEFT JOIN {l} AS l ON l.id = s.id AND l.deleted_at IS NULL",
+                    l = t.live,
+                    s = t.staging
+                ),
+                &[],
+            )
+            .await
+            .map_err(fail)?;
+        let (added, changed): (i64, i64) = (counts.get(0), counts.get(1));
         tx.batch_execute(&format!(
             "DELETE FROM {l};
              INSERT INTO {l} (id, data, date_modified, synced_at, deleted_at)
@@ -360,7 +375,12 @@ impl Sink for PgSink {
         .await
         .map_err(fail)?;
         tx.commit().await.map_err(fail)?;
-        Ok((removed.max(0) as u64, count.max(0) as u64))
+        Ok(FullSwap {
+            added: added.max(0) as u64,
+            changed: changed.max(0) as u64,
+            removed: removed.max(0) as u64,
+            row_count: count.max(0) as u64,
+        })
     }
 
     async fn begin_reconcile(&mut self, name: &str) -> Result<(), SinkError> {

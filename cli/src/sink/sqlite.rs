@@ -16,8 +16,8 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use skysync_core::catalog::Entity;
 
 use super::{
-    DeleteMode, EntityState, PageCommit, RunOutcome, SCHEMA_VERSION, Sink, SinkError, Target, entity, format_ts, now,
-    page_rows, parse_ts, tables,
+    DeleteMode, EntityState, FullSwap, PageCommit, RunOutcome, SCHEMA_VERSION, Sink, SinkError, Target, entity,
+    format_ts, now, page_rows, parse_ts, tables,
 };
 
 const COLUMNS: &str = "id TEXT PRIMARY KEY NOT NULL, data TEXT NOT NULL, date_modified TEXT, \
@@ -325,7 +325,7 @@ impl Sink for SqliteSink {
         .await
     }
 
-    async fn finish_full(&mut self, name: &str, bookmark: &str) -> Result<(u64, u64), SinkError> {
+    async fn finish_full(&mut self, name: &str, bookmark: &str) -> Result<FullSwap, SinkError> {
         let e = self.ensure(name).await?;
         let bookmark = bookmark.to_owned();
         self.call(move |db| {
@@ -348,6 +348,20 @@ impl Sink for SqliteSink {
                     |r| r.get(0),
                 )
                 .map_err(fail)?;
+            let (added, changed): (i64, i64) = tx
+                .query_row(
+                    &format!(
+                        "SELECT count(*) FILTER (WHERE l.id IS NULL),
+                                count(*) FILTER (WHERE l.id IS NOT NULL AND (l.data IS NOT s.data
+                                    OR l.date_modified IS NOT s.date_modified))
+                         FROM {s} AS s LEFT JOIN {l} AS l ON l.id = s.id AND l.deleted_at IS NULL",
+                        l = t.live,
+                        s = t.staging
+                    ),
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .map_err(fail)?;
             tx.execute_batch(&format!(
                 "DELETE FROM {l};
                  INSERT INTO {l} (id, data, date_modified, synced_at, deleted_at)
@@ -368,7 +382,12 @@ impl Sink for SqliteSink {
             )
             .map_err(fail)?;
             tx.commit().map_err(fail)?;
-            Ok((removed.max(0) as u64, count.max(0) as u64))
+            Ok(FullSwap {
+                added: added.max(0) as u64,
+                changed: changed.max(0) as u64,
+                removed: removed.max(0) as u64,
+                row_count: count.max(0) as u64,
+            })
         })
         .await
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use serde::Serialize;
-use skysync_core::api::{ApiClient, ApiCounters, ApiError};
+use skysync_core::api::{ApiClient, ApiCounters, ApiError, CallStats};
 use skysync_core::catalog::{Entity, Incremental};
 use skysync_core::env::Clock;
 use skysync_core::http::Method;
@@ -108,9 +108,11 @@ pub struct EntityReport {
     pub entity: &'static str,
     /// How it ran.
     pub mode: RunMode,
-    /// Records with an id new to the table.
+    /// Records with an id new to the table. After `--full`: ids readers did not see before the
+    /// swap (see [`FullSwap`](crate::sink::FullSwap)).
     pub added: u64,
-    /// Records that replaced an existing row.
+    /// Records that replaced an existing row. After `--full`: ids readers saw before whose data
+    /// differs in the new set (unchanged records count nowhere).
     pub changed: u64,
     /// Rows marked deleted or removed (reconciliation or a full resync).
     pub removed: u64,
@@ -118,7 +120,9 @@ pub struct EntityReport {
     pub records: u64,
     /// Pages committed (id-scan pages of a reconciliation included).
     pub pages: u64,
-    /// API requests made for this entity (retries of one request are counted in the run total).
+    /// API calls made for this entity: every attempt, so retries after 5xx and dropped
+    /// connections, 429s and the re-try after a 401 count too. The entities of a run add up to the
+    /// run's `api.calls` (token endpoint calls are counted apart, in `token_calls`).
     pub requests: u64,
     /// Whether a delete reconciliation finished.
     pub reconciled: bool,
@@ -156,9 +160,13 @@ impl EntityReport {
         }
     }
 
-    fn committed(&mut self, c: PageCommit, records: usize) {
-        self.added += c.added;
-        self.changed += c.changed;
+    fn committed(&mut self, target: Target, c: PageCommit, records: usize) {
+        // Staging counts are against the staging table: a `--full` resync takes its added and
+        // changed from the swap instead.
+        if target == Target::Live {
+            self.added += c.added;
+            self.changed += c.changed;
+        }
         self.records += records as u64;
         self.pages += 1;
     }
@@ -373,7 +381,7 @@ impl Engine<'_> {
             let rows = into_rows(&mut page, keys);
             let bookmark = cursor.bookmark().to_json();
             let commit = self.sink.lock().await.commit_page(entity.name, target, &rows, &bookmark).await?;
-            report.committed(commit, rows.len());
+            report.committed(target, commit, rows.len());
             if expected.is_none() {
                 expected = page.count.map(|c| c.max(rows.len() as u64));
             }
@@ -394,8 +402,10 @@ impl Engine<'_> {
         // Walk the staging chain to its end, then swap it in; the chain's end is where the next
         // incremental run starts.
         self.pages(&mut cursor, Target::Staging, report).await?;
-        let (removed, _rows) = self.sink.lock().await.finish_full(entity.name, &cursor.bookmark().to_json()).await?;
-        report.removed += removed;
+        let swap = self.sink.lock().await.finish_full(entity.name, &cursor.bookmark().to_json()).await?;
+        report.added += swap.added;
+        report.changed += swap.changed;
+        report.removed += swap.removed;
         Ok(())
     }
 
@@ -447,8 +457,10 @@ impl Engine<'_> {
     async fn fetch(&self, cursor: &Cursor, report: &mut EntityReport) -> Result<Fetched, EntityError> {
         self.check_stop()?;
         let url = cursor.request_url()?;
-        report.requests += 1;
-        let response = match self.api.send(Method::Get, url.as_str(), None).await {
+        let stats = CallStats::new();
+        let sent = self.api.send_with(Method::Get, url.as_str(), None, &stats).await;
+        report.requests += stats.snapshot().calls;
+        let response = match sent {
             Ok(r) => r,
             Err(e) => {
                 if stops_everything(&e) {
