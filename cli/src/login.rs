@@ -130,11 +130,19 @@ fn page_error(message: &str) -> String {
     )
 }
 
+/// The loopback sockets the browser may come back on.
+#[derive(Debug)]
+pub struct CallbackListener {
+    primary: tokio::net::TcpListener,
+    /// `localhost` may resolve to `::1` first; listen there too when the system has IPv6.
+    ipv6: Option<tokio::net::TcpListener>,
+}
+
 /// Binds the loopback listener for `redirect_uri`. Done before the URL is shown, so a fast
 /// browser cannot arrive before anyone listens.
-pub async fn bind_listener(redirect_uri: &Url) -> anyhow::Result<tokio::net::TcpListener> {
+pub async fn bind_listener(redirect_uri: &Url) -> anyhow::Result<CallbackListener> {
     let addr = listen_addr(redirect_uri)?;
-    tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+    let primary = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
         let why = if e.kind() == std::io::ErrorKind::AddrInUse {
             format!("port {} is already in use (another `skysync login`, or another program)", addr.port())
         } else {
@@ -146,19 +154,26 @@ pub async fn bind_listener(redirect_uri: &Url) -> anyhow::Result<tokio::net::Tcp
              or register another loopback redirect_uri with the application and set SKYSYNC_REDIRECT_URI",
             skysync_core::http::redacted_url(redirect_uri)
         )
-    })
+    })?;
+    let ipv6 = if redirect_uri.host() == Some(url::Host::Domain("localhost")) {
+        let v6 = SocketAddr::new(IpAddr::V6(std::net::Ipv6Addr::LOCALHOST), addr.port());
+        tokio::net::TcpListener::bind(v6).await.ok()
+    } else {
+        None
+    };
+    Ok(CallbackListener { primary, ipv6 })
 }
 
 /// Waits on `listener` for the browser's redirect and returns the code.
 pub async fn receive_callback(
-    listener: tokio::net::TcpListener,
+    listener: CallbackListener,
     pending: &PendingAuthorization,
     timeout: Duration,
 ) -> anyhow::Result<AuthorizationCode> {
     use axum::extract::{RawQuery, State};
     use axum::response::Html;
 
-    let addr = listener.local_addr()?;
+    let addr = listener.primary.local_addr()?;
     let path = pending.redirect_uri.path().to_owned();
     let (tx, mut rx) = mpsc::channel::<Result<AuthorizationCode, CallbackError>>(4);
     #[derive(Clone)]
@@ -183,20 +198,27 @@ pub async fn receive_callback(
     let app = axum::Router::new()
         .route(&path, axum::routing::get(callback))
         .with_state(Shared { tx, state: pending.state.clone() });
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = stop_rx.await;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let sockets = std::iter::once(listener.primary).chain(listener.ipv6);
+    let servers: Vec<_> = sockets
+        .map(|socket| {
+            let mut stop = stop_rx.clone();
+            let app = app.clone();
+            tokio::spawn(async move {
+                let _ = axum::serve(socket, app)
+                    .with_graceful_shutdown(async move {
+                        let _ = stop.wait_for(|stopped| *stopped).await;
+                    })
+                    .await;
             })
-            .await;
-    });
+        })
+        .collect();
     tracing::info!(%addr, path, "listening for the redirect");
     let outcome = tokio::time::timeout(timeout, rx.recv()).await;
     // Give the browser its page before the listener goes away.
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let _ = stop_tx.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(2), futures::future::join_all(servers)).await;
     match outcome {
         Err(_) => anyhow::bail!(
             "timed out after {}s waiting for the browser to return to {}; run `skysync login` again (use --timeout SECS for more time, or --manual on a machine without a browser)",

@@ -123,3 +123,27 @@ async fn login_with_the_redirect_port_busy_says_what_to_do_before_showing_a_url(
     );
     assert_eq!(s.sim.stats().token_calls, 0);
 }
+
+/// `localhost` may resolve to `::1` first in the browser: the listener answers there too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_listens_on_both_loopback_families_for_localhost() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("no IPv6 loopback on this machine: nothing to check");
+        return;
+    }
+    let s = Skysync::start().await;
+    let port = skysync_tests::cli::free_port();
+    s.set_env("SKYSYNC_REDIRECT_URI", Some(&format!("http://localhost:{port}/callback")));
+    let (child, authorize, stderr) = s.start_login(&["login", "--no-browser", "--timeout", "30"]).await;
+    let callback = s.consent(&authorize).await;
+    assert_eq!(callback.host_str(), Some("localhost"));
+    let mut v6 = callback.clone();
+    v6.set_host(Some("[::1]")).unwrap();
+    let page = reqwest::get(v6).await.expect("the callback answers on [::1]");
+    assert_eq!(page.status().as_u16(), 200);
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output()).await.unwrap().unwrap();
+    let mut run = s.finish(out);
+    run.stderr = stderr.await.unwrap();
+    run.expect_code(0);
+    assert_eq!(s.sim.stats().token_authorization_code, 1);
+}
