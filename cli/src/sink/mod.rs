@@ -317,6 +317,14 @@ pub(crate) fn tables(e: &Entity) -> Tables {
     }
 }
 
+impl Tables {
+    /// SQL (both backends): live rows, not marked deleted, whose id is absent from `other`
+    /// (the staging table of a full resync, or the seen-ids table of a reconciliation).
+    pub fn live_rows_missing_from(&self, other: &str) -> String {
+        format!("deleted_at IS NULL AND NOT EXISTS (SELECT 1 FROM {other} WHERE {other}.id = {l}.id)", l = self.live)
+    }
+}
+
 /// A page row ready for a database: deduplicated, timestamp normalized, JSON as text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PageRow {

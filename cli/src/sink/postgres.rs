@@ -326,10 +326,9 @@ impl Sink for PgSink {
         let removed: i64 = tx
             .query_one(
                 &format!(
-                    "SELECT count(*) FROM {l} WHERE deleted_at IS NULL
-                     AND NOT EXISTS (SELECT 1 FROM {s} WHERE {s}.id = {l}.id)",
+                    "SELECT count(*) FROM {l} WHERE {missing}",
                     l = t.live,
-                    s = t.staging
+                    missing = t.live_rows_missing_from(&t.staging)
                 ),
                 &[],
             )

@@ -339,10 +339,9 @@ impl Sink for SqliteSink {
             let removed: i64 = tx
                 .query_row(
                     &format!(
-                        "SELECT count(*) FROM {l} WHERE deleted_at IS NULL
-                         AND NOT EXISTS (SELECT 1 FROM {s} WHERE {s}.id = {l}.id)",
+                        "SELECT count(*) FROM {l} WHERE {missing}",
                         l = t.live,
-                        s = t.staging
+                        missing = t.live_rows_missing_from(&t.staging)
                     ),
                     [],
                     |r| r.get(0),
