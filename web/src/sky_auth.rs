@@ -349,6 +349,9 @@ impl Inner {
         }
         let started = pending.authorization;
         let code = parse_callback(url, &started.state, false)?;
+        // The code's 5 minutes started when Blackbaud issued it, not when a failing request gave
+        // up (a stalled connection can take minutes to fail): the code bundle's clock starts now.
+        let received_at = self.clock.now();
         let request = authorization_code_request(&self.oauth, &code, Some(&started.verifier), &started.redirect_uri);
         let response = match self.http.execute(request.clone()).await {
             Ok(r) => r,
@@ -358,7 +361,7 @@ impl Inner {
                     code,
                     verifier: started.verifier,
                     redirect_uri: started.redirect_uri,
-                    obtained_at: self.clock.now(),
+                    obtained_at: received_at,
                 });
                 return Err(Failure::new(
                     ErrorKind::TokenEndpointUnreachable,

@@ -276,3 +276,58 @@ async fn an_unreachable_token_endpoint_leaves_a_code_bundle() {
     auth.clear_storage().unwrap();
     assert!(auth.code_expires_at().is_none());
 }
+
+/// Replaces the global `fetch` (which the core's HTTP client calls) until dropped: every request
+/// fails after `ms`, like a stalled connection that finally gives up.
+struct StalledFetch {
+    original: JsValue,
+}
+
+impl StalledFetch {
+    fn install(ms: u32) -> Self {
+        let global = js_sys::global();
+        let original = Reflect::get(&global, &"fetch".into()).unwrap();
+        let stalled = js_sys::Function::new_with_args(
+            "input",
+            &format!(
+                "return new Promise((_, reject) => setTimeout(() => reject(new TypeError('Failed to fetch')), {ms}));"
+            ),
+        );
+        Reflect::set(&global, &"fetch".into(), &stalled).unwrap();
+        Self { original }
+    }
+}
+
+impl Drop for StalledFetch {
+    fn drop(&mut self) {
+        Reflect::set(&js_sys::global(), &"fetch".into(), &self.original).unwrap();
+    }
+}
+
+#[wasm_bindgen_test]
+async fn the_code_bundle_clock_starts_when_the_code_arrives_not_when_fetch_gives_up() {
+    session_storage().clear().unwrap();
+    let auth = SkyAuth::new(offline_config(serde_json::json!({}))).unwrap();
+    let state = query_param(&auth.authorize_url().unwrap(), "state");
+    let back = format!("{}?code=c&state={state}", own_redirect_uri());
+    let arrived = js_sys::Date::now();
+    let stalled = StalledFetch::install(2500);
+    let name = rejected(auth.handle_redirect(back, None)).await;
+    drop(stalled);
+    assert_eq!(name, "TokenEndpointUnreachableError");
+
+    let expires = auth.code_expires_at().expect("a code bundle is available");
+    let expires = time::OffsetDateTime::parse(&expires, &time::format_description::well_known::Rfc3339).unwrap();
+    let obtained_ms = (expires - skysync_web::consent::CODE_LIFETIME).unix_timestamp_nanos() as f64 / 1e6;
+    // The failed exchange took 2.5 s: those count against the code's 5 minutes.
+    assert!(
+        obtained_ms - arrived < 1000.0,
+        "the code's clock started {} ms after the redirect arrived",
+        obtained_ms - arrived
+    );
+    let bundle: Value = serde_json::from_str(&auth.export_bundle().unwrap()).unwrap();
+    let obtained = bundle["obtained_at"].as_str().unwrap();
+    let obtained = time::OffsetDateTime::parse(obtained, &time::format_description::well_known::Rfc3339).unwrap();
+    assert_eq!(obtained + skysync_web::consent::CODE_LIFETIME, expires);
+    auth.clear_storage().unwrap();
+}
