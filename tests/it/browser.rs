@@ -101,6 +101,21 @@ impl Browser {
         Self { client, _driver: driver, _profile: profile, downloads }
     }
 
+    async fn wait_ready(&self) {
+        self.client
+            .wait()
+            .at_most(WAIT)
+            .for_element(Locator::Css("body[data-ready]"))
+            .await
+            .expect("page loads its wasm");
+        let authorize = self.client.find(Locator::Id("authorize")).await.unwrap();
+        assert!(authorize.is_enabled().await.unwrap(), "Authorize is enabled once the wasm is loaded");
+    }
+
+    async fn value(&self, id: &str) -> String {
+        self.client.find(Locator::Id(id)).await.unwrap().prop("value").await.unwrap().unwrap_or_default()
+    }
+
     async fn js(&self, script: &str) -> Value {
         self.client.execute(script, vec![]).await.unwrap_or_else(|e| panic!("{script}: {e}"))
     }
@@ -136,7 +151,14 @@ impl Browser {
 /// and fills the form for the simulator.
 async fn consent_setup() -> (Skysync, consent_page::ConsentPageServer, Browser) {
     let (_, page) = consent_page::serve(&page_dir(), 0).await.expect("page server");
-    let page_url = page.page_url().to_string();
+    let (s, b) = consent_setup_at(page.page_url().as_str()).await;
+    (s, page, b)
+}
+
+/// Starts the simulator with `page_url` as its only redirect URI, opens the page there and fills
+/// the form for the simulator.
+async fn consent_setup_at(page_url: &str) -> (Skysync, Browser) {
+    let page_url = page_url.to_owned();
     let s = Skysync::with_sim(SimConfig {
         records: 50,
         redirect_uris: vec![page_url.clone()],
@@ -146,7 +168,7 @@ async fn consent_setup() -> (Skysync, consent_page::ConsentPageServer, Browser) 
     .await;
     let b = Browser::start().await;
     b.client.goto(&page_url).await.unwrap();
-    b.client.wait().at_most(WAIT).for_element(Locator::Css("body[data-ready]")).await.expect("page loads its wasm");
+    b.wait_ready().await;
 
     let redirect = b.client.find(Locator::Id("redirect-uri")).await.unwrap().prop("value").await.unwrap();
     assert_eq!(redirect.as_deref(), Some(page_url.as_str()), "the redirect URI defaults to the page itself");
@@ -158,7 +180,7 @@ async fn consent_setup() -> (Skysync, consent_page::ConsentPageServer, Browser) 
     b.type_into("authorize-url", s.sim.authorize_url().as_str()).await;
     b.type_into("token-url", s.sim.token_url().as_str()).await;
     b.type_into("api-url", s.sim.api_url().as_str()).await;
-    (s, page, b)
+    (s, b)
 }
 
 async fn assert_no_secret_left_in_storage(b: &Browser) {
@@ -235,6 +257,7 @@ async fn without_cors_on_the_token_endpoint_the_page_offers_a_code_bundle() {
     b.client.find(Locator::Id("authorize")).await.unwrap().click().await.unwrap();
 
     b.wait_visible("#code-warning").await;
+    assert!(b.client.find(Locator::Css("#identity[hidden]")).await.is_ok(), "no identity before the import");
     let warning = b.text("#code-warning").await;
     assert!(warning.contains("within") && warning.contains("authorization code"), "{warning}");
     let url = b.client.current_url().await.unwrap();
@@ -253,6 +276,137 @@ async fn without_cors_on_the_token_endpoint_the_page_offers_a_code_bundle() {
 
     import_and_use(&s, &bundle).await;
     assert_eq!(s.sim.stats().token_authorization_code, 1, "skysync import exchanged the code");
+    b.client.clone().close().await.ok();
+    page.shutdown().await;
+}
+
+/// A plain static file server, as any web host is: `dir` under the URL path `prefix`, with a
+/// Content-Type and nothing else (no security headers: the page's own `<meta>` policy applies).
+async fn static_host(dir: PathBuf, prefix: &'static str) -> (url::Url, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = url::Url::parse(&format!("http://127.0.0.1:{}{prefix}", listener.local_addr().unwrap().port())).unwrap();
+    let task = tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let dir = dir.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&head);
+                let target = head.split(' ').nth(1).unwrap_or("/");
+                let path = target.split('?').next().unwrap_or("");
+                let file = path
+                    .strip_prefix(prefix)
+                    .filter(|rel| !rel.contains(".."))
+                    .map(|rel| if rel.is_empty() { dir.join("index.html") } else { dir.join(rel) });
+                let (status, body) = match file.map(std::fs::read) {
+                    Some(Ok(body)) => ("200 OK", body),
+                    _ => ("404 Not Found", b"not found".to_vec()),
+                };
+                let kind = match path.rsplit('.').next() {
+                    Some("wasm") => "application/wasm",
+                    Some("js") => "text/javascript",
+                    Some("css") => "text/css",
+                    _ if status.starts_with("200") => "text/html",
+                    _ => "text/plain",
+                };
+                let reply = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = conn.write_all(reply.as_bytes()).await;
+                let _ = conn.write_all(&body).await;
+                let _ = conn.shutdown().await;
+            });
+        }
+    });
+    (url, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn from_a_plain_static_host_in_a_subdirectory_with_remembered_fields() {
+    let _one = BROWSER.lock().await;
+    let (page_url, host) = static_host(page_dir(), "/some/dir/").await;
+    let (s, b) = consent_setup_at(page_url.as_str()).await;
+    let cfg = s.sim.config();
+    b.client.find(Locator::Id("remember")).await.unwrap().click().await.unwrap();
+    b.client.find(Locator::Id("authorize")).await.unwrap().click().await.unwrap();
+
+    b.wait_visible("#result").await;
+    let url = b.client.current_url().await.unwrap();
+    assert_eq!(url.as_str(), page_url.as_str(), "back on the page, without the code");
+    assert!(b.text("#environment").await.contains(&cfg.environment_name));
+    let bundle = b.js("return document.getElementById('bundle').textContent").await;
+    let bundle = bundle.as_str().expect("bundle text").to_owned();
+
+    // Opted in: localStorage holds the non-secret fields, never the secret or the key.
+    let stored = b.js("return Object.entries(localStorage)").await.to_string();
+    assert!(stored.contains(&cfg.client_id) && stored.contains(page_url.as_str()), "{stored}");
+    assert!(!stored.contains(&cfg.client_secret) && !stored.contains(&cfg.subscription_key), "{stored}");
+    let session = b.js("return JSON.stringify(sessionStorage)").await.to_string();
+    assert!(!session.contains(&cfg.client_secret), "the secret left sessionStorage on the way back: {session}");
+
+    b.client.find(Locator::Id("download")).await.unwrap().click().await.unwrap();
+    b.wait_visible("#export-note").await;
+    let session = b.js("return Object.keys(sessionStorage).filter(k => k.startsWith('skysync.'))").await;
+    assert_eq!(session, json!([]), "sessionStorage after export");
+
+    // A later visit finds the remembered fields, and an empty secret.
+    b.client.goto(page_url.as_str()).await.unwrap();
+    b.wait_ready().await;
+    assert_eq!(b.value("client-id").await, cfg.client_id);
+    assert_eq!(b.value("token-url").await, s.sim.token_url().as_str());
+    assert_eq!(b.value("client-secret").await, "");
+    assert_eq!(b.value("subscription-key").await, "");
+    assert!(b.client.find(Locator::Id("remember")).await.unwrap().is_selected().await.unwrap());
+    b.screenshot("consent-page-form.png").await;
+
+    // Whatever else is under the key must not break the page, and is not restored.
+    b.js("localStorage.setItem('skysync.page.remembered', '{not json')").await;
+    b.client.refresh().await.unwrap();
+    b.wait_ready().await;
+    assert_eq!(b.value("client-id").await, "");
+    assert_eq!(b.js("return localStorage.length").await, json!(0), "the unreadable value is dropped");
+    b.js("localStorage.setItem('skysync.page.remembered', JSON.stringify({clientId: 'app', clientSecret: 'planted'}))")
+        .await;
+    b.client.refresh().await.unwrap();
+    b.wait_ready().await;
+    assert_eq!(b.value("client-id").await, "app");
+    assert_eq!(b.value("client-secret").await, "", "only the remembered fields are restored");
+
+    import_and_use(&s, &bundle).await;
+    b.client.clone().close().await.ok();
+    host.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_wasm_cannot_load_the_code_still_leaves_the_address_bar() {
+    let _one = BROWSER.lock().await;
+    // The page without its wasm module: init() fails.
+    let broken = tempfile::tempdir().unwrap();
+    let dist = page_dir();
+    for f in ["index.html", "app.js", "style.css"] {
+        std::fs::copy(dist.join(f), broken.path().join(f)).unwrap();
+    }
+    std::fs::create_dir(broken.path().join("pkg")).unwrap();
+    std::fs::copy(dist.join("pkg/skysync_web.js"), broken.path().join("pkg/skysync_web.js")).unwrap();
+    let (_, page) = consent_page::serve(broken.path(), 0).await.expect("page server");
+
+    let b = Browser::start().await;
+    let mut back = page.page_url();
+    back.set_query(Some("code=one-time-code&state=s"));
+    b.client.goto(back.as_str()).await.unwrap();
+    b.wait_visible("#error").await;
+    let url = b.client.current_url().await.unwrap();
+    assert_eq!(url.query(), None, "the code stayed in the address bar: {url}");
+    let authorize = b.client.find(Locator::Id("authorize")).await.unwrap();
+    assert!(!authorize.is_enabled().await.unwrap(), "Authorize stays disabled without the wasm");
     b.client.clone().close().await.ok();
     page.shutdown().await;
 }

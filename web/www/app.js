@@ -18,6 +18,12 @@ const $ = (id) => document.getElementById(id);
 let bundleText = "";
 let countdown = 0;
 
+// The redirect back from Blackbaud carries a one-time code: take it out of the address bar (and so
+// out of the history, bookmarks and a copied link) at once, before the wasm loads, so that it does
+// not stay there when loading or the exchange fails. The page itself never needs a query.
+const landing = location.href;
+if (location.search || location.hash) history.replaceState(null, "", location.pathname);
+
 function show(id, text) {
   const el = $(id);
   el.textContent = text;
@@ -40,7 +46,7 @@ function readForm() {
 
 function fillForm(values) {
   for (const [key, id] of Object.entries(FIELDS)) {
-    if (typeof values[key] === "string") $(id).value = values[key];
+    $(id).value = typeof values[key] === "string" ? values[key] : "";
   }
   if (values.authorizeUrl || values.tokenUrl || values.apiUrl) $("endpoints").open = true;
 }
@@ -70,20 +76,23 @@ function authorize(event) {
   }
 }
 
-async function handleReturn() {
-  const returned = location.href;
-  // The code must not stay in the address bar, the history or a bookmark.
-  history.replaceState(null, "", location.pathname);
+async function handleReturn(returned) {
   const saved = sessionStorage.getItem(FORM_KEY);
-  if (!saved) {
+  // The form (secret included) only had to survive the visit to Blackbaud: from here on it lives
+  // only in memory, in this function and the SkyAuth object.
+  sessionStorage.removeItem(FORM_KEY);
+  let config;
+  try {
+    config = JSON.parse(saved);
+  } catch {
+    config = null;
+  }
+  if (!config || typeof config !== "object") {
     showError({ name: "NoPendingAuthorizationError",
       message: "this tab did not start a consent (or already finished it); fill in the form and authorize again" });
     return;
   }
-  const config = JSON.parse(saved);
   fillForm({ ...config, clientSecret: "", subscriptionKey: "" });
-  // From here on the secret lives only in the SkyAuth object in memory.
-  sessionStorage.setItem(FORM_KEY, JSON.stringify({ ...config, clientSecret: undefined }));
   let auth;
   try {
     auth = new SkyAuth(config);
@@ -103,8 +112,6 @@ async function handleReturn() {
       $("setup").hidden = false;
       showError(e);
     }
-  } finally {
-    sessionStorage.removeItem(FORM_KEY);
   }
 }
 
@@ -112,6 +119,7 @@ function showResult(auth) {
   bundleText = auth.exportBundle();
   $("bundle").textContent = bundleText;
   $("result").hidden = false;
+  $("result-title").focus();
   $("download").addEventListener("click", () => download(auth));
   $("copy").addEventListener("click", () => copy(auth));
 }
@@ -122,7 +130,10 @@ function showTokens(auth, info, canTest) {
   $("environment").textContent = info.environment;
   $("user").textContent = info.user;
   const expires = new Date(info.refreshExpiresAt);
-  $("refresh-expires").textContent = `${expires.toLocaleString()} (${info.refreshExpiresAt})`;
+  const days = Math.round((expires - Date.now()) / 86_400_000);
+  const utc = info.refreshExpiresAt.replace(/\.\d+/, "");
+  $("refresh-expires").textContent =
+    `${expires.toLocaleDateString(undefined, { dateStyle: "long" })}, in ${days} days (${utc})`;
   showResult(auth);
   if (canTest) {
     $("test-call").hidden = false;
@@ -134,9 +145,8 @@ function showCodeBundle(auth) {
   status("");
   const expiresAt = new Date(auth.codeExpiresAt);
   $("result-title").textContent = "Consent received: import the code bundle within 5 minutes";
-  $("environment").textContent = "(known after import)";
-  $("user").textContent = "(known after import)";
-  $("refresh-expires").textContent = "(known after import)";
+  // Who consented and until when is only known once skysync has exchanged the code.
+  $("identity").hidden = true;
   showResult(auth);
   const tick = () => {
     const left = Math.max(0, Math.round((expiresAt - Date.now()) / 1000));
@@ -147,7 +157,13 @@ function showCodeBundle(auth) {
         `authorization code instead of tokens: run skysync import with it within ${mmss} ` +
         `(before ${expiresAt.toLocaleTimeString()}). skysync exchanges it with the application secret configured there.`
       : "The authorization code has expired (codes live 5 minutes). Reload the page and authorize again.");
-    if (left === 0) clearInterval(countdown);
+    if (left === 0) {
+      clearInterval(countdown);
+      // An expired code is useless: do not offer it any more.
+      for (const id of ["download", "copy"]) $(id).disabled = true;
+      $("bundle").textContent = "";
+      bundleText = "";
+    }
   };
   tick();
   countdown = setInterval(tick, 1000);
@@ -201,16 +217,29 @@ document.addEventListener("securitypolicyviolation", (e) => {
 });
 
 async function main() {
-  await init();
-  const remembered = localStorage.getItem(REMEMBER_KEY);
-  if (remembered) {
-    fillForm(JSON.parse(remembered));
-    $("remember").checked = true;
-  }
-  if (!$("redirect-uri").value) $("redirect-uri").value = location.origin + location.pathname;
+  // Before the wasm loads: the Authorize button stays disabled (so the form cannot be submitted
+  // natively, and a pressed Enter does nothing) until the handler below can act on it.
   $("setup").addEventListener("submit", authorize);
-  if (SkyAuth.isRedirect(location.href)) await handleReturn();
+  restoreRemembered();
+  if (!$("redirect-uri").value) $("redirect-uri").value = location.origin + location.pathname;
+  await init();
+  $("authorize").disabled = false;
+  if (SkyAuth.isRedirect(landing)) await handleReturn(landing);
   document.body.dataset.ready = "true";
+}
+
+// Only the non-secret fields, even if something else wrote more under the key; a value that is not
+// ours (or storage that is switched off) must not keep the page from working.
+function restoreRemembered() {
+  try {
+    const remembered = JSON.parse(localStorage.getItem(REMEMBER_KEY) || "null");
+    if (remembered && typeof remembered === "object") {
+      fillForm(pick(remembered, REMEMBERED));
+      $("remember").checked = true;
+    }
+  } catch {
+    try { localStorage.removeItem(REMEMBER_KEY); } catch { /* storage disabled */ }
+  }
 }
 
 main().catch(showError);
