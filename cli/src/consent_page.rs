@@ -2,7 +2,7 @@
 //! admin who runs skysync on their own machine. Any static host works as well; this one adds the
 //! security headers a `<meta>` tag cannot carry.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -11,7 +11,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use tokio::sync::oneshot;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 /// The default port. The page's redirect URI is `http://localhost:8321/callback`, the same one
@@ -66,8 +66,8 @@ pub fn page_dir(dir: Option<PathBuf>) -> anyhow::Result<PathBuf> {
 #[derive(Debug)]
 pub struct ConsentPageServer {
     addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
 }
 
 impl ConsentPageServer {
@@ -76,12 +76,15 @@ impl ConsentPageServer {
         url::Url::parse(&format!("http://127.0.0.1:{}/callback", self.addr.port())).expect("valid URL")
     }
 
-    /// Stops serving and waits for the server task.
+    /// Whether the page is also served on `[::1]` (where `localhost` may resolve first).
+    pub fn serves_ipv6(&self) -> bool {
+        self.tasks.len() > 1
+    }
+
+    /// Stops serving and waits for the server tasks.
     pub async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
+        let _ = self.stop.send(true);
+        for task in std::mem::take(&mut self.tasks) {
             let _ = task.await;
         }
     }
@@ -89,9 +92,7 @@ impl ConsentPageServer {
 
 impl Drop for ConsentPageServer {
     fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+        let _ = self.stop.send(true);
     }
 }
 
@@ -100,7 +101,9 @@ struct Page {
     csp: HeaderValue,
 }
 
-/// Serves `dir` on `127.0.0.1:port` (0: any free port) on the current tokio runtime.
+/// Serves `dir` on `127.0.0.1:port` (0: any free port) on the current tokio runtime, and on
+/// `[::1]` at the same port when that is free: the printed URL says `localhost`, which a browser
+/// may resolve to `::1` first (as `skysync login` does).
 pub async fn serve(dir: &Path, port: u16) -> anyhow::Result<(SocketAddr, ConsentPageServer)> {
     let index = std::fs::read_to_string(dir.join("index.html"))
         .with_context(|| format!("reading {}", dir.join("index.html").display()))?;
@@ -111,17 +114,25 @@ pub async fn serve(dir: &Path, port: u16) -> anyhow::Result<(SocketAddr, Consent
         .await
         .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
     let addr = listener.local_addr()?;
+    let ipv6 = tokio::net::TcpListener::bind((Ipv6Addr::LOCALHOST, addr.port())).await.ok();
     let app = axum::Router::new().fallback(handle).with_state(page);
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        let server = axum::serve(listener, app).with_graceful_shutdown(async {
-            let _ = stopped.await;
-        });
-        if let Err(e) = server.await {
-            tracing::warn!("consent page server stopped: {e}");
-        }
-    });
-    Ok((addr, ConsentPageServer { addr, stop: Some(stop), task: Some(task) }))
+    let (stop, stopped) = watch::channel(false);
+    let tasks = std::iter::once(listener)
+        .chain(ipv6)
+        .map(|listener| {
+            let app = app.clone();
+            let mut stopped = stopped.clone();
+            tokio::spawn(async move {
+                let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                });
+                if let Err(e) = server.await {
+                    tracing::warn!("consent page server stopped: {e}");
+                }
+            })
+        })
+        .collect();
+    Ok((addr, ConsentPageServer { addr, stop, tasks }))
 }
 
 /// Serves the page until Ctrl-C.
@@ -261,5 +272,79 @@ mod tests {
         assert!(csp.contains("script-src 'self' 'wasm-unsafe-eval'"));
         assert!(!csp.contains("unsafe-inline"));
         assert!(HeaderValue::from_str(csp).is_ok());
+    }
+
+    /// One raw HTTP/1.1 request (no client-side path normalisation): status line and headers
+    /// (lower-cased names), and the body.
+    async fn raw_get(addr: SocketAddr, method: &str, target: &str) -> (String, Vec<u8>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let request = format!("{method} {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+        conn.write_all(request.as_bytes()).await.unwrap();
+        let mut reply = Vec::new();
+        conn.read_to_end(&mut reply).await.unwrap();
+        let split = reply.windows(4).position(|w| w == b"\r\n\r\n").expect("a complete head");
+        let head = String::from_utf8_lossy(&reply[..split]).to_ascii_lowercase();
+        (head, reply[split + 4..].to_vec())
+    }
+
+    #[tokio::test]
+    async fn serves_the_page_with_its_types_and_headers_and_nothing_outside_it() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::write(root.path().join("outside.txt"), "outside secret").unwrap();
+        let dir = root.path().join("dist");
+        std::fs::create_dir_all(dir.join("pkg")).unwrap();
+        std::fs::write(dir.join("index.html"), include_str!("../../web/www/index.html")).unwrap();
+        std::fs::write(dir.join("app.js"), "export {};").unwrap();
+        std::fs::write(dir.join("pkg").join("skysync_web_bg.wasm"), b"\0asm\x01\0\0\0").unwrap();
+        std::fs::write(dir.join(".env"), "hidden secret").unwrap();
+        let (addr, server) = serve(&dir, 0).await.unwrap();
+
+        let (head, body) = raw_get(addr, "GET", "/callback?code=c&state=s").await;
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+        assert!(head.contains("content-type: text/html; charset=utf-8"), "{head}");
+        assert!(String::from_utf8_lossy(&body).contains("Content-Security-Policy"));
+        let csp = meta_csp(include_str!("../../web/www/index.html")).unwrap().to_ascii_lowercase();
+        assert!(head.contains(&format!("content-security-policy: {csp}; frame-ancestors 'none'")), "{head}");
+        for h in ["x-content-type-options: nosniff", "referrer-policy: no-referrer", "cache-control: no-store"] {
+            assert!(head.contains(h), "{h} missing: {head}");
+        }
+        let (head, body) = raw_get(addr, "GET", "/pkg/skysync_web_bg.wasm").await;
+        assert!(head.contains("content-type: application/wasm"), "{head}");
+        assert_eq!(body, b"\0asm\x01\0\0\0");
+        let (head, _) = raw_get(addr, "GET", "/app.js").await;
+        assert!(head.contains("content-type: text/javascript"), "{head}");
+        let (head, _) = raw_get(addr, "GET", "/?code=c&state=s").await;
+        assert!(head.starts_with("http/1.1 302") && head.contains("location: /callback?code=c&state=s"), "{head}");
+
+        for target in [
+            "/../outside.txt",
+            "/pkg/../../outside.txt",
+            "/%2e%2e/outside.txt",
+            "/pkg/..%2f..%2foutside.txt",
+            "/pkg%2f..%2f..%2foutside.txt",
+            "/..\\outside.txt",
+            "/.env",
+            "/pkg/",
+            "/pkg",
+            "//etc/passwd",
+            "/etc/passwd",
+        ] {
+            let (head, body) = raw_get(addr, "GET", target).await;
+            assert!(head.starts_with("http/1.1 404") || head.starts_with("http/1.1 400"), "{target}: {head}");
+            let body = String::from_utf8_lossy(&body);
+            assert!(!body.contains("secret") && !body.contains("root:"), "{target} leaked: {body}");
+        }
+        let (head, _) = raw_get(addr, "POST", "/callback").await;
+        assert!(head.starts_with("http/1.1 405"), "{head}");
+
+        // `localhost` may resolve to ::1 first: the page answers there too (where the system has it).
+        if std::net::TcpListener::bind((Ipv6Addr::LOCALHOST, 0)).is_ok() {
+            assert!(server.serves_ipv6());
+            let v6 = SocketAddr::new(Ipv6Addr::LOCALHOST.into(), addr.port());
+            let (head, _) = raw_get(v6, "GET", "/callback").await;
+            assert!(head.starts_with("http/1.1 200"), "[::1]: {head}");
+        }
+        server.shutdown().await;
     }
 }
