@@ -73,7 +73,28 @@ export interface TokenInfo {
   refreshToken?: string;
 }
 
-/** The stable `name` of every Error a SkyAuth method throws or rejects with. */
+/** The stable `name` of every Error a SkyAuth method throws or rejects with (switch on
+ * `err.name`; `err.message` is for people and may change):
+ * - ConfigError: the configuration is incomplete or invalid, or a call needs a setting it lacks.
+ * - StorageError: sessionStorage is unavailable or holds unreadable data.
+ * - NoPendingAuthorizationError: no `authorizeUrl()` in this tab, or its redirect was handled.
+ * - StateMismatchError: the redirect's `state` is not the one sent (stale or forged).
+ * - ConsentDeniedError: the user (or Blackbaud) declined consent.
+ * - InvalidRedirectError: the redirect carries no code, or cannot be read.
+ * - ConsentRequiredError: invalid_grant, or the refresh token expired: consent again.
+ * - InvalidClientError: invalid_client: wrong application ID or secret.
+ * - TokenEndpointUnreachableError: the browser could not read the token endpoint (CORS,
+ *   network, CSP); after `handleRedirect`, `exportBundle()` gives an authorization-code bundle.
+ * - TokenEndpointError: the token endpoint answered with an error or not a token response.
+ * - NoRefreshTokenError: the token response has no refresh token (a public application).
+ * - NotLoggedInError: no tokens yet: consent first (or `restoreBundle`).
+ * - SubscriptionKeyError: the SKY API refused the subscription key.
+ * - UnauthorizedError: the SKY API refused a freshly refreshed access token.
+ * - RateLimitedError: 429s outlasted the retry budget.
+ * - QuotaExhaustedError: the daily call quota is used up.
+ * - ApiUnavailableError: the SKY API could not be reached, or kept failing with 5xx.
+ * - ApiError: any other SKY API failure.
+ * - BundleError: a token bundle that cannot be used. */
 export type SkyErrorName =
   | "ConfigError" | "StorageError" | "NoPendingAuthorizationError" | "StateMismatchError"
   | "ConsentDeniedError" | "InvalidRedirectError" | "ConsentRequiredError" | "InvalidClientError"

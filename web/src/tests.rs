@@ -44,9 +44,19 @@ fn error_names_are_unique_stable_and_declared_in_typescript() {
     sorted.dedup();
     assert_eq!(sorted.len(), names.len());
     assert!(names.iter().all(|n| n.ends_with("Error")));
+    // The TypeScript union is exactly the set of names, and each is explained above it and in
+    // the README.
     let ts = include_str!("sky_auth.rs");
+    let start = ts.find("export type SkyErrorName =").expect("the SkyErrorName type");
+    let union = &ts[start..start + ts[start..].find(';').unwrap()];
+    let mut declared: Vec<&str> = union.split('"').skip(1).step_by(2).collect();
+    declared.sort_unstable();
+    assert_eq!(declared, sorted, "SkyErrorName in the d.ts vs ErrorKind::ALL");
+    let docs = &ts[ts[..start].rfind("/**").unwrap()..start];
+    let readme = include_str!("../README.md");
     for n in &names {
-        assert!(ts.contains(&format!("\"{n}\"")), "{n} missing from the SkyErrorName type");
+        assert!(docs.contains(&format!(" - {n}: ")), "{n} is not explained in the d.ts");
+        assert!(readme.contains(&format!("`{n}`")), "{n} missing from web/README.md");
     }
 }
 
