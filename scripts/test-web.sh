@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
 # The web bindings' wasm-bindgen tests in headless Chromium, against a simulator on loopback.
-# Needs chromedriver, wasm-bindgen-test-runner (scripts/setup.sh installs both).
+# Needs Chromium, chromedriver and wasm-bindgen-test-runner: when one is missing, scripts/setup.sh
+# (idempotent) installs what the test suite needs first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if ! command -v chromium >/dev/null || ! command -v "${CHROMEDRIVER:-chromedriver}" >/dev/null \
+  || ! command -v wasm-bindgen-test-runner >/dev/null; then
+  scripts/setup.sh
+fi
 
 port="${SKYSYNC_SIM_PORT:-8330}"
 cargo build -p skysync-cli --bin skysync --locked
