@@ -380,6 +380,22 @@ async fn from_a_plain_static_host_in_a_subdirectory_with_remembered_fields() {
     assert_eq!(b.value("client-id").await, "app");
     assert_eq!(b.value("client-secret").await, "", "only the remembered fields are restored");
 
+    // Back from Blackbaud with an error but no state (a redirect URI mismatch, say): the error
+    // code is shown, an unverifiable description is not, and the secret of the abandoned
+    // attempt leaves sessionStorage.
+    b.js("sessionStorage.setItem('skysync.page.form', JSON.stringify({clientId: 'app', clientSecret: 'abandoned'}))")
+        .await;
+    let mut back = page_url.clone();
+    back.set_query(Some("error=invalid_request&error_description=Call+555-0100+now"));
+    b.client.goto(back.as_str()).await.unwrap();
+    b.wait_ready().await;
+    b.wait_visible("#error").await;
+    let error = b.text("#error").await;
+    assert!(error.contains("\"invalid_request\"") && !error.contains("555"), "{error}");
+    assert_eq!(b.client.current_url().await.unwrap().query(), None);
+    assert_eq!(b.js("return JSON.stringify(sessionStorage)").await, json!("{}"));
+    assert_eq!(b.value("client-id").await, "app");
+
     import_and_use(&s, &bundle).await;
     b.client.clone().close().await.ok();
     host.abort();

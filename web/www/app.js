@@ -225,7 +225,30 @@ async function main() {
   await init();
   $("authorize").disabled = false;
   if (SkyAuth.isRedirect(landing)) await handleReturn(landing);
+  else notARedirect(landing);
   document.body.dataset.ready = "true";
+}
+
+// A visit that is not a redirect to check: a consent left halfway (Back from Blackbaud), or an
+// error sent back without this tab's state.
+function notARedirect(url) {
+  const saved = sessionStorage.getItem(FORM_KEY);
+  if (saved !== null) {
+    // The secret must not wait in sessionStorage for a redirect that will not come.
+    sessionStorage.removeItem(FORM_KEY);
+    try {
+      fillForm(pick(JSON.parse(saved), REMEMBERED));
+    } catch { /* not ours */ }
+  }
+  const error = new URL(url).searchParams.get("error");
+  if (error !== null) {
+    // Without the state anyone could have written it, so only a plain error code is shown (as
+    // the core does for redirects), never a description.
+    const code = /^[a-z_]{1,40}$/.test(error) ? ` "${error}"` : "";
+    showError({ name: "AuthorizationError", message: `Blackbaud sent the browser back with the error${code} but ` +
+      "without this tab's state, so nothing more is shown. Check the application ID and that the redirect URI is " +
+      "registered exactly as above, then authorize again." });
+  }
 }
 
 // Only the non-secret fields, even if something else wrote more under the key; a value that is not
