@@ -54,6 +54,14 @@ pub enum SessionError {
         "received new tokens but could not save them: {0}. The previous refresh token is kept; if this was a rotation, consent may be needed"
     )]
     SaveFailed(StoreError),
+    /// A rotation's response was lost earlier, and the old refresh token is now refused.
+    #[error(
+        "the refresh token was rotated at {started_at}, but the response never arrived, so the new refresh token was lost and the stored one is no longer valid; someone must consent again (`skysync login`)"
+    )]
+    RotationLost {
+        /// When the lost rotation was sent (RFC 3339).
+        started_at: String,
+    },
     /// The background refresh task went away (the runtime shut down).
     #[error("the token refresh was cancelled")]
     Cancelled,
@@ -67,6 +75,7 @@ impl SessionError {
             SessionError::NotLoggedIn
                 | SessionError::RefreshTokenExpired { .. }
                 | SessionError::WrongClient { .. }
+                | SessionError::RotationLost { .. }
                 | SessionError::Token(TokenError::ConsentRequired { .. })
         )
     }
@@ -245,6 +254,13 @@ impl Session {
 impl Inner {
     async fn refresh(&self, current: Versioned, mode: RefreshMode) -> Result<TokenSet, SessionError> {
         let parts = &self.parts;
+        let interrupted = current.tokens.rotation_started_at;
+        let lost = |e: TokenError| match (e, interrupted) {
+            (TokenError::ConsentRequired { .. }, Some(at)) => SessionError::RotationLost {
+                started_at: at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+            },
+            (e, _) => SessionError::Token(e),
+        };
         let request = refresh_request(&parts.oauth, &current.tokens.refresh_token, mode);
         let mut attempt = 0;
         let response = loop {
@@ -253,16 +269,27 @@ impl Inner {
             // A rotation whose response is lost may already have killed the old token, so only a
             // preserving refresh is retried; a failed rotation is retried by the next run.
             let retry = mode == RefreshMode::Preserve && attempt < PRESERVE_ATTEMPTS;
+            let sent_at = parts.clock.now();
             match parts.http.execute(request.clone()).await {
                 Ok(resp) => match parse_token_response(&request.url, &resp) {
                     Ok(r) => break r,
                     Err(e) if retry && e.is_transient() => {}
-                    Err(e) => return Err(e.into()),
+                    Err(e) => return Err(lost(e)),
                 },
                 Err(e) if retry => {
                     let _ = e;
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => {
+                    if mode == RefreshMode::Rotate && !matches!(e, TransportError::TooLarge { .. }) {
+                        // No answer at all: Blackbaud may have rotated and the new token is gone.
+                        // Record it (the tokens themselves are unchanged) so the next refresh can
+                        // say why the stored token stopped working, if it did.
+                        let mut marked = current.tokens.clone();
+                        marked.rotation_started_at = Some(sent_at);
+                        let _best_effort = parts.store.save(&marked, Some(current.generation)).await;
+                    }
+                    return Err(e.into());
+                }
             }
             parts.runtime.sleep(Duration::from_secs(1 << attempt)).await;
         };

@@ -44,6 +44,11 @@ pub struct TokenSet {
     /// Who consented, to which environment.
     #[serde(default)]
     pub identity: Identity,
+    /// When a rotation was sent that got no response at all (the connection dropped): its outcome
+    /// is unknown, and Blackbaud may have replaced the stored refresh token. Cleared by the saved
+    /// result of any successful refresh.
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub rotation_started_at: Option<OffsetDateTime>,
 }
 
 /// A token response without a refresh token cannot start a token set.
@@ -72,6 +77,7 @@ impl TokenSet {
             last_refreshed_at: None,
             last_rotated_at: None,
             identity: response.identity,
+            rotation_started_at: None,
         })
     }
 
@@ -102,6 +108,7 @@ impl TokenSet {
         next.access_token = Some(response.access_token);
         next.access_expires_at = Some(now + response.expires_in.unwrap_or(DEFAULT_ACCESS_TOKEN_LIFETIME));
         next.last_refreshed_at = Some(now);
+        next.rotation_started_at = None;
         next.identity.merge(response.identity);
         next
     }

@@ -300,3 +300,21 @@ async fn expired_code_bundle_needs_consent_and_makes_no_call() {
     assert_eq!(s.sim.stats().token_calls, 0);
     assert!(!s.data_dir().exists(), "nothing written");
 }
+
+/// A rotation whose response is lost: `status` says so, and the next refresh explains the
+/// consent it needs instead of a bare `invalid_grant`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_rotation_is_reported_by_status_and_explained_by_the_next_refresh() {
+    let s = Skysync::start().await;
+    s.seed_expired_access().await;
+    s.sim.drop_response_after_rotation(1);
+    let renew = s.run(&["renew"]).await;
+    renew.expect_code(1);
+    let status = s.run(&["status", "--json"]).await;
+    let v: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    assert!(v["rotation_started_at"].is_string(), "{}", status.stdout);
+    assert!(v["message"].as_str().unwrap().contains("never arrived"), "{}", status.stdout);
+    let token = s.run(&["token"]).await;
+    token.expect_code(4);
+    assert!(token.stderr.contains("response never arrived"), "{}", token.stderr);
+}

@@ -116,13 +116,16 @@ async fn lost_rotation_response_is_reported_and_the_store_keeps_the_last_token()
     assert!(matches!(e, SessionError::Transport(_)), "{e:?}");
     assert_eq!(sim.stats().token_calls, 2, "a rotation is never retried with the old token");
     assert_eq!(store.snapshot().unwrap().tokens.refresh_token.secret(), before);
-    // The server did rotate, so the next refresh needs consent: the documented risk of rotation.
+    // The server did rotate, so the next refresh needs consent (the documented risk of rotation),
+    // and the error says what happened, because the unanswered attempt was recorded.
+    assert!(store.snapshot().unwrap().tokens.rotation_started_at.is_some());
     let s2 = session(
         &sim,
         Arc::new(MemoryStore::with(expired_access(store.snapshot().unwrap().tokens))),
         RenewalPolicy::default(),
     );
-    assert!(s2.access_token().await.unwrap_err().needs_consent());
+    let e = s2.access_token().await.unwrap_err();
+    assert!(matches!(e, SessionError::RotationLost { .. }) && e.needs_consent(), "{e:?}");
 }
 
 #[tokio::test]

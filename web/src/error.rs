@@ -154,7 +154,7 @@ fn kind_of_token(e: &TokenError) -> ErrorKind {
 fn kind_of_session(e: &SessionError) -> ErrorKind {
     match e {
         SessionError::NotLoggedIn => ErrorKind::NotLoggedIn,
-        SessionError::RefreshTokenExpired { .. } => ErrorKind::ConsentRequired,
+        SessionError::RefreshTokenExpired { .. } | SessionError::RotationLost { .. } => ErrorKind::ConsentRequired,
         SessionError::WrongClient { .. } => ErrorKind::Config,
         SessionError::Token(t) => kind_of_token(t),
         SessionError::Transport(_) => ErrorKind::TokenEndpointUnreachable,

@@ -33,6 +33,7 @@ fn tokens() -> TokenSet {
             given_name: Some("Ada".into()),
             ..Identity::default()
         },
+        rotation_started_at: None,
     }
 }
 

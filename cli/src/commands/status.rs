@@ -37,6 +37,10 @@ pub async fn run(ctx: &Context) -> anyhow::Result<u8> {
             "the refresh token expires in {}; run `skysync renew` (or let the nightly job rotate it)",
             coarse(left)
         ),
+        _ if t.rotation_started_at.is_some() => {
+            "a rotation's response never arrived; the next refresh shows whether the stored refresh token still works"
+                .to_owned()
+        }
         (_, Need::Rotate) => "inside the renewal window; the next run rotates the refresh token".to_owned(),
         _ => "healthy".to_owned(),
     };
@@ -60,6 +64,7 @@ pub async fn run(ctx: &Context) -> anyhow::Result<u8> {
             "consented_at": timestamp(t.consented_at),
             "last_refreshed_at": t.last_refreshed_at.map(timestamp),
             "last_rotated_at": t.last_rotated_at.map(timestamp),
+            "rotation_started_at": t.rotation_started_at.map(timestamp),
             "needs_rotation": need == Need::Rotate,
             "token_file": ctx.store().path(),
         }))?;

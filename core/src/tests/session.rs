@@ -197,7 +197,7 @@ fn refresh_finishes_saving_when_the_caller_gives_up() {
         assert!(fut.as_mut().poll(&mut cx).is_pending());
     } // dropped mid-refresh
     for _ in 0..100 {
-        if stored(&r).generation == 2 {
+        if stored(&r).tokens.refresh_token.secret() == "rt1" {
             break;
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -230,4 +230,38 @@ fn save_failure_is_reported_and_tokens_stay_usable() {
     let e = block(r.session.access_token()).unwrap_err();
     assert!(matches!(e, SessionError::SaveFailed(_)));
     assert!(e.to_string().contains("No space left"));
+}
+
+#[test]
+fn a_lost_rotation_is_recorded_and_explained_later() {
+    let net = TransportError::Network { host: "h".into(), message: "connection closed".into() };
+    let r = rig(vec![
+        Answer::Fail(net),
+        Answer::Json(400, r#"{"error":"invalid_grant","error_description":"invalid refresh token"}"#),
+    ]);
+    r.clock.advance(Duration::from_secs(60));
+    assert!(matches!(block(r.session.rotate()), Err(SessionError::Transport(_))));
+    // The attempt got no answer: the store records that its outcome is unknown.
+    let marked = stored(&r).tokens;
+    assert_eq!(marked.rotation_started_at, Some(T0 + Duration::from_secs(60)));
+    assert_eq!(marked.refresh_token.secret(), "rt0");
+    // Blackbaud had rotated: the old token is refused, and the error says why.
+    let e = block(r.session.rotate()).unwrap_err();
+    assert!(
+        matches!(e, SessionError::RotationLost { ref started_at } if started_at == "2026-01-15T12:01:00Z"),
+        "{e:?}"
+    );
+    assert!(e.needs_consent() && e.to_string().contains("response never arrived"), "{e}");
+}
+
+#[test]
+fn a_successful_refresh_clears_an_unknown_rotation() {
+    let net = TransportError::Network { host: "h".into(), message: "connection refused".into() };
+    let r = rig(vec![Answer::Fail(net), Answer::Json(200, REFRESHED)]);
+    assert!(block(r.session.rotate()).is_err());
+    assert!(stored(&r).tokens.rotation_started_at.is_some());
+    // The request never reached Blackbaud: a preserving refresh with the old token still works.
+    r.clock.advance(Duration::from_secs(4000));
+    block(r.session.access_token()).unwrap();
+    assert!(stored(&r).tokens.rotation_started_at.is_none());
 }
