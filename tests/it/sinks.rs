@@ -493,9 +493,117 @@ async fn postgres_errors_and_descriptions_never_contain_the_password() {
         assert!(!text.contains(secret), "{text}");
         assert!(text.contains("127.0.0.1"), "errors still say where: {text}");
     }
-    let err = SinkSpec::parse(Some(&format!("postgres://u:{secret}@h/db?sslmode=verify-full")), None, None, "x".into())
+    let err = SinkSpec::parse(Some(&format!("postgres://u:{secret}@h/db?sslmode=verify")), None, None, "x".into())
         .unwrap_err();
     assert!(!format!("{err} {err:?}").contains(secret));
+}
+
+/// A URL for the TLS-only test server, which refuses TCP connections without TLS: a sink that
+/// opens there has used TLS.
+fn tls_url(pg: &PgServer, host: &str, query: &str) -> String {
+    format!("postgres://skysync:pw-Z9q@{host}:{}/{}?{query}", pg.port(), pg.db())
+}
+
+fn ca_param(pg: &PgServer) -> String {
+    format!("sslrootcert={}", pg.ca_file().expect("TLS server has a CA").display())
+}
+
+/// Opens the sink, writes a page and reads its bookmark back through a second connection.
+async fn tls_round_trip(url: &str) -> Result<(), SinkError> {
+    let spec = SinkSpec::parse(Some(url), None, None, "unused.db".into())?;
+    let mut s = sink::open(&spec).await?;
+    s.prepare(&entities()).await?;
+    let bookmark = format!("b-{}", url.len());
+    s.commit_page(E, Target::Live, &rows(&["1", "2"], 1), &bookmark).await?;
+    let mut again = sink::open(&spec).await?;
+    assert_eq!(again.state(E).await?.and_then(|s| s.bookmark), Some(bookmark));
+    Ok(())
+}
+
+/// The failure of `url`, as the operator would read it; never with the password.
+async fn tls_failure(url: &str) -> String {
+    let err = match tls_round_trip(url).await {
+        Ok(()) => panic!("{url} should fail"),
+        Err(e) => e,
+    };
+    let text = format!("{err} {err:?}");
+    assert!(!text.contains("pw-Z9q"), "{text}");
+    err.to_string()
+}
+
+#[tokio::test]
+async fn postgres_tls_require_and_prefer_encrypt_without_verifying() {
+    let pg = PgServer::start_tls().unwrap();
+    // 127.0.0.1 is not in the certificate and its CA is not trusted: require does not check.
+    tls_round_trip(&tls_url(&pg, "127.0.0.1", "sslmode=require")).await.unwrap();
+    // prefer (explicit, the default, or libpq's allow) takes TLS when the server offers it.
+    tls_round_trip(&tls_url(&pg, "127.0.0.1", "sslmode=prefer")).await.unwrap();
+    tls_round_trip(&tls_url(&pg, "127.0.0.1", "application_name=skysync-test")).await.unwrap();
+    tls_round_trip(&tls_url(&pg, "127.0.0.1", "sslmode=allow")).await.unwrap();
+}
+
+#[tokio::test]
+async fn postgres_tls_verify_full_checks_the_ca_and_the_host_name() {
+    let pg = PgServer::start_tls().unwrap();
+    let ca = ca_param(&pg);
+    tls_round_trip(&tls_url(&pg, "localhost", &format!("sslmode=verify-full&{ca}"))).await.unwrap();
+    // The certificate names localhost only: verify-full refuses the IP address, verify-ca does not.
+    let text = tls_failure(&tls_url(&pg, "127.0.0.1", &format!("sslmode=verify-full&{ca}"))).await;
+    assert!(text.contains("connecting failed") && text.contains("does not name the host"), "{text}");
+    assert!(text.contains("sslmode=verify-ca"), "says what to do: {text}");
+    tls_round_trip(&tls_url(&pg, "127.0.0.1", &format!("sslmode=verify-ca&{ca}"))).await.unwrap();
+    // With sslrootcert, require checks the chain (as libpq does).
+    tls_round_trip(&tls_url(&pg, "127.0.0.1", &format!("sslmode=require&{ca}"))).await.unwrap();
+}
+
+#[tokio::test]
+async fn postgres_tls_with_the_wrong_ca_fails_clearly() {
+    let pg = PgServer::start_tls().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("other-ca.pem");
+    std::fs::write(&other, skysync_tests::pg::TestCa::new("not the server's CA").unwrap().pem()).unwrap();
+    for mode in ["verify-full", "verify-ca", "require"] {
+        let url = tls_url(&pg, "localhost", &format!("sslmode={mode}&sslrootcert={}", other.display()));
+        let text = tls_failure(&url).await;
+        assert!(text.contains("connecting failed"), "{mode}: {text}");
+        assert!(text.contains("not issued by a CA in sslrootcert"), "{mode}: {text}");
+        assert!(text.contains(&other.display().to_string()), "names the file: {text}");
+    }
+    // verify-full without sslrootcert trusts only the system roots, which do not include the test CA.
+    let text = tls_failure(&tls_url(&pg, "localhost", "sslmode=verify-full")).await;
+    assert!(text.contains("not issued by a CA in the system's trusted roots"), "{text}");
+    assert!(text.contains("sslrootcert=/path/ca.pem"), "{text}");
+    // An unreadable or empty sslrootcert is named before any connection is tried.
+    let missing = dir.path().join("missing.pem");
+    let text =
+        tls_failure(&tls_url(&pg, "localhost", &format!("sslmode=verify-full&sslrootcert={}", missing.display())))
+            .await;
+    assert!(text.contains("setting up TLS failed") && text.contains("missing.pem"), "{text}");
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "").unwrap();
+    let text =
+        tls_failure(&tls_url(&pg, "localhost", &format!("sslmode=verify-full&sslrootcert={}", empty.display()))).await;
+    assert!(text.contains("contains no PEM certificate"), "{text}");
+}
+
+#[tokio::test]
+async fn postgres_tls_disable_against_a_tls_only_server_fails_clearly() {
+    let pg = PgServer::start_tls().unwrap();
+    let text = tls_failure(&tls_url(&pg, "127.0.0.1", "sslmode=disable")).await;
+    assert!(text.contains("no encryption"), "the server's reason: {text}");
+    assert!(text.contains("only accepts TLS connections"), "what to do: {text}");
+}
+
+#[tokio::test]
+async fn postgres_tls_required_but_the_server_has_none_fails_clearly() {
+    // The shared test server runs with ssl=off; prefer falls back to plain (every other test).
+    let pg = PgServer::start().unwrap();
+    for mode in ["require", "verify-full"] {
+        let url = format!("postgres://skysync:pw-Z9q@127.0.0.1:{}/{}?sslmode={mode}", pg.port(), pg.db());
+        let text = tls_failure(&url).await;
+        assert!(text.contains(&format!("sslmode={mode} needs TLS")), "{text}");
+    }
+    tls_round_trip(&format!("postgres://skysync@127.0.0.1:{}/{}?sslmode=prefer", pg.port(), pg.db())).await.unwrap();
 }
 
 #[tokio::test]

@@ -194,6 +194,29 @@ async fn postgres_sync_and_status() {
 }
 
 #[tokio::test]
+async fn postgres_over_verified_tls() {
+    let sk = world(30).await;
+    let pg = skysync_tests::pg::PgServer::start_tls().unwrap();
+    let ca = pg.ca_file().unwrap().display().to_string();
+    let url = |host: &str, ca: &str| {
+        format!("postgres://skysync@{host}:{}/{}?sslmode=verify-full&sslrootcert={ca}", pg.port(), pg.db())
+    };
+    sk.run(&["sync", "--db", &url("localhost", &ca), "--page-size", "50"]).await.expect_code(0);
+    let run = sk.run(&["sync", "status", "--db", &url("localhost", &ca), "--json"]).await;
+    run.expect_code(0);
+    let v = json(&run.stdout);
+    let rows: u64 = v["entities"].as_array().unwrap().iter().map(|e| e["row_count"].as_u64().unwrap()).sum();
+    assert_eq!(rows, 90, "30 constituents and 60 gifts: {v}");
+
+    // A certificate that does not check out stops the run before any API call, saying why.
+    let calls = sk.sim.stats().api_calls;
+    let run = sk.run(&["sync", "--db", &url("127.0.0.1", &ca)]).await;
+    assert_ne!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("does not name the host"), "{}", run.stderr);
+    assert_eq!(sk.sim.stats().api_calls, calls);
+}
+
+#[tokio::test]
 async fn jsonl_to_stdout_keeps_the_summary_off_stdout() {
     let sk = world(20).await;
     let run = sk.run(&["sync", "gifts", "--format", "jsonl", "--out", "-", "--page-size", "15"]).await;

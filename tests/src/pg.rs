@@ -10,6 +10,10 @@
 //! stops it and removes its files once the test process is gone, however it ended (even `SIGKILL`).
 //! [`PgServer::start_dedicated`] owns its server and stops it on drop.
 //!
+//! [`PgServer::start_tls`] shares a second server that accepts only TLS over TCP (`hostssl` in
+//! `pg_hba.conf`, `ssl=on`), with a server certificate for `localhost` (DNS name only, no IP
+//! address) issued by a [`TestCa`] generated at start; [`PgServer::ca_file`] is its PEM file.
+//!
 //! Works as root (CI): `initdb`/`pg_ctl` refuse root, so they run as the `postgres` user via
 //! `runuser` (or `su`) with the temp dir chowned to it.
 
@@ -22,6 +26,10 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, Result, anyhow, bail};
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    KeyUsagePurpose,
+};
 
 /// Superuser created by `initdb`.
 const USER: &str = "skysync";
@@ -36,7 +44,43 @@ struct Instance {
     port: u16,
     /// `Some("postgres")` when running as root.
     run_as: Option<&'static str>,
+    /// The CA that issued the server certificate, when the server speaks TLS only.
+    ca_file: Option<PathBuf>,
     stopped: bool,
+}
+
+/// A throwaway certificate authority (ECDSA P-256) for TLS tests.
+#[derive(Debug)]
+pub struct TestCa {
+    issuer: CertifiedIssuer<'static, KeyPair>,
+}
+
+impl TestCa {
+    /// A new self-signed CA called `name`.
+    pub fn new(name: &str) -> Result<TestCa> {
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate()?)?;
+        Ok(TestCa { issuer })
+    }
+
+    /// The CA certificate, PEM.
+    pub fn pem(&self) -> String {
+        self.issuer.pem()
+    }
+
+    /// A server certificate for `dns_names` and its private key, both PEM.
+    pub fn server_cert(&self, dns_names: &[&str]) -> Result<(String, String)> {
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::new(dns_names.iter().map(|n| n.to_string()).collect::<Vec<_>>())?;
+        params.distinguished_name.push(DnType::CommonName, dns_names.first().copied().unwrap_or("server"));
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let cert = params.signed_by(&key, &self.issuer)?;
+        Ok((cert.pem(), key.serialize_pem()))
+    }
 }
 
 /// A database on a test PostgreSQL server. See the module docs.
@@ -59,7 +103,19 @@ impl PgServer {
     pub fn start() -> Result<PgServer> {
         static SHARED: OnceLock<std::result::Result<Instance, String>> = OnceLock::new();
         let instance = SHARED
-            .get_or_init(|| Instance::start().map_err(|e| format!("{e:#}")))
+            .get_or_init(|| Instance::start(false).map_err(|e| format!("{e:#}")))
+            .as_ref()
+            .map_err(|e| anyhow!("{e}"))?;
+        let db = instance.create_db()?;
+        Ok(PgServer { instance: Handle::Shared(instance), db })
+    }
+
+    /// A fresh database on this process's shared TLS-only server (started on first use): TCP
+    /// connections without TLS are refused by `pg_hba.conf`. See the module docs.
+    pub fn start_tls() -> Result<PgServer> {
+        static SHARED_TLS: OnceLock<std::result::Result<Instance, String>> = OnceLock::new();
+        let instance = SHARED_TLS
+            .get_or_init(|| Instance::start(true).map_err(|e| format!("{e:#}")))
             .as_ref()
             .map_err(|e| anyhow!("{e}"))?;
         let db = instance.create_db()?;
@@ -68,7 +124,7 @@ impl PgServer {
 
     /// A server of its own (with one fresh database), stopped and deleted when this is dropped.
     pub fn start_dedicated() -> Result<PgServer> {
-        let instance = Instance::start()?;
+        let instance = Instance::start(false)?;
         let db = instance.create_db()?;
         Ok(PgServer { instance: Handle::Owned(instance), db })
     }
@@ -93,6 +149,11 @@ impl PgServer {
     /// The database name.
     pub fn db(&self) -> &str {
         &self.db
+    }
+
+    /// The PEM file of the CA that issued a [`PgServer::start_tls`] server's certificate.
+    pub fn ca_file(&self) -> Option<&Path> {
+        self.instance().ca_file.as_deref()
     }
 }
 
@@ -163,13 +224,13 @@ fn run(mut cmd: Command, what: &str) -> Result<()> {
 }
 
 impl Instance {
-    fn start() -> Result<Instance> {
+    fn start(tls: bool) -> Result<Instance> {
         let bin = find_bin()?;
         let run_as = is_root().then_some(SERVICE_ACCOUNT);
         let tmp = tempfile::Builder::new().prefix("skysync-pg-").tempdir().context("creating the server's temp dir")?;
         // The watchdog (or Drop) deletes it; keep it past this function.
         let root = tmp.keep();
-        let mut instance = Instance { bin, root, port: 0, run_as, stopped: false };
+        let mut instance = Instance { bin, root, port: 0, run_as, ca_file: None, stopped: false };
         if let Some(user) = run_as {
             let mut chown = Command::new("chown");
             chown.arg(format!("{user}:")).arg(&instance.root);
@@ -180,6 +241,11 @@ impl Instance {
         let mut initdb = instance.command("initdb");
         initdb.arg("-D").arg(&data).args(["-U", USER, "--auth=trust", "-E", "UTF8", "--no-sync"]);
         run(initdb, "initdb")?;
+        let mut options = String::new();
+        if tls {
+            instance.ca_file = Some(instance.write_tls_files()?);
+            options = " -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key".into();
+        }
         // A free port can be taken between probing and binding: retry with another one.
         let mut last_err = None;
         for _ in 0..5 {
@@ -193,7 +259,7 @@ impl Instance {
                 .arg("-o")
                 .arg(format!(
                     "-c listen_addresses=127.0.0.1 -c port={} -c unix_socket_directories={} \
-                     -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
+                     -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200{options}",
                     instance.port,
                     instance.root.display()
                 ))
@@ -207,6 +273,37 @@ impl Instance {
             }
         }
         Err(last_err.unwrap_or_else(|| anyhow!("pg_ctl start failed")))
+    }
+
+    /// Writes `server.crt`, `server.key` (0600, owned by the server's account) and a TLS-only
+    /// `pg_hba.conf` into the data directory, and the CA certificate to `ca.pem` next to it.
+    fn write_tls_files(&self) -> Result<PathBuf> {
+        use std::os::unix::fs::PermissionsExt;
+        let ca = TestCa::new("skysync test CA")?;
+        let (cert, key) = ca.server_cert(&["localhost"])?;
+        let data = self.data_dir();
+        let write = |name: &str, text: &str, mode: u32| -> Result<PathBuf> {
+            let path = data.join(name);
+            std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))?;
+            if let Some(user) = self.run_as {
+                let mut chown = Command::new("chown");
+                chown.arg(format!("{user}:")).arg(&path);
+                run(chown, "chown of a TLS file to the postgres user")?;
+            }
+            Ok(path)
+        };
+        write("server.crt", &cert, 0o644)?;
+        write("server.key", &key, 0o600)?;
+        // TCP only with TLS; the Unix socket stays open (trusted) for local tools.
+        write(
+            "pg_hba.conf",
+            "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostssl all all ::1/128 trust\n",
+            0o600,
+        )?;
+        let ca_file = self.root.join("ca.pem");
+        std::fs::write(&ca_file, ca.pem()).context("writing ca.pem")?;
+        Ok(ca_file)
     }
 
     fn data_dir(&self) -> PathBuf {
@@ -278,6 +375,9 @@ impl Instance {
         let name = format!("t_{}", random_suffix());
         let mut c = Command::new(self.bin.join("createdb"));
         c.args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", USER, &name]);
+        if self.ca_file.is_some() {
+            c.env("PGSSLMODE", "require");
+        }
         run(c, "createdb")?;
         Ok(name)
     }

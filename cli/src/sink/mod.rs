@@ -10,6 +10,7 @@
 //! `<entity>__seen` table, so neither needs memory proportional to the data set.
 
 mod jsonl;
+mod pg_tls;
 mod postgres;
 mod spec;
 mod sqlite;
@@ -171,17 +172,6 @@ pub enum SinkError {
         action: String,
         /// The driver's message (with server detail and hint), password removed.
         message: String,
-    },
-    /// PostgreSQL asked for TLS, which this build does not speak yet.
-    #[error(
-        "PostgreSQL {target}: sslmode={mode} is not supported yet (skysync connects without TLS); \
-         use sslmode=disable or sslmode=prefer on a trusted network, or tunnel the connection (e.g. ssh -L)"
-    )]
-    TlsUnsupported {
-        /// The server URL without its password.
-        target: String,
-        /// The requested sslmode.
-        mode: String,
     },
     /// A file of the JSONL sink (or the SQLite file's directory) could not be used.
     #[error("{path}: {action} failed: {source}")]

@@ -1,8 +1,9 @@
 //! PostgreSQL sink: the same layout as SQLite, `jsonb` data and `timestamptz` times.
 //!
-//! TLS is not supported yet: the connection is made with `NoTls`, and a URL asking for
-//! `sslmode=require` (or `verify-*`) is refused rather than silently downgraded. Use a trusted
-//! network or an SSH tunnel.
+//! TLS follows libpq: `sslmode` = `disable`, `prefer` (the default: TLS when the server offers
+//! it, else plain), `require` (TLS, certificate not checked), `verify-ca` (chain checked) or
+//! `verify-full` (chain and host name checked), and `sslrootcert=/path/ca.pem` for a private CA
+//! (else the platform's roots). See [`super::pg_tls`] for the details.
 //!
 //! A page is one `INSERT … SELECT FROM unnest($1::text[], …)` statement (one round trip for 5000
 //! rows) plus the bookmark update, in one transaction.
@@ -12,8 +13,9 @@ use std::time::Duration;
 
 use skysync_core::catalog::Entity;
 use time::OffsetDateTime;
-use tokio_postgres::{Client, GenericClient, NoTls};
+use tokio_postgres::{Client, GenericClient};
 
+use super::pg_tls::{self, SslMode, TlsSettings};
 use super::spec::{check_pg_url, redact_url, scrub, url_secrets};
 use super::{
     DeleteMode, EntityState, FullSwap, PageCommit, Row, RunOutcome, SCHEMA_VERSION, Sink, SinkError, Target, entity,
@@ -64,29 +66,60 @@ fn message(e: &tokio_postgres::Error, secrets: &[String]) -> String {
     scrub(&m, secrets)
 }
 
+/// [`message`] plus what to do about the usual TLS mismatches.
+fn connect_message(e: &tokio_postgres::Error, tls: &TlsSettings, secrets: &[String]) -> String {
+    let mut m = message(e, secrets);
+    // "no pg_hba.conf entry for host …, no encryption": the server only has `hostssl` lines for us.
+    let plain_refused = |db: &tokio_postgres::error::DbError| {
+        tls.mode == SslMode::Disable && db.code().code() == "28000" && db.message().contains("no encryption")
+    };
+    let hint = match e.as_db_error() {
+        Some(db) if plain_refused(db) => Some(
+            "the server only accepts TLS connections from here: drop sslmode=disable \
+             (better: sslmode=verify-full with sslrootcert)"
+                .to_owned(),
+        ),
+        Some(_) => None,
+        None if m.contains("server does not support TLS") => Some(format!(
+            "sslmode={} needs TLS but the server has it turned off (ssl = off): enable ssl on the server, \
+             or use sslmode=prefer on a trusted network",
+            match tls.mode {
+                SslMode::VerifyCa => "verify-ca",
+                SslMode::VerifyFull => "verify-full",
+                _ => "require",
+            }
+        )),
+        None => pg_tls::hint(e, tls),
+    };
+    if let Some(h) = hint {
+        m.push_str("; hint: ");
+        m.push_str(&h);
+    }
+    m
+}
+
 impl PgSink {
-    /// Connects (10 s timeout unless the URL sets `connect_timeout`).
+    /// Connects (10 s timeout unless the URL sets `connect_timeout`), with TLS as `sslmode` says.
     pub async fn connect(url: &str) -> Result<Self, SinkError> {
         let target = redact_url(url);
         let secrets = url_secrets(url);
-        check_pg_url(url)?;
-        let mut config: tokio_postgres::Config =
-            url.parse().map_err(|e: tokio_postgres::Error| SinkError::Postgres {
-                target: target.clone(),
-                action: "parsing the URL".into(),
-                message: message(&e, &secrets),
-            })?;
-        if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
-            return Err(SinkError::TlsUnsupported { target, mode: "require".into() });
-        }
+        let parsed = check_pg_url(url)?;
+        let tls = TlsSettings::from_url(&parsed).map_err(SinkError::InvalidSpec)?;
+        let fail = |action: &str, message: String| SinkError::Postgres {
+            target: target.clone(),
+            action: action.to_owned(),
+            message: scrub(&message, &secrets),
+        };
+        let mut config: tokio_postgres::Config = pg_tls::strip_handled_params(url)
+            .parse()
+            .map_err(|e: tokio_postgres::Error| fail("parsing the URL", message(&e, &secrets)))?;
+        config.ssl_mode(tls.mode.driver_mode());
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
         }
-        let (client, connection) = config.connect(NoTls).await.map_err(|e| SinkError::Postgres {
-            target: target.clone(),
-            action: "connecting".into(),
-            message: message(&e, &secrets),
-        })?;
+        let connector = tls.connector().map_err(|m| fail("setting up TLS", m))?;
+        let (client, connection) =
+            config.connect(connector).await.map_err(|e| fail("connecting", connect_message(&e, &tls, &secrets)))?;
         let log_target = target.clone();
         let log_secrets = secrets.clone();
         tokio::spawn(async move {

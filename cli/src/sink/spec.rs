@@ -19,7 +19,7 @@ pub enum JsonlOut {
 pub enum SinkSpec {
     /// A SQLite database file (created with its parent directories).
     Sqlite(PathBuf),
-    /// A `postgres://` URL (TLS not supported yet).
+    /// A `postgres://` URL (libpq's `sslmode` and `sslrootcert` choose TLS).
     Postgres(String),
     /// JSON lines.
     Jsonl(JsonlOut),
@@ -133,11 +133,8 @@ pub(crate) fn check_pg_url(raw: &str) -> Result<url::Url, SinkError> {
     if url.host_str().is_none_or(str::is_empty) {
         return Err(SinkError::InvalidSpec(format!("PostgreSQL URL {} has no host", redact_url(raw))));
     }
-    for (k, v) in url.query_pairs() {
-        if k == "sslmode" && !matches!(v.as_ref(), "disable" | "allow" | "prefer") {
-            return Err(SinkError::TlsUnsupported { target: redact_url(raw), mode: v.into_owned() });
-        }
-    }
+    super::pg_tls::TlsSettings::from_url(&url)
+        .map_err(|m| SinkError::InvalidSpec(format!("PostgreSQL URL {}: {m}", redact_url(raw))))?;
     Ok(url)
 }
 

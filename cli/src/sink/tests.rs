@@ -2,6 +2,7 @@ use std::path::PathBuf;
 
 use serde_json::value::RawValue;
 
+use super::pg_tls::{RootCert, SslMode, TlsSettings, strip_handled_params};
 use super::spec::{redact_url, scrub, url_secrets};
 use super::*;
 
@@ -124,12 +125,73 @@ fn spec_parse_cases() {
 }
 
 #[test]
-fn spec_refuses_tls_without_leaking_the_password() {
-    let e = parse(Some("postgres://u:hunter2@h/db?sslmode=require"), None, None).unwrap_err();
-    assert!(matches!(e, SinkError::TlsUnsupported { .. }), "{e}");
-    let text = format!("{e} {e:?}");
-    assert!(!text.contains("hunter2"), "{text}");
-    assert!(text.contains("sslmode=require"), "{text}");
+fn spec_accepts_libpq_sslmodes_and_refuses_the_rest_without_leaking_the_password() {
+    for mode in ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] {
+        let url = format!("postgres://u:hunter2@h/db?sslmode={mode}&sslrootcert=/etc/ca.pem");
+        assert_eq!(parse(Some(&url), None, None).unwrap(), SinkSpec::Postgres(url.clone()));
+    }
+    for (query, expect) in [
+        ("sslmode=verify", "disable, prefer (the default), require, verify-ca or verify-full"),
+        ("sslmode=REQUIRE", "not a valid sslmode"),
+        ("sslrootcert=", "sslrootcert is empty"),
+        ("sslcert=/c.pem&sslkey=/k.pem", "sslcert is not supported"),
+    ] {
+        let e = parse(Some(&format!("postgres://u:hunter2@h/db?{query}")), None, None).unwrap_err();
+        assert!(matches!(e, SinkError::InvalidSpec(_)), "{query}: {e}");
+        let text = format!("{e} {e:?}");
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains(expect) && text.contains("u@h/db"), "{query}: {text}");
+    }
+}
+
+#[test]
+fn tls_settings_default_to_prefer_and_read_sslrootcert() {
+    let settings = |q: &str| TlsSettings::from_url(&url::Url::parse(&format!("postgres://h/db{q}")).unwrap()).unwrap();
+    assert_eq!(settings(""), TlsSettings { mode: SslMode::Prefer, root_cert: None });
+    assert_eq!(settings("?sslmode=allow").mode, SslMode::Prefer);
+    assert_eq!(
+        settings("?sslmode=verify-full&sslrootcert=/etc/my%20ca.pem"),
+        TlsSettings { mode: SslMode::VerifyFull, root_cert: Some(RootCert::File("/etc/my ca.pem".into())) }
+    );
+    assert_eq!(settings("?sslmode=verify-ca&sslrootcert=system").root_cert, Some(RootCert::System));
+    assert_eq!(settings("?sslmode=verify-ca").mode.driver_mode(), tokio_postgres::config::SslMode::Require);
+    assert_eq!(settings("?sslmode=disable").mode.driver_mode(), tokio_postgres::config::SslMode::Disable);
+}
+
+#[test]
+fn tls_params_are_stripped_before_the_driver_sees_the_url() {
+    assert_eq!(strip_handled_params("postgres://u:p@h/db"), "postgres://u:p@h/db");
+    assert_eq!(
+        strip_handled_params("postgres://u:p@h/db?sslmode=verify-full&sslrootcert=/ca.pem"),
+        "postgres://u:p@h/db"
+    );
+    assert_eq!(
+        strip_handled_params(
+            "postgres://u:p@h/db?sslmode=require&connect_timeout=5&sslrootcert=x&application_name=a%26b"
+        ),
+        "postgres://u:p@h/db?connect_timeout=5&application_name=a%26b"
+    );
+    // What remains parses in tokio-postgres, which knows neither verify-* nor sslrootcert.
+    let rest = strip_handled_params("postgres://u@h:5433/db?sslmode=verify-ca&sslrootcert=/ca.pem&connect_timeout=5");
+    let config: tokio_postgres::Config = rest.parse().unwrap();
+    assert_eq!(config.get_connect_timeout(), Some(&std::time::Duration::from_secs(5)));
+}
+
+#[test]
+fn connectors_build_for_every_mode_with_an_explicit_provider() {
+    // No process-default CryptoProvider is installed here (ring and aws-lc-rs are both linked):
+    // building must not depend on one.
+    for mode in [SslMode::Disable, SslMode::Prefer, SslMode::Require, SslMode::VerifyCa, SslMode::VerifyFull] {
+        TlsSettings { mode, root_cert: None }.connector().unwrap();
+        TlsSettings { mode, root_cert: Some(RootCert::System) }.connector().unwrap();
+    }
+    let Err(e) =
+        TlsSettings { mode: SslMode::VerifyFull, root_cert: Some(RootCert::File("/nonexistent/ca.pem".into())) }
+            .connector()
+    else {
+        panic!("a missing sslrootcert must fail")
+    };
+    assert!(e.contains("sslrootcert /nonexistent/ca.pem"), "{e}");
 }
 
 #[test]

@@ -124,7 +124,9 @@ pub enum SyncCommand {
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct SinkArgs {
     /// SQLite file or postgres:// URL (default: the config's `db`, else
-    /// $XDG_DATA_HOME/skysync/<profile>/skysync.db).
+    /// $XDG_DATA_HOME/skysync/<profile>/skysync.db). PostgreSQL TLS as in libpq:
+    /// `?sslmode=disable|prefer|require|verify-ca|verify-full` (default prefer: TLS if offered),
+    /// `&sslrootcert=/path/ca.pem` (else the system's roots); use verify-full for remote servers.
     #[arg(long, value_name = "PATH|URL")]
     pub db: Option<String>,
     /// `db` (default) or `jsonl`.
