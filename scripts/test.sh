@@ -17,6 +17,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 say "clippy (wasm32: core and web)"
 cargo clippy -p skysync-core -p skysync-web --target wasm32-unknown-unknown --all-targets --locked -- -D warnings
 
+say "rustdoc (no broken links or stray HTML)"
+RUSTDOCFLAGS="-D warnings" cargo doc -p skysync-core -p skysync-cli -p skysync-web --no-deps --locked
+
 say "wasm32 build of skysync-core"
 cargo build -p skysync-core --target wasm32-unknown-unknown --locked
 

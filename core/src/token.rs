@@ -119,7 +119,7 @@ pub struct Identity {
 }
 
 impl Identity {
-    /// "Given Family <email>" or whatever part is known.
+    /// `Given Family <email>` or whatever part is known.
     pub fn user_display(&self) -> String {
         let name = [self.given_name.as_deref(), self.family_name.as_deref()]
             .into_iter()

@@ -23,7 +23,7 @@ pub struct TokenInfo {
     pub client_id: String,
     /// "Environment name (id)".
     pub environment: String,
-    /// "Given Family <email>".
+    /// `Given Family <email>`.
     pub user: String,
     /// Environment id.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -1,6 +1,6 @@
 //! skysync-web: the browser side of skysync.
 //!
-//! A thin wasm-bindgen layer over `skysync-core`: the [`SkyAuth`](sky_auth::SkyAuth) class starts
+//! A thin wasm-bindgen layer over `skysync-core`: the `SkyAuth` class starts
 //! a consent (PKCE + `state` kept in `sessionStorage`), takes the redirect back, exchanges the code
 //! through the browser's `fetch`, hands out access tokens (refreshing single-flight), calls the SKY
 //! API and exports the token bundle that `skysync import` reads. The consent page in `www/` is

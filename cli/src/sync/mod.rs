@@ -124,7 +124,7 @@ pub enum SyncCommand {
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct SinkArgs {
     /// SQLite file or postgres:// URL (default: the config's `db`, else
-    /// $XDG_DATA_HOME/skysync/<profile>/skysync.db). PostgreSQL TLS as in libpq:
+    /// $XDG_DATA_HOME/skysync/PROFILE/skysync.db). PostgreSQL TLS as in libpq:
     /// `?sslmode=disable|prefer|require|verify-ca|verify-full` (default prefer: TLS if offered),
     /// `&sslrootcert=/path/ca.pem` (else the system's roots); use verify-full for remote servers.
     #[arg(long, value_name = "PATH|URL")]
@@ -132,7 +132,7 @@ pub struct SinkArgs {
     /// `db` (default) or `jsonl`.
     #[arg(long, value_name = "FORMAT")]
     pub format: Option<String>,
-    /// With --format jsonl: a directory (one <entity>.jsonl each) or `-` for stdout.
+    /// With --format jsonl: a directory (one ENTITY.jsonl each) or `-` for stdout.
     #[arg(long, value_name = "DIR|-")]
     pub out: Option<String>,
 }
