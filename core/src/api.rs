@@ -243,6 +243,9 @@ impl Default for RetryPolicy {
     }
 }
 
+/// The longest spacing a [`Pacer`] uses.
+const MAX_INTERVAL: Duration = Duration::from_secs(86_400);
+
 /// A shared pace for all requests of a client: at most `rate` calls per second, slowing down
 /// after each 429 and recovering slowly.
 #[derive(Debug)]
@@ -260,7 +263,12 @@ struct PacerState {
 impl Pacer {
     /// A pacer for `per_second` calls per second (0 = unlimited).
     pub fn new(per_second: f64) -> Self {
-        let floor = if per_second > 0.0 { Duration::from_secs_f64(1.0 / per_second) } else { Duration::ZERO };
+        // A tiny rate would overflow `Duration` (and the slot arithmetic): one call a day is slow enough.
+        let floor = if per_second > 0.0 {
+            Duration::try_from_secs_f64(1.0 / per_second).unwrap_or(MAX_INTERVAL).min(MAX_INTERVAL)
+        } else {
+            Duration::ZERO
+        };
         Self { state: Mutex::new(PacerState { interval: floor, next_slot: None }), floor }
     }
 
@@ -280,7 +288,8 @@ impl Pacer {
     pub fn throttled(&self, now: OffsetDateTime, retry_after: Duration) {
         let mut st = self.state.lock().expect("pacer");
         let base = st.interval.max(Duration::from_millis(50));
-        st.interval = (base * 3 / 2).min(Duration::from_secs(5));
+        // Slow down, capped at 5 s between calls, but never faster than the configured pace.
+        st.interval = (base * 3 / 2).min(Duration::from_secs(5)).max(self.floor);
         let resume = now + retry_after;
         if st.next_slot.is_none_or(|s| s < resume) {
             st.next_slot = Some(resume);
@@ -438,7 +447,14 @@ impl ApiClient {
             let p = format!("{}/", joined.path());
             joined.set_path(&p);
         }
-        joined.join(rel).map_err(|e| ApiError::Malformed { url: path_or_url.to_owned(), problem: e.to_string() })
+        let url = joined
+            .join(rel)
+            .map_err(|e| ApiError::Malformed { url: path_or_url.to_owned(), problem: e.to_string() })?;
+        // `\\host` is scheme-relative for http(s) URLs, so even a path can name another host.
+        if url.origin() != base.origin() {
+            return Err(ApiError::ForeignUrl(redacted_url(&url)));
+        }
+        Ok(url)
     }
 
     fn backoff(&self, attempt: u32) -> Duration {
@@ -497,12 +513,12 @@ impl ApiClient {
             if !wait.is_zero() {
                 self.runtime.sleep(wait).await;
             }
-            attempts += 1;
             let request = self.request(method, url.clone(), &token, body.clone());
             let response = match self.http.execute(request).await {
                 Ok(r) => r,
                 Err(e @ TransportError::TooLarge { .. }) => return Err(e.into()),
                 Err(e) => {
+                    attempts += 1;
                     if attempts >= self.retry.max_attempts {
                         return Err(ApiError::Unavailable { url: shown, attempts, last: e.to_string() });
                     }
@@ -543,6 +559,7 @@ impl ApiClient {
                     return Err(ApiError::QuotaExhausted { retry_after, message });
                 }
                 Verdict::Transient { status } => {
+                    attempts += 1;
                     if attempts >= self.retry.max_attempts {
                         return Err(ApiError::Unavailable {
                             url: shown,

@@ -118,7 +118,9 @@ impl std::fmt::Debug for SessionParts {
 struct Inner {
     parts: SessionParts,
     cached: Mutex<Option<Versioned>>,
-    flight: futures::lock::Mutex<()>,
+    /// Held by the refresh task, not the caller, so a caller giving up does not let a second
+    /// refresh start beside the one still running.
+    flight: Arc<futures::lock::Mutex<()>>,
     token_calls: AtomicU64,
 }
 
@@ -145,7 +147,7 @@ impl Session {
             inner: Arc::new(Inner {
                 parts,
                 cached: Mutex::new(None),
-                flight: futures::lock::Mutex::new(()),
+                flight: Arc::new(futures::lock::Mutex::new(())),
                 token_calls: AtomicU64::new(0),
             }),
         }
@@ -189,7 +191,7 @@ impl Session {
         let cached = self.inner.cached.lock().expect("session cache");
         cached
             .as_ref()
-            .filter(|v| self.inner.parts.policy.need(&v.tokens, now) == Need::Nothing)
+            .filter(|v| due(&self.inner.parts.policy, &v.tokens, now) == Need::Nothing)
             .map(|v| v.tokens.clone())
     }
 
@@ -199,7 +201,7 @@ impl Session {
         {
             return Ok(t);
         }
-        let _flight = self.inner.flight.lock().await;
+        let flight = self.inner.flight.clone().lock_owned().await;
         if matches!(trigger, Trigger::Due)
             && let Some(t) = self.cached_fresh()
         {
@@ -228,7 +230,7 @@ impl Session {
         }
         let by_policy = if need == Need::Rotate { RefreshMode::Rotate } else { RefreshMode::Preserve };
         let mode = match &trigger {
-            Trigger::Due if need == Need::Nothing => return Ok(current.tokens),
+            Trigger::Due if due(&parts.policy, &current.tokens, now) == Need::Nothing => return Ok(current.tokens),
             Trigger::Due => by_policy,
             Trigger::Rejected(token) => {
                 let same = current.tokens.access_token.as_ref().is_some_and(|t| t.ct_eq(token));
@@ -245,9 +247,25 @@ impl Session {
         parts.runtime.spawn(Box::pin(async move {
             let result = inner.refresh(current, mode).await;
             drop(lock);
+            drop(flight);
             let _ = tx.send(result);
         }));
         rx.await.unwrap_or(Err(SessionError::Cancelled))
+    }
+}
+
+/// What a `Due` caller must do: the policy's answer, except that a refresh token issued with the
+/// access token still in use is not rotated again before that access token is due. Otherwise a
+/// refresh-token lifetime no longer than the renewal window would rotate on every call.
+fn due(policy: &RenewalPolicy, tokens: &TokenSet, now: time::OffsetDateTime) -> Need {
+    match policy.need(tokens, now) {
+        Need::Rotate
+            if tokens.usable_access_token(now, policy.access_skew).is_some()
+                && tokens.last_refreshed_at.is_none_or(|at| tokens.refresh_obtained_at >= at) =>
+        {
+            Need::Nothing
+        }
+        need => need,
     }
 }
 

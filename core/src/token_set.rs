@@ -51,6 +51,14 @@ pub struct TokenSet {
     pub rotation_started_at: Option<OffsetDateTime>,
 }
 
+/// `now + d`, saturating: a server's absurd lifetime must not panic before new tokens are saved.
+fn later(now: OffsetDateTime, d: Duration) -> OffsetDateTime {
+    time::Duration::try_from(d)
+        .ok()
+        .and_then(|d| now.checked_add(d))
+        .unwrap_or_else(|| time::PrimitiveDateTime::MAX.assume_utc())
+}
+
 /// A token response without a refresh token cannot start a token set.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error(
@@ -68,10 +76,10 @@ impl TokenSet {
         let refresh_token = response.refresh_token.ok_or(NoRefreshToken)?;
         Ok(Self {
             client_id: client_id.to_owned(),
-            access_expires_at: Some(now + response.expires_in.unwrap_or(DEFAULT_ACCESS_TOKEN_LIFETIME)),
+            access_expires_at: Some(later(now, response.expires_in.unwrap_or(DEFAULT_ACCESS_TOKEN_LIFETIME))),
             access_token: Some(response.access_token),
             refresh_token,
-            refresh_expires_at: now + response.refresh_token_expires_in.unwrap_or(DEFAULT_REFRESH_TOKEN_LIFETIME),
+            refresh_expires_at: later(now, response.refresh_token_expires_in.unwrap_or(DEFAULT_REFRESH_TOKEN_LIFETIME)),
             refresh_obtained_at: now,
             consented_at: now,
             last_refreshed_at: None,
@@ -100,13 +108,13 @@ impl TokenSet {
             next.last_rotated_at = Some(now);
         }
         next.refresh_expires_at = match response.refresh_token_expires_in {
-            Some(left) => now + left,
-            None if rotated => now + DEFAULT_REFRESH_TOKEN_LIFETIME,
+            Some(left) => later(now, left),
+            None if rotated => later(now, DEFAULT_REFRESH_TOKEN_LIFETIME),
             None => self.refresh_expires_at,
         };
         let _ = mode;
         next.access_token = Some(response.access_token);
-        next.access_expires_at = Some(now + response.expires_in.unwrap_or(DEFAULT_ACCESS_TOKEN_LIFETIME));
+        next.access_expires_at = Some(later(now, response.expires_in.unwrap_or(DEFAULT_ACCESS_TOKEN_LIFETIME)));
         next.last_refreshed_at = Some(now);
         next.rotation_started_at = None;
         next.identity.merge(response.identity);

@@ -89,7 +89,7 @@ async fn rotation_inside_the_window_and_invalid_grant_for_the_old_token() {
     let sim = Simulator::start(SimConfig::default()).await.unwrap();
     let tokens = consent(&sim).await;
     let old = tokens.clone();
-    let store = Arc::new(MemoryStore::with(tokens));
+    let store = Arc::new(MemoryStore::with(expired_access(tokens)));
     // A renewal window longer than the token's life: every refresh rotates.
     let policy = RenewalPolicy { renewal_window: Duration::from_secs(400 * 86_400), ..Default::default() };
     let s = session(&sim, store.clone(), policy);

@@ -65,3 +65,18 @@ fn pacer_spaces_calls_and_backs_off_after_429() {
     assert_eq!(unlimited.reserve(T0), Duration::ZERO);
     assert_eq!(unlimited.reserve(T0), Duration::ZERO);
 }
+
+#[test]
+fn pacer_never_speeds_up_past_its_pace_and_takes_any_rate() {
+    // 0.1 calls per second: a 429 slows down further, never below the configured 10 s spacing.
+    let p = Pacer::new(0.1);
+    p.throttled(T0, Duration::from_secs(1));
+    assert!(p.interval() >= Duration::from_secs(10), "{:?}", p.interval());
+    p.succeeded();
+    assert!(p.interval() >= Duration::from_secs(10), "{:?}", p.interval());
+    // A tiny (but positive, finite) rate must not panic.
+    let p = Pacer::new(1e-30);
+    assert!(p.reserve(T0).is_zero());
+    let _ = p.reserve(T0);
+    p.throttled(T0, Duration::from_secs(1));
+}

@@ -189,3 +189,26 @@ fn send_with_counts_every_attempt_for_its_caller() {
     assert_eq!(c.snapshot().calls, 0);
     assert_eq!(api.counters().calls, 1);
 }
+
+#[test]
+fn backslash_paths_cannot_reach_another_host() {
+    // WHATWG URL parsing reads `\` as `/` in http(s) URLs, so `\\host` is scheme-relative.
+    for path in ["\\\\evil.example/steal", "/\\/evil.example/steal", "\\/evil.example"] {
+        let (api, http, _) = client(vec![]);
+        let e = block(api.send(Method::Get, path, None)).unwrap_err();
+        assert!(matches!(e, ApiError::ForeignUrl(_)), "{path}: {e:?}");
+        assert_eq!(http.calls(), 0, "{path}");
+    }
+}
+
+#[test]
+fn rate_limits_do_not_use_up_the_server_error_attempts() {
+    let limited =
+        || Answer::Raw(with_header(json(429, r#"{"message":"Rate limit is exceeded."}"#), "retry-after", "1"));
+    let mut answers: Vec<Answer> = (0..6).map(|_| limited()).collect();
+    answers.push(Answer::Json(503, "{}"));
+    answers.push(Answer::Json(200, "{}"));
+    let (api, http, _) = client(answers);
+    block(api.send(Method::Get, "/x", None)).unwrap();
+    assert_eq!(http.calls(), 8);
+}

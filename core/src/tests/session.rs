@@ -265,3 +265,41 @@ fn a_successful_refresh_clears_an_unknown_rotation() {
     block(r.session.access_token()).unwrap();
     assert!(stored(&r).tokens.rotation_started_at.is_none());
 }
+
+#[test]
+fn a_caller_giving_up_does_not_let_another_refresh_alongside() {
+    // One scripted answer: a second, parallel refresh would find none and fail.
+    let r = rig(vec![Answer::Json(200, REFRESHED)]);
+    *r.http.delay.lock().unwrap() = Some(Duration::from_millis(200));
+    r.clock.advance(Duration::from_secs(4000));
+    {
+        let mut fut = r.session.access_token().boxed();
+        let waker = futures::task::noop_waker();
+        let mut cx = std::task::Context::from_waker(&waker);
+        assert!(fut.as_mut().poll(&mut cx).is_pending());
+    } // dropped while its refresh runs
+    assert_eq!(block(r.session.access_token()).unwrap().secret(), "at1");
+    assert_eq!(r.http.calls(), 1, "the second caller waited for the running refresh");
+}
+
+#[test]
+fn a_refresh_token_lifetime_inside_the_window_does_not_rotate_on_every_call() {
+    // Blackbaud once documented 60-day refresh tokens: as long as the 60-day renewal window.
+    const SHORT: &str = r#"{"access_token":"at2","token_type":"bearer","expires_in":3600,"refresh_token":"rt1","refresh_token_expires_in":5184000}"#;
+    let r = rig(vec![Answer::Json(200, SHORT)]);
+    r.clock.advance(310 * DAY);
+    assert_eq!(block(r.session.access_token()).unwrap().secret(), "at2");
+    r.clock.advance(Duration::from_secs(60));
+    for _ in 0..3 {
+        assert_eq!(block(r.session.access_token()).unwrap().secret(), "at2");
+    }
+    assert_eq!(r.http.calls(), 1, "the fresh refresh token is not rotated again while its access token is good");
+}
+
+#[test]
+fn an_absurd_lifetime_in_a_rotation_response_still_saves_the_new_token() {
+    const HUGE: &str = r#"{"access_token":"at2","token_type":"bearer","expires_in":18446744073709551615,"refresh_token":"rt1","refresh_token_expires_in":1e300}"#;
+    let r = rig(vec![Answer::Json(200, HUGE)]);
+    let _ = block(r.session.rotate());
+    assert_eq!(stored(&r).tokens.refresh_token.secret(), "rt1", "the rotated refresh token was saved");
+}
