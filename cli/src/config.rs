@@ -356,13 +356,21 @@ impl Resolved {
         Ok(url)
     }
 
-    fn number(&self, name: &'static str) -> Result<u64, ConfigError> {
+    fn number(&self, name: &'static str, max: u64) -> Result<u64, ConfigError> {
         let raw = self.value(name).unwrap_or_default();
-        raw.trim().parse().map_err(|_| ConfigError::Invalid {
+        let n: u64 = raw.trim().parse().map_err(|_| ConfigError::Invalid {
             name,
             origin: self.source(name),
             problem: format!("{raw:?} is not a whole number"),
-        })
+        })?;
+        if n > max {
+            return Err(ConfigError::Invalid {
+                name,
+                origin: self.source(name),
+                problem: format!("{n} is more than the largest sensible value, {max}"),
+            });
+        }
+        Ok(n)
     }
 
     /// Validates everything into [`Settings`].
@@ -382,9 +390,10 @@ impl Resolved {
             }
         };
         let policy = RenewalPolicy {
-            access_skew: Duration::from_secs(self.number("access_skew_secs")?),
-            renewal_window: Duration::from_secs(self.number("renewal_window_days")?.saturating_mul(86_400)),
-            warn_window: Duration::from_secs(self.number("warn_window_days")?.saturating_mul(86_400)),
+            // Bounded so that time arithmetic cannot overflow: a day of skew, ten years of window.
+            access_skew: Duration::from_secs(self.number("access_skew_secs", 86_400)?),
+            renewal_window: Duration::from_secs(self.number("renewal_window_days", 3650)? * 86_400),
+            warn_window: Duration::from_secs(self.number("warn_window_days", 3650)? * 86_400),
         };
         let api = {
             let mut u = self.url("api_url")?;

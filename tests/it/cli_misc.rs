@@ -234,3 +234,17 @@ async fn no_secret_appears_at_trace_level_in_paste_login_imports_and_failed_exch
         assert!(long_secretish_runs(out).is_empty(), "secret-shaped text {:?} in:\n{out}", long_secretish_runs(out));
     }
 }
+
+/// Absurd token windows are refused as configuration errors, naming the setting, instead of
+/// overflowing time arithmetic later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn absurd_token_windows_are_configuration_errors() {
+    let s = Skysync::start().await;
+    s.set_env("SKYSYNC_RENEWAL_WINDOW_DAYS", Some("99999999999"));
+    let run = s.run(&["status"]).await;
+    run.expect_code(3);
+    assert!(run.stderr.contains("renewal_window_days") && run.stderr.contains("3650"), "{}", run.stderr);
+    s.set_env("SKYSYNC_RENEWAL_WINDOW_DAYS", None);
+    s.set_env("SKYSYNC_ACCESS_SKEW_SECS", Some("86401"));
+    s.run(&["token"]).await.expect_code(3);
+}
