@@ -340,6 +340,19 @@ impl Skysync {
     }
 }
 
+/// Asserts that trace logging was on in `outputs` and that none of them shows a secret: neither
+/// one of `secrets` nor anything shaped like a verifier or token.
+pub fn assert_no_secrets(outputs: &[String], secrets: &[String]) {
+    assert!(outputs.iter().any(|o| o.contains("TRACE") || o.contains("\"level\":\"TRACE\"")), "trace logging is on");
+    for out in outputs {
+        for secret in secrets {
+            assert!(!out.contains(secret.as_str()), "a secret leaked into:\n{out}");
+        }
+        let shaped = long_secretish_runs(out);
+        assert!(shaped.is_empty(), "secret-shaped text {shaped:?} in:\n{out}");
+    }
+}
+
 /// Long runs of URL-safe base64 characters (80+): what verifiers and access tokens look like.
 pub fn long_secretish_runs(text: &str) -> Vec<String> {
     let mut runs = Vec::new();
