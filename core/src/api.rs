@@ -363,10 +363,8 @@ pub struct ApiClient {
     retry: RetryPolicy,
     pacer: Arc<Pacer>,
     budget: Option<u64>,
-    calls: Arc<AtomicU64>,
-    rate_limited: Arc<AtomicU64>,
-    retries: Arc<AtomicU64>,
-    unauthorized: Arc<AtomicU64>,
+    /// Run totals, shared by clones; every caller's [`CallStats`] adds up to them.
+    totals: Arc<CallStats>,
 }
 
 impl std::fmt::Debug for ApiClient {
@@ -397,10 +395,7 @@ impl ApiClient {
             retry: RetryPolicy::default(),
             pacer: Arc::new(Pacer::new(per_second)),
             budget: None,
-            calls: Arc::default(),
-            rate_limited: Arc::default(),
-            retries: Arc::default(),
-            unauthorized: Arc::default(),
+            totals: Arc::default(),
         }
     }
 
@@ -423,12 +418,13 @@ impl ApiClient {
 
     /// Counters so far (shared by clones).
     pub fn counters(&self) -> ApiCounters {
-        ApiCounters {
-            calls: self.calls.load(Ordering::Relaxed),
-            rate_limited: self.rate_limited.load(Ordering::Relaxed),
-            retries: self.retries.load(Ordering::Relaxed),
-            unauthorized: self.unauthorized.load(Ordering::Relaxed),
-        }
+        self.totals.snapshot()
+    }
+
+    /// Counts one event both in the run totals and in the caller's stats.
+    fn count(&self, stats: &CallStats, counter: impl Fn(&CallStats) -> &AtomicU64) {
+        counter(&self.totals).fetch_add(1, Ordering::Relaxed);
+        counter(stats).fetch_add(1, Ordering::Relaxed);
     }
 
     /// Resolves a path (`/constituent/v1/constituents?limit=1`) or an absolute URL (a
@@ -497,6 +493,7 @@ impl ApiClient {
             match self.budget {
                 Some(budget) => {
                     if self
+                        .totals
                         .calls
                         .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| (c < budget).then_some(c + 1))
                         .is_err()
@@ -505,7 +502,7 @@ impl ApiClient {
                     }
                 }
                 None => {
-                    self.calls.fetch_add(1, Ordering::Relaxed);
+                    self.totals.calls.fetch_add(1, Ordering::Relaxed);
                 }
             }
             stats.calls.fetch_add(1, Ordering::Relaxed);
@@ -522,8 +519,7 @@ impl ApiClient {
                     if attempts >= self.retry.max_attempts {
                         return Err(ApiError::Unavailable { url: shown, attempts, last: e.to_string() });
                     }
-                    self.retries.fetch_add(1, Ordering::Relaxed);
-                    stats.retries.fetch_add(1, Ordering::Relaxed);
+                    self.count(stats, |c| &c.retries);
                     self.runtime.sleep(self.backoff(attempts)).await;
                     continue;
                 }
@@ -540,14 +536,12 @@ impl ApiClient {
                     if refreshed {
                         return Err(ApiError::Unauthorized { message });
                     }
-                    self.unauthorized.fetch_add(1, Ordering::Relaxed);
-                    stats.unauthorized.fetch_add(1, Ordering::Relaxed);
+                    self.count(stats, |c| &c.unauthorized);
                     token = self.session.rejected(&token).await?;
                     refreshed = true;
                 }
                 Verdict::RateLimited { retry_after } => {
-                    self.rate_limited.fetch_add(1, Ordering::Relaxed);
-                    stats.rate_limited.fetch_add(1, Ordering::Relaxed);
+                    self.count(stats, |c| &c.rate_limited);
                     limited += 1;
                     let wait = retry_after.unwrap_or(Duration::from_secs(1));
                     if limited > self.retry.max_rate_limited || wait > self.retry.max_retry_after {
@@ -567,8 +561,7 @@ impl ApiClient {
                             last: format!("HTTP {status}: {}", error_message(&response)),
                         });
                     }
-                    self.retries.fetch_add(1, Ordering::Relaxed);
-                    stats.retries.fetch_add(1, Ordering::Relaxed);
+                    self.count(stats, |c| &c.retries);
                     self.runtime.sleep(self.backoff(attempts)).await;
                 }
                 Verdict::Failed { status, message } => {
