@@ -5,6 +5,20 @@
 //! `next_link` until a page comes back empty; that page's `next_link` is where the next run
 //! resumes (Blackbaud's recommended pattern). Entities without one (events) page by `offset`
 //! with a `last_modified` filter that starts a configurable overlap before the previous run.
+//!
+//! Two things about the links Blackbaud hands back are not documented, so the cursor does not rely
+//! on them:
+//! - Blackbaud's documented `next_link` example carries only `limit`, `last_modified` and
+//!   `sort_token`. Whether filters such as `include_inactive`, `include_deceased` and `fields`
+//!   survive is not said; if they were dropped, every page after the first would silently leave out
+//!   inactive and deceased records. So after taking a `next_link` the cursor adds back each filter
+//!   of the first request the link lacks ([`restore_filters`]); cursor parameters
+//!   ([`CURSOR_PARAMS`]) are never added, changed or duplicated.
+//! - The actions list documents a `continuation_token` query parameter for environments with the
+//!   new Action lists. A `next_link` that carries it is followed like any other; a page that
+//!   carries a top-level `continuation_token` instead of a `next_link` is followed by re-sending
+//!   the request with that token ([`with_continuation_token`]). A continuation token is not kept
+//!   across runs: a finished chain restarts from the newest change seen, minus the overlap.
 
 use std::time::Duration;
 
@@ -27,6 +41,8 @@ pub struct Page {
     pub count: Option<u64>,
     /// URL of the next page, if the API gave one.
     pub next_link: Option<String>,
+    /// A top-level `continuation_token`, if the API gave one instead of (or beside) `next_link`.
+    pub continuation_token: Option<String>,
     /// The records, each kept as the JSON received.
     pub value: Vec<Box<RawValue>>,
 }
@@ -52,6 +68,8 @@ struct RawPage {
     #[serde(default)]
     next_link: Option<String>,
     #[serde(default)]
+    continuation_token: Option<String>,
+    #[serde(default)]
     value: Option<Vec<Box<RawValue>>>,
 }
 
@@ -63,7 +81,98 @@ pub fn parse_page(url: &Url, response: &HttpResponse) -> Result<Page, PageError>
     }
     let raw: RawPage = serde_json::from_slice(&response.body).map_err(|e| bad(format!("not a list envelope: {e}")))?;
     let value = raw.value.ok_or_else(|| bad("no \"value\" array".into()))?;
-    Ok(Page { count: raw.count, next_link: raw.next_link.filter(|l| !l.is_empty()), value })
+    Ok(Page {
+        count: raw.count,
+        next_link: raw.next_link.filter(|l| !l.is_empty()),
+        continuation_token: raw.continuation_token.filter(|t| !t.is_empty()),
+        value,
+    })
+}
+
+/// Query parameters that position a cursor. They are never copied from the first request into a
+/// link, never changed and never duplicated: the server owns them.
+pub const CURSOR_PARAMS: &[&str] = &["sort_token", "last_modified", "offset", "continuation_token"];
+
+/// The raw `name=value` pieces of a URL's query and their decoded names, in order.
+fn raw_query_parts(url: &str) -> (&str, Vec<(&str, String)>) {
+    let (head, query) = match url.split_once('?') {
+        Some((h, q)) => (h, q),
+        None => (url, ""),
+    };
+    let query = query.split('#').next().unwrap_or("");
+    let parts = query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let name = p.split('=').next().unwrap_or("");
+            let decoded = url::form_urlencoded::parse(name.as_bytes()).next().map(|(k, _)| k.into_owned());
+            (p, decoded.unwrap_or_default())
+        })
+        .collect();
+    (head, parts)
+}
+
+/// The filters of a request: its query parameters other than [`CURSOR_PARAMS`], in order.
+pub fn filters_of(url: &Url) -> Vec<(String, String)> {
+    url.query_pairs().filter(|(k, _)| !CURSOR_PARAMS.contains(&k.as_ref())).map(|(k, v)| (k.into(), v.into())).collect()
+}
+
+/// `link` with each of `filters` it lacks (by name) appended. The link's own query is kept byte
+/// for byte (a `sort_token` must not be re-encoded), a name it already has is never added twice,
+/// and [`CURSOR_PARAMS`] are never added.
+pub fn restore_filters(link: &str, filters: &[(String, String)]) -> String {
+    let (_, parts) = raw_query_parts(link);
+    let mut added = url::form_urlencoded::Serializer::new(String::new());
+    let mut any = false;
+    let mut seen: Vec<&str> = parts.iter().map(|(_, name)| name.as_str()).collect();
+    for (k, v) in filters {
+        if CURSOR_PARAMS.contains(&k.as_str()) || seen.contains(&k.as_str()) {
+            continue;
+        }
+        added.append_pair(k, v);
+        seen.push(k);
+        any = true;
+    }
+    if !any {
+        return link.to_owned();
+    }
+    let (before_fragment, fragment) = match link.split_once('#') {
+        Some((b, f)) => (b, Some(f)),
+        None => (link, None),
+    };
+    let sep = if !before_fragment.contains('?') {
+        "?"
+    } else if before_fragment.ends_with(['?', '&']) {
+        ""
+    } else {
+        "&"
+    };
+    let mut out = format!("{before_fragment}{sep}{}", added.finish());
+    if let Some(f) = fragment {
+        out.push('#');
+        out.push_str(f);
+    }
+    out
+}
+
+/// `request` re-sent with `token` as its `continuation_token`: any earlier `continuation_token` and
+/// the `offset` (deprecated where continuation tokens are used) are dropped, every other parameter
+/// is kept byte for byte.
+pub fn with_continuation_token(request: &str, token: &str) -> String {
+    let (head, parts) = raw_query_parts(request);
+    let mut query: Vec<String> = parts
+        .into_iter()
+        .filter(|(_, name)| name != "continuation_token" && name != "offset")
+        .map(|(raw, _)| raw.to_owned())
+        .collect();
+    let encoded: String = url::form_urlencoded::byte_serialize(token.as_bytes()).collect();
+    query.push(format!("continuation_token={encoded}"));
+    format!("{head}?{}", query.join("&"))
+}
+
+/// Whether a link carries a `continuation_token` (such links are not stored across runs).
+fn has_continuation_token(link: &str) -> bool {
+    raw_query_parts(link).1.iter().any(|(_, name)| name == "continuation_token")
 }
 
 /// The fields of a record the sync needs besides the record itself.
@@ -193,6 +302,8 @@ pub struct Cursor {
     overlap: Duration,
     state: Bookmark,
     ids_only: bool,
+    /// The non-cursor parameters of the chain's first request, restored on every link.
+    filters: Vec<(String, String)>,
 }
 
 fn rfc3339(t: OffsetDateTime) -> String {
@@ -242,7 +353,14 @@ impl Cursor {
             }
             (_, _) => Bookmark::Offset { since: None, offset: 0, started_at: rfc3339(now), high_water: None },
         };
-        Self { entity, base: base.clone(), limit, overlap: options.overlap, state, ids_only: false }
+        let filters = Self::first_filters(entity, base, limit, false);
+        Self { entity, base: base.clone(), limit, overlap: options.overlap, state, ids_only: false, filters }
+    }
+
+    /// The filters the first request of a chain sends (what every later page must keep).
+    fn first_filters(entity: &Entity, base: &Url, limit: u32, ids_only: bool) -> Vec<(String, String)> {
+        let fields: &[(&str, &str)] = if ids_only && entity.fields_id { &[("fields", "id")] } else { &[] };
+        filters_of(&Self::list_url(entity, base, limit, fields))
     }
 
     /// A scan of every current id, for delete reconciliation (`fields=id` where supported).
@@ -262,7 +380,8 @@ impl Cursor {
             }
             _ => Bookmark::Offset { since: None, offset: 0, started_at: rfc3339(now), high_water: None },
         };
-        Self { entity, base: base.clone(), limit, overlap: options.overlap, state, ids_only: true }
+        let filters = Self::first_filters(entity, base, limit, true);
+        Self { entity, base: base.clone(), limit, overlap: options.overlap, state, ids_only: true, filters }
     }
 
     /// The entity being synced.
@@ -304,7 +423,8 @@ impl Cursor {
     /// The URL of the next page.
     pub fn request_url(&self) -> Result<Url, PageError> {
         match &self.state {
-            Bookmark::Chain { next_link, .. } => Url::parse(next_link)
+            // Bookmarks stored before filters were restored on links get them back here.
+            Bookmark::Chain { next_link, .. } => Url::parse(&restore_filters(next_link, &self.filters))
                 .map_err(|e| PageError::Malformed { url: "stored next_link".into(), problem: e.to_string() }),
             Bookmark::Offset { since, offset, .. } => {
                 let offset = offset.to_string();
@@ -329,14 +449,30 @@ impl Cursor {
         match &mut self.state {
             Bookmark::Chain { next_link, high_water } => {
                 let hw = max_text_time(high_water.take(), page_high_water);
-                match &page.next_link {
-                    Some(link) => {
-                        *next_link = link.clone();
-                        *high_water = hw;
-                        if n == 0 { Step::Done } else { Step::More }
+                let next = match (&page.next_link, &page.continuation_token) {
+                    (Some(link), _) => Some(restore_filters(link, &self.filters)),
+                    (None, Some(token)) => {
+                        let current = restore_filters(next_link, &self.filters);
+                        Some(with_continuation_token(&current, token))
                     }
-                    None => {
-                        // The API ended the chain without a link: restart from the newest change next time.
+                    (None, None) => None,
+                };
+                match next {
+                    Some(link) if n > 0 => {
+                        *next_link = link;
+                        *high_water = hw;
+                        Step::More
+                    }
+                    // An empty page ends the chain; its sort_token link is where the next run
+                    // resumes (Blackbaud's advice). A continuation token is not kept across runs.
+                    Some(link) if !has_continuation_token(&link) => {
+                        *next_link = link;
+                        *high_water = hw;
+                        Step::Done
+                    }
+                    _ => {
+                        // The API ended the chain without a reusable link: restart from the newest
+                        // change next time, minus the overlap.
                         let since = hw
                             .as_deref()
                             .and_then(|h| OffsetDateTime::parse(h, &Rfc3339).ok())

@@ -7,7 +7,9 @@ use wasm_bindgen_test::wasm_bindgen_test as test;
 use super::T0;
 use super::fake::json;
 use crate::catalog::find;
-use crate::paging::{Bookmark, Cursor, CursorOptions, Step, parse_page, record_key};
+use crate::paging::{
+    Bookmark, Cursor, CursorOptions, Step, parse_page, record_key, restore_filters, with_continuation_token,
+};
 
 fn base() -> Url {
     Url::parse("https://api.sky.blackbaud.com/").unwrap()
@@ -116,4 +118,145 @@ fn page_and_record_parsing_errors() {
     assert_eq!(record_key(&p.value[1]).unwrap().date_modified, None);
     assert!(record_key(&p.value[2]).is_err());
     assert!(record_key(&p.value[3]).is_err());
+}
+
+fn query(url: &str) -> Vec<(String, String)> {
+    Url::parse(url).unwrap().query_pairs().into_owned().collect()
+}
+
+fn names(url: &str) -> Vec<String> {
+    query(url).into_iter().map(|(k, _)| k).collect()
+}
+
+/// Blackbaud's documented example link: only `limit`, `last_modified` and `sort_token`.
+const BARE_LINK: &str = "https://api.sky.blackbaud.com/constituent/v1/constituents?limit=3&last_modified=2016-05-05T17%3a59%3a31.1600745-04%3a00&sort_token=AAAAAAAC%2bI4%3d";
+
+#[test]
+fn restore_filters_adds_what_the_link_lacks_and_keeps_the_link_verbatim() {
+    let filters = vec![
+        ("limit".to_owned(), "3".to_owned()),
+        ("include_inactive".to_owned(), "true".to_owned()),
+        ("include_deceased".to_owned(), "true".to_owned()),
+        ("fields".to_owned(), "id,name".to_owned()),
+        ("sort_token".to_owned(), "OTHER".to_owned()),
+        ("last_modified".to_owned(), "1600-01-01T00:00:00Z".to_owned()),
+        ("offset".to_owned(), "7".to_owned()),
+    ];
+    let out = restore_filters(BARE_LINK, &filters);
+    assert!(out.starts_with(BARE_LINK), "the link's own query is kept byte for byte: {out}");
+    assert_eq!(
+        names(&out),
+        ["limit", "last_modified", "sort_token", "include_inactive", "include_deceased", "fields"],
+        "{out}"
+    );
+    let q = query(&out);
+    assert!(q.contains(&("fields".into(), "id,name".into())));
+    assert!(q.contains(&("sort_token".into(), "AAAAAAAC+I4=".into())), "sort_token untouched");
+    assert!(q.contains(&("last_modified".into(), "2016-05-05T17:59:31.1600745-04:00".into())));
+    // Idempotent: a link that already has every filter is returned as is.
+    assert_eq!(restore_filters(&out, &filters), out);
+}
+
+#[test]
+fn restore_filters_never_duplicates_a_filter_the_link_has_with_another_value() {
+    let link = format!("{BARE_LINK}&include_inactive=false");
+    let out = restore_filters(&link, &[("include_inactive".into(), "true".into())]);
+    assert_eq!(out, link, "the server's value is not overridden and not doubled");
+    // Percent-encoded names count as the same name.
+    let link = "https://x.example/a?limit=1&include%5Finactive=true";
+    assert_eq!(restore_filters(link, &[("include_inactive".into(), "true".into())]), link);
+}
+
+#[test]
+fn restore_filters_handles_links_without_a_query_and_with_a_fragment() {
+    let f = [("include_inactive".to_owned(), "true".to_owned())];
+    assert_eq!(restore_filters("https://x.example/a", &f), "https://x.example/a?include_inactive=true");
+    assert_eq!(restore_filters("https://x.example/a?", &f), "https://x.example/a?include_inactive=true");
+    assert_eq!(restore_filters("https://x.example/a?b=1#f", &f), "https://x.example/a?b=1&include_inactive=true#f");
+    assert_eq!(restore_filters("https://x.example/a?b=1", &[]), "https://x.example/a?b=1");
+}
+
+#[test]
+fn a_chain_restores_the_first_requests_filters_on_every_page() {
+    let e = find("constituents").unwrap();
+    let mut c = Cursor::resume(e, &base(), None, CursorOptions { page_size: Some(3), ..Default::default() }, T0);
+    let first = c.request_url().unwrap();
+    assert_eq!(names(first.as_str()), ["limit", "last_modified", "include_inactive", "include_deceased"]);
+    let p =
+        page(&format!(r#"{{"count":9,"next_link":"{BARE_LINK}","value":[{{"id":"1"}},{{"id":"2"}},{{"id":"3"}}]}}"#));
+    assert_eq!(c.advance(&p, None, T0), Step::More);
+    let next = c.request_url().unwrap();
+    assert!(next.as_str().starts_with(BARE_LINK), "{next}");
+    assert_eq!(names(next.as_str()), ["limit", "last_modified", "sort_token", "include_inactive", "include_deceased"]);
+    // The stored bookmark already carries them, so a resumed run sends them too.
+    match c.bookmark() {
+        Bookmark::Chain { next_link, .. } => assert_eq!(next_link, next.as_str()),
+        other => panic!("{other:?}"),
+    }
+    // A bookmark stored without them (by an older skysync) gets them back on the request.
+    let old = Bookmark::Chain { next_link: BARE_LINK.into(), high_water: None };
+    let resumed = Cursor::resume(e, &base(), Some(old), CursorOptions::default(), T0);
+    assert!(names(resumed.request_url().unwrap().as_str()).contains(&"include_deceased".to_owned()));
+}
+
+#[test]
+fn an_id_scan_keeps_fields_id_and_include_flags_on_every_page() {
+    let e = find("constituents").unwrap();
+    let mut c = Cursor::id_scan(e, &base(), CursorOptions { page_size: Some(3), ..Default::default() }, T0);
+    let p =
+        page(&format!(r#"{{"count":9,"next_link":"{BARE_LINK}","value":[{{"id":"1"}},{{"id":"2"}},{{"id":"3"}}]}}"#));
+    assert_eq!(c.advance(&p, None, T0), Step::More);
+    let q = query(c.request_url().unwrap().as_str());
+    for want in [("fields", "id"), ("include_inactive", "true"), ("include_deceased", "true")] {
+        assert!(q.contains(&(want.0.into(), want.1.into())), "{want:?} in {q:?}");
+    }
+    assert_eq!(q.iter().filter(|(k, _)| k == "limit").count(), 1);
+}
+
+#[test]
+fn with_continuation_token_replaces_offset_and_an_old_token() {
+    let req = "https://x.example/constituent/v1/actions?limit=2&offset=4&last_modified=1600-01-01T00%3a00%3a00Z&continuation_token=old";
+    let out = with_continuation_token(req, "a+b/c=");
+    assert_eq!(
+        out,
+        "https://x.example/constituent/v1/actions?limit=2&last_modified=1600-01-01T00%3a00%3a00Z&continuation_token=a%2Bb%2Fc%3D"
+    );
+    assert_eq!(query(&out).last().unwrap(), &("continuation_token".into(), "a+b/c=".into()));
+}
+
+#[test]
+fn a_chain_follows_a_body_continuation_token_and_does_not_keep_it_across_runs() {
+    let e = find("actions").unwrap();
+    let opts = CursorOptions { page_size: Some(2), overlap: Duration::from_secs(1800) };
+    let mut c = Cursor::resume(e, &base(), None, opts, T0);
+    let first = c.request_url().unwrap().to_string();
+    let p = page(
+        r#"{"count":3,"continuation_token":"tok+1","value":[{"id":"1","date_modified":"2020-01-01T00:00:00Z"},{"id":"2","date_modified":"2020-01-02T00:00:00Z"}]}"#,
+    );
+    assert_eq!(c.advance(&p, Some("2020-01-02T00:00:00Z"), T0), Step::More);
+    let next = c.request_url().unwrap().to_string();
+    assert_eq!(next, format!("{first}&continuation_token=tok%2B1"));
+    // The last page carries no cursor: the next run restarts from the newest change minus the overlap.
+    let last = page(r#"{"count":3,"value":[{"id":"3","date_modified":"2020-01-03T00:00:00Z"}]}"#);
+    assert_eq!(c.advance(&last, Some("2020-01-03T00:00:00Z"), T0), Step::Done);
+    let q = query(c.request_url().unwrap().as_str());
+    assert!(q.contains(&("last_modified".into(), "2020-01-02T23:30:00Z".into())), "{q:?}");
+    assert!(!q.iter().any(|(k, _)| k == "continuation_token"));
+}
+
+#[test]
+fn a_next_link_with_a_continuation_token_is_followed_but_not_stored_at_the_end() {
+    let e = find("actions").unwrap();
+    let opts = CursorOptions { page_size: Some(2), overlap: Duration::from_secs(1800) };
+    let mut c = Cursor::resume(e, &base(), None, opts, T0);
+    let link = "https://api.sky.blackbaud.com/constituent/v1/actions?limit=2&continuation_token=abc";
+    let p = page(&format!(
+        r#"{{"count":3,"next_link":"{link}","value":[{{"id":"1","date_modified":"2020-01-01T00:00:00Z"}},{{"id":"2","date_modified":"2020-01-02T00:00:00Z"}}]}}"#
+    ));
+    assert_eq!(c.advance(&p, Some("2020-01-02T00:00:00Z"), T0), Step::More);
+    assert_eq!(c.request_url().unwrap().as_str(), link);
+    let empty = page(&format!(r#"{{"count":3,"next_link":"{link}2","value":[]}}"#));
+    assert_eq!(c.advance(&empty, None, T0), Step::Done);
+    let stored = c.request_url().unwrap().to_string();
+    assert!(!stored.contains("continuation_token") && stored.contains("last_modified=2020-01-01T23"), "{stored}");
 }
