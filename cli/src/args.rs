@@ -101,14 +101,17 @@ pub struct LoginArgs {
 /// `skysync import`.
 #[derive(Debug, Clone, Args)]
 #[command(after_help = "\
-The stored tokens are replaced (the previous file is kept as tokens.json.bak until the next save),
-except that tokens which still work for another Blackbaud environment are only replaced with
---force: import a second environment into its own profile (`skysync --profile NAME import`).")]
+The stored tokens are replaced (the last three token files are kept as tokens.json.bak,
+tokens.json.bak.2 and tokens.json.bak.3). Without --force, import refuses tokens that still work
+for another Blackbaud environment (import a second environment into its own profile:
+`skysync --profile NAME import`), a refresh token that has expired or is older than the stored
+one, and an authorization code obtained before the stored consent. A code that was already sent
+is always refused: codes work once, and a server may revoke the whole consent on a replay.")]
 pub struct ImportArgs {
     /// The bundle file, or `-` for stdin.
     #[arg(value_name = "FILE|-", default_value = "-")]
     pub file: String,
-    /// Replace stored tokens that still work for another environment.
+    /// Replace stored tokens that still work for another environment, or that are newer.
     #[arg(long)]
     pub force: bool,
 }

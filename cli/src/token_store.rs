@@ -2,18 +2,34 @@
 //!
 //! - The directory is 0700 and the file 0600; either being open to other users is refused with
 //!   the `chmod` that fixes it, as ssh does for private keys.
+//! - A token file that is a symbolic link (opened with `O_NOFOLLOW`) or owned by another user is
+//!   refused, like one that others can read: whoever controls it controls the refresh token.
 //! - Writes happen under the exclusive lock on `tokens.lock` (callers take it with
 //!   [`TokenStore::lock`] first; the session does, and so do `login` and `import`). Each write
-//!   re-reads the file to check the generation, keeps the current file as `tokens.json.bak`
-//!   (a hard link, so it costs nothing), writes a temp file in the same directory, fsyncs it,
-//!   renames it over `tokens.json` and fsyncs the directory. A crash or a full disk at any point
-//!   leaves a complete old or new file.
-//! - The backup is read only when the main file is unreadable, with a warning. A corrupt file is
-//!   an error naming both files, never an empty store.
+//!   re-reads the file to check the generation, keeps the last three files as `tokens.json.bak`,
+//!   `tokens.json.bak.2` and `tokens.json.bak.3` (the newest is a hard link, so it costs
+//!   nothing), writes a temp file in the same directory, fsyncs it, renames it over
+//!   `tokens.json` and fsyncs the directory. A crash or a full disk at any point leaves a complete
+//!   old or new file, and two imports in a row cannot remove the only working refresh token.
+//! - The newest backup is read only when the main file is unreadable, with a warning. A corrupt
+//!   file is an error naming both files, never an empty store.
+//! - When a rotated token set cannot be saved, [`TokenStore::rescue`] writes it to
+//!   `tokens.rescue-<time>-<pid>.json` beside the store (0600, `O_EXCL`, fsynced). The next
+//!   process to take the lock adopts it when it is newer than the stored set (and removes it);
+//!   until then [`TokenStore::load`] returns it in place of the stale stored set.
+//! - Holding the lock opens a [`CriticalSection`]: SIGINT, SIGTERM and SIGHUP wait until the
+//!   token call and its save are done.
+//! - `exchanged-codes.json` remembers the SHA-256 of every authorization code `import` has sent,
+//!   so a bundle is never exchanged twice (a server may revoke the whole grant on a replayed code).
+//!
+//! For tests, `SKYSYNC_TEST_SAVE_FAULT=KIND:N` lets the first `N` writes of `tokens.json` in a
+//! process succeed and fails the later ones as a full (`enospc`) or read-only (`erofs`) disk
+//! would; `enospc-all` fails rescue files too.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde::{Deserialize, Serialize};
 use skysync_core::env::{Clock, SystemClock};
@@ -22,10 +38,21 @@ use skysync_core::store::{StoreError, StoreLock, TokenStore, Versioned};
 use skysync_core::token_set::TokenSet;
 use time::OffsetDateTime;
 
+use crate::runtime::CriticalSection;
+
 /// The token file's name.
 pub const TOKENS_FILE: &str = "tokens.json";
-/// The previous token file.
+/// The previous token file (older ones are `tokens.json.bak.2` and `tokens.json.bak.3`).
 pub const BACKUP_FILE: &str = "tokens.json.bak";
+/// How many previous token files are kept.
+pub const BACKUP_GENERATIONS: usize = 3;
+/// Rescue files are `tokens.rescue-<time>-<pid>.json`.
+const RESCUE_PREFIX: &str = "tokens.rescue-";
+const RESCUE_SUFFIX: &str = ".json";
+/// The hashes of authorization codes already sent.
+pub const USED_CODES_FILE: &str = "exchanged-codes.json";
+/// How many code hashes are remembered.
+const USED_CODES_KEPT: usize = 100;
 /// The lock file.
 pub const LOCK_FILE: &str = "tokens.lock";
 /// The `format` marker of the token file.
@@ -73,14 +100,26 @@ impl FileTokenStore {
         self.dir.join(TOKENS_FILE)
     }
 
-    /// `tokens.json.bak`.
+    /// `tokens.json.bak`, the newest backup.
     pub fn backup_path(&self) -> PathBuf {
         self.dir.join(BACKUP_FILE)
+    }
+
+    /// Every backup, newest first: `tokens.json.bak`, `tokens.json.bak.2`, `tokens.json.bak.3`.
+    pub fn backup_paths(&self) -> Vec<PathBuf> {
+        (1..=BACKUP_GENERATIONS)
+            .map(|n| if n == 1 { self.backup_path() } else { self.dir.join(format!("{BACKUP_FILE}.{n}")) })
+            .collect()
     }
 
     /// `tokens.lock`.
     pub fn lock_path(&self) -> PathBuf {
         self.dir.join(LOCK_FILE)
+    }
+
+    /// `exchanged-codes.json`.
+    pub fn used_codes_path(&self) -> PathBuf {
+        self.dir.join(USED_CODES_FILE)
     }
 
     fn check_dir(&self) -> Result<bool, StoreError> {
@@ -96,6 +135,9 @@ impl FileTokenStore {
                             self.dir.display(),
                             self.dir.display()
                         )));
+                    }
+                    if let Some(m) = foreign_owner(&self.dir, &meta, "token directory") {
+                        return Err(StoreError::Insecure(m));
                     }
                 }
                 let _ = meta;
@@ -121,9 +163,15 @@ impl FileTokenStore {
     }
 
     fn read_file(path: &Path) -> Result<Option<Envelope>, ReadError> {
-        let mut file = match File::open(path) {
+        let mut file = match OpenOptions::new().read(true).no_follow().open(path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if is_symlink_refusal(path, &e) => {
+                return Err(ReadError::Insecure(format!(
+                    "the token file {} is a symbolic link, which skysync refuses to follow (whoever can change the link controls the tokens); replace it with the file itself",
+                    path.display()
+                )));
+            }
             Err(e) => return Err(ReadError::Unreadable(format!("cannot open it: {e}"))),
         };
         let meta = file.metadata().map_err(|e| ReadError::Unreadable(format!("cannot stat it: {e}")))?;
@@ -138,6 +186,12 @@ impl FileTokenStore {
                     path.display()
                 )));
             }
+            if let Some(m) = foreign_owner(path, &meta, "token file") {
+                return Err(ReadError::Insecure(m));
+            }
+        }
+        if !meta.is_file() {
+            return Err(ReadError::Unreadable("it is not a regular file".into()));
         }
         if meta.len() > MAX_FILE_BYTES {
             return Err(ReadError::Unreadable(format!("it is {} bytes, too large to be a token file", meta.len())));
@@ -217,10 +271,7 @@ impl FileTokenStore {
         ))
     }
 
-    /// Writes `tokens` as `generation`, first keeping the current file as the backup when
-    /// `keep_backup`. The caller holds the lock.
-    fn write(&self, tokens: &TokenSet, generation: u64, keep_backup: bool) -> Result<(), StoreError> {
-        self.ensure_dir()?;
+    fn envelope(tokens: &TokenSet, generation: u64) -> Result<Vec<u8>, serde_json::Error> {
         let envelope = Envelope {
             format: STORE_FORMAT.into(),
             version: STORE_VERSION,
@@ -228,11 +279,22 @@ impl FileTokenStore {
             saved_at: SystemClock.now(),
             tokens: tokens.clone(),
         };
-        let mut json = serde_json::to_vec_pretty(&envelope).map_err(|e| self.write_failed("serializing", e))?;
+        let mut json = serde_json::to_vec_pretty(&envelope)?;
         json.push(b'\n');
+        Ok(json)
+    }
+
+    /// Writes `tokens` as `generation`, first keeping the current file as the newest backup when
+    /// `keep_backup`. The caller holds the lock.
+    fn write(&self, tokens: &TokenSet, generation: u64, keep_backup: bool) -> Result<(), StoreError> {
+        self.ensure_dir()?;
+        let json = Self::envelope(tokens, generation).map_err(|e| self.write_failed("serializing", e))?;
+        if let Some(e) = injected_fault(FaultSite::TokenFile) {
+            return Err(self.write_failed("writing", e));
+        }
         let main = self.path();
         if keep_backup {
-            self.keep_backup(&main).map_err(|e| self.write_failed("keeping the backup", e))?;
+            self.keep_backups(&main).map_err(|e| self.write_failed("keeping the backup", e))?;
         }
         let mut tmp = tempfile::Builder::new()
             .prefix(".tokens.")
@@ -247,7 +309,16 @@ impl FileTokenStore {
         Ok(())
     }
 
-    fn keep_backup(&self, main: &Path) -> std::io::Result<()> {
+    /// Shifts the backups one generation down (the oldest goes) and links the current file in
+    /// as the newest.
+    fn keep_backups(&self, main: &Path) -> std::io::Result<()> {
+        let backups = self.backup_paths();
+        for pair in backups.windows(2).rev() {
+            match std::fs::rename(&pair[0], &pair[1]) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
         let staging = self.dir.join(".tokens.json.bak.tmp");
         let _ = std::fs::remove_file(&staging);
         if std::fs::hard_link(main, &staging).is_err() {
@@ -286,13 +357,20 @@ impl FileTokenStore {
         };
         let generation = found + 1;
         self.write(tokens, generation, keep)?;
+        // A new consent supersedes whatever a failed save left behind.
+        for (path, _) in self.rescues() {
+            let _ = std::fs::remove_file(path);
+        }
         Ok(generation)
     }
 
-    /// Removes the token file and its backup. Returns whether there was anything to remove.
+    /// Removes the token file, its backups and any rescue file. Returns whether there was
+    /// anything to remove.
     pub async fn remove(&self) -> Result<bool, StoreError> {
         let mut removed = false;
-        for path in [self.path(), self.backup_path(), self.dir.join(".tokens.json.bak.tmp")] {
+        let rescues = self.rescues().into_iter().map(|(p, _)| p);
+        let files = [self.path(), self.dir.join(".tokens.json.bak.tmp")].into_iter().chain(self.backup_paths());
+        for path in files.chain(rescues) {
             match std::fs::remove_file(&path) {
                 Ok(()) => removed = true,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -304,16 +382,243 @@ impl FileTokenStore {
         }
         Ok(removed)
     }
+
+    /// Whether any token file (current, backup or rescue) exists.
+    pub fn has_files(&self) -> bool {
+        self.path().exists() || self.backup_paths().iter().any(|p| p.exists()) || !self.rescues().is_empty()
+    }
+
+    /// Rescue files beside the store, oldest first, with what each holds (`None`: unreadable).
+    fn rescues(&self) -> Vec<(PathBuf, Option<Envelope>)> {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else { return Vec::new() };
+        let mut paths: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(RESCUE_PREFIX) && n.ends_with(RESCUE_SUFFIX))
+            })
+            .collect();
+        paths.sort();
+        paths
+            .into_iter()
+            .map(|p| {
+                let env = match Self::read_file(&p) {
+                    Ok(env) => env,
+                    Err(ReadError::Insecure(m) | ReadError::Unreadable(m)) => {
+                        tracing::warn!("ignoring the rescue file {}: {m}", p.display());
+                        None
+                    }
+                };
+                (p, env)
+            })
+            .collect()
+    }
+
+    /// The newest rescue file that holds a newer token set than `current`.
+    fn newer_rescue(&self, current: Option<&TokenSet>) -> Option<(PathBuf, Envelope)> {
+        self.rescues()
+            .into_iter()
+            .filter_map(|(p, env)| env.map(|e| (p, e)))
+            .filter(|(_, env)| current.is_none_or(|c| is_newer(&env.tokens, c)))
+            .max_by_key(|(_, env)| (env.tokens.last_refreshed_at, env.tokens.refresh_obtained_at))
+    }
+
+    /// A rescue file that waits to be adopted, if any (for `status`).
+    pub fn pending_rescue(&self) -> Option<PathBuf> {
+        let current = self.read_current().ok().flatten().map(|(env, _)| env.tokens);
+        self.newer_rescue(current.as_ref()).map(|(p, _)| p)
+    }
+
+    /// Under the lock: moves a newer rescued token set into `tokens.json` and removes rescue
+    /// files that are adopted or stale. A store that is still not writable keeps the file (and
+    /// [`TokenStore::load`] keeps returning its tokens).
+    fn adopt_rescues(&self) -> Result<(), StoreError> {
+        let all = self.rescues();
+        if all.is_empty() {
+            return Ok(());
+        }
+        let current = self.read_current()?;
+        let tokens = current.as_ref().map(|(env, _)| &env.tokens);
+        if let Some((path, env)) = self.newer_rescue(tokens) {
+            let generation = current.as_ref().map_or(0, |(env, _)| env.generation) + 1;
+            let keep = current.as_ref().is_some_and(|(_, from_backup)| !from_backup);
+            if let Err(e) = self.write(&env.tokens, generation, keep) {
+                tracing::warn!("the rescued tokens in {} are still not saved: {e}", path.display());
+                return Ok(());
+            }
+            eprintln!(
+                "skysync: adopted the tokens rescued in {} into {} (generation {generation})",
+                path.display(),
+                self.path().display()
+            );
+        }
+        for (path, env) in all {
+            // Unreadable ones stay for a person to look at.
+            if env.is_some() {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+        let _ = sync_dir(&self.dir);
+        Ok(())
+    }
+
+    /// Removes temporary files a killed writer left behind. Only the lock holder writes them, so
+    /// under the lock every one is stale.
+    fn remove_stale_temporaries(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else { return };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with(".tokens.") && name.ends_with(".tmp") || name == ".exchanged-codes.tmp" {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+
+    /// When the authorization code with this SHA-256 (hex) was sent, if it was.
+    pub fn code_sent_at(&self, sha256: &str) -> Result<Option<OffsetDateTime>, StoreError> {
+        Ok(self.used_codes()?.codes.into_iter().find(|c| c.sha256 == sha256).map(|c| c.at))
+    }
+
+    /// Remembers that the authorization code with this SHA-256 (hex) is being sent. Durable
+    /// before the code leaves the machine; the caller holds the lock.
+    pub fn remember_code(&self, sha256: &str) -> Result<(), StoreError> {
+        self.ensure_dir()?;
+        let mut book = self.used_codes()?;
+        book.codes.retain(|c| c.sha256 != sha256);
+        book.codes.push(UsedCode { sha256: sha256.to_owned(), at: SystemClock.now() });
+        let excess = book.codes.len().saturating_sub(USED_CODES_KEPT);
+        book.codes.drain(..excess);
+        let path = self.used_codes_path();
+        let failed = |e: &dyn std::fmt::Display| {
+            StoreError::Io(format!("could not write {} ({e}); the code was not sent", path.display()))
+        };
+        let json = serde_json::to_vec_pretty(&book).map_err(|e| failed(&e))?;
+        let tmp = self.dir.join(".exchanged-codes.tmp");
+        let _ = std::fs::remove_file(&tmp);
+        let written = (|| {
+            let mut f = OpenOptions::new().write(true).create_new(true).mode_private().open(&tmp)?;
+            f.write_all(&json)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &path)?;
+            sync_dir(&self.dir)
+        })();
+        written.map_err(|e| failed(&e))
+    }
+
+    fn used_codes(&self) -> Result<UsedCodes, StoreError> {
+        let path = self.used_codes_path();
+        let bytes = match OpenOptions::new().read(true).no_follow().open(&path) {
+            Ok(mut f) => {
+                let mut bytes = Vec::new();
+                f.read_to_end(&mut bytes)
+                    .map_err(|e| StoreError::Io(format!("cannot read {}: {e}", path.display())))?;
+                bytes
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(UsedCodes::default()),
+            Err(e) => return Err(StoreError::Io(format!("cannot open {}: {e}", path.display()))),
+        };
+        serde_json::from_slice(&bytes).map_err(|e| {
+            StoreError::Corrupt(format!(
+                "{} is unreadable ({}); remove it to forget which codes were sent",
+                path.display(),
+                redact_quoted(&e.to_string())
+            ))
+        })
+    }
+}
+
+/// Authorization codes already sent, by SHA-256.
+#[derive(Default, Serialize, Deserialize)]
+struct UsedCodes {
+    codes: Vec<UsedCode>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct UsedCode {
+    sha256: String,
+    #[serde(with = "time::serde::rfc3339")]
+    at: OffsetDateTime,
+}
+
+/// Whether rescued tokens are newer than the stored ones: the same application and consent (a
+/// later consent or import supersedes a rescue), refreshed later, and no older refresh token.
+fn is_newer(rescued: &TokenSet, stored: &TokenSet) -> bool {
+    rescued.client_id == stored.client_id
+        && rescued.consented_at >= stored.consented_at
+        && rescued.refresh_obtained_at >= stored.refresh_obtained_at
+        && rescued.last_refreshed_at > stored.last_refreshed_at
+}
+
+#[cfg(unix)]
+fn foreign_owner(path: &Path, meta: &std::fs::Metadata, what: &str) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let me = rustix::process::geteuid().as_raw();
+    (meta.uid() != me).then(|| {
+        format!(
+            "the {what} {} is owned by uid {}, not by the user running skysync (uid {me}); whoever owns it controls the tokens. Check who created it, then `chown` it or remove it",
+            path.display(),
+            meta.uid()
+        )
+    })
+}
+
+/// `O_NOFOLLOW` on a symbolic link fails with `ELOOP`.
+fn is_symlink_refusal(path: &Path, e: &std::io::Error) -> bool {
+    #[cfg(unix)]
+    if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
+        return true;
+    }
+    let _ = e;
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum FaultSite {
+    TokenFile,
+    Rescue,
+}
+
+/// The test-only write fault of `SKYSYNC_TEST_SAVE_FAULT` (see the module docs).
+fn injected_fault(site: FaultSite) -> Option<std::io::Error> {
+    static WRITES: AtomicU32 = AtomicU32::new(0);
+    let spec = std::env::var("SKYSYNC_TEST_SAVE_FAULT").ok()?;
+    let (kind, allowed) = spec.split_once(':').unwrap_or((spec.as_str(), "0"));
+    let allowed: u32 = allowed.parse().unwrap_or(0);
+    let (errno, rescue_too) = match kind {
+        "enospc" => (28, false),
+        "enospc-all" => (28, true),
+        "erofs" => (30, false),
+        _ => return None,
+    };
+    match site {
+        FaultSite::Rescue => rescue_too.then(|| injected(errno)),
+        FaultSite::TokenFile => (WRITES.fetch_add(1, Ordering::SeqCst) >= allowed).then(|| injected(errno)),
+    }
+}
+
+fn injected(errno: i32) -> std::io::Error {
+    let e = std::io::Error::from_raw_os_error(errno);
+    std::io::Error::new(e.kind(), format!("{e} (injected by SKYSYNC_TEST_SAVE_FAULT)"))
 }
 
 trait PrivateMode {
     fn mode_private(&mut self) -> &mut Self;
+    fn no_follow(&mut self) -> &mut Self;
 }
 
 impl PrivateMode for OpenOptions {
     fn mode_private(&mut self) -> &mut Self {
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(self, 0o600);
+        self
+    }
+
+    fn no_follow(&mut self) -> &mut Self {
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::custom_flags(self, rustix::fs::OFlags::NOFOLLOW.bits() as i32);
         self
     }
 }
@@ -328,7 +633,16 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 #[async_trait::async_trait]
 impl TokenStore for FileTokenStore {
     async fn load(&self) -> Result<Option<Versioned>, StoreError> {
-        Ok(self.read_current()?.map(|(env, _)| Versioned { tokens: env.tokens, generation: env.generation }))
+        let current = self.read_current()?;
+        if let Some((env, _)) = &current
+            && let Some((path, rescued)) = self.newer_rescue(Some(&env.tokens))
+        {
+            // Not adopted yet (the store is still not writable): the rescued refresh token is the
+            // one that works. Saves still compare against the stored generation.
+            tracing::warn!("using the tokens rescued in {} (not yet adopted)", path.display());
+            return Ok(Some(Versioned { tokens: rescued.tokens, generation: env.generation }));
+        }
+        Ok(current.map(|(env, _)| Versioned { tokens: env.tokens, generation: env.generation }))
     }
 
     /// The caller holds the lock (see the module docs).
@@ -341,6 +655,12 @@ impl TokenStore for FileTokenStore {
         let keep = current.as_ref().is_some_and(|(_, from_backup)| !from_backup);
         let generation = found.unwrap_or(0) + 1;
         self.write(tokens, generation, keep)?;
+        // Whatever a rescue file held is older than what was just saved.
+        for (path, env) in self.rescues() {
+            if env.is_some_and(|env| !is_newer(&env.tokens, tokens)) {
+                let _ = std::fs::remove_file(path);
+            }
+        }
         Ok(generation)
     }
 
@@ -353,21 +673,57 @@ impl TokenStore for FileTokenStore {
             .create(true)
             .truncate(false)
             .mode_private()
+            .no_follow()
             .open(&path)
             .map_err(|e| StoreError::Io(format!("cannot open the lock file {}: {e}", path.display())))?;
-        match file.try_lock() {
-            Ok(()) => return Ok(StoreLock::new(Box::new(file))),
+        let file = match file.try_lock() {
+            Ok(()) => file,
             Err(std::fs::TryLockError::WouldBlock) => {
                 tracing::debug!(file = %path.display(), "waiting for another skysync process to release the token lock");
+                tokio::task::spawn_blocking(move || file.lock().map(|()| file))
+                    .await
+                    .map_err(|e| StoreError::Io(format!("lock task failed: {e}")))?
+                    .map_err(|e| StoreError::Io(format!("cannot lock {}: {e}", path.display())))?
             }
             Err(std::fs::TryLockError::Error(e)) => {
                 return Err(StoreError::Io(format!("cannot lock {}: {e}", path.display())));
             }
+        };
+        // From here until the guard drops, termination signals wait for the save.
+        let critical = CriticalSection::enter();
+        self.remove_stale_temporaries();
+        self.adopt_rescues()?;
+        Ok(StoreLock::new(Box::new((file, critical))))
+    }
+
+    async fn rescue(&self, tokens: &TokenSet) -> Result<String, StoreError> {
+        let now = SystemClock.now();
+        let stamp = format!(
+            "{:04}{:02}{:02}T{:02}{:02}{:02}.{:09}Z",
+            now.year(),
+            u8::from(now.month()),
+            now.day(),
+            now.hour(),
+            now.minute(),
+            now.second(),
+            now.nanosecond()
+        );
+        let path = self.dir.join(format!("{RESCUE_PREFIX}{stamp}-{}{RESCUE_SUFFIX}", std::process::id()));
+        let failed = |e: &dyn std::fmt::Display| StoreError::Io(format!("cannot write {}: {e}", path.display()));
+        let json = Self::envelope(tokens, 0).map_err(|e| failed(&e))?;
+        if let Some(e) = injected_fault(FaultSite::Rescue) {
+            return Err(failed(&e));
         }
-        let locked = tokio::task::spawn_blocking(move || file.lock().map(|()| file))
-            .await
-            .map_err(|e| StoreError::Io(format!("lock task failed: {e}")))?
-            .map_err(|e| StoreError::Io(format!("cannot lock {}: {e}", path.display())))?;
-        Ok(StoreLock::new(Box::new(locked)))
+        let written = (|| {
+            let mut f = OpenOptions::new().write(true).create_new(true).mode_private().open(&path)?;
+            f.write_all(&json)?;
+            f.sync_all()?;
+            sync_dir(&self.dir)
+        })();
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&path);
+            return Err(failed(&e));
+        }
+        Ok(path.display().to_string())
     }
 }

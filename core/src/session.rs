@@ -49,11 +49,36 @@ pub enum SessionError {
     /// The store failed.
     #[error("token store: {0}")]
     Store(#[from] StoreError),
-    /// New tokens were received but could not be saved.
+    /// A preserving refresh got new tokens that could not be saved. The stored refresh token was
+    /// preserved, so it still works; only the new access token is lost.
     #[error(
-        "received new tokens but could not save them: {0}. The previous refresh token is kept; if this was a rotation, consent may be needed"
+        "received new tokens but could not save them: {0}. The refresh token was preserved, so the stored one still works"
     )]
     SaveFailed(StoreError),
+    /// A rotation's new refresh token could not be saved in the store, and was written to a
+    /// rescue file beside it instead, which the next run adopts.
+    #[error(
+        "the refresh token was rotated, but the new one could not be saved in the token store: {error}. It was written to {rescue_file} instead (mode 0600); the next skysync run adopts it automatically once the store is writable again. Do not delete that file: the stored refresh token no longer works"
+    )]
+    RotationRescued {
+        /// Why the save failed.
+        error: StoreError,
+        /// Where the new tokens are.
+        rescue_file: String,
+    },
+    /// A rotation's new refresh token could be saved nowhere: it is lost.
+    #[error(
+        "the refresh token was rotated, but the new one could not be saved: {error}; writing a rescue file failed too ({rescue_error}). The stored refresh token no longer works: fix the token directory (space, permissions), then consent again (`skysync login`)"
+    )]
+    RotationUnsaved {
+        /// Why the save failed.
+        error: StoreError,
+        /// Why the rescue file failed.
+        rescue_error: StoreError,
+    },
+    /// A rotation is only sent once its intent is on disk; the store refused that write.
+    #[error("the token store is not writable, so the rotation was not sent (nothing changed): {0}")]
+    StoreNotWritable(StoreError),
     /// A rotation's response was lost earlier, and the old refresh token is now refused.
     #[error(
         "the refresh token was rotated at {started_at}, but the response never arrived, so the new refresh token was lost and the stored one is no longer valid; someone must consent again (`skysync login`)"
@@ -61,6 +86,14 @@ pub enum SessionError {
     RotationLost {
         /// When the lost rotation was sent (RFC 3339).
         started_at: String,
+    },
+    /// An earlier refresh was refused (`invalid_grant`): the grant is dead.
+    #[error(
+        "the token endpoint refused this profile's refresh token at {refused_at} (invalid_grant: revoked, expired or replaced), so its tokens are not used any more; someone must consent again (`skysync login` or `skysync import`)"
+    )]
+    GrantRefused {
+        /// When the refusal was recorded (RFC 3339).
+        refused_at: String,
     },
     /// The background refresh task went away (the runtime shut down).
     #[error("the token refresh was cancelled")]
@@ -76,6 +109,9 @@ impl SessionError {
                 | SessionError::RefreshTokenExpired { .. }
                 | SessionError::WrongClient { .. }
                 | SessionError::RotationLost { .. }
+                | SessionError::RotationRescued { .. }
+                | SessionError::RotationUnsaved { .. }
+                | SessionError::GrantRefused { .. }
                 | SessionError::Token(TokenError::ConsentRequired { .. })
         )
     }
@@ -191,6 +227,7 @@ impl Session {
         let cached = self.inner.cached.lock().expect("session cache");
         cached
             .as_ref()
+            .filter(|v| v.tokens.grant_refused_at.is_none())
             .filter(|v| due(&self.inner.parts.policy, &v.tokens, now) == Need::Nothing)
             .map(|v| v.tokens.clone())
     }
@@ -218,15 +255,18 @@ impl Session {
             });
         }
         *self.inner.cached.lock().expect("session cache") = Some(current.clone());
+        if let Some(refused_at) = current.tokens.grant_refused_at {
+            // A dead grant's access token may be revoked too, and a refresh would only be refused
+            // again (or, at a server that revokes on replay, do harm).
+            return Err(match current.tokens.rotation_started_at {
+                Some(at) => SessionError::RotationLost { started_at: rfc3339(at) },
+                None => SessionError::GrantRefused { refused_at: rfc3339(refused_at) },
+            });
+        }
         let now = parts.clock.now();
         let need = parts.policy.need(&current.tokens, now);
         if need == Need::Consent {
-            let expired_at = current
-                .tokens
-                .refresh_expires_at
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default();
-            return Err(SessionError::RefreshTokenExpired { expired_at });
+            return Err(SessionError::RefreshTokenExpired { expired_at: rfc3339(current.tokens.refresh_expires_at) });
         }
         let by_policy = if need == Need::Rotate { RefreshMode::Rotate } else { RefreshMode::Preserve };
         let mode = match &trigger {
@@ -269,16 +309,47 @@ fn due(policy: &RenewalPolicy, tokens: &TokenSet, now: time::OffsetDateTime) -> 
     }
 }
 
+fn rfc3339(at: time::OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
+/// Whether the server answered a rotation with an error that shows it did not rotate (a 4xx
+/// other than `invalid_grant`), so the recorded intent can be dropped.
+fn definitely_not_rotated(e: &TokenError) -> bool {
+    matches!(e, TokenError::InvalidClient { .. })
+        || matches!(e, TokenError::Server { status, .. } if (400..500).contains(status))
+}
+
 impl Inner {
+    fn remember(&self, tokens: TokenSet, generation: u64) {
+        *self.cached.lock().expect("session cache") = Some(Versioned { tokens, generation });
+    }
+
+    /// Saves `tokens` over `current`, best effort: used for markers whose loss only costs a
+    /// clearer message later.
+    async fn mark(&self, current: &Versioned, tokens: TokenSet) {
+        if let Ok(generation) = self.parts.store.save(&tokens, Some(current.generation)).await {
+            self.remember(tokens, generation);
+        }
+    }
+
     async fn refresh(&self, current: Versioned, mode: RefreshMode) -> Result<TokenSet, SessionError> {
         let parts = &self.parts;
+        // A rotation recorded by an earlier run that never learnt its outcome.
         let interrupted = current.tokens.rotation_started_at;
-        let lost = |e: TokenError| match (e, interrupted) {
-            (TokenError::ConsentRequired { .. }, Some(at)) => SessionError::RotationLost {
-                started_at: at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
-            },
-            (e, _) => SessionError::Token(e),
-        };
+        let mut current = current;
+        if mode == RefreshMode::Rotate {
+            // Durably record the intent before anything is sent: if this process dies, or the
+            // response is lost after Blackbaud rotated, the next run can say what happened. The
+            // write also proves the store is writable, so a rotated token is not received
+            // into a store that cannot keep it.
+            let mut marked = current.tokens.clone();
+            marked.rotation_started_at = Some(parts.clock.now());
+            let generation =
+                parts.store.save(&marked, Some(current.generation)).await.map_err(SessionError::StoreNotWritable)?;
+            current = Versioned { tokens: marked, generation };
+            self.remember(current.tokens.clone(), generation);
+        }
         let request = refresh_request(&parts.oauth, &current.tokens.refresh_token, mode);
         let mut attempt = 0;
         let response = loop {
@@ -287,31 +358,24 @@ impl Inner {
             // A rotation whose response is lost may already have killed the old token, so only a
             // preserving refresh is retried; a failed rotation is retried by the next run.
             let retry = mode == RefreshMode::Preserve && attempt < PRESERVE_ATTEMPTS;
-            let sent_at = parts.clock.now();
-            match parts.http.execute(request.clone()).await {
+            let error = match parts.http.execute(request.clone()).await {
                 Ok(resp) => match parse_token_response(&request.url, &resp) {
                     Ok(r) => break r,
-                    Err(e) if retry && e.is_transient() => {}
-                    Err(e) => return Err(lost(e)),
+                    Err(e) if retry && e.is_transient() => None,
+                    Err(e) => Some(e),
                 },
-                Err(e) if retry => {
-                    let _ = e;
-                }
-                Err(e) => {
-                    if mode == RefreshMode::Rotate && !matches!(e, TransportError::TooLarge { .. }) {
-                        // No answer at all: Blackbaud may have rotated and the new token is gone.
-                        // Record it (the tokens themselves are unchanged) so the next refresh can
-                        // say why the stored token stopped working, if it did.
-                        let mut marked = current.tokens.clone();
-                        marked.rotation_started_at = Some(sent_at);
-                        let _best_effort = parts.store.save(&marked, Some(current.generation)).await;
-                    }
-                    return Err(e.into());
-                }
+                Err(_) if retry => None,
+                // No answer at all: Blackbaud may have rotated and the new token is gone. The
+                // recorded intent stays, so a later refusal is explained.
+                Err(e) => return Err(e.into()),
+            };
+            if let Some(e) = error {
+                return Err(self.refused(&current, interrupted, e).await);
             }
             parts.runtime.sleep(Duration::from_secs(1 << attempt)).await;
         };
         let next = current.tokens.after_refresh(response, parts.clock.now(), mode);
+        let rotated = !next.refresh_token.ct_eq(&current.tokens.refresh_token);
         // Saving must not be skipped: retry briefly on I/O errors before giving up.
         let mut save_attempt = 0;
         let generation = loop {
@@ -319,15 +383,52 @@ impl Inner {
             match parts.store.save(&next, Some(current.generation)).await {
                 Ok(g) => break g,
                 Err(StoreError::Io(_)) if save_attempt < 3 => parts.runtime.sleep(Duration::from_millis(200)).await,
-                Err(e) => {
+                Err(error) => {
                     // Keep the new tokens in memory so this process can go on working.
-                    *self.cached.lock().expect("session cache") =
-                        Some(Versioned { tokens: next, generation: current.generation });
-                    return Err(SessionError::SaveFailed(e));
+                    self.remember(next.clone(), current.generation);
+                    if !rotated {
+                        return Err(SessionError::SaveFailed(error));
+                    }
+                    // The stored refresh token is dead now: the new one must reach the disk.
+                    return Err(match parts.store.rescue(&next).await {
+                        Ok(rescue_file) => SessionError::RotationRescued { error, rescue_file },
+                        Err(rescue_error) => SessionError::RotationUnsaved { error, rescue_error },
+                    });
                 }
             }
         };
-        *self.cached.lock().expect("session cache") = Some(Versioned { tokens: next.clone(), generation });
+        self.remember(next.clone(), generation);
         Ok(next)
+    }
+
+    /// The token endpoint answered with an error: record what it means and explain it.
+    async fn refused(
+        &self,
+        current: &Versioned,
+        interrupted: Option<time::OffsetDateTime>,
+        e: TokenError,
+    ) -> SessionError {
+        let now = self.parts.clock.now();
+        match e {
+            TokenError::ConsentRequired { .. } => {
+                // The grant is dead: remember it, so `status` and `token` stop calling it healthy.
+                let mut dead = current.tokens.clone();
+                dead.grant_refused_at = Some(now);
+                dead.rotation_started_at = interrupted;
+                self.mark(current, dead).await;
+                match interrupted {
+                    Some(at) => SessionError::RotationLost { started_at: rfc3339(at) },
+                    None => SessionError::Token(e),
+                }
+            }
+            e => {
+                if current.tokens.rotation_started_at != interrupted && definitely_not_rotated(&e) {
+                    let mut cleared = current.tokens.clone();
+                    cleared.rotation_started_at = interrupted;
+                    self.mark(current, cleared).await;
+                }
+                SessionError::Token(e)
+            }
+        }
     }
 }

@@ -71,6 +71,14 @@ pub trait TokenStore: MaybeSend {
     async fn lock(&self) -> Result<StoreLock, StoreError> {
         Ok(StoreLock::none())
     }
+    /// Keeps `tokens` somewhere other than the main store, after a save of a rotated refresh
+    /// token failed: the new refresh token is the only one that works, so it must not exist only
+    /// in memory. Returns where it went (for the user; the store adopts it on a later run). A
+    /// store without such a place (the default) fails.
+    async fn rescue(&self, tokens: &TokenSet) -> Result<String, StoreError> {
+        let _ = tokens;
+        Err(StoreError::Io("this token store has no rescue location".into()))
+    }
 }
 
 /// A store in memory, for tests, the browser and embedding.

@@ -49,6 +49,11 @@ pub struct TokenSet {
     /// result of any successful refresh.
     #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
     pub rotation_started_at: Option<OffsetDateTime>,
+    /// When the token endpoint refused the stored refresh token (`invalid_grant`): the grant is
+    /// dead, so no cached access token is handed out until a new consent or import replaces the
+    /// whole token set.
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub grant_refused_at: Option<OffsetDateTime>,
 }
 
 /// `now + d`, saturating: a server's absurd lifetime must not panic before new tokens are saved.
@@ -86,6 +91,7 @@ impl TokenSet {
             last_rotated_at: None,
             identity: response.identity,
             rotation_started_at: None,
+            grant_refused_at: None,
         })
     }
 

@@ -149,8 +149,10 @@ async fn invalid_grant_exits_4_with_advice() {
     run.expect_code(4);
     assert!(run.stderr.contains("invalid_grant"), "{}", run.stderr);
     assert!(run.stderr.contains("skysync login"), "{}", run.stderr);
-    assert_eq!(std::fs::read(s.token_file()).unwrap(), file_before);
-    let _ = before;
+    // Only the refusal is recorded; the tokens are kept as they were.
+    assert_ne!(std::fs::read(s.token_file()).unwrap(), file_before);
+    assert!(s.stored()["tokens"]["grant_refused_at"].is_string());
+    assert_eq!(s.stored_refresh_token(), before.refresh_token.secret());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -203,11 +205,15 @@ async fn oversized_token_response_is_refused_and_changes_nothing() {
     let s = Skysync::start().await;
     s.seed(s.minted_tokens(|_| {})).await;
     let file_before = std::fs::read(s.token_file()).unwrap();
+    let refresh_before = s.stored_refresh_token();
     s.sim.fail_next_token(1, Fault::Oversized);
     let run = s.run(&["renew"]).await;
     run.expect_code(1);
     assert!(run.stderr.contains("larger than"), "{}", run.stderr);
-    assert_eq!(std::fs::read(s.token_file()).unwrap(), file_before);
+    // The refresh token is kept; only the rotation's intent (its outcome is unknown) is recorded.
+    assert_ne!(std::fs::read(s.token_file()).unwrap(), file_before);
+    assert_eq!(s.stored_refresh_token(), refresh_before);
+    assert!(s.stored()["tokens"]["rotation_started_at"].is_string());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -34,6 +34,7 @@ fn tokens() -> TokenSet {
             ..Identity::default()
         },
         rotation_started_at: None,
+        grant_refused_at: None,
     }
 }
 

@@ -1,17 +1,27 @@
 //! `skysync import`: a token bundle from the consent page into the store.
+//!
+//! An import must never destroy a working grant: a stale refresh token replayed, or a code
+//! exchanged twice, may make a server revoke the whole consent (RFC 6749 §10.4, §10.5). So before
+//! anything is sent or stored, a refresh-token bundle must be unexpired and no older than the
+//! stored refresh token, and a code bundle must carry a code never sent before (their SHA-256 are
+//! remembered) and be no older than the stored consent.
 
 use std::io::Read;
 
 use anyhow::Context as _;
+use sha2::Digest as _;
 use skysync_core::bundle::{BundleContent, MAX_BUNDLE_BYTES, TokenBundle};
 use skysync_core::env::{Clock, SystemClock};
 use skysync_core::store::TokenStore;
+use skysync_core::{SessionError, TokenSet};
+use time::OffsetDateTime;
 
 use crate::args::ImportArgs;
 use crate::commands::login::print_consent;
 use crate::context::Context;
-use crate::exit;
+use crate::exit::{self, UsageError};
 use crate::login::{Replace, exchange_and_replace, store_tokens};
+use crate::output::timestamp;
 
 /// Validates the bundle against the configured client and stores it (exchanging a code at once).
 pub async fn run(ctx: &Context, args: ImportArgs) -> anyhow::Result<u8> {
@@ -23,9 +33,9 @@ pub async fn run(ctx: &Context, args: ImportArgs) -> anyhow::Result<u8> {
         }
         std::io::stdin().lock().take(limit).read_to_end(&mut bytes).context("reading the bundle from stdin")?;
     } else {
-        std::fs::File::open(&args.file)
-            .and_then(|f| f.take(limit).read_to_end(&mut bytes))
-            .with_context(|| format!("reading the bundle {}", args.file))?;
+        let mut file = std::fs::File::open(&args.file).with_context(|| format!("reading the bundle {}", args.file))?;
+        warn_if_readable_by_others(ctx, &args.file, &file);
+        file.by_ref().take(limit).read_to_end(&mut bytes).with_context(|| format!("reading the bundle {}", args.file))?;
     }
     if bytes.iter().all(u8::is_ascii_whitespace) {
         anyhow::bail!(
@@ -33,19 +43,103 @@ pub async fn run(ctx: &Context, args: ImportArgs) -> anyhow::Result<u8> {
         );
     }
     let bundle = TokenBundle::parse(&bytes)?;
-    bundle.validate(&ctx.settings().client_id, SystemClock.now())?;
+    let now = SystemClock.now();
+    bundle.validate(&ctx.settings().client_id, now)?;
     let replace = if args.force { Replace::Always } else { Replace::SameEnvironment };
-    let tokens = match bundle.content {
+    let store = ctx.store();
+    let (tokens, holds) = match bundle.content {
         BundleContent::RefreshToken { tokens } => {
-            let store = ctx.store();
             let _lock = store.lock().await?;
+            check_refresh_bundle(ctx, &tokens, now, args.force).await?;
             store_tokens(ctx, &tokens, replace).await?;
-            *tokens
+            (*tokens, "a refresh token")
         }
-        BundleContent::AuthorizationCode { code, code_verifier, redirect_uri, .. } => {
-            exchange_and_replace(ctx, code, Some(code_verifier), &redirect_uri, replace).await?
+        BundleContent::AuthorizationCode { code, code_verifier, redirect_uri, obtained_at, .. } => {
+            let hash = hex_sha256(code.secret());
+            {
+                let _lock = store.lock().await?;
+                check_code_bundle(ctx, &hash, obtained_at, args.force).await?;
+                // Durable before the code leaves: a run killed mid-exchange still burnt it.
+                store.remember_code(&hash)?;
+            }
+            let tokens = exchange_and_replace(ctx, code, Some(code_verifier), &redirect_uri, replace).await?;
+            (tokens, "a used authorization code")
         }
     };
     print_consent(ctx, &tokens, "Imported")?;
+    if args.file != "-" {
+        ctx.output().note(format_args!(
+            "The bundle {} is no longer needed and holds {holds}: delete it (`rm {}`).",
+            args.file, args.file
+        ));
+    }
     Ok(exit::OK)
+}
+
+/// Refuses an expired refresh token, and (without `force`) one older than the stored one.
+async fn check_refresh_bundle(ctx: &Context, bundle: &TokenSet, now: OffsetDateTime, force: bool) -> anyhow::Result<()> {
+    if bundle.refresh_expires_at <= now && !force {
+        return Err(anyhow::Error::from(SessionError::RefreshTokenExpired {
+            expired_at: timestamp(bundle.refresh_expires_at),
+        })
+        .context("the bundle's refresh token has expired; nothing was changed. Consent again and import the new bundle"));
+    }
+    // Unreadable tokens are what an import repairs, so only readable ones are protected.
+    if let Ok(Some(current)) = ctx.store().load().await
+        && bundle.refresh_obtained_at < current.tokens.refresh_obtained_at
+        && !force
+    {
+        return Err(UsageError(format!(
+            "the bundle's refresh token was issued {}, before the stored one ({}); importing it would replace a newer refresh token (and replaying an old one may revoke the consent). Nothing was changed; pass --force to import it anyway",
+            timestamp(bundle.refresh_obtained_at),
+            timestamp(current.tokens.refresh_obtained_at)
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// Refuses a code already sent, and (without `force`) one older than the stored consent.
+async fn check_code_bundle(ctx: &Context, hash: &str, obtained_at: OffsetDateTime, force: bool) -> anyhow::Result<()> {
+    let store = ctx.store();
+    if let Some(sent_at) = store.code_sent_at(hash)? {
+        return Err(UsageError(format!(
+            "this bundle's authorization code was already sent to the token endpoint at {}; a code works only once, and a server may revoke the whole consent when one is replayed. Nothing was sent or changed; consent again for a new bundle",
+            timestamp(sent_at)
+        ))
+        .into());
+    }
+    if let Ok(Some(current)) = store.load().await
+        && obtained_at < current.tokens.consented_at
+        && !force
+    {
+        return Err(UsageError(format!(
+            "the bundle's authorization code was obtained {}, before the stored consent ({}); importing it would replace newer tokens. Nothing was sent or changed; pass --force to exchange it anyway",
+            timestamp(obtained_at),
+            timestamp(current.tokens.consented_at)
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+fn hex_sha256(text: &str) -> String {
+    sha2::Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A bundle holds a refresh token or a code: other users must not read it.
+fn warn_if_readable_by_others(ctx: &Context, path: &str, file: &std::fs::File) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = file.metadata() {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o044 != 0 {
+                ctx.output().note(format_args!(
+                    "warning: the bundle {path} is readable by other users (mode {mode:o}); it holds a secret: keep bundles private (`chmod 600`) and delete this one after the import"
+                ));
+            }
+        }
+    }
+    let _ = (ctx, path, file);
 }

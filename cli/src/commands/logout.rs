@@ -9,12 +9,12 @@ use crate::context::Output;
 use crate::exit::{self, UsageError};
 use crate::token_store::FileTokenStore;
 
-/// Removes the token file and its backup (under the lock), after confirmation.
+/// Removes the token file, its backups and any rescue file (under the lock), after confirmation.
 pub async fn run(g: &GlobalArgs, args: LogoutArgs) -> anyhow::Result<u8> {
     let profile = crate::config::profile_name(g.profile.as_deref())?;
     let store = FileTokenStore::new(crate::config::data_dir(&profile)?);
     let out = Output::detect(g.json);
-    if !store.path().exists() && !store.backup_path().exists() {
+    if !store.has_files() {
         if out.json {
             out.json_value(&serde_json::json!({"profile": profile, "removed": false}))?;
         } else {

@@ -24,6 +24,10 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
 
 async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     let g = cli.global;
+    // Commands that may hold the token store's lock finish a token save before a signal stops them.
+    if !matches!(cli.command, Command::Config(_) | Command::Sim(_) | Command::Demo(_) | Command::ConsentPage(_)) {
+        crate::runtime::defer_termination_signals();
+    }
     match cli.command {
         Command::Config(cmd) => config::run(&g, cmd),
         Command::Sim(args) => crate::sim::args::run(args).await.map(|()| crate::exit::OK),

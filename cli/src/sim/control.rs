@@ -83,6 +83,9 @@ pub enum Command {
     FailNextToken { n: u32, fault: FaultSpec },
     FailNextApi { n: u32, fault: FaultSpec },
     DropResponseAfterRotation { n: u32 },
+    SetTokenDelay { before_ms: u64, after_ms: u64 },
+    SetRevokeGrantOnReplay { enabled: bool },
+    RefreshTokenState { token: String },
     SetDenyConsent { deny: bool },
     SetQuota { remaining: Option<u64> },
     SetRateLimit { per_sec: Option<u32> },
@@ -112,6 +115,13 @@ pub(crate) fn run(sim: &Shared, cmd: Command) -> Result<serde_json::Value, Strin
             s.api_faults.extend(std::iter::repeat_n(Fault::from(fault), n as usize));
         }
         Command::DropResponseAfterRotation { n } => s.drop_after_rotation += n,
+        Command::SetTokenDelay { before_ms, after_ms } => {
+            s.grants.delay = super::grants::TokenDelay { before_ms, after_ms };
+        }
+        Command::SetRevokeGrantOnReplay { enabled } => s.grants.revoke_on_replay = enabled,
+        Command::RefreshTokenState { token } => {
+            return Ok(json!({ "state": super::grants::state(&mut s, &token) }));
+        }
         Command::SetDenyConsent { deny } => s.cfg.deny_consent = deny,
         Command::SetQuota { remaining } => {
             s.cfg.daily_quota = remaining;

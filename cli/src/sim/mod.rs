@@ -41,6 +41,9 @@
 //! {"op":"fail_next_token","n":1,"fault":{"kind":"drop"}}
 //! {"op":"fail_next_api","n":3,"fault":{"kind":"too_many_requests","retry_after_secs":2}}
 //! {"op":"drop_response_after_rotation","n":1}
+//! {"op":"set_token_delay","before_ms":50,"after_ms":50}   (random waits around the commit)
+//! {"op":"set_revoke_grant_on_replay","enabled":true}
+//! {"op":"refresh_token_state","token":"…"}      → {"ok":true,"state":"live"|"rotated"|"revoked"|"unknown"}
 //! {"op":"set_deny_consent","deny":true}
 //! {"op":"set_quota","remaining":100}            (null = unlimited)
 //! {"op":"set_rate_limit","per_sec":5}           (null = unlimited)
@@ -66,6 +69,7 @@ pub mod args;
 pub mod control;
 mod data;
 mod faults;
+pub mod grants;
 mod net;
 mod oauth;
 mod render;
@@ -230,6 +234,10 @@ pub struct SimStats {
     pub dropped: u64,
     /// API 401 answers (subscription key or bearer token).
     pub unauthorized: u64,
+    /// Used codes and rotated-away refresh tokens presented again.
+    pub replays: u64,
+    /// Grants revoked because of a replay (revoke-on-replay knob).
+    pub grants_revoked: u64,
     /// API requests per entity name.
     pub per_entity_calls: BTreeMap<String, u64>,
 }
@@ -313,6 +321,24 @@ impl SimHandle {
     /// connection without a response.
     pub fn drop_response_after_rotation(&self, n: u32) {
         self.shared.lock().drop_after_rotation += n;
+    }
+
+    /// Slows `/token`: each call waits up to `before` before it is processed and up to `after`
+    /// between its commit and the answer (uniformly random, from the seeded dice).
+    pub fn set_token_delay(&self, before: Duration, after: Duration) {
+        self.shared.lock().grants.delay =
+            grants::TokenDelay { before_ms: before.as_millis() as u64, after_ms: after.as_millis() as u64 };
+    }
+
+    /// With `true`, a replayed authorization code or rotated-away refresh token revokes every
+    /// token of its grant (RFC 6749 §10.4, §10.5).
+    pub fn set_revoke_grant_on_replay(&self, enabled: bool) {
+        self.shared.lock().grants.revoke_on_replay = enabled;
+    }
+
+    /// Whether `token` is live, rotated away (its holder lost a rotation), revoked or unknown.
+    pub fn refresh_token_state(&self, token: &str) -> grants::RefreshTokenState {
+        grants::state(&mut self.shared.lock(), token)
     }
 
     /// Deny (or grant) consent at `/oauth/authorize`.

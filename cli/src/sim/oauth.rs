@@ -137,7 +137,9 @@ fn basic_credentials(value: &HeaderValue) -> Option<(String, String)> {
 /// `POST /token`.
 pub(crate) async fn token(sim: &Shared, conn: &Conn, req: Request) -> Response {
     sim.lock().stats.token_calls += 1;
+    super::grants::delay(sim, false).await;
     let resp = token_inner(sim, conn, req).await;
+    super::grants::delay(sim, true).await;
     if !resp.status().is_success() {
         sim.lock().stats.token_errors += 1;
     }
@@ -227,6 +229,7 @@ fn exchange_code(sim: &Shared, form: &[(String, String)]) -> Response {
     let mut s = sim.lock();
     // A code is burnt by any exchange attempt, good or bad.
     let Some(grant) = s.codes.remove(code) else {
+        super::grants::code_refused(&mut s, code);
         return invalid_grant("The authorization code is invalid, expired or has already been used.");
     };
     if grant.client_id != s.cfg.client_id || s.now() - grant.issued > CODE_LIFETIME {
@@ -245,6 +248,7 @@ fn exchange_code(sim: &Shared, form: &[(String, String)]) -> Response {
     }
     s.stats.token_authorization_code += 1;
     let body = s.issue_tokens(None);
+    super::grants::consented(&mut s, code, &body);
     json(StatusCode::OK, &body)
 }
 
@@ -256,6 +260,7 @@ fn refresh(sim: &Shared, conn: &Conn, form: &[(String, String)]) -> Response {
     let mut s = sim.lock();
     let now = s.now();
     let Some(grant) = s.refresh.get(token).cloned() else {
+        super::grants::refresh_refused(&mut s, token);
         return invalid_grant(BAD_REFRESH);
     };
     if grant.expires <= now {
@@ -268,10 +273,12 @@ fn refresh(sim: &Shared, conn: &Conn, form: &[(String, String)]) -> Response {
     if preserve {
         s.stats.token_refresh_preserve += 1;
         let body = s.issue_tokens(Some((token.to_owned(), grant.expires)));
+        super::grants::refreshed(&mut s, token, &body);
         return json(StatusCode::OK, &body);
     }
     s.refresh.remove(token);
     let body = s.issue_tokens(None);
+    super::grants::refreshed(&mut s, token, &body);
     s.stats.token_refresh_rotate += 1;
     if s.drop_after_rotation > 0 {
         s.drop_after_rotation -= 1;

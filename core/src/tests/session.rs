@@ -122,14 +122,22 @@ fn explicit_rotation() {
 }
 
 #[test]
-fn invalid_grant_means_consent_and_changes_nothing() {
+fn invalid_grant_means_consent_and_is_remembered() {
     let r = rig(vec![Answer::Json(400, r#"{"error":"invalid_grant","error_description":"revoked"}"#)]);
     r.clock.advance(Duration::from_secs(4000));
     let e = block(r.session.access_token()).unwrap_err();
     assert!(e.needs_consent(), "{e:?}");
     assert!(matches!(e, SessionError::Token(TokenError::ConsentRequired { .. })));
-    assert_eq!(stored(&r).generation, 1);
     assert_eq!(r.http.calls(), 1, "invalid_grant is never retried");
+    // The refusal is recorded; the tokens themselves are kept as they were.
+    let s = stored(&r);
+    assert_eq!(s.generation, 2);
+    assert_eq!(s.tokens.grant_refused_at, Some(T0 + Duration::from_secs(4000)));
+    assert_eq!(s.tokens.refresh_token.secret(), "rt0");
+    // A dead grant is not called again, and its access token is not handed out.
+    let e = block(r.session.access_token()).unwrap_err();
+    assert!(matches!(e, SessionError::GrantRefused { .. }) && e.needs_consent(), "{e:?}");
+    assert_eq!(r.http.calls(), 1);
 }
 
 #[test]
