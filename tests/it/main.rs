@@ -4,6 +4,8 @@ mod cli_misc;
 mod cli_snapshots;
 mod cli_store;
 mod cli_tokens;
+mod security_config;
+mod security_listeners;
 mod session;
 mod sim;
 mod sinks;
