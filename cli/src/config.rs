@@ -612,7 +612,10 @@ fn url_has_password(db: &str) -> bool {
 /// Whether `url`'s host is a loopback address: 127.0.0.0/8, ::1 or `localhost`.
 pub fn is_loopback_host(url: &Url) -> bool {
     match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        // Non-special schemes (`postgres://`) leave IP addresses as opaque host names.
+        Some(url::Host::Domain(d)) => {
+            d.eq_ignore_ascii_case("localhost") || d.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        }
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
         None => false,

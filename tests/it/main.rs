@@ -4,6 +4,7 @@ mod cli_misc;
 mod cli_snapshots;
 mod cli_store;
 mod cli_tokens;
+mod pg_auth;
 mod security_config;
 mod security_listeners;
 mod session;
