@@ -6,6 +6,7 @@ mod cli_store;
 mod cli_tokens;
 mod pg_auth;
 mod security_config;
+mod security_files;
 mod security_listeners;
 mod session;
 mod sim;
