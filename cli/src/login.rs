@@ -201,14 +201,12 @@ pub async fn receive_callback(
         }
         reply
     }
-    let app = axum::Router::new()
-        .route(&path, axum::routing::get(callback))
-        .with_state(Shared {
-            tx,
-            state: pending.state.clone(),
-            host: pending.redirect_uri.host_str().unwrap_or("localhost").to_owned(),
-            port: addr.port(),
-        });
+    let app = axum::Router::new().route(&path, axum::routing::get(callback)).with_state(Shared {
+        tx,
+        state: pending.state.clone(),
+        host: pending.redirect_uri.host_str().unwrap_or("localhost").to_owned(),
+        port: addr.port(),
+    });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let servers: Vec<_> = listener
         .sockets

@@ -1,3 +1,4 @@
+mod bad_input;
 mod browser;
 mod cli_login;
 mod cli_misc;

@@ -32,11 +32,8 @@ async fn the_password_comes_from_outside_the_url_and_travels_only_over_tls() {
     let pg = PgServer::start_password(true).expect("PostgreSQL test server");
     let sk = world().await;
     let ca = pg.ca_file().unwrap().display().to_string();
-    let url = format!(
-        "postgres://{PASSWORD_USER}@localhost:{}/{}?sslmode=verify-full&sslrootcert={ca}",
-        pg.port(),
-        pg.db()
-    );
+    let url =
+        format!("postgres://{PASSWORD_USER}@localhost:{}/{}?sslmode=verify-full&sslrootcert={ca}", pg.port(), pg.db());
     // No password anywhere: the server refuses.
     let run = sync(&sk, &url).await;
     run.expect_code(1);

@@ -83,7 +83,11 @@ async fn every_secret_bearing_field_needs_a_private_config_file() {
         let path = config(&s, &text, 0o640);
         let run = s.run(&["config", "show"]).await;
         run.expect_code(3);
-        assert!(run.stderr.contains(field) && run.stderr.contains("readable by other users"), "{field}: {}", run.stderr);
+        assert!(
+            run.stderr.contains(field) && run.stderr.contains("readable by other users"),
+            "{field}: {}",
+            run.stderr
+        );
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         s.run(&["config", "show"]).await.expect_code(0);
     }

@@ -65,7 +65,11 @@ impl Auth {
 
 /// Fills in the password (unless the URL has one) and fixes the TLS mode. The error is a
 /// sentence for `SinkError::InvalidSpec`.
-pub(crate) fn apply(url: &url::Url, config: &mut tokio_postgres::Config, tls: &mut TlsSettings) -> Result<Auth, String> {
+pub(crate) fn apply(
+    url: &url::Url,
+    config: &mut tokio_postgres::Config,
+    tls: &mut TlsSettings,
+) -> Result<Auth, String> {
     let (password, source) = match find_password(url, config)? {
         Some((p, s)) => (Some(p), Some(s)),
         None => (None, None),
@@ -86,10 +90,7 @@ pub(crate) fn apply(url: &url::Url, config: &mut tokio_postgres::Config, tls: &m
 }
 
 /// The password and where it came from, if any source has one.
-fn find_password(
-    url: &url::Url,
-    config: &tokio_postgres::Config,
-) -> Result<Option<(String, PasswordSource)>, String> {
+fn find_password(url: &url::Url, config: &tokio_postgres::Config) -> Result<Option<(String, PasswordSource)>, String> {
     if let Some(p) = config.get_password().filter(|p| !p.is_empty()) {
         return Ok(Some((String::from_utf8_lossy(p).into_owned(), PasswordSource::Url)));
     }
@@ -184,7 +185,10 @@ fn choose_tls(url: &url::Url, tls: &mut TlsSettings, has_password: bool) -> bool
     if !explicit_mode(url) && !loopback {
         tls.mode = SslMode::VerifyFull;
     }
-    if explicit_mode(url) && !loopback && matches!(tls.mode, SslMode::Prefer | SslMode::Require) && tls.root_cert.is_none()
+    if explicit_mode(url)
+        && !loopback
+        && matches!(tls.mode, SslMode::Prefer | SslMode::Require)
+        && tls.root_cert.is_none()
     {
         tracing::warn!(
             "sslmode={} without sslrootcert encrypts but does not check the server's certificate, so anyone \

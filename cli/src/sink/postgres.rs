@@ -124,8 +124,10 @@ impl PgSink {
             config.connect_timeout(Duration::from_secs(10));
         }
         let connector = tls.connector().map_err(|m| fail("setting up TLS", m))?;
-        let (client, connection) =
-            config.connect(connector).await.map_err(|e| fail("connecting", auth.explain(connect_message(&e, &tls, &secrets))))?;
+        let (client, connection) = config
+            .connect(connector)
+            .await
+            .map_err(|e| fail("connecting", auth.explain(connect_message(&e, &tls, &secrets))))?;
         let log_target = target.clone();
         let log_secrets = secrets.clone();
         tokio::spawn(async move {
