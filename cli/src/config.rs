@@ -65,6 +65,8 @@ pub enum ConfigError {
 pub enum Source {
     /// An environment variable.
     Env(&'static str),
+    /// A systemd credential (`$CREDENTIALS_DIRECTORY/NAME`, from `LoadCredential=`).
+    Credential(&'static str),
     /// The config file.
     File,
     /// The built-in default.
@@ -77,6 +79,7 @@ impl std::fmt::Display for Source {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Source::Env(v) => write!(f, "env {v}"),
+            Source::Credential(n) => write!(f, "systemd credential {n}"),
             Source::File => f.write_str("config file"),
             Source::Default => f.write_str("default"),
             Source::Missing => f.write_str("missing"),
@@ -122,6 +125,8 @@ struct ProfileConfig {
     client_secret: Option<String>,
     client_secret_file: Option<PathBuf>,
     subscription_key: Option<String>,
+    subscription_key_file: Option<PathBuf>,
+    db_password_file: Option<PathBuf>,
     redirect_uri: Option<String>,
     auth_url: Option<String>,
     token_url: Option<String>,
@@ -162,8 +167,7 @@ pub struct Resolved {
 const HINT_CLIENT_ID: &str =
     "Find it at developer.blackbaud.com → My applications → your application (\"Application ID\").";
 const HINT_SECRET: &str = "Find it at developer.blackbaud.com → My applications → your application (\"Primary application secret\"); prefer SKYSYNC_CLIENT_SECRET_FILE or `client_secret_file` to keeping it in the config file.";
-const HINT_SUBSCRIPTION: &str =
-    "Find it at developer.blackbaud.com/subscriptions → your subscription → \"Primary access key\".";
+const HINT_SUBSCRIPTION: &str = "Find it at developer.blackbaud.com/subscriptions → your subscription → \"Primary access key\"; prefer SKYSYNC_SUBSCRIPTION_KEY_FILE or `subscription_key_file` to keeping it in the config file.";
 
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
@@ -211,37 +215,23 @@ pub fn resolve(src: &ConfigSource) -> Result<Resolved, ConfigError> {
     };
     let (file, file_found) = match std::fs::read_to_string(&path) {
         Ok(text) => {
-            let parsed: FileConfig = toml::from_str(&text)
-                .map_err(|e| ConfigError::File(format!("cannot parse {}: {e}", path.display())))?;
-            (parsed, true)
+            check_config_file(&path)?;
+            (parse_config_text(&path, &text)?, true)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && explicit.is_none() => (FileConfig::default(), false),
         Err(e) => return Err(ConfigError::File(format!("cannot read config file {}: {e}", path.display()))),
     };
     let p = file.profiles.get(&profile).cloned().unwrap_or_default();
-    if p.client_secret.is_some() {
-        check_private(&path, "the config file holds client_secret")?;
-    }
+    check_secret_fields(&path, &p)?;
 
     let mut entries = Vec::new();
     entries.push(pick("client_id", "SKYSYNC_CLIENT_ID", p.client_id.clone(), None, false));
-    // The secret: a value (env or file), else a file to read it from.
-    let secret = |value: String, source| Entry { name: "client_secret", value: Some(value), secret: true, source };
-    entries.push(if let Some(v) = env("SKYSYNC_CLIENT_SECRET") {
-        secret(v, Source::Env("SKYSYNC_CLIENT_SECRET"))
-    } else if let Some(f) = env("SKYSYNC_CLIENT_SECRET_FILE") {
-        secret(read_secret_file(Path::new(&f))?, Source::Env("SKYSYNC_CLIENT_SECRET_FILE"))
-    } else if let Some(v) = p.client_secret.clone() {
-        secret(v, Source::File)
-    } else if let Some(f) = &p.client_secret_file {
-        secret(read_secret_file(f)?, Source::File)
-    } else {
-        Entry { name: "client_secret", value: None, secret: true, source: Source::Missing }
-    });
+    entries.push(secret_entry(&CLIENT_SECRET, p.client_secret.clone(), p.client_secret_file.as_deref())?);
+    entries.push(secret_entry(&SUBSCRIPTION_KEY, p.subscription_key.clone(), p.subscription_key_file.as_deref())?);
+    entries.push(db_password_file_entry(p.db_password_file.as_deref())?);
     let mut plain =
         |name, var, file, default: Option<&str>, secret| entries.push(pick(name, var, file, default, secret));
     let d = RenewalPolicy::default();
-    plain("subscription_key", "SKYSYNC_SUBSCRIPTION_KEY", p.subscription_key, None, true);
     plain("redirect_uri", "SKYSYNC_REDIRECT_URI", p.redirect_uri, Some(DEFAULT_REDIRECT_URI), false);
     plain("auth_url", "SKYSYNC_AUTH_URL", p.auth_url, Some(BLACKBAUD_AUTHORIZE_URL), false);
     plain("token_url", "SKYSYNC_TOKEN_URL", p.token_url, Some(BLACKBAUD_TOKEN_URL), false);
@@ -308,17 +298,6 @@ fn check_private(path: &Path, what: &str) -> Result<(), ConfigError> {
     }
     let _ = (path, what);
     Ok(())
-}
-
-fn read_secret_file(path: &Path) -> Result<String, ConfigError> {
-    check_private(path, "client_secret_file holds a secret")?;
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::File(format!("cannot read client_secret_file {}: {e}", path.display())))?;
-    let secret = text.trim().to_owned();
-    if secret.is_empty() {
-        return Err(ConfigError::File(format!("client_secret_file {} is empty", path.display())));
-    }
-    Ok(secret)
 }
 
 impl Resolved {
@@ -396,7 +375,7 @@ impl Resolved {
             warn_window: Duration::from_secs(self.number("warn_window_days", 3650)? * 86_400),
         };
         let api = {
-            let mut u = self.url("api_url")?;
+            let mut u = self.endpoint("api_url")?;
             if !u.path().ends_with('/') {
                 let p = format!("{}/", u.path());
                 u.set_path(&p);
@@ -408,9 +387,10 @@ impl Resolved {
             client_secret: self.value("client_secret").map(ClientSecret::new),
             subscription_key: self.value("subscription_key").map(SubscriptionKey::new),
             redirect_uri: self.url("redirect_uri")?,
-            endpoints: Endpoints { authorize: self.url("auth_url")?, token: self.url("token_url")?, api },
+            endpoints: Endpoints { authorize: self.endpoint("auth_url")?, token: self.endpoint("token_url")?, api },
             client_auth,
             environment_id: self.value("environment_id").map(str::to_owned),
+            db_password_file: self.value("db_password_file").map(PathBuf::from),
             policy,
             sync: self.sync.clone(),
         })
@@ -436,5 +416,228 @@ impl Resolved {
             file: file.to_owned(),
             hint: HINT_SUBSCRIPTION,
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hardening of the config file and of where secrets come from (SECURITY.md, "Configuration").
+
+/// Where one secret may come from, in this order: the environment variable with the value, the
+/// environment variable naming a file, the systemd credential, the config file's value, the
+/// config file's `*_file` setting.
+struct SecretSetting {
+    name: &'static str,
+    env: &'static str,
+    env_file: &'static str,
+    file_key: &'static str,
+    /// The name under `$CREDENTIALS_DIRECTORY` (`LoadCredential=NAME:/path`).
+    credential: &'static str,
+}
+
+const CLIENT_SECRET: SecretSetting = SecretSetting {
+    name: "client_secret",
+    env: "SKYSYNC_CLIENT_SECRET",
+    env_file: "SKYSYNC_CLIENT_SECRET_FILE",
+    file_key: "client_secret_file",
+    credential: "client_secret",
+};
+
+const SUBSCRIPTION_KEY: SecretSetting = SecretSetting {
+    name: "subscription_key",
+    env: "SKYSYNC_SUBSCRIPTION_KEY",
+    env_file: "SKYSYNC_SUBSCRIPTION_KEY_FILE",
+    file_key: "subscription_key_file",
+    credential: "subscription_key",
+};
+
+/// The systemd credential holding the PostgreSQL password.
+pub const DB_PASSWORD_CREDENTIAL: &str = "db_password";
+
+/// `$CREDENTIALS_DIRECTORY/name`, when systemd passed that credential to this service.
+fn credential_file(name: &str) -> Option<PathBuf> {
+    let dir = env("CREDENTIALS_DIRECTORY")?;
+    let path = Path::new(&dir).join(name);
+    path.is_file().then_some(path)
+}
+
+/// The entry of one secret, read from wherever [`SecretSetting`] says it is.
+fn secret_entry(s: &SecretSetting, value: Option<String>, file: Option<&Path>) -> Result<Entry, ConfigError> {
+    let entry = |value: String, source| Entry { name: s.name, value: Some(value), secret: true, source };
+    Ok(if let Some(v) = env(s.env) {
+        entry(v, Source::Env(s.env))
+    } else if let Some(f) = env(s.env_file) {
+        entry(read_secret_file(Path::new(&f), s.env_file)?, Source::Env(s.env_file))
+    } else if let Some(f) = credential_file(s.credential) {
+        entry(read_secret_file(&f, "the systemd credential")?, Source::Credential(s.credential))
+    } else if let Some(v) = value {
+        entry(v, Source::File)
+    } else if let Some(f) = file {
+        entry(read_secret_file(f, s.file_key)?, Source::File)
+    } else {
+        Entry { name: s.name, value: None, secret: true, source: Source::Missing }
+    })
+}
+
+/// The file holding the PostgreSQL password (not the password: the sink reads it when it
+/// connects). `SKYSYNC_DB_PASSWORD_FILE`, else the `db_password` credential, else the config's
+/// `db_password_file`. Checked here, so an unsafe file is a configuration error (exit 3).
+fn db_password_file_entry(file: Option<&Path>) -> Result<Entry, ConfigError> {
+    const NAME: &str = "db_password_file";
+    let (path, source) = if let Some(f) = env("SKYSYNC_DB_PASSWORD_FILE") {
+        (Some(PathBuf::from(f)), Source::Env("SKYSYNC_DB_PASSWORD_FILE"))
+    } else if let Some(f) = credential_file(DB_PASSWORD_CREDENTIAL) {
+        (Some(f), Source::Credential(DB_PASSWORD_CREDENTIAL))
+    } else if let Some(f) = file {
+        (Some(f.to_path_buf()), Source::File)
+    } else {
+        (None, Source::Missing)
+    };
+    if let Some(p) = &path {
+        read_secret_file(p, NAME)?;
+    }
+    Ok(Entry { name: NAME, value: path.map(|p| p.display().to_string()), secret: false, source })
+}
+
+/// Reads a one-line secret file (refusing one that other users can read).
+pub fn read_secret_file(path: &Path, setting: &str) -> Result<String, ConfigError> {
+    check_private(path, &format!("{setting} holds a secret"))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::File(format!("cannot read {setting} {}: {e}", path.display())))?;
+    let secret = text.trim().to_owned();
+    if secret.is_empty() {
+        return Err(ConfigError::File(format!("{setting} {} is empty", path.display())));
+    }
+    Ok(secret)
+}
+
+/// Parses the config file. A TOML error names the file, line, column and what was expected,
+/// and never quotes the file: the line may hold a secret (an unterminated `client_secret = "…`).
+fn parse_config_text(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
+    toml::from_str(text).map_err(|e: toml::de::Error| ConfigError::File(toml_error_message(path, text, &e)))
+}
+
+/// `cannot parse FILE: line L, column C: MESSAGE`, with quoted values in the message elided.
+fn toml_error_message(path: &Path, text: &str, e: &toml::de::Error) -> String {
+    let at = match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("line {line}, column {column}: ")
+        }
+        None => String::new(),
+    };
+    format!("cannot parse {}: {at}{}", path.display(), elide_quoted(e.message()))
+}
+
+/// Replaces every `"…"` in `message` by `"…"`: serde's messages quote the offending value
+/// (`invalid type: string "…", expected u64`), which may be a secret in the wrong place.
+fn elide_quoted(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut inside = false;
+    for c in message.chars() {
+        match (c, inside) {
+            ('"', false) => {
+                out.push_str("\"…");
+                inside = true;
+            }
+            ('"', true) => {
+                out.push('"');
+                inside = false;
+            }
+            (_, true) => {}
+            (c, false) => out.push(c),
+        }
+    }
+    if inside {
+        out.push('"');
+    }
+    out.trim_end().to_owned()
+}
+
+/// Refuses a config file that another user could change: writable by group or others, or owned
+/// by someone other than this user (or root). Whoever can write it can point `token_url`
+/// elsewhere and harvest the client secret and the refresh token.
+fn check_config_file(path: &Path) -> Result<(), ConfigError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(path)
+            .map_err(|e| ConfigError::File(format!("cannot read config file {}: {e}", path.display())))?;
+        let mode = meta.mode() & 0o777;
+        if mode & 0o022 != 0 {
+            return Err(ConfigError::File(format!(
+                "config file {} is writable by other users (mode {mode:o}): whoever can change it can redirect \
+                 the tokens and the client secret; run `chmod go-w {}`",
+                path.display(),
+                path.display()
+            )));
+        }
+        let me = rustix::process::geteuid().as_raw();
+        if meta.uid() != me && meta.uid() != 0 {
+            return Err(ConfigError::File(format!(
+                "config file {} is owned by another user (uid {}, this process runs as uid {me}): \
+                 whoever owns it can redirect the tokens and the client secret; `chown` it to this user",
+                path.display(),
+                meta.uid()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a config file readable by other users when it holds any secret: `client_secret`,
+/// `subscription_key`, or a `db` URL with a password.
+fn check_secret_fields(path: &Path, p: &ProfileConfig) -> Result<(), ConfigError> {
+    let db_password = p.sync.as_ref().and_then(|s| s.db.as_deref()).is_some_and(url_has_password);
+    let held: Vec<&str> = [
+        ("client_secret", p.client_secret.is_some()),
+        ("subscription_key", p.subscription_key.is_some()),
+        ("a db URL with a password", db_password),
+    ]
+    .into_iter()
+    .filter_map(|(name, held)| held.then_some(name))
+    .collect();
+    if held.is_empty() {
+        return Ok(());
+    }
+    check_private(path, &format!("the config file holds {}", held.join(" and ")))
+}
+
+/// Whether a `postgres://` URL carries a password (in the user info or as `?password=`).
+fn url_has_password(db: &str) -> bool {
+    Url::parse(db).is_ok_and(|u| u.password().is_some() || u.query_pairs().any(|(k, _)| k == "password"))
+}
+
+/// Whether `url`'s host is a loopback address: 127.0.0.0/8, ::1 or `localhost`.
+pub fn is_loopback_host(url: &Url) -> bool {
+    match url.host() {
+        // Non-special schemes (`postgres://`) leave IP addresses as opaque host names.
+        Some(url::Host::Domain(d)) => {
+            d.eq_ignore_ascii_case("localhost") || d.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        }
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+impl Resolved {
+    /// An OAuth or API endpoint: `https://`, or `http://` only on loopback (the simulator, a
+    /// local proxy). Refused at load, before any request carries a secret there.
+    fn endpoint(&self, name: &'static str) -> Result<Url, ConfigError> {
+        let url = self.url(name)?;
+        if url.scheme() != "https" && !is_loopback_host(&url) {
+            return Err(ConfigError::Invalid {
+                name,
+                origin: self.source(name),
+                problem: format!(
+                    "{} is not https://; only a loopback host (127.0.0.1, ::1, localhost) may use http://, \
+                     because the client secret, codes and tokens travel to this endpoint",
+                    skysync_core::http::redacted_url(&url)
+                ),
+            });
+        }
+        Ok(url)
     }
 }

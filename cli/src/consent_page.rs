@@ -2,7 +2,7 @@
 //! admin who runs skysync on their own machine. Any static host works as well; this one adds the
 //! security headers a `<meta>` tag cannot carry.
 
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -97,8 +97,10 @@ impl Drop for ConsentPageServer {
 }
 
 struct Page {
+    /// Canonical: every served file must resolve inside it.
     dir: PathBuf,
     csp: HeaderValue,
+    port: u16,
 }
 
 /// Serves `dir` on `127.0.0.1:port` (0: any free port) on the current tokio runtime, and on
@@ -109,16 +111,17 @@ pub async fn serve(dir: &Path, port: u16) -> anyhow::Result<(SocketAddr, Consent
         .with_context(|| format!("reading {}", dir.join("index.html").display()))?;
     let csp = format!("{}; frame-ancestors 'none'", meta_csp(&index).unwrap_or(FALLBACK_CSP));
     let csp = HeaderValue::from_str(&csp).context("the page's Content-Security-Policy is not a valid header")?;
-    let page = Arc::new(Page { dir: dir.to_path_buf(), csp });
-    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port))
-        .await
-        .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
-    let addr = listener.local_addr()?;
-    let ipv6 = tokio::net::TcpListener::bind((Ipv6Addr::LOCALHOST, addr.port())).await.ok();
+    let dir = dir.canonicalize().with_context(|| format!("resolving {}", dir.display()))?;
+    // `localhost` may be ::1 or 127.0.0.1 to the browser: both or nothing (see crate::loopback).
+    let fixes = "Stop whatever holds the port, or pick another with --port (and register \
+                 http://localhost:PORT/callback with the application)";
+    let listeners = crate::loopback::bind(Ipv4Addr::LOCALHOST.into(), port, true, fixes).await?;
+    let addr = listeners[0].local_addr()?;
+    let page = Arc::new(Page { dir, csp, port: addr.port() });
     let app = axum::Router::new().fallback(handle).with_state(page);
     let (stop, stopped) = watch::channel(false);
-    let tasks = std::iter::once(listener)
-        .chain(ipv6)
+    let tasks = listeners
+        .into_iter()
         .map(|listener| {
             let app = app.clone();
             let mut stopped = stopped.clone();
@@ -196,6 +199,13 @@ fn file_for(dir: &Path, path: &str) -> Option<PathBuf> {
     Some(file)
 }
 
+/// `file` with symlinks resolved, if it still lies inside `dir` (canonical): a link to a file
+/// elsewhere is not served.
+fn inside(dir: &Path, file: &Path) -> Option<PathBuf> {
+    let real = file.canonicalize().ok()?;
+    real.starts_with(dir).then_some(real)
+}
+
 fn with_headers(mut resp: Response, page: &Page) -> Response {
     let h = resp.headers_mut();
     h.insert(header::CONTENT_SECURITY_POLICY, page.csp.clone());
@@ -209,7 +219,14 @@ fn with_headers(mut resp: Response, page: &Page) -> Response {
 
 async fn handle(State(page): State<Arc<Page>>, req: Request) -> Response {
     let (parts, _) = req.into_parts();
-    let resp = respond(&page, &parts.method, &parts.uri).await;
+    let host = parts.headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let resp = if crate::loopback::host_allowed(host, "localhost", page.port) {
+        respond(&page, &parts.method, &parts.uri).await
+    } else {
+        // DNS rebinding: another site's name pointing at our port.
+        (StatusCode::MISDIRECTED_REQUEST, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], "wrong host\n")
+            .into_response()
+    };
     with_headers(resp, &page)
 }
 
@@ -226,7 +243,7 @@ async fn respond(page: &Page, method: &Method, uri: &axum::http::Uri) -> Respons
         };
         return (StatusCode::FOUND, [(header::LOCATION, target)]).into_response();
     }
-    let Some(file) = file_for(&page.dir, path) else {
+    let Some(file) = file_for(&page.dir, path).and_then(|f| inside(&page.dir, &f)) else {
         return not_found();
     };
     match tokio::fs::read(&file).await {
@@ -244,6 +261,8 @@ fn not_found() -> Response {
 
 #[cfg(test)]
 mod tests {
+    use std::net::Ipv6Addr;
+
     use super::*;
 
     #[test]
@@ -272,6 +291,9 @@ mod tests {
         assert!(csp.contains("script-src 'self' 'wasm-unsafe-eval'"));
         assert!(!csp.contains("unsafe-inline"));
         assert!(HeaderValue::from_str(csp).is_ok());
+        // Served by any static host too, so the page itself must withhold the referrer (the
+        // callback URL holds the code).
+        assert!(index.contains(r#"<meta name="referrer" content="no-referrer">"#));
     }
 
     /// One raw HTTP/1.1 request (no client-side path normalisation): status line and headers
@@ -279,7 +301,8 @@ mod tests {
     async fn raw_get(addr: SocketAddr, method: &str, target: &str) -> (String, Vec<u8>) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let request = format!("{method} {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+        let request =
+            format!("{method} {target} HTTP/1.1\r\nHost: localhost:{}\r\nConnection: close\r\n\r\n", addr.port());
         conn.write_all(request.as_bytes()).await.unwrap();
         let mut reply = Vec::new();
         conn.read_to_end(&mut reply).await.unwrap();

@@ -33,6 +33,9 @@ pub struct Settings {
     pub client_auth: ClientAuth,
     /// Restricts consent to one environment.
     pub environment_id: Option<String>,
+    /// The file holding the PostgreSQL password (`db_password_file`, `SKYSYNC_DB_PASSWORD_FILE`
+    /// or the `db_password` systemd credential), read when the sink connects.
+    pub db_password_file: Option<PathBuf>,
     /// Refresh, rotation and warning windows.
     pub policy: RenewalPolicy,
     /// The profile's `[sync]` table.
@@ -69,6 +72,9 @@ impl Context {
     /// A context for `profile`, keeping state under `data_dir`.
     pub fn new(profile: String, settings: Settings, data_dir: PathBuf, output: Output) -> Self {
         let store = Arc::new(FileTokenStore::new(data_dir.clone()));
+        if let Some(file) = &settings.db_password_file {
+            crate::sink::pg_auth::use_password_file(file.clone());
+        }
         Self { profile, settings, data_dir, output, store, http: OnceLock::new(), session: OnceLock::new() }
     }
 

@@ -8,6 +8,7 @@ pub mod consent_page;
 pub mod context;
 pub mod exit;
 pub mod login;
+pub mod loopback;
 pub mod output;
 pub mod runtime;
 pub mod sim;

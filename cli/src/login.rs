@@ -1,7 +1,7 @@
 //! Consent: the authorization URL, the loopback listener or the pasted redirect, and the code
 //! exchange whose tokens go straight into the store.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -99,69 +99,67 @@ pub async fn exchange_and_replace(
     Ok(tokens)
 }
 
-/// Where the browser is sent back to: a loopback address to listen on, and the callback path.
+/// Where the browser is sent back to: a loopback address to listen on.
 fn listen_addr(redirect_uri: &Url) -> anyhow::Result<SocketAddr> {
     anyhow::ensure!(
         redirect_uri.scheme() == "http",
         "redirect_uri {redirect_uri} is not an http:// loopback address, so `skysync login` cannot listen for it; use `skysync login --manual`"
     );
-    let ip: IpAddr = match redirect_uri.host() {
-        Some(url::Host::Domain("localhost")) => IpAddr::V4(Ipv4Addr::LOCALHOST),
-        Some(url::Host::Ipv4(ip)) if ip.is_loopback() => IpAddr::V4(ip),
-        Some(url::Host::Ipv6(ip)) if ip.is_loopback() => IpAddr::V6(ip),
-        _ => anyhow::bail!(
+    let Some(ip) = crate::loopback::loopback_ip(redirect_uri.host()) else {
+        anyhow::bail!(
             "redirect_uri {redirect_uri} is not a loopback address (localhost or 127.0.0.1), so `skysync login` cannot listen for it; use `skysync login --manual`"
-        ),
+        )
     };
     let port = redirect_uri.port_or_known_default().unwrap_or(80);
     Ok(SocketAddr::new(ip, port))
 }
 
 const PAGE_OK: &str = "<!doctype html><html><head><meta charset=\"utf-8\"><title>skysync</title></head>\
-<body style=\"font-family:sans-serif;margin:3em\"><h1>skysync is connected</h1>\
+<body><h1>skysync is connected</h1>\
 <p>Consent received. You may close this window and return to the terminal.</p></body></html>";
 
 fn page_error(message: &str) -> String {
     let escaped = message.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
     format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>skysync</title></head>\
-<body style=\"font-family:sans-serif;margin:3em\"><h1>skysync login failed</h1><p>{escaped}</p>\
+<body><h1>skysync login failed</h1><p>{escaped}</p>\
 <p>Return to the terminal for details.</p></body></html>"
     )
+}
+
+/// The callback page's headers: it runs nothing, is never cached (its URL held the code), and
+/// sends no referrer onwards.
+fn callback_headers() -> [(axum::http::HeaderName, &'static str); 4] {
+    use axum::http::header;
+    [
+        (header::CONTENT_SECURITY_POLICY, "default-src 'none'"),
+        (header::CACHE_CONTROL, "no-store"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    ]
 }
 
 /// The loopback sockets the browser may come back on.
 #[derive(Debug)]
 pub struct CallbackListener {
-    primary: tokio::net::TcpListener,
-    /// `localhost` may resolve to `::1` first; listen there too when the system has IPv6.
-    ipv6: Option<tokio::net::TcpListener>,
+    /// The redirect URI's address first; `[::1]` too for `localhost` (see [`crate::loopback`]).
+    sockets: Vec<tokio::net::TcpListener>,
 }
 
 /// Binds the loopback listener for `redirect_uri`. Done before the URL is shown, so a fast
-/// browser cannot arrive before anyone listens.
+/// browser cannot arrive before anyone listens. With a `localhost` redirect URI both 127.0.0.1
+/// and [::1] are bound, or the login stops (see [`crate::loopback`]).
 pub async fn bind_listener(redirect_uri: &Url) -> anyhow::Result<CallbackListener> {
     let addr = listen_addr(redirect_uri)?;
-    let primary = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-        let why = if e.kind() == std::io::ErrorKind::AddrInUse {
-            format!("port {} is already in use (another `skysync login`, or another program)", addr.port())
-        } else {
-            e.to_string()
-        };
-        anyhow::anyhow!(
-            "cannot listen on {addr} for the browser's return to redirect_uri {}: {why}. Stop whatever holds the port, \
-             or run `skysync login --manual` and paste the address the browser is sent to, \
-             or register another loopback redirect_uri with the application and set SKYSYNC_REDIRECT_URI",
-            skysync_core::http::redacted_url(redirect_uri)
-        )
-    })?;
-    let ipv6 = if redirect_uri.host() == Some(url::Host::Domain("localhost")) {
-        let v6 = SocketAddr::new(IpAddr::V6(std::net::Ipv6Addr::LOCALHOST), addr.port());
-        tokio::net::TcpListener::bind(v6).await.ok()
-    } else {
-        None
-    };
-    Ok(CallbackListener { primary, ipv6 })
+    let both = matches!(redirect_uri.host(), Some(url::Host::Domain(d)) if d.eq_ignore_ascii_case("localhost"));
+    let fixes = format!(
+        "The browser's return to redirect_uri {} could reach whoever holds it. Stop whatever holds the port, \
+         or run `skysync login --manual` and paste the address the browser is sent to, \
+         or register another loopback redirect_uri with the application and set SKYSYNC_REDIRECT_URI",
+        skysync_core::http::redacted_url(redirect_uri)
+    );
+    let sockets = crate::loopback::bind(addr.ip(), addr.port(), both, &fixes).await?;
+    Ok(CallbackListener { sockets })
 }
 
 /// Waits on `listener` for the browser's redirect and returns the code.
@@ -171,21 +169,29 @@ pub async fn receive_callback(
     timeout: Duration,
 ) -> anyhow::Result<AuthorizationCode> {
     use axum::extract::{RawQuery, State};
-    use axum::response::Html;
+    use axum::http::{HeaderMap, StatusCode, header};
+    use axum::response::{Html, IntoResponse, Response};
 
-    let addr = listener.primary.local_addr()?;
+    let addr = listener.sockets.first().context("no listener")?.local_addr()?;
     let path = pending.redirect_uri.path().to_owned();
     let (tx, mut rx) = mpsc::channel::<Result<AuthorizationCode, CallbackError>>(4);
     #[derive(Clone)]
     struct Shared {
         tx: mpsc::Sender<Result<AuthorizationCode, CallbackError>>,
         state: skysync_core::pkce::CsrfState,
+        host: String,
+        port: u16,
     }
-    async fn callback(State(s): State<Shared>, RawQuery(q): RawQuery) -> (axum::http::StatusCode, Html<String>) {
+    async fn callback(State(s): State<Shared>, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
+        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+        if !crate::loopback::host_allowed(host, &s.host, s.port) {
+            tracing::warn!("ignored a request for another host name (a DNS rebinding attempt?)");
+            return (StatusCode::MISDIRECTED_REQUEST, callback_headers(), "wrong host\n").into_response();
+        }
         let result = parse_callback(&format!("?{}", q.unwrap_or_default()), &s.state, false);
         let reply = match &result {
-            Ok(_) => (axum::http::StatusCode::OK, Html(PAGE_OK.to_owned())),
-            Err(e) => (axum::http::StatusCode::BAD_REQUEST, Html(page_error(&e.to_string()))),
+            Ok(_) => (StatusCode::OK, callback_headers(), Html(PAGE_OK.to_owned())).into_response(),
+            Err(e) => (StatusCode::BAD_REQUEST, callback_headers(), Html(page_error(&e.to_string()))).into_response(),
         };
         // A stale or forged redirect must not end the login: keep waiting for the real one.
         if !matches!(result, Err(CallbackError::StateMismatch)) {
@@ -195,12 +201,16 @@ pub async fn receive_callback(
         }
         reply
     }
-    let app = axum::Router::new()
-        .route(&path, axum::routing::get(callback))
-        .with_state(Shared { tx, state: pending.state.clone() });
+    let app = axum::Router::new().route(&path, axum::routing::get(callback)).with_state(Shared {
+        tx,
+        state: pending.state.clone(),
+        host: pending.redirect_uri.host_str().unwrap_or("localhost").to_owned(),
+        port: addr.port(),
+    });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let sockets = std::iter::once(listener.primary).chain(listener.ipv6);
-    let servers: Vec<_> = sockets
+    let servers: Vec<_> = listener
+        .sockets
+        .into_iter()
         .map(|socket| {
             let mut stop = stop_rx.clone();
             let app = app.clone();

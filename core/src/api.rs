@@ -58,7 +58,7 @@ pub fn error_message(response: &HttpResponse) -> String {
         let pick = |v: &serde_json::Value| -> Option<String> {
             for key in ["message", "Message", "error_description", "title", "detail", "error"] {
                 if let Some(s) = v.get(key).and_then(|m| m.as_str()) {
-                    return Some(s.to_owned());
+                    return Some(crate::sanitize::server_text(s));
                 }
             }
             None

@@ -97,8 +97,8 @@ pub fn parse_callback(
         match k.as_ref() {
             "code" => code = Some(v.into_owned()),
             "state" => state = Some(v.into_owned()),
-            "error" => error = Some(v.into_owned()),
-            "error_message" | "error_description" => message = Some(v.into_owned()),
+            "error" => error = Some(crate::sanitize::server_text(&v)),
+            "error_message" | "error_description" => message = Some(crate::sanitize::server_text(&v)),
             _ => {}
         }
     }

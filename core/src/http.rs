@@ -157,7 +157,7 @@ impl HttpResponse {
         if self.is_json() || matches!(first, Some(b'{' | b'[')) {
             return format!("{kind}, {} bytes", self.body.len());
         }
-        let text = String::from_utf8_lossy(&self.body[..self.body.len().min(2048)]);
+        let text = crate::sanitize::server_text(&String::from_utf8_lossy(&self.body[..self.body.len().min(2048)]));
         let squeezed: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
         let excerpt: String = squeezed.chars().take(120).collect();
         format!("{kind}, {} bytes: {excerpt:?}", self.body.len())

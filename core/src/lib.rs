@@ -18,6 +18,7 @@ pub mod env;
 pub mod http;
 pub mod paging;
 pub mod pkce;
+pub mod sanitize;
 pub mod secret;
 pub mod session;
 pub mod store;

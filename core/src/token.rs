@@ -316,10 +316,11 @@ pub fn parse_token_response(url: &url::Url, response: &HttpResponse) -> Result<T
     if let Some(raw) = &parsed
         && let Some(error) = raw.error.clone().filter(|e| !e.is_empty())
     {
+        let clean = |s: &String| crate::sanitize::server_text(s);
         let body = OAuthErrorBody {
-            error,
-            error_description: raw.error_description.clone(),
-            error_uri: raw.error_uri.clone(),
+            error: clean(&error),
+            error_description: raw.error_description.as_ref().map(clean),
+            error_uri: raw.error_uri.as_ref().map(clean),
         };
         return Err(match body.error.as_str() {
             "invalid_grant" => TokenError::ConsentRequired { body },

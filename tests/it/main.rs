@@ -1,3 +1,4 @@
+mod bad_input;
 mod browser;
 mod cli_login;
 mod cli_misc;
@@ -5,6 +6,10 @@ mod cli_snapshots;
 mod cli_store;
 mod cli_tokens;
 mod reliability_tokens;
+mod pg_auth;
+mod security_config;
+mod security_files;
+mod security_listeners;
 mod session;
 mod sim;
 mod sinks;

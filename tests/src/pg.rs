@@ -33,6 +33,10 @@ use rcgen::{
 
 /// Superuser created by `initdb`.
 const USER: &str = "skysync";
+/// The role of [`PgServer::start_password`] servers that must give a password.
+pub const PASSWORD_USER: &str = "app";
+/// Its password.
+pub const PASSWORD: &str = "pg-Test-Passw0rd-6d1e";
 /// Account that runs the server when the tests run as root.
 const SERVICE_ACCOUNT: &str = "postgres";
 
@@ -120,6 +124,15 @@ impl PgServer {
             .map_err(|e| anyhow!("{e}"))?;
         let db = instance.create_db()?;
         Ok(PgServer { instance: Handle::Shared(instance), db })
+    }
+
+    /// A server of its own where [`PASSWORD_USER`] logs in with [`PASSWORD`] (SCRAM) over TCP;
+    /// with `tls` the server also offers TLS (certificate for `localhost`, see [`PgServer::ca_file`]).
+    pub fn start_password(tls: bool) -> Result<PgServer> {
+        let instance = Instance::start_with(tls, true)?;
+        let db = instance.create_db()?;
+        instance.create_password_role()?;
+        Ok(PgServer { instance: Handle::Owned(instance), db })
     }
 
     /// A server of its own (with one fresh database), stopped and deleted when this is dropped.
@@ -225,6 +238,12 @@ fn run(mut cmd: Command, what: &str) -> Result<()> {
 
 impl Instance {
     fn start(tls: bool) -> Result<Instance> {
+        Instance::start_with(tls, false)
+    }
+
+    /// With `password`, TCP logins as [`PASSWORD_USER`] need [`PASSWORD`] (SCRAM), with or
+    /// without TLS (`host` lines), while [`USER`] stays trusted for `createdb`.
+    fn start_with(tls: bool, password: bool) -> Result<Instance> {
         let bin = find_bin()?;
         let run_as = is_root().then_some(SERVICE_ACCOUNT);
         let tmp = tempfile::Builder::new().prefix("skysync-pg-").tempdir().context("creating the server's temp dir")?;
@@ -245,6 +264,9 @@ impl Instance {
         if tls {
             instance.ca_file = Some(instance.write_tls_files()?);
             options = " -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key".into();
+        }
+        if password {
+            instance.write_password_hba()?;
         }
         // A free port can be taken between probing and binding: retry with another one.
         let mut last_err = None;
@@ -304,6 +326,34 @@ impl Instance {
         let ca_file = self.root.join("ca.pem");
         std::fs::write(&ca_file, ca.pem()).context("writing ca.pem")?;
         Ok(ca_file)
+    }
+
+    /// A `pg_hba.conf` where [`PASSWORD_USER`] must give its password over TCP.
+    fn write_password_hba(&self) -> Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.data_dir().join("pg_hba.conf");
+        let hba = format!(
+            "local all all trust\nhost all {USER} 127.0.0.1/32 trust\nhost all {PASSWORD_USER} 127.0.0.1/32 scram-sha-256\n"
+        );
+        std::fs::write(&path, hba).context("writing pg_hba.conf")?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+        if let Some(user) = self.run_as {
+            let mut chown = Command::new("chown");
+            chown.arg(format!("{user}:")).arg(&path);
+            run(chown, "chown of pg_hba.conf to the postgres user")?;
+        }
+        Ok(())
+    }
+
+    /// Creates [`PASSWORD_USER`] with [`PASSWORD`].
+    fn create_password_role(&self) -> Result<()> {
+        let mut c = Command::new(self.bin.join("psql"));
+        c.args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", USER, "-d", "postgres", "-c"])
+            .arg(format!("CREATE ROLE {PASSWORD_USER} LOGIN SUPERUSER PASSWORD '{PASSWORD}'"));
+        if self.ca_file.is_some() {
+            c.env("PGSSLMODE", "require");
+        }
+        run(c, "creating the password role")
     }
 
     fn data_dir(&self) -> PathBuf {

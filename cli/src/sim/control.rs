@@ -37,6 +37,11 @@ pub enum FaultSpec {
     Quota,
     InvalidGrant,
     WrongContentType,
+    Raw {
+        status: u16,
+        content_type: String,
+        body: String,
+    },
 }
 
 fn one() -> u64 {
@@ -55,6 +60,7 @@ impl From<FaultSpec> for Fault {
             FaultSpec::Quota => Fault::Quota,
             FaultSpec::InvalidGrant => Fault::InvalidGrant,
             FaultSpec::WrongContentType => Fault::WrongContentType,
+            FaultSpec::Raw { status, content_type, body } => Fault::Raw { status, content_type, body },
         }
     }
 }
@@ -71,6 +77,7 @@ impl From<Fault> for FaultSpec {
             Fault::Quota => FaultSpec::Quota,
             Fault::InvalidGrant => FaultSpec::InvalidGrant,
             Fault::WrongContentType => FaultSpec::WrongContentType,
+            Fault::Raw { status, content_type, body } => FaultSpec::Raw { status, content_type, body },
         }
     }
 }

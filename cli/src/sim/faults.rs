@@ -96,6 +96,14 @@ pub(crate) async fn apply(sim: &Shared, conn: &Conn, fault: Fault, surface: Surf
             resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
             resp
         }
+        Fault::Raw { status, content_type, body } => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+            let mut resp = (status, Body::from(body)).into_response();
+            if let Ok(v) = HeaderValue::from_str(&content_type) {
+                resp.headers_mut().insert(header::CONTENT_TYPE, v);
+            }
+            resp
+        }
     };
     count(sim, resp.status());
     Some(resp)

@@ -62,7 +62,9 @@
 //! Fault kinds: `{"kind":"status","code":503}`, `{"kind":"html","code":502}`, `{"kind":"drop"}`,
 //! `{"kind":"slow","ms":1500}`, `{"kind":"oversized"}`,
 //! `{"kind":"too_many_requests","retry_after_secs":1}`, `{"kind":"quota"}`,
-//! `{"kind":"invalid_grant"}`, `{"kind":"wrong_content_type"}`.
+//! `{"kind":"invalid_grant"}`, `{"kind":"wrong_content_type"}`,
+//! `{"kind":"raw","status":200,"content_type":"application/json","body":"..."}` (any answer at all:
+//! not something Blackbaud sends, but what a broken proxy or a hostile server could).
 
 mod api;
 pub mod args;
@@ -204,6 +206,16 @@ pub enum Fault {
     InvalidGrant,
     /// 200 with a JSON-looking body served as `text/plain`.
     WrongContentType,
+    /// Exactly this answer: a hostile or broken server (control characters in messages, an
+    /// `error` in a 200, truncated JSON, a `next_link` to another host, …).
+    Raw {
+        /// The status code.
+        status: u16,
+        /// The `Content-Type` header.
+        content_type: String,
+        /// The body, verbatim.
+        body: String,
+    },
 }
 
 /// Counters, for assertions and `GET /_sim/stats`.

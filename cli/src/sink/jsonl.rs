@@ -77,6 +77,7 @@ fn sync_dir(dir: &Path) -> Result<(), SinkError> {
 fn replace_file(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), SinkError> {
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io(dir, "creating a temp file"))?;
     tmp.write_all(bytes).map_err(io(tmp.path(), "writing"))?;
+    super::file_mode::keep_mode_of(path, tmp.as_file()).map_err(io(path, "copying the file mode"))?;
     tmp.as_file().sync_all().map_err(io(path, "fsync"))?;
     tmp.persist(path).map_err(|e| io(path, "renaming into place")(e.error))?;
     sync_dir(dir)
@@ -103,6 +104,7 @@ fn count_lines(path: &Path) -> Result<u64, SinkError> {
 impl JsonlSink {
     /// Opens the directory (created if missing) and loads its saved state.
     pub fn open(out: JsonlOut) -> Result<Self, SinkError> {
+        super::file_mode::private_umask();
         let mut states = BTreeMap::new();
         if let JsonlOut::Dir(dir) = &out {
             std::fs::create_dir_all(dir).map_err(io(dir, "creating the output directory"))?;

@@ -9,7 +9,9 @@
 //! [`Sink::finish_full`]; delete reconciliation collects the ids seen in the source in a
 //! `<entity>__seen` table, so neither needs memory proportional to the data set.
 
+pub mod file_mode;
 mod jsonl;
+pub mod pg_auth;
 mod pg_tls;
 mod postgres;
 mod spec;

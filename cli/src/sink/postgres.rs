@@ -15,6 +15,7 @@ use skysync_core::catalog::Entity;
 use time::OffsetDateTime;
 use tokio_postgres::{Client, GenericClient};
 
+use super::pg_auth;
 use super::pg_tls::{self, SslMode, TlsSettings};
 use super::spec::{check_pg_url, redact_url, scrub, url_secrets};
 use super::{
@@ -102,24 +103,31 @@ impl PgSink {
     /// Connects (10 s timeout unless the URL sets `connect_timeout`), with TLS as `sslmode` says.
     pub async fn connect(url: &str) -> Result<Self, SinkError> {
         let target = redact_url(url);
-        let secrets = url_secrets(url);
+        let mut secrets = url_secrets(url);
         let parsed = check_pg_url(url)?;
-        let tls = TlsSettings::from_url(&parsed).map_err(SinkError::InvalidSpec)?;
+        let mut tls = TlsSettings::from_url(&parsed).map_err(SinkError::InvalidSpec)?;
+        let mut config: tokio_postgres::Config =
+            pg_tls::strip_handled_params(url).parse().map_err(|e: tokio_postgres::Error| SinkError::Postgres {
+                target: target.clone(),
+                action: "parsing the URL".to_owned(),
+                message: message(&e, &secrets),
+            })?;
+        let auth = pg_auth::apply(&parsed, &mut config, &mut tls).map_err(SinkError::InvalidSpec)?;
+        secrets.extend(auth.password.clone());
         let fail = |action: &str, message: String| SinkError::Postgres {
             target: target.clone(),
             action: action.to_owned(),
             message: scrub(&message, &secrets),
         };
-        let mut config: tokio_postgres::Config = pg_tls::strip_handled_params(url)
-            .parse()
-            .map_err(|e: tokio_postgres::Error| fail("parsing the URL", message(&e, &secrets)))?;
         config.ssl_mode(tls.mode.driver_mode());
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
         }
         let connector = tls.connector().map_err(|m| fail("setting up TLS", m))?;
-        let (client, connection) =
-            config.connect(connector).await.map_err(|e| fail("connecting", connect_message(&e, &tls, &secrets)))?;
+        let (client, connection) = config
+            .connect(connector)
+            .await
+            .map_err(|e| fail("connecting", auth.explain(connect_message(&e, &tls, &secrets))))?;
         let log_target = target.clone();
         let log_secrets = secrets.clone();
         tokio::spawn(async move {

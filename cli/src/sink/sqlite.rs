@@ -94,6 +94,7 @@ impl SqliteSink {
 }
 
 fn open_blocking(path: PathBuf) -> Result<Db, SinkError> {
+    super::file_mode::private_umask();
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|source| SinkError::Io {
             path: parent.to_owned(),

@@ -59,6 +59,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         endpoints: Endpoints { authorize: sim.authorize_url(), token: sim.token_url(), api: sim.api_url() },
         client_auth: ClientAuth::Basic,
         environment_id: None,
+        db_password_file: None,
         policy: RenewalPolicy::default(),
         sync: SyncConfig::default(),
     };

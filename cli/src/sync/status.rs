@@ -71,6 +71,7 @@ fn render(states: &[EntityState]) -> String {
 
 /// Prints the sync state of every entity in the sink.
 pub async fn run(out: &Output, spec: &SinkSpec) -> anyhow::Result<()> {
+    warn_readable_files(out, spec);
     let mut sink = sink::open(spec).await?;
     let states = sink.states().await?;
     if out.json {
@@ -89,4 +90,21 @@ pub async fn run(out: &Output, spec: &SinkSpec) -> anyhow::Result<()> {
         out.line(format!("{}\n{}", sink.describe(), render(&states)))?;
     }
     Ok(())
+}
+
+/// Warns about data files (donor PII) that other users can read.
+fn warn_readable_files(out: &Output, spec: &SinkSpec) {
+    use crate::sink::file_mode;
+    let files = match spec {
+        SinkSpec::Sqlite(path) => file_mode::sqlite_files(path),
+        SinkSpec::Jsonl(crate::sink::JsonlOut::Dir(dir)) => file_mode::jsonl_files(dir),
+        _ => return,
+    };
+    for (file, mode) in file_mode::readable_by_others(&files) {
+        out.note(format_args!(
+            "warning: {} is readable by other users (mode {mode:o}) and holds donor data; run `chmod 600 {}`",
+            file.display(),
+            file.display()
+        ));
+    }
 }
