@@ -68,7 +68,8 @@ pub struct Context {
 impl Context {
     /// A context for `profile`, keeping state under `data_dir`.
     pub fn new(profile: String, settings: Settings, data_dir: PathBuf, output: Output) -> Self {
-        let store = Arc::new(FileTokenStore::new(data_dir.clone()));
+        let at_rest = crate::token_crypto::AtRest::from_env();
+        let store = Arc::new(FileTokenStore::new(data_dir.clone()).with_at_rest(at_rest));
         Self { profile, settings, data_dir, output, store, http: OnceLock::new(), session: OnceLock::new() }
     }
 

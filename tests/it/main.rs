@@ -1,4 +1,5 @@
 mod browser;
+mod bundle_seal;
 mod cli_login;
 mod cli_misc;
 mod cli_snapshots;
@@ -9,3 +10,4 @@ mod sim;
 mod sinks;
 mod sync;
 mod sync_cli;
+mod token_encryption;
