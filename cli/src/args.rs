@@ -77,6 +77,9 @@ pub enum Command {
     Demo(crate::sync::DemoArgs),
     /// Serve the browser consent page on loopback (for admins who consent on their own machine).
     ConsentPage(crate::consent_page::ConsentPageArgs),
+    /// Encryption of the token store at rest: make a key, re-encrypt under a new key.
+    #[command(subcommand)]
+    TokenStore(TokenStoreCommand),
 }
 
 /// `skysync login`.
@@ -114,6 +117,14 @@ pub struct ImportArgs {
     /// Replace stored tokens that still work for another environment, or that are newer.
     #[arg(long)]
     pub force: bool,
+    /// Do not import: make a one-time key pair in the profile and print a consent-page link that
+    /// makes the page encrypt the bundle to it (and binds the bundle to this step).
+    #[arg(long, conflicts_with_all = ["force"])]
+    pub prepare: bool,
+    /// With --prepare: the consent page's address (default: the profile's redirect_uri, which is
+    /// where `skysync consent-page` serves it).
+    #[arg(long, value_name = "URL", requires = "prepare")]
+    pub page_url: Option<url::Url>,
 }
 
 /// `skysync token`.
@@ -159,4 +170,41 @@ pub enum ConfigCommand {
     Show,
     /// Print the config file's path.
     Path,
+}
+
+/// `skysync token-store …`.
+#[derive(Debug, Clone, Subcommand)]
+#[command(after_help = "\
+The token store is encrypted when a key is configured: SKYSYNC_TOKEN_KEY_FILE=PATH, or the systemd
+credential skysync-token-key ($CREDENTIALS_DIRECTORY/skysync-token-key). Without one it is a 0600
+plaintext file. A missing or wrong key is exit code 3 and changes nothing.")]
+pub enum TokenStoreCommand {
+    /// Write a new random key file (mode 0600; refuses to overwrite).
+    NewKey(NewKeyArgs),
+    /// Re-encrypt the token file and its backup under a new key (or back to plaintext), atomically
+    /// and under the store lock. Reads them with the configured key (or as plaintext).
+    Rekey(RekeyArgs),
+}
+
+/// `skysync token-store new-key`.
+#[derive(Debug, Clone, Args)]
+pub struct NewKeyArgs {
+    /// Where to write the key.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+}
+
+/// `skysync token-store rekey`.
+#[derive(Debug, Clone, Args)]
+#[command(after_help = "\
+Afterwards point SKYSYNC_TOKEN_KEY_FILE (or the credential) at the new key: until then other
+skysync runs stop with exit code 3 and change nothing. Running rekey again is safe: files already
+under the new key are left as they are.")]
+pub struct RekeyArgs {
+    /// The key to encrypt under from now on.
+    #[arg(long, value_name = "FILE", required_unless_present = "plaintext", conflicts_with = "plaintext")]
+    pub new_key_file: Option<PathBuf>,
+    /// Decrypt the store back to a 0600 plaintext file.
+    #[arg(long)]
+    pub plaintext: bool,
 }

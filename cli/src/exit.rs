@@ -6,6 +6,7 @@
 use skysync_core::api::ApiError;
 use skysync_core::bundle::BundleError;
 use skysync_core::session::SessionError;
+use skysync_core::store::StoreError;
 use skysync_core::token::TokenError;
 
 use crate::config::ConfigError;
@@ -31,7 +32,8 @@ Exit codes:
   0   success
   1   failure
   2   usage error (bad command line)
-  3   configuration missing or invalid
+  3   configuration missing or invalid, including the token store key (SKYSYNC_TOKEN_KEY_FILE
+      or the systemd credential skysync-token-key): missing, unreadable, or not the store's key
   4   consent needed: no tokens, the refresh token expired or was refused (invalid_grant, a
       lost rotation included), an imported authorization code expired, or a rotated refresh
       token could not be saved in the token file (the message names the rescue file that holds
@@ -53,6 +55,10 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
             if e.needs_consent() {
                 return CONSENT;
             }
+            // `SaveFailed` does not expose its store error as a source.
+            if let SessionError::SaveFailed(StoreError::Key(_)) = e {
+                return CONFIG;
+            }
             // `Token` is transparent too.
             if let SessionError::Token(t) = e
                 && token_throttled(t)
@@ -73,6 +79,8 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
             }
         } else if let Some(TokenError::ConsentRequired { .. }) = cause.downcast_ref::<TokenError>() {
             return CONSENT;
+        } else if let Some(StoreError::Key(_)) = cause.downcast_ref::<StoreError>() {
+            return CONFIG;
         } else if cause.downcast_ref::<ConfigError>().is_some() {
             return CONFIG;
         } else if cause.downcast_ref::<UsageError>().is_some() {

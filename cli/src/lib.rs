@@ -14,4 +14,5 @@ pub mod runtime;
 pub mod sim;
 pub mod sink;
 pub mod sync;
+pub mod token_crypto;
 pub mod token_store;

@@ -25,6 +25,9 @@
 //! For tests, `SKYSYNC_TEST_SAVE_FAULT=KIND:N` lets the first `N` writes of `tokens.json` in a
 //! process succeed and fails the later ones as a full (`enospc`) or read-only (`erofs`) disk
 //! would; `enospc-all` fails rescue files too.
+//! - With a key configured, every file's bytes (the token file, its backups and rescue files) go
+//!   through [`AtRest`] (see [`crate::token_crypto`]): sealed on write, opened on read. A missing
+//!   or wrong key is [`StoreError::Key`], never "corrupt", and never falls back to the backup.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
@@ -39,6 +42,7 @@ use skysync_core::token_set::TokenSet;
 use time::OffsetDateTime;
 
 use crate::runtime::CriticalSection;
+use crate::token_crypto::{AtRest, OpenError};
 
 /// The token file's name.
 pub const TOKENS_FILE: &str = "tokens.json";
@@ -76,18 +80,30 @@ struct Envelope {
 enum ReadError {
     Insecure(String),
     Unreadable(String),
+    Key(String),
 }
 
 /// A [`TokenStore`] in a private directory. See the module docs.
 #[derive(Debug, Clone)]
 pub struct FileTokenStore {
     dir: PathBuf,
+    at_rest: AtRest,
 }
 
 impl FileTokenStore {
     /// A store in `dir` (created 0700 on first write).
     pub fn new(dir: PathBuf) -> Self {
-        Self { dir }
+        Self { dir, at_rest: AtRest::Plaintext }
+    }
+
+    /// The same store, its files kept as `at_rest` says (encrypted with a key, or plaintext).
+    pub fn with_at_rest(self, at_rest: AtRest) -> Self {
+        Self { at_rest, ..self }
+    }
+
+    /// How the files are kept at rest.
+    pub fn at_rest(&self) -> &AtRest {
+        &self.at_rest
     }
 
     /// The directory.
@@ -162,7 +178,7 @@ impl FileTokenStore {
         self.check_dir().map(|_| ())
     }
 
-    fn read_file(path: &Path) -> Result<Option<Envelope>, ReadError> {
+    fn read_file(&self, path: &Path) -> Result<Option<Envelope>, ReadError> {
         let mut file = match OpenOptions::new().read(true).no_follow().open(path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -201,6 +217,10 @@ impl FileTokenStore {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(ReadError::Unreadable("it is empty (truncated)".into()));
         }
+        let bytes = self.at_rest.open(path, bytes).map_err(|e| match e {
+            OpenError::Key(m) => ReadError::Key(m),
+            OpenError::Unreadable(m) => ReadError::Unreadable(m),
+        })?;
         let value: serde_json::Value = serde_json::from_slice(&bytes)
             .map_err(|e| ReadError::Unreadable(format!("it is not valid JSON ({})", redact_quoted(&e.to_string()))))?;
         if value.get("format").and_then(|f| f.as_str()) != Some(STORE_FORMAT) {
@@ -229,13 +249,14 @@ impl FileTokenStore {
         }
         let main = self.path();
         let backup = self.backup_path();
-        let main_problem = match Self::read_file(&main) {
+        let main_problem = match self.read_file(&main) {
             Ok(Some(env)) => return Ok(Some((env, false))),
             Ok(None) => None,
             Err(ReadError::Insecure(m)) => return Err(StoreError::Insecure(m)),
+            Err(ReadError::Key(m)) => return Err(StoreError::Key(m)),
             Err(ReadError::Unreadable(m)) => Some(m),
         };
-        match Self::read_file(&backup) {
+        match self.read_file(&backup) {
             Ok(Some(env)) => {
                 tracing::warn!(
                     "the token file {} is {}; using the backup {} (saved {})",
@@ -255,6 +276,7 @@ impl FileTokenStore {
                 ))),
             },
             Err(ReadError::Insecure(m)) => Err(StoreError::Insecure(m)),
+            Err(ReadError::Key(m)) => Err(StoreError::Key(m)),
             Err(ReadError::Unreadable(b)) => Err(StoreError::Corrupt(format!(
                 "the token file {} is {}, and the backup {} is unreadable too: {b}. Restore one of them, or run `skysync login` to consent again",
                 main.display(),
@@ -292,6 +314,7 @@ impl FileTokenStore {
         if let Some(e) = injected_fault(FaultSite::TokenFile) {
             return Err(self.write_failed("writing", e));
         }
+        let json = self.at_rest.seal(json).map_err(StoreError::Key)?;
         let main = self.path();
         if keep_backup {
             self.keep_backups(&main).map_err(|e| self.write_failed("keeping the backup", e))?;
@@ -404,7 +427,7 @@ impl FileTokenStore {
         paths
             .into_iter()
             .map(|p| {
-                let env = match Self::read_file(&p) {
+                let env = match self.read_file(&p) {
                     Ok(env) => env,
                     Err(ReadError::Insecure(m) | ReadError::Unreadable(m)) => {
                         tracing::warn!("ignoring the rescue file {}: {m}", p.display());
@@ -711,6 +734,7 @@ impl TokenStore for FileTokenStore {
         let path = self.dir.join(format!("{RESCUE_PREFIX}{stamp}-{}{RESCUE_SUFFIX}", std::process::id()));
         let failed = |e: &dyn std::fmt::Display| StoreError::Io(format!("cannot write {}: {e}", path.display()));
         let json = Self::envelope(tokens, 0).map_err(|e| failed(&e))?;
+        let json = self.at_rest.seal(json).map_err(StoreError::Key)?;
         if let Some(e) = injected_fault(FaultSite::Rescue) {
             return Err(failed(&e));
         }

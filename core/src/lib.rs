@@ -12,6 +12,7 @@
 pub mod api;
 pub mod authorize;
 pub mod bundle;
+pub mod bundle_seal;
 pub mod catalog;
 pub mod config;
 pub mod env;

@@ -35,6 +35,10 @@ pub enum StoreError {
     /// Reading or writing failed.
     #[error("{0}")]
     Io(String),
+    /// The store is encrypted and its key is missing, unusable or not the one it was written
+    /// with (the message names the file and the fix). Nothing was read or changed.
+    #[error("{0}")]
+    Key(String),
 }
 
 /// Holds a store's exclusive lock until dropped.

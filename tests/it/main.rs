@@ -1,5 +1,6 @@
 mod bad_input;
 mod browser;
+mod bundle_seal;
 mod cli_login;
 mod cli_misc;
 mod cli_snapshots;
@@ -16,3 +17,4 @@ mod sinks;
 mod sync;
 mod sync_cli;
 mod token_cas;
+mod token_encryption;

@@ -5,6 +5,7 @@
 use skysync_core::api::ApiError;
 use skysync_core::authorize::CallbackError;
 use skysync_core::bundle::BundleError;
+use skysync_core::bundle_seal::SealError;
 use skysync_core::http::TransportError;
 use skysync_core::session::SessionError;
 use skysync_core::store::StoreError;
@@ -194,6 +195,7 @@ failure_from! {
     SessionError => kind_of_session,
     ApiError => kind_of_api,
     BundleError => |_: &BundleError| ErrorKind::Bundle,
+    SealError => |_: &SealError| ErrorKind::Bundle,
     StoreError => |_: &StoreError| ErrorKind::Storage,
     NoRefreshToken => |_: &NoRefreshToken| ErrorKind::NoRefreshToken,
     TransportError => |_: &TransportError| ErrorKind::TokenEndpointUnreachable,

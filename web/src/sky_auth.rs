@@ -8,6 +8,7 @@ use serde::Serialize;
 use skysync_core::api::ApiClient;
 use skysync_core::authorize::{parse_callback, start_authorization};
 use skysync_core::bundle::{BundleContent, TokenBundle};
+use skysync_core::bundle_seal::{Recipient, seal};
 use skysync_core::config::OAuthConfig;
 use skysync_core::env::{Clock, OsEntropy, Runtime};
 use skysync_core::http::{HttpClient, ReqwestClient};
@@ -191,6 +192,23 @@ impl SkyAuth {
     #[wasm_bindgen(js_name = isRedirect)]
     pub fn is_redirect(url: &str) -> bool {
         is_redirect(url)
+    }
+
+    /// Seals a bundle (the JSON text of `exportBundle()`) to the recipient of a link printed by
+    /// `skysync import --prepare` (its fragment's `skysync-recipient` and `skysync-nonce`), so only
+    /// that machine's one-time key opens it (HPKE, X25519 + ChaCha20-Poly1305). Returns the sealed
+    /// bundle's JSON text. Throws `BundleError` for a malformed recipient.
+    #[wasm_bindgen(js_name = sealBundle)]
+    pub fn seal_bundle(bundle: &str, recipient: &str, nonce: &str) -> JsResult<String> {
+        let recipient = Recipient::parse(recipient, nonce).map_err(Failure::from)?;
+        Ok(seal(bundle.as_bytes(), &recipient).map_err(Failure::from)?)
+    }
+
+    /// The short name of a recipient's key (what `skysync import --prepare` prints), so the admin
+    /// can compare the two. Throws `BundleError` for a malformed recipient.
+    #[wasm_bindgen(js_name = recipientFingerprint)]
+    pub fn recipient_fingerprint(recipient: &str, nonce: &str) -> JsResult<String> {
+        Ok(Recipient::parse(recipient, nonce).map_err(Failure::from)?.fingerprint())
     }
 
     /// The `name` of every error kind, in a stable order.

@@ -6,6 +6,9 @@ import init, { SkyAuth } from "./pkg/skysync_web.js";
 const FORM_KEY = "skysync.page.form";
 // localStorage, only when the user ticks "Remember"; never holds the secret or the key.
 const REMEMBER_KEY = "skysync.page.remembered";
+// sessionStorage: the recipient of a `skysync import --prepare` link, kept across the visit to
+// Blackbaud (the fragment does not come back with the redirect). Public values, not secrets.
+const SEAL_KEY = "skysync.page.seal";
 const FIELDS = {
   clientId: "client-id", redirectUri: "redirect-uri", clientSecret: "client-secret",
   subscriptionKey: "subscription-key", environmentId: "environment-id",
@@ -115,8 +118,42 @@ async function handleReturn(returned) {
   }
 }
 
+// A link from `skysync import --prepare` carries the importing machine's one-time public key in
+// its fragment (never sent to a server): keep it for the return from Blackbaud.
+function rememberRecipient(url) {
+  const params = new URLSearchParams(new URL(url).hash.slice(1));
+  const recipient = params.get("skysync-recipient");
+  const nonce = params.get("skysync-nonce");
+  if (recipient === null && nonce === null) {
+    sessionStorage.removeItem(SEAL_KEY);
+    return;
+  }
+  try {
+    const fingerprint = SkyAuth.recipientFingerprint(recipient || "", nonce || "");
+    sessionStorage.setItem(SEAL_KEY, JSON.stringify({ recipient, nonce }));
+    show("seal-note", `The bundle will be encrypted for the machine that printed this link (key ${fingerprint}): ` +
+      "only skysync import there can open it.");
+  } catch (e) {
+    showError(e);
+  }
+}
+
+// The bundle to hand out: sealed to the prepared recipient when the consent started from its link.
+function exportForImport(auth) {
+  const plain = auth.exportBundle();
+  let seal = null;
+  try {
+    seal = JSON.parse(sessionStorage.getItem(SEAL_KEY) || "null");
+  } catch { /* not ours */ }
+  if (!seal || typeof seal.recipient !== "string" || typeof seal.nonce !== "string") return plain;
+  const sealed = SkyAuth.sealBundle(plain, seal.recipient, seal.nonce);
+  show("seal-note", "The bundle is encrypted for the machine that printed the link (key " +
+    `${SkyAuth.recipientFingerprint(seal.recipient, seal.nonce)}); only skysync import there can open it.`);
+  return sealed;
+}
+
 function showResult(auth) {
-  bundleText = auth.exportBundle();
+  bundleText = exportForImport(auth);
   $("bundle").textContent = bundleText;
   $("result").hidden = false;
   $("result-title").focus();
@@ -225,7 +262,10 @@ async function main() {
   await init();
   $("authorize").disabled = false;
   if (SkyAuth.isRedirect(landing)) await handleReturn(landing);
-  else notARedirect(landing);
+  else {
+    notARedirect(landing);
+    rememberRecipient(landing);
+  }
   document.body.dataset.ready = "true";
 }
 

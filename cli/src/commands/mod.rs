@@ -8,6 +8,7 @@ pub mod logout;
 pub mod renew;
 pub mod status;
 pub mod token;
+pub mod token_store;
 
 use tracing_subscriber::EnvFilter;
 
@@ -45,6 +46,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Sync(args) => crate::sync::run(&context(&g)?, args).await.map(|()| crate::exit::OK),
         Command::Demo(args) => crate::sync::demo(args).await.map(|()| crate::exit::OK),
         Command::ConsentPage(args) => crate::consent_page::run(args).await.map(|()| crate::exit::OK),
+        Command::TokenStore(cmd) => token_store::run(&g, cmd).await,
     }
 }
 

@@ -1,0 +1,161 @@
+//! `skysync token-store`: make a key for the token store, re-encrypt the store under a new key.
+//!
+//! The encryption itself is [`crate::token_crypto`]; this is the key rotation around it.
+
+use std::io::{Read, Write};
+use std::path::Path;
+
+use anyhow::Context as _;
+use skysync_core::store::{StoreError, TokenStore};
+
+use crate::args::{GlobalArgs, NewKeyArgs, RekeyArgs, TokenStoreCommand};
+use crate::context::Output;
+use crate::exit;
+use crate::token_crypto::{AtRest, OpenError, TokenKey, key_id_of, new_key_text};
+use crate::token_store::{FileTokenStore, STORE_FORMAT};
+
+/// Dispatches `token-store` subcommands.
+pub async fn run(g: &GlobalArgs, cmd: TokenStoreCommand) -> anyhow::Result<u8> {
+    let out = Output::detect(g.json);
+    match cmd {
+        TokenStoreCommand::NewKey(args) => new_key(&out, args),
+        TokenStoreCommand::Rekey(args) => rekey(g, &out, args).await,
+    }
+}
+
+fn new_key(out: &Output, args: NewKeyArgs) -> anyhow::Result<u8> {
+    let text = new_key_text()?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&args.file).with_context(|| {
+        format!("cannot create the key file {} (an existing key is never overwritten)", args.file.display())
+    })?;
+    file.write_all(text.as_bytes()).and_then(|()| file.sync_all()).context("writing the key file")?;
+    let key = TokenKey::from_file(&args.file).map_err(StoreError::Key)?;
+    if out.json {
+        out.json_value(&serde_json::json!({"key_file": args.file, "key_id": key.id()}))?;
+    } else {
+        out.line(format_args!("Wrote a new token store key to {} (key id {}).", args.file.display(), key.id()))?;
+        out.note(
+            "Keep it away from the token directory and its backups. Use it with `skysync token-store rekey --new-key-file FILE`, then SKYSYNC_TOKEN_KEY_FILE or the systemd credential skysync-token-key.",
+        );
+    }
+    Ok(exit::OK)
+}
+
+async fn rekey(g: &GlobalArgs, out: &Output, args: RekeyArgs) -> anyhow::Result<u8> {
+    let profile = crate::config::profile_name(g.profile.as_deref())?;
+    let current = AtRest::from_env();
+    let target = match &args.new_key_file {
+        Some(path) => AtRest::with_key_file(path),
+        None => AtRest::Plaintext,
+    };
+    if let AtRest::Unavailable(problem) = &target {
+        return Err(StoreError::Key(problem.clone()).into());
+    }
+    let store = FileTokenStore::new(crate::config::data_dir(&profile)?).with_at_rest(current.clone());
+    let _lock = store.lock().await?;
+
+    // Open every file first: nothing is written unless all of them can be re-encrypted.
+    let mut rewrites = Vec::new();
+    for path in [store.path(), store.backup_path()] {
+        let Some(bytes) = read_private(&path)? else { continue };
+        let plaintext = open_for_rekey(&path, bytes, &current, &target)?;
+        let is_token_file = serde_json::from_slice::<serde_json::Value>(&plaintext)
+            .is_ok_and(|v| v.get("format").and_then(|f| f.as_str()) == Some(STORE_FORMAT));
+        anyhow::ensure!(
+            is_token_file,
+            "{} is not a skysync token file; nothing was changed (restore it, or remove it with `skysync logout`)",
+            path.display()
+        );
+        rewrites.push((path, plaintext));
+    }
+    if rewrites.is_empty() {
+        out.note(format_args!("No tokens are stored for profile `{profile}`; nothing to re-encrypt."));
+        return Ok(exit::OK);
+    }
+    for (path, plaintext) in &rewrites {
+        let bytes = target.seal(plaintext.clone()).map_err(StoreError::Key)?;
+        replace_atomically(store.dir(), path, &bytes)
+            .with_context(|| format!("re-encrypting {} (files not yet rewritten are unchanged)", path.display()))?;
+    }
+    let files: Vec<String> = rewrites.iter().map(|(p, _)| p.display().to_string()).collect();
+    let key_id = match &target {
+        AtRest::Encrypted(key) => Some(key.id().to_owned()),
+        _ => None,
+    };
+    if out.json {
+        out.json_value(&serde_json::json!({"profile": profile, "files": files, "key_id": key_id}))?;
+    } else {
+        match (&key_id, &args.new_key_file) {
+            (Some(id), Some(path)) => {
+                out.line(format_args!("Re-encrypted {} under key id {id}.", files.join(" and ")))?;
+                out.note(format_args!(
+                    "Now set SKYSYNC_TOKEN_KEY_FILE={} (or load it as the systemd credential skysync-token-key); until then other skysync runs stop with exit code 3.",
+                    path.display()
+                ));
+            }
+            _ => {
+                out.line(format_args!("Decrypted {} to plaintext (mode 0600).", files.join(" and ")))?;
+                out.note("Now unset SKYSYNC_TOKEN_KEY_FILE (and drop the skysync-token-key credential).");
+            }
+        }
+    }
+    Ok(exit::OK)
+}
+
+/// The plaintext of one file: under the target key already (a re-run after a crash), or else
+/// under the current key or plaintext.
+fn open_for_rekey(path: &Path, bytes: Vec<u8>, current: &AtRest, target: &AtRest) -> anyhow::Result<Vec<u8>> {
+    let result = match target.open(path, bytes.clone()) {
+        // A plaintext file passes any `open`; take it from the current side so a broken current key
+        // is still reported when the target is plaintext too.
+        Ok(plain) if key_id_of(&bytes).is_some() => Ok(plain),
+        Ok(_) | Err(OpenError::Key(_)) => current.open(path, bytes),
+        Err(e) => Err(e),
+    };
+    result.map_err(|e| match e {
+        OpenError::Key(m) => anyhow::Error::from(StoreError::Key(m)),
+        OpenError::Unreadable(m) => {
+            anyhow::anyhow!("the token file {} is unreadable: {m}; nothing was changed", path.display())
+        }
+    })
+}
+
+/// A token file's bytes, refusing one other users can read (as the store does).
+fn read_private(path: &Path) -> anyhow::Result<Option<Vec<u8>>> {
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(anyhow::anyhow!("cannot open {}: {e}", path.display())),
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = file.metadata()?.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(StoreError::Insecure(format!(
+                "the token file {} is accessible by other users (mode {mode:o}); run `chmod 600 {}`",
+                path.display(),
+                path.display()
+            ))
+            .into());
+        }
+    }
+    let mut bytes = Vec::new();
+    file.take(1024 * 1024).read_to_end(&mut bytes).with_context(|| format!("reading {}", path.display()))?;
+    Ok(Some(bytes))
+}
+
+/// Temp file in the same directory (0600), fsync, rename over `path`, fsync the directory.
+fn replace_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut tmp = tempfile::Builder::new().prefix(".tokens.").suffix(".tmp").tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    #[cfg(unix)]
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(())
+}
