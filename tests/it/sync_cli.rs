@@ -177,6 +177,7 @@ fn sqlite_count(path: &std::path::Path, table: &str) -> usize {
 
 #[tokio::test]
 async fn postgres_sync_and_status() {
+    skysync_tests::skip_in_fast_tier!("PostgreSQL");
     let sk = world(100).await;
     let pg = Fixture::postgres();
     let SinkSpec::Postgres(url) = pg.spec().clone() else { unreachable!() };
@@ -195,6 +196,7 @@ async fn postgres_sync_and_status() {
 
 #[tokio::test]
 async fn postgres_over_verified_tls() {
+    skysync_tests::skip_in_fast_tier!("PostgreSQL");
     let sk = world(30).await;
     let pg = skysync_tests::pg::PgServer::start_tls().unwrap();
     let ca = pg.ca_file().unwrap().display().to_string();

@@ -3,3 +3,6 @@
 
 pub mod cli;
 pub mod pg;
+pub mod process;
+pub mod sky;
+pub mod tier;
