@@ -53,11 +53,6 @@ impl Gate {
         assert!(!timeout.timed_out(), "only {} of {n} requests reached the transport", state.0);
     }
 
-    /// Requests that have arrived so far.
-    pub fn arrivals(&self) -> usize {
-        self.state.lock().unwrap().0
-    }
-
     /// Lets every held (and later) request through.
     pub fn open(&self) {
         self.state.lock().unwrap().1 = true;
@@ -68,7 +63,8 @@ impl Gate {
         let mut guard = self.state.lock().unwrap();
         guard.0 += 1;
         self.changed.notify_all();
-        let (_, timeout) = self.changed.wait_timeout_while(guard, GATE_TIMEOUT, |(_, open)| !*open).unwrap();
+        let (guard, timeout) = self.changed.wait_timeout_while(guard, GATE_TIMEOUT, |(_, open)| !*open).unwrap();
+        drop(guard);
         assert!(!timeout.timed_out(), "the test never opened the gate");
     }
 }
