@@ -55,6 +55,7 @@ struct Browser {
     _driver: tokio::process::Child,
     _profile: tempfile::TempDir,
     downloads: tempfile::TempDir,
+    _deadline: skysync_tests::deadline::Deadline,
 }
 
 impl Browser {
@@ -106,7 +107,7 @@ impl Browser {
             .connect(&format!("http://127.0.0.1:{port}"))
             .await
             .expect("a Chromium session");
-        Self { client, _driver: driver, _profile: profile, downloads }
+        Self { client, _driver: driver, _profile: profile, downloads, _deadline: skysync_tests::deadline::Deadline::start() }
     }
 
     async fn wait_ready(&self) {

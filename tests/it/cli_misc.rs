@@ -150,7 +150,8 @@ async fn a_closed_stdout_is_not_an_error() {
     // 1000 pages of one constituent: far more than can be fetched while the reader reads a line.
     let s = Skysync::with_sim(skysync_tests::sky::sim_config(1000)).await;
     s.seed(s.minted_tokens(|_| {})).await;
-    let mut child = s.command(&["api", "--paginate", "/constituent/v1/constituents?limit=1"]).spawn().unwrap();
+    let all = "/constituent/v1/constituents?limit=1&include_inactive=true&include_deceased=true";
+    let mut child = s.command(&["api", "--paginate", all]).spawn().unwrap();
     let stdout = child.stdout.take().unwrap();
     let mut lines = tokio::io::BufReader::new(stdout).lines();
     assert!(lines.next_line().await.unwrap().is_some());

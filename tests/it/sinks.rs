@@ -5,6 +5,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 use skysync_cli::sink::{self, DeleteMode, FullSwap, JsonlOut, Row, RunOutcome, Sink, SinkError, SinkSpec, Target};
 use skysync_core::catalog::{self, Entity};
+use skysync_tests::deadline::Deadline;
 use skysync_tests::pg::PgServer;
 use tempfile::TempDir;
 
@@ -31,17 +32,18 @@ struct Fixture {
     spec: SinkSpec,
     _dir: TempDir,
     _pg: Option<PgServer>,
+    _deadline: Deadline,
 }
 
 impl Fixture {
     fn sqlite() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
-        Fixture { spec: SinkSpec::Sqlite(dir.path().join("nested/dir/skysync.db")), _dir: dir, _pg: None }
+        Fixture { spec: SinkSpec::Sqlite(dir.path().join("nested/dir/skysync.db")), _dir: dir, _pg: None, _deadline: Deadline::start() }
     }
 
     fn postgres() -> Fixture {
         let pg = PgServer::start().expect("PostgreSQL test server");
-        Fixture { spec: SinkSpec::Postgres(pg.url()), _dir: tempfile::tempdir().unwrap(), _pg: Some(pg) }
+        Fixture { spec: SinkSpec::Postgres(pg.url()), _dir: tempfile::tempdir().unwrap(), _pg: Some(pg), _deadline: Deadline::start() }
     }
 
     async fn open(&self) -> Box<dyn Sink> {

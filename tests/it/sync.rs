@@ -16,6 +16,7 @@ use skysync_core::api::{ApiClient, ApiError, RetryPolicy};
 use skysync_core::catalog::{self, Entity};
 use skysync_core::env::SystemClock;
 use skysync_core::paging::Bookmark;
+use skysync_tests::deadline::Deadline;
 use skysync_tests::pg::PgServer;
 use skysync_tests::sky::{api_client, sim_config, start_sim};
 use tempfile::TempDir;
@@ -61,12 +62,13 @@ pub(crate) struct Fixture {
     spec: SinkSpec,
     _dir: TempDir,
     _pg: Option<PgServer>,
+    _deadline: Deadline,
 }
 
 impl Fixture {
     /// A reader of an existing database (e.g. one the `skysync` binary wrote).
     pub(crate) fn at(spec: SinkSpec) -> Fixture {
-        Fixture { spec, _dir: tempfile::tempdir().unwrap(), _pg: None }
+        Fixture { spec, _dir: tempfile::tempdir().unwrap(), _pg: None, _deadline: Deadline::start() }
     }
 
     /// A fresh PostgreSQL database, for tests that hand its URL to the binary.
@@ -82,10 +84,10 @@ impl Fixture {
     fn new(db: Db) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         match db {
-            Db::Sqlite => Fixture { spec: SinkSpec::Sqlite(dir.path().join("skysync.db")), _dir: dir, _pg: None },
+            Db::Sqlite => Fixture { spec: SinkSpec::Sqlite(dir.path().join("skysync.db")), _dir: dir, _pg: None, _deadline: Deadline::start() },
             Db::Postgres => {
                 let pg = PgServer::start().expect("PostgreSQL test server");
-                Fixture { spec: SinkSpec::Postgres(pg.url()), _dir: dir, _pg: Some(pg) }
+                Fixture { spec: SinkSpec::Postgres(pg.url()), _dir: dir, _pg: Some(pg), _deadline: Deadline::start() }
             }
         }
     }

@@ -99,6 +99,7 @@ pub struct Skysync {
     home: tempfile::TempDir,
     env: Mutex<Vec<(String, String)>>,
     outputs: Mutex<Vec<String>>,
+    _deadline: crate::deadline::Deadline,
 }
 
 /// A free port on 127.0.0.1 (it may be taken again before use, which is unlikely).
@@ -129,7 +130,13 @@ impl Skysync {
             ("SKYSYNC_SUBSCRIPTION_KEY".into(), c.subscription_key.clone()),
             ("SKYSYNC_REDIRECT_URI".into(), format!("http://127.0.0.1:{}/callback", free_port())),
         ];
-        Self { sim, home, env: Mutex::new(env), outputs: Mutex::new(Vec::new()) }
+        Self {
+            sim,
+            home,
+            env: Mutex::new(env),
+            outputs: Mutex::new(Vec::new()),
+            _deadline: crate::deadline::Deadline::start(),
+        }
     }
 
     /// Sets (or with `None` removes) an environment variable for later runs.
