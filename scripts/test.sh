@@ -1,11 +1,41 @@
 #!/usr/bin/env bash
 # Every check and every test, exactly as CI runs them (.ci/run calls this script).
 #   scripts/test.sh            install what is missing, then lint, build and test everything
+#   scripts/test.sh --fast     the inner loop (a few minutes): fmt, native clippy and the native
+#                              tests, without the installs, the wasm and browser builds, PostgreSQL
+#                              or Chromium. Not a substitute for the full run before a merge.
 # Environment: SKYSYNC_SKIP_SETUP=1 skips the installs (for a machine already set up).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-always}"
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+fast=0
+case "${1:-}" in
+  "") ;;
+  --fast) fast=1 ;;
+  *) echo "usage: scripts/test.sh [--fast]" >&2; exit 2 ;;
+esac
+
+# The tests that need PostgreSQL or Chromium read this (tests/src/tier.rs): only in the fast
+# tier do they return early, with a "SKIPPED in the fast tier" line. Never inherited into the
+# full run, where a missing PostgreSQL or Chromium fails them.
+unset SKYSYNC_TEST_FAST
+
+if [ "$fast" = 1 ]; then
+  say "fast tier: no installs, no wasm or browser builds, no PostgreSQL or Chromium"
+  say "cargo fmt --check"
+  cargo fmt --all --check
+  say "clippy (native)"
+  cargo clippy --workspace --all-targets --locked -- -D warnings
+  say "build the skysync binary the black-box tests run"
+  cargo build -p skysync-cli --bin skysync --locked
+  export SKYSYNC_BIN="$PWD/target/debug/skysync"
+  say "native tests (PostgreSQL and browser tests skip, saying so)"
+  SKYSYNC_TEST_FAST=1 cargo test --workspace --locked
+  say "fast tier passed (run scripts/test.sh for everything CI runs)"
+  exit 0
+fi
 
 [ "${SKYSYNC_SKIP_SETUP:-}" = 1 ] || scripts/setup.sh
 

@@ -14,11 +14,14 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use tokio::io::{AsyncBufReadExt, BufReader};
+
 use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{Value, json};
 use skysync_cli::consent_page;
 use skysync_cli::sim::SimConfig;
-use skysync_tests::cli::{Skysync, free_port, workspace_root};
+use skysync_tests::cli::{Skysync, workspace_root};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -52,26 +55,33 @@ struct Browser {
     _driver: tokio::process::Child,
     _profile: tempfile::TempDir,
     downloads: tempfile::TempDir,
+    _deadline: skysync_tests::deadline::Deadline,
 }
 
 impl Browser {
     async fn start() -> Self {
-        let port = free_port();
-        let driver = tokio::process::Command::new(chromedriver_path())
-            .arg(format!("--port={port}"))
+        // Port 0: chromedriver binds a free port itself and says which; no probe-then-bind race.
+        let mut driver = tokio::process::Command::from(skysync_tests::process::command(chromedriver_path()))
+            .arg("--port=0")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()
             .expect("chromedriver starts");
-        let status = format!("http://127.0.0.1:{port}/status");
-        let http = reqwest::Client::new();
-        let deadline = tokio::time::Instant::now() + WAIT;
-        while http.get(&status).send().await.is_err() {
-            assert!(tokio::time::Instant::now() < deadline, "chromedriver did not answer on port {port}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let mut lines = BufReader::new(driver.stdout.take().expect("chromedriver stdout")).lines();
+        let port = tokio::time::timeout(WAIT, async {
+            while let Some(line) = lines.next_line().await.expect("read chromedriver stdout") {
+                if let Some(rest) = line.split("started successfully on port ").nth(1) {
+                    return rest.trim_end_matches('.').trim().parse::<u16>().expect("chromedriver's port");
+                }
+            }
+            panic!("chromedriver exited without saying its port");
+        })
+        .await
+        .expect("chromedriver said its port");
+        // Keep draining its stdout so it never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         let profile = tempfile::tempdir().expect("browser profile dir");
         let downloads = tempfile::tempdir().expect("download dir");
         let mut caps = serde_json::Map::new();
@@ -90,15 +100,14 @@ impl Browser {
                 },
             }),
         );
-        // Both ring and aws-lc-rs are linked, so rustls needs to be told (first caller wins).
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = ClientBuilder::rustls()
-            .expect("rustls")
+        // Plain HTTP to chromedriver on loopback: no TLS connector, so nothing process-wide
+        // (a rustls default provider) is installed for the other tests in this binary.
+        let client = ClientBuilder::new(HttpConnector::new())
             .capabilities(caps)
             .connect(&format!("http://127.0.0.1:{port}"))
             .await
             .expect("a Chromium session");
-        Self { client, _driver: driver, _profile: profile, downloads }
+        Self { client, _driver: driver, _profile: profile, downloads, _deadline: skysync_tests::deadline::Deadline::start() }
     }
 
     async fn wait_ready(&self) {
@@ -206,6 +215,7 @@ fn downloaded(dir: &Path) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consent_page_exchanges_in_the_browser_and_the_bundle_imports() {
+    skysync_tests::skip_in_fast_tier!("Chromium and the built consent page");
     let _one = BROWSER.lock().await;
     let (s, page, b) = consent_setup().await;
     b.client.find(Locator::Id("authorize")).await.unwrap().click().await.unwrap();
@@ -251,6 +261,7 @@ async fn consent_page_exchanges_in_the_browser_and_the_bundle_imports() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_cors_on_the_token_endpoint_the_page_offers_a_code_bundle() {
+    skysync_tests::skip_in_fast_tier!("Chromium and the built consent page");
     let _one = BROWSER.lock().await;
     let (s, page, b) = consent_setup().await;
     s.sim.set_token_cors(false);
@@ -331,6 +342,7 @@ async fn static_host(dir: PathBuf, prefix: &'static str) -> (url::Url, tokio::ta
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn from_a_plain_static_host_in_a_subdirectory_with_remembered_fields() {
+    skysync_tests::skip_in_fast_tier!("Chromium and the built consent page");
     let _one = BROWSER.lock().await;
     let (page_url, host) = static_host(page_dir(), "/some/dir/").await;
     let (s, b) = consent_setup_at(page_url.as_str()).await;
@@ -403,6 +415,7 @@ async fn from_a_plain_static_host_in_a_subdirectory_with_remembered_fields() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_the_wasm_cannot_load_the_code_still_leaves_the_address_bar() {
+    skysync_tests::skip_in_fast_tier!("Chromium and the built consent page");
     let _one = BROWSER.lock().await;
     // The page without its wasm module: init() fails.
     let broken = tempfile::tempdir().unwrap();

@@ -77,6 +77,37 @@ async fn login_manual_rejects_a_redirect_with_another_state() {
     assert!(!s.token_file().exists());
 }
 
+/// A redirect to the listener whose `state` is not this login's is refused (400) without
+/// exchanging its code, and the listener keeps waiting for the real one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_listener_refuses_a_forged_state_and_waits_for_the_real_redirect() {
+    let s = Skysync::start().await;
+    let (child, authorize, stderr) = s.start_login(&["login", "--no-browser", "--timeout", "30"]).await;
+    let callback = s.consent(&authorize).await;
+    let mut forged = callback.clone();
+    let pairs: Vec<(String, String)> = callback
+        .query_pairs()
+        .map(|(k, v)| {
+            let v = if k == "state" { format!("forged{v}") } else { v.into_owned() };
+            (k.into_owned(), v)
+        })
+        .collect();
+    assert!(pairs.iter().any(|(k, _)| k == "state"), "the redirect carries a state: {callback}");
+    forged.query_pairs_mut().clear().extend_pairs(pairs);
+    let page = reqwest::get(forged).await.expect("listener reachable");
+    assert_eq!(page.status().as_u16(), 400, "a forged state is refused");
+    assert_eq!(s.sim.stats().token_calls, 0, "the code of a forged redirect is not exchanged");
+    assert!(!s.token_file().exists());
+
+    let page = reqwest::get(callback).await.expect("listener still reachable");
+    assert_eq!(page.status().as_u16(), 200, "the real redirect still lands");
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output()).await.unwrap().unwrap();
+    let mut run = s.finish(out);
+    run.stderr = stderr.await.unwrap();
+    run.expect_code(0);
+    assert_eq!(s.sim.stats().token_authorization_code, 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_times_out_with_a_clear_message() {
     let s = Skysync::start().await;
@@ -128,7 +159,7 @@ async fn login_with_the_redirect_port_busy_says_what_to_do_before_showing_a_url(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_listens_on_both_loopback_families_for_localhost() {
     if std::net::TcpListener::bind("[::1]:0").is_err() {
-        eprintln!("no IPv6 loopback on this machine: nothing to check");
+        skysync_tests::tier::not_checked("IPv6 loopback");
         return;
     }
     let s = Skysync::start().await;

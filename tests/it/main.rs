@@ -11,6 +11,7 @@ mod pg_auth;
 mod security_config;
 mod security_files;
 mod security_listeners;
+mod exit_codes;
 mod session;
 mod sim;
 mod sinks;

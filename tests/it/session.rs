@@ -6,57 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use skysync_cli::runtime::TokioRuntime;
-use skysync_cli::sim::{Fault, SimConfig, SimHandle, Simulator};
+use skysync_cli::sim::{Fault, SimConfig};
 use skysync_core::api::ApiClient;
 use skysync_core::env::{Clock, OsEntropy, SystemClock};
 use skysync_core::http::ReqwestClient;
-use skysync_core::secret::{ClientSecret, SubscriptionKey};
-use skysync_core::token::{authorization_code_request, parse_token_response};
-use skysync_core::{
-    ApiConfig, Endpoints, MemoryStore, OAuthConfig, RenewalPolicy, Session, SessionError, SessionParts, TokenSet,
-    parse_callback, start_authorization,
-};
-use url::Url;
-
-fn oauth(sim: &SimHandle) -> OAuthConfig {
-    let cfg = sim.config();
-    OAuthConfig::new(
-        cfg.client_id.clone(),
-        Some(ClientSecret::new(cfg.client_secret.clone())),
-        Url::parse("http://127.0.0.1:8321/callback").unwrap(),
-    )
-    .with_endpoints(Endpoints { authorize: sim.authorize_url(), token: sim.token_url(), api: sim.api_url() })
-}
-
-/// Consents through the simulator's authorize endpoint and exchanges the code.
-async fn consent(sim: &SimHandle) -> TokenSet {
-    let config = oauth(sim);
-    let pending = start_authorization(&config, &OsEntropy);
-    let browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let resp = browser.get(pending.url.clone()).send().await.unwrap();
-    assert_eq!(resp.status().as_u16(), 302);
-    let location = resp.headers()["location"].to_str().unwrap().to_owned();
-    assert!(location.starts_with("http://127.0.0.1:8321/callback?"), "{location}");
-    let code = parse_callback(&location, &pending.state, false).unwrap();
-    let http = ReqwestClient::new().unwrap();
-    let request = authorization_code_request(&config, &code, Some(&pending.verifier), &pending.redirect_uri);
-    use skysync_core::http::HttpClient;
-    let response = http.execute(request).await.unwrap();
-    let parsed = parse_token_response(&config.endpoints.token, &response).unwrap();
-    let now = SystemClock.now();
-    TokenSet::from_exchange(&config.client_id, parsed, now).unwrap()
-}
-
-fn session(sim: &SimHandle, store: Arc<MemoryStore>, policy: RenewalPolicy) -> Session {
-    Session::new(SessionParts {
-        oauth: oauth(sim),
-        policy,
-        http: Arc::new(ReqwestClient::new().unwrap()),
-        store,
-        clock: Arc::new(SystemClock),
-        runtime: Arc::new(TokioRuntime),
-    })
-}
+use skysync_core::secret::SubscriptionKey;
+use skysync_core::{ApiConfig, MemoryStore, RenewalPolicy, SessionError, TokenSet};
+use skysync_tests::sky::{consent, session, sim_config, start_sim};
 
 fn expired_access(mut t: TokenSet) -> TokenSet {
     t.access_expires_at = Some(SystemClock.now() - Duration::from_secs(1));
@@ -65,7 +21,7 @@ fn expired_access(mut t: TokenSet) -> TokenSet {
 
 #[tokio::test]
 async fn consent_exchange_and_preserving_refresh() {
-    let sim = Simulator::start(SimConfig::default()).await.unwrap();
+    let sim = start_sim(SimConfig::default()).await;
     let tokens = consent(&sim).await;
     assert_eq!(tokens.identity.environment_id.as_deref(), Some(sim.config().environment_id.as_str()));
     assert_eq!(sim.stats().token_authorization_code, 1);
@@ -86,7 +42,7 @@ async fn consent_exchange_and_preserving_refresh() {
 
 #[tokio::test]
 async fn rotation_inside_the_window_and_invalid_grant_for_the_old_token() {
-    let sim = Simulator::start(SimConfig::default()).await.unwrap();
+    let sim = start_sim(SimConfig::default()).await;
     let tokens = consent(&sim).await;
     let old = tokens.clone();
     let store = Arc::new(MemoryStore::with(expired_access(tokens)));
@@ -106,7 +62,7 @@ async fn rotation_inside_the_window_and_invalid_grant_for_the_old_token() {
 
 #[tokio::test]
 async fn lost_rotation_response_is_reported_and_the_store_keeps_the_last_token() {
-    let sim = Simulator::start(SimConfig::default()).await.unwrap();
+    let sim = start_sim(SimConfig::default()).await;
     let tokens = consent(&sim).await;
     let before = tokens.refresh_token.secret().to_owned();
     let store = Arc::new(MemoryStore::with(tokens));
@@ -130,7 +86,7 @@ async fn lost_rotation_response_is_reported_and_the_store_keeps_the_last_token()
 
 #[tokio::test]
 async fn revoked_app_gives_consent_error() {
-    let sim = Simulator::start(SimConfig::default()).await.unwrap();
+    let sim = start_sim(SimConfig::default()).await;
     let tokens = consent(&sim).await;
     sim.revoke_refresh_tokens();
     let s = session(&sim, Arc::new(MemoryStore::with(expired_access(tokens))), RenewalPolicy::default());
@@ -141,7 +97,7 @@ async fn revoked_app_gives_consent_error() {
 
 #[tokio::test]
 async fn api_client_waits_on_429_and_refreshes_on_401() {
-    let sim = Simulator::start(SimConfig { records: 20, ..Default::default() }).await.unwrap();
+    let sim = start_sim(sim_config(20)).await;
     let tokens = consent(&sim).await;
     let store = Arc::new(MemoryStore::with(tokens));
     let s = session(&sim, store, RenewalPolicy::default());

@@ -6,6 +6,7 @@ use std::time::Duration;
 use reqwest::{Client, Response, StatusCode, header, redirect::Policy};
 use serde_json::{Value, json};
 use skysync_cli::sim::{Fault, FaultRates, SimConfig, SimHandle, SimStats, Simulator, s256_challenge};
+use skysync_tests::sky::{QUOTA_DAY, sim_config};
 use url::Url;
 
 const REDIRECT: &str = "http://127.0.0.1:8321/callback";
@@ -15,11 +16,22 @@ const KEY: &str = "sim-subscription-key";
 const TOKEN_EXPIRED: &str = "The required Authorization header was missing or invalid, or the token has expired.";
 
 async fn sim(records: u64) -> SimHandle {
-    Simulator::start(SimConfig { records, ..SimConfig::default() }).await.expect("simulator starts")
+    skysync_tests::sky::start_sim(sim_config(records)).await
 }
 
 fn client() -> Client {
     Client::builder().redirect(Policy::none()).timeout(Duration::from_secs(20)).build().unwrap()
+}
+
+/// The request reached the server, which closed the connection without an answer: not a
+/// refused connection (the server gone), a timeout or an HTTP status.
+#[track_caller]
+fn assert_dropped(result: reqwest::Result<Response>) {
+    let err = match result {
+        Ok(resp) => panic!("expected a dropped connection, got HTTP {}", resp.status()),
+        Err(e) => e,
+    };
+    assert!(!err.is_connect() && !err.is_timeout() && !err.is_status(), "not a dropped connection: {err:?}");
 }
 
 fn query_map(url: &Url) -> HashMap<String, String> {
@@ -390,7 +402,7 @@ async fn token_faults_and_revocation() {
     let html = c.post(sim.token_url()).basic_auth(CLIENT_ID, Some(SECRET)).form(&form).send().await.unwrap();
     assert_eq!(html.status(), StatusCode::BAD_GATEWAY);
     assert!(html.headers()[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/html"));
-    assert!(c.post(sim.token_url()).basic_auth(CLIENT_ID, Some(SECRET)).form(&form).send().await.is_err());
+    assert_dropped(c.post(sim.token_url()).basic_auth(CLIENT_ID, Some(SECRET)).form(&form).send().await);
     assert_eq!(refresh(&sim, &c, rt, true).await.0, StatusCode::OK, "faults are consumed");
     sim.revoke_refresh_tokens();
     let (status, body) = refresh(&sim, &c, rt, true).await;
@@ -465,13 +477,14 @@ async fn queued_429s_rate_limit_and_quota() {
     let over = api_get(&sim, &c, &token, path).await;
     assert_eq!(over.status(), StatusCode::FORBIDDEN);
     let retry: u64 = over.headers()[header::RETRY_AFTER].to_str().unwrap().parse().unwrap();
-    assert!((1..=86_400).contains(&retry));
+    // The quota day ends QUOTA_DAY after the simulator started (not at a real midnight).
+    assert!((QUOTA_DAY.as_secs() - 300..=QUOTA_DAY.as_secs()).contains(&retry), "{retry}");
     let body: Value = over.json().await.unwrap();
     assert_eq!(body["statusCode"], 403);
     let msg = s(&body, "message");
     let hms = msg.strip_prefix("Out of call volume quota. Quota will be replenished in ").unwrap();
     assert_eq!(hms.len(), "HH:MM:SS.".len(), "{msg}");
-    // The quota refills at (simulated) midnight UTC.
+    // The quota refills when the simulator's quota day ends.
     sim.advance_clock(Duration::from_secs(retry + 1));
     let token = access(&sim).await;
     assert_eq!(api_get(&sim, &c, &token, path).await.status(), StatusCode::OK);
@@ -611,7 +624,8 @@ async fn last_modified_chain_resumes_from_the_stored_next_link() {
     seen.sort();
     assert_eq!(seen, live);
 
-    let before = sim.record("gifts", "7").unwrap();
+    let before: HashMap<String, Value> =
+        sim.live_ids("gifts").into_iter().map(|id| (id.clone(), sim.record("gifts", &id).unwrap())).collect();
     let mut changed = sim.modify("gifts", 5);
     changed.sort();
     changed.dedup();
@@ -623,8 +637,10 @@ async fn last_modified_chain_resumes_from_the_stored_next_link() {
     for r in page["value"].as_array().unwrap() {
         assert_eq!(Some(r), sim.record("gifts", s(r, "id")).as_ref());
     }
-    if changed.contains(&"7".to_owned()) {
-        assert_ne!(sim.record("gifts", "7").unwrap()["amount"], before["amount"]);
+    for id in &changed {
+        let now = sim.record("gifts", id).unwrap();
+        assert_ne!(now["amount"], before[id]["amount"], "gift {id} changed visibly");
+        assert!(s(&now, "date_modified") > s(&before[id], "date_modified"), "gift {id} is newer");
     }
     // The new next_link is again a resumable, empty tail.
     let tail: Value = api_url(&c, &token, s(&page, "next_link")).await.json().await.unwrap();
@@ -740,7 +756,7 @@ async fn control_api_over_http() {
     let token = s(&tokens["tokens"], "access_token").to_owned();
     post(json!({"op": "fail_next_api", "n": 1, "fault": {"kind": "drop"}})).await.unwrap();
     let url = sim.api_url().join("gift/v1/gifts").unwrap();
-    assert!(c.get(url.clone()).header("Bb-Api-Subscription-Key", KEY).bearer_auth(&token).send().await.is_err());
+    assert_dropped(c.get(url.clone()).header("Bb-Api-Subscription-Key", KEY).bearer_auth(&token).send().await);
     post(json!({"op": "fail_next_api", "n": 1, "fault": {"kind": "status", "code": 503}})).await.unwrap();
     assert_eq!(api_url(&c, &token, url.as_str()).await.status(), StatusCode::SERVICE_UNAVAILABLE);
     post(json!({"op": "set_quota", "remaining": 0})).await.unwrap();
@@ -764,11 +780,10 @@ async fn control_api_over_http() {
 }
 
 #[tokio::test]
-async fn large_tables_page_quickly() {
+async fn large_tables_page_deep_offsets_and_last_modified() {
     let sim = sim(200_000).await;
     let c = client();
     let token = access(&sim).await;
-    let start = tokio::time::Instant::now();
     let page = api_json(&sim, &c, &token, "/gift/v1/gifts?limit=5000&offset=395000").await;
     assert_eq!((page["count"].as_u64(), ids(&page).len()), (Some(400_000), 5000));
     let middle = s(&page["value"][0], "date_modified").to_owned();
@@ -777,7 +792,6 @@ async fn large_tables_page_quickly() {
             .await;
     assert_eq!(since["count"].as_u64(), Some(5000));
     assert_eq!(ids(&since)[0], "395001");
-    assert!(start.elapsed() < Duration::from_secs(10), "{:?}", start.elapsed());
 }
 
 #[tokio::test]
@@ -786,33 +800,6 @@ async fn shutdown_stops_the_server() {
     let url = sim.base_url();
     assert!(client().get(url.clone()).send().await.is_ok());
     sim.shutdown().await;
-    assert!(Client::new().get(url).send().await.is_err());
-}
-
-/// A full 1M-constituent `last_modified` sync (200 pages of 5000). Run with `--ignored`, ideally
-/// in release mode: `cargo test --release -p skysync-tests --test it sim::million -- --ignored`.
-#[tokio::test]
-#[ignore = "benchmark: about a million rendered records"]
-async fn million_constituents_sync() {
-    let sim = sim(1_000_000).await;
-    let c = client();
-    let token = access(&sim).await;
-    let start = tokio::time::Instant::now();
-    let mut link = sim
-        .api_url()
-        .join("constituent/v1/constituents?limit=5000&include_inactive=true&include_deceased=true&last_modified=1600-01-01")
-        .unwrap()
-        .to_string();
-    let mut rows = 0;
-    loop {
-        let page: Value = api_url(&c, &token, &link).await.json().await.unwrap();
-        let n = page["value"].as_array().unwrap().len();
-        if n == 0 {
-            break;
-        }
-        rows += n;
-        link = s(&page, "next_link").to_owned();
-    }
-    assert_eq!(rows, 1_000_000);
-    eprintln!("1M constituents in {:?}", start.elapsed());
+    let err = Client::new().get(url).send().await.expect_err("nothing answers after shutdown");
+    assert!(err.is_connect(), "the connection is refused after shutdown: {err:?}");
 }

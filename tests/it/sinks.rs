@@ -5,6 +5,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 use skysync_cli::sink::{self, DeleteMode, FullSwap, JsonlOut, Row, RunOutcome, Sink, SinkError, SinkSpec, Target};
 use skysync_core::catalog::{self, Entity};
+use skysync_tests::deadline::Deadline;
 use skysync_tests::pg::PgServer;
 use tempfile::TempDir;
 
@@ -31,17 +32,18 @@ struct Fixture {
     spec: SinkSpec,
     _dir: TempDir,
     _pg: Option<PgServer>,
+    _deadline: Deadline,
 }
 
 impl Fixture {
     fn sqlite() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
-        Fixture { spec: SinkSpec::Sqlite(dir.path().join("nested/dir/skysync.db")), _dir: dir, _pg: None }
+        Fixture { spec: SinkSpec::Sqlite(dir.path().join("nested/dir/skysync.db")), _dir: dir, _pg: None, _deadline: Deadline::start() }
     }
 
     fn postgres() -> Fixture {
         let pg = PgServer::start().expect("PostgreSQL test server");
-        Fixture { spec: SinkSpec::Postgres(pg.url()), _dir: tempfile::tempdir().unwrap(), _pg: Some(pg) }
+        Fixture { spec: SinkSpec::Postgres(pg.url()), _dir: tempfile::tempdir().unwrap(), _pg: Some(pg), _deadline: Deadline::start() }
     }
 
     async fn open(&self) -> Box<dyn Sink> {
@@ -176,6 +178,7 @@ macro_rules! both_backends {
             $(
                 #[tokio::test]
                 async fn $name() {
+                    skysync_tests::skip_in_fast_tier!("PostgreSQL");
                     super::$name(super::Fixture::postgres()).await
                 }
             )*
@@ -448,6 +451,7 @@ async fn unknown_entities_are_refused(f: Fixture) {
 
 #[tokio::test]
 async fn postgres_rejected_rows_leave_the_bookmark_alone() {
+    skysync_tests::skip_in_fast_tier!("PostgreSQL");
     let f = Fixture::postgres();
     let mut s = f.open().await;
     s.commit_page(E, Target::Live, &rows(&["1"], 1), "b1").await.unwrap();
@@ -467,6 +471,7 @@ async fn postgres_rejected_rows_leave_the_bookmark_alone() {
 
 #[tokio::test]
 async fn postgres_errors_and_descriptions_never_contain_the_password() {
+    skysync_tests::skip_in_fast_tier!("PostgreSQL");
     let pg = PgServer::start().unwrap();
     let secret = "hunter2-S3cr3t";
     let with_pw = |db: &str| format!("postgres://skysync:{secret}@127.0.0.1:{}/{db}", pg.port());
@@ -533,6 +538,7 @@ async fn tls_failure(url: &str) -> String {
 
 #[tokio::test]
 async fn postgres_tls_require_and_prefer_encrypt_without_verifying() {
+    skysync_tests::skip_in_fast_tier!("PostgreSQL");
     let pg = PgServer::start_tls().unwrap();
     // 127.0.0.1 is not in the certificate and its CA is not trusted: require does not check.
     tls_round_trip(&tls_url(&pg, "127.0.0.1", "sslmode=require")).await.unwrap();
@@ -544,6 +550,7 @@ async fn postgres_tls_require_and_prefer_encrypt_without_verifying() {
 
 #[tokio::test]
 async fn postgres_tls_verify_full_checks_the_ca_and_the_host_name() {
+    skysync_tests::skip_in_fast_tier!("PostgreSQL");
     let pg = PgServer::start_tls().unwrap();
     let ca = ca_param(&pg);
     tls_round_trip(&tls_url(&pg, "localhost", &format!("sslmode=verify-full&{ca}"))).await.unwrap();
@@ -558,6 +565,7 @@ async fn postgres_tls_verify_full_checks_the_ca_and_the_host_name() {
 
 #[tokio::test]
 async fn postgres_tls_with_the_wrong_ca_fails_clearly() {
+    skysync_tests::skip_in_fast_tier!("PostgreSQL");
     let pg = PgServer::start_tls().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let other = dir.path().join("other-ca.pem");
@@ -588,6 +596,7 @@ async fn postgres_tls_with_the_wrong_ca_fails_clearly() {
 
 #[tokio::test]
 async fn postgres_tls_disable_against_a_tls_only_server_fails_clearly() {
+    skysync_tests::skip_in_fast_tier!("PostgreSQL");
     let pg = PgServer::start_tls().unwrap();
     let text = tls_failure(&tls_url(&pg, "127.0.0.1", "sslmode=disable")).await;
     assert!(text.contains("no encryption"), "the server's reason: {text}");
@@ -596,6 +605,7 @@ async fn postgres_tls_disable_against_a_tls_only_server_fails_clearly() {
 
 #[tokio::test]
 async fn postgres_tls_required_but_the_server_has_none_fails_clearly() {
+    skysync_tests::skip_in_fast_tier!("PostgreSQL");
     // The shared test server runs with ssl=off; prefer falls back to plain (every other test).
     let pg = PgServer::start().unwrap();
     for mode in ["require", "verify-full"] {
@@ -676,6 +686,7 @@ async fn jsonl_stdout_keeps_no_state() {
 
 #[test]
 fn dedicated_postgres_server_stops_on_drop() {
+    skysync_tests::skip_in_fast_tier!("PostgreSQL");
     let pg = PgServer::start_dedicated().unwrap();
     let addr = format!("127.0.0.1:{}", pg.port());
     assert!(std::net::TcpStream::connect(&addr).is_ok());

@@ -7,38 +7,23 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
-use skysync_cli::sim::{Fault, FaultRates, SimConfig, SimHandle, Simulator};
+use skysync_cli::sim::{Fault, FaultRates, SimHandle};
 use skysync_cli::sink::{self, DeleteMode, Sink, SinkSpec};
 use skysync_cli::sync::EntityReport;
 use skysync_cli::sync::engine::{self, EngineOptions, RunMode, RunReport};
 use skysync_cli::sync::progress::{Phase, Progress, Silent};
 use skysync_core::api::{ApiClient, ApiError, RetryPolicy};
 use skysync_core::catalog::{self, Entity};
-use skysync_core::config::ApiConfig;
-use skysync_core::env::{BoxFuture, Clock, OsEntropy, Runtime, SystemClock};
-use skysync_core::http::{HttpClient, HttpResponse, ReqwestClient};
+use skysync_core::env::SystemClock;
 use skysync_core::paging::Bookmark;
-use skysync_core::secret::{ClientSecret, SubscriptionKey};
-use skysync_core::token::parse_token_response;
-use skysync_core::{ClientAuth, Endpoints, MemoryStore, OAuthConfig, RenewalPolicy, Session, SessionParts, TokenSet};
+use skysync_tests::deadline::Deadline;
 use skysync_tests::pg::PgServer;
+use skysync_tests::sky::{api_client, sim_config, start_sim};
 use tempfile::TempDir;
-
-#[derive(Debug)]
-struct Tokio;
-
-impl Runtime for Tokio {
-    fn spawn(&self, task: BoxFuture<'static, ()>) {
-        tokio::spawn(task);
-    }
-    fn sleep(&self, d: Duration) -> BoxFuture<'static, ()> {
-        Box::pin(tokio::time::sleep(d))
-    }
-}
 
 /// A sim with `records` constituents (gifts = 2x, events = max(10, n/100)).
 async fn sim(records: u64) -> SimHandle {
-    Simulator::start(SimConfig { records, ..SimConfig::default() }).await.unwrap()
+    start_sim(sim_config(records)).await
 }
 
 /// An API client for `sim`, as `skysync login` would leave it: tokens from a consent, pacing off.
@@ -48,44 +33,14 @@ fn client(sim: &SimHandle, budget: Option<u64>) -> ApiClient {
 
 /// [`client`] with the shared pacer at `per_second` calls per second.
 fn paced_client(sim: &SimHandle, budget: Option<u64>, per_second: f64) -> ApiClient {
-    let cfg = sim.config();
-    let body = serde_json::to_vec(&sim.issue_tokens()).unwrap();
-    let resp = HttpResponse { status: 200, headers: vec![("content-type".into(), "application/json".into())], body };
-    let parsed = parse_token_response(&sim.token_url(), &resp).unwrap();
-    let tokens = TokenSet::from_exchange(&cfg.client_id, parsed, SystemClock.now()).unwrap();
-    let oauth = OAuthConfig {
-        client_id: cfg.client_id.clone(),
-        client_secret: Some(ClientSecret::new(cfg.client_secret.clone())),
-        redirect_uri: "http://localhost:8321/callback".parse().unwrap(),
-        endpoints: Endpoints { authorize: sim.authorize_url(), token: sim.token_url(), api: sim.api_url() },
-        client_auth: ClientAuth::Basic,
-        environment_id: None,
-    };
-    let http: Arc<dyn HttpClient> = Arc::new(ReqwestClient::new().unwrap());
-    let session = Session::new(SessionParts {
-        oauth,
-        policy: RenewalPolicy::default(),
-        http: http.clone(),
-        store: Arc::new(MemoryStore::with(tokens)),
-        clock: Arc::new(SystemClock),
-        runtime: Arc::new(Tokio),
-    });
-    ApiClient::new(
-        session,
-        http,
-        Arc::new(Tokio),
-        Arc::new(SystemClock),
-        Arc::new(OsEntropy),
-        ApiConfig { base: sim.api_url(), subscription_key: SubscriptionKey::new(cfg.subscription_key) },
-        per_second,
-    )
-    .with_retry(RetryPolicy {
-        max_attempts: 10,
-        base_delay: Duration::from_millis(20),
-        max_delay: Duration::from_millis(200),
-        ..RetryPolicy::default()
-    })
-    .with_budget(budget)
+    api_client(sim, per_second)
+        .with_retry(RetryPolicy {
+            max_attempts: 10,
+            base_delay: Duration::from_millis(20),
+            max_delay: Duration::from_millis(200),
+            ..RetryPolicy::default()
+        })
+        .with_budget(budget)
 }
 
 fn entities(names: &[&str]) -> Vec<&'static Entity> {
@@ -107,12 +62,13 @@ pub(crate) struct Fixture {
     spec: SinkSpec,
     _dir: TempDir,
     _pg: Option<PgServer>,
+    _deadline: Deadline,
 }
 
 impl Fixture {
     /// A reader of an existing database (e.g. one the `skysync` binary wrote).
     pub(crate) fn at(spec: SinkSpec) -> Fixture {
-        Fixture { spec, _dir: tempfile::tempdir().unwrap(), _pg: None }
+        Fixture { spec, _dir: tempfile::tempdir().unwrap(), _pg: None, _deadline: Deadline::start() }
     }
 
     /// A fresh PostgreSQL database, for tests that hand its URL to the binary.
@@ -128,10 +84,10 @@ impl Fixture {
     fn new(db: Db) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         match db {
-            Db::Sqlite => Fixture { spec: SinkSpec::Sqlite(dir.path().join("skysync.db")), _dir: dir, _pg: None },
+            Db::Sqlite => Fixture { spec: SinkSpec::Sqlite(dir.path().join("skysync.db")), _dir: dir, _pg: None, _deadline: Deadline::start() },
             Db::Postgres => {
                 let pg = PgServer::start().expect("PostgreSQL test server");
-                Fixture { spec: SinkSpec::Postgres(pg.url()), _dir: dir, _pg: Some(pg) }
+                Fixture { spec: SinkSpec::Postgres(pg.url()), _dir: dir, _pg: Some(pg), _deadline: Deadline::start() }
             }
         }
     }
@@ -242,7 +198,7 @@ fn calls(sim: &SimHandle, entity: &str) -> u64 {
     sim.stats().per_entity_calls.get(entity).copied().unwrap_or(0)
 }
 
-async fn first_sync_then_only_changes(db: Db) {
+async fn first_sync_equals_source_then_only_changes(db: Db) {
     let sim = sim(300).await;
     let fx = Fixture::new(db);
     let api = client(&sim, None);
@@ -285,17 +241,7 @@ async fn first_sync_then_only_changes(db: Db) {
     assert_eq!(report(&r, "gifts").records, 0);
 }
 
-#[tokio::test]
-async fn first_sync_equals_source_then_only_changes_sqlite() {
-    first_sync_then_only_changes(Db::Sqlite).await;
-}
-
-#[tokio::test]
-async fn first_sync_equals_source_then_only_changes_postgres() {
-    first_sync_then_only_changes(Db::Postgres).await;
-}
-
-async fn faults_converge(db: Db) {
+async fn faults_500_429_and_drops_still_converge(db: Db) {
     let sim = sim(300).await;
     sim.set_fault_rates(FaultRates { api_500: 0.10, api_429: 0.05, api_drop: 0.02 });
     let fx = Fixture::new(db);
@@ -323,10 +269,9 @@ async fn faults_converge(db: Db) {
 }
 
 /// Retries, 429s and the re-try after a 401 count in the requests of the entity that made them.
-#[tokio::test]
-async fn per_entity_requests_count_every_attempt() {
+async fn per_entity_requests_count_every_attempt(db: Db) {
     let sim = sim(100).await;
-    let fx = Fixture::new(Db::Sqlite);
+    let fx = Fixture::new(db);
     let api = client(&sim, None);
     sim.fail_next_api(2, Fault::Status(500));
     sim.fail_next_api(1, Fault::Drop);
@@ -343,17 +288,7 @@ async fn per_entity_requests_count_every_attempt() {
     fx.assert_equals_source(&sim, "gifts").await;
 }
 
-#[tokio::test]
-async fn faults_500_429_and_drops_still_converge_sqlite() {
-    faults_converge(Db::Sqlite).await;
-}
-
-#[tokio::test]
-async fn faults_500_429_and_drops_still_converge_postgres() {
-    faults_converge(Db::Postgres).await;
-}
-
-async fn quota_stops_cleanly(db: Db) {
+async fn quota_exhaustion_keeps_pages_and_next_run_completes(db: Db) {
     let sim = sim(300).await;
     let fx = Fixture::new(db);
     let api = client(&sim, None);
@@ -384,20 +319,9 @@ async fn quota_stops_cleanly(db: Db) {
     assert_eq!(s.state("gifts").await.unwrap().unwrap().last_error, None);
 }
 
-#[tokio::test]
-async fn quota_exhaustion_keeps_pages_and_next_run_completes_sqlite() {
-    quota_stops_cleanly(Db::Sqlite).await;
-}
-
-#[tokio::test]
-async fn quota_exhaustion_keeps_pages_and_next_run_completes_postgres() {
-    quota_stops_cleanly(Db::Postgres).await;
-}
-
-#[tokio::test]
-async fn call_budget_stops_cleanly_and_resumes() {
+async fn call_budget_stops_cleanly_and_resumes(db: Db) {
     let sim = sim(300).await;
-    let fx = Fixture::new(Db::Sqlite);
+    let fx = Fixture::new(db);
     let r = fx.run(&client(&sim, Some(4)), &["gifts"], &opts(50), &Silent).await;
     assert!(matches!(r.stopped, Some(ApiError::BudgetSpent { budget: 4 })), "{:?}", r.stopped);
     assert_eq!(report(&r, "gifts").pages, 4);
@@ -408,10 +332,9 @@ async fn call_budget_stops_cleanly_and_resumes() {
     fx.assert_equals_source(&sim, "gifts").await;
 }
 
-#[tokio::test]
-async fn call_budget_holds_across_concurrent_entities() {
+async fn call_budget_holds_across_concurrent_entities(db: Db) {
     let sim = sim(300).await;
-    let fx = Fixture::new(Db::Sqlite);
+    let fx = Fixture::new(db);
     // With pacing, every entity waits for its slot: the budget must be taken before that wait,
     // or each waiting entity sends one call past it.
     let api = paced_client(&sim, Some(5), 50.0);
@@ -423,7 +346,7 @@ async fn call_budget_holds_across_concurrent_entities() {
     assert_eq!(r.api.calls, 5, "calls the run reports");
 }
 
-async fn token_expiry(db: Db) {
+async fn access_token_expiring_mid_run_refreshes_once(db: Db) {
     let sim = sim(300).await;
     let fx = Fixture::new(db);
     let api = client(&sim, None);
@@ -446,17 +369,15 @@ async fn token_expiry(db: Db) {
     fx.assert_equals_source(&sim, "gifts").await;
 }
 
-#[tokio::test]
-async fn access_token_expiring_mid_run_refreshes_once_sqlite() {
-    token_expiry(Db::Sqlite).await;
+async fn deletes_reconciled_mark(db: Db) {
+    deletes_reconciled(db, DeleteMode::Mark).await;
 }
 
-#[tokio::test]
-async fn access_token_expiring_mid_run_refreshes_once_postgres() {
-    token_expiry(Db::Postgres).await;
+async fn deletes_reconciled_remove(db: Db) {
+    deletes_reconciled(db, DeleteMode::Remove).await;
 }
 
-async fn deletes(db: Db, mode: DeleteMode) {
+async fn deletes_reconciled(db: Db, mode: DeleteMode) {
     let sim = sim(300).await;
     let fx = Fixture::new(db);
     let api = client(&sim, None);
@@ -490,30 +411,9 @@ async fn deletes(db: Db, mode: DeleteMode) {
     assert!(st.last_reconcile_at.is_some() && !st.reconcile_in_progress);
 }
 
-#[tokio::test]
-async fn deletes_reconciled_mark_sqlite() {
-    deletes(Db::Sqlite, DeleteMode::Mark).await;
-}
-
-#[tokio::test]
-async fn deletes_reconciled_remove_sqlite() {
-    deletes(Db::Sqlite, DeleteMode::Remove).await;
-}
-
-#[tokio::test]
-async fn deletes_reconciled_mark_postgres() {
-    deletes(Db::Postgres, DeleteMode::Mark).await;
-}
-
-#[tokio::test]
-async fn deletes_reconciled_remove_postgres() {
-    deletes(Db::Postgres, DeleteMode::Remove).await;
-}
-
-#[tokio::test]
-async fn reconciliation_falls_due_after_the_configured_interval() {
+async fn reconciliation_falls_due_after_the_configured_interval(db: Db) {
     let sim = sim(100).await;
-    let fx = Fixture::new(Db::Sqlite);
+    let fx = Fixture::new(db);
     let api = client(&sim, None);
     let o = EngineOptions { reconcile_every: Some(Duration::from_secs(7 * 86_400)), ..opts(50) };
     let r = fx.run(&api, &["gifts"], &o, &Silent).await;
@@ -527,7 +427,7 @@ async fn reconciliation_falls_due_after_the_configured_interval() {
     assert!(!report(&r, "gifts").reconciled, "reconciled a moment ago: not due");
 }
 
-async fn full_resync(db: Db) {
+async fn full_resync_keeps_old_rows_until_done(db: Db) {
     let sim = sim(300).await;
     let fx = Fixture::new(db);
     let api = client(&sim, None);
@@ -586,17 +486,7 @@ async fn full_resync(db: Db) {
     assert_eq!(calls(&sim, "gifts") - before, 1);
 }
 
-#[tokio::test]
-async fn full_resync_keeps_old_rows_until_done_sqlite() {
-    full_resync(Db::Sqlite).await;
-}
-
-#[tokio::test]
-async fn full_resync_keeps_old_rows_until_done_postgres() {
-    full_resync(Db::Postgres).await;
-}
-
-async fn interrupted(db: Db) {
+async fn interrupted_run_resumes_without_loss_or_duplicates(db: Db) {
     let sim = sim(300).await;
     let fx = Fixture::new(db);
     let api = client(&sim, None);
@@ -625,20 +515,9 @@ async fn interrupted(db: Db) {
     fx.assert_equals_source(&sim, "gifts").await;
 }
 
-#[tokio::test]
-async fn interrupted_run_resumes_without_loss_or_duplicates_sqlite() {
-    interrupted(Db::Sqlite).await;
-}
-
-#[tokio::test]
-async fn interrupted_run_resumes_without_loss_or_duplicates_postgres() {
-    interrupted(Db::Postgres).await;
-}
-
-#[tokio::test]
-async fn many_entities_run_concurrently_through_one_client() {
+async fn many_entities_run_concurrently_through_one_client(db: Db) {
     let sim = sim(200).await;
-    let fx = Fixture::new(Db::Sqlite);
+    let fx = Fixture::new(db);
     let api = client(&sim, None);
     let all: Vec<&str> = catalog::CATALOG.iter().map(|e| e.name).collect();
     let o = EngineOptions { concurrency: 6, ..opts(100) };
@@ -660,7 +539,7 @@ async fn reconcile_while_the_list_changes(db: Db, mode: DeleteMode) {
     assert_ok(&fx.run(&api, &["gifts"], &opts(50), &Silent).await);
     let reconcile_pages = AtomicU64::new(0);
     let s = Arc::clone(&sim);
-    let hook = Hook(move |_: &Entity, phase, _| {
+    let hook = Hook(|_: &Entity, phase, _| {
         if phase == Phase::Reconcile && reconcile_pages.fetch_add(1, Ordering::SeqCst) == 2 {
             // Offset pages would now shift left past the rows deleted behind the scan.
             s.delete("gifts", 40);
@@ -669,6 +548,11 @@ async fn reconcile_while_the_list_changes(db: Db, mode: DeleteMode) {
     });
     let o = EngineOptions { reconcile: true, deletes: mode, ..opts(50) };
     let r = fx.run(&api, &["gifts"], &o, &hook).await;
+    assert!(
+        reconcile_pages.load(Ordering::SeqCst) > 3,
+        "the list changed in the middle of the id scan (after its third page): {:?}",
+        report(&r, "gifts")
+    );
     let rows = fx.rows("gifts").await;
     let live = sim.live_ids("gifts");
     let wrongly = live
@@ -689,31 +573,21 @@ async fn reconcile_while_the_list_changes(db: Db, mode: DeleteMode) {
     fx.assert_equals_source(&sim, "gifts").await;
 }
 
-#[tokio::test]
-async fn reconcile_is_safe_while_the_list_changes_sqlite() {
-    reconcile_while_the_list_changes(Db::Sqlite, DeleteMode::Mark).await;
-}
-
-#[tokio::test]
-async fn reconcile_is_safe_while_the_list_changes_postgres() {
-    reconcile_while_the_list_changes(Db::Postgres, DeleteMode::Remove).await;
-}
-
-#[tokio::test]
-async fn reconcile_of_an_offset_list_gives_up_when_the_count_changes_mid_scan() {
+async fn reconcile_of_an_offset_list_gives_up_when_the_count_changes_mid_scan(db: Db) {
     let sim = Arc::new(sim(300).await);
-    let fx = Fixture::new(Db::Sqlite);
+    let fx = Fixture::new(db);
     let api = client(&sim, None);
     assert_ok(&fx.run(&api, &["events"], &opts(3), &Silent).await);
     let reconcile_pages = AtomicU64::new(0);
     let s = Arc::clone(&sim);
-    let hook = Hook(move |_: &Entity, phase, _| {
+    let hook = Hook(|_: &Entity, phase, _| {
         if phase == Phase::Reconcile && reconcile_pages.fetch_add(1, Ordering::SeqCst) == 0 {
             s.delete("events", 5);
         }
     });
     let o = EngineOptions { reconcile: true, ..opts(3) };
     let r = fx.run(&api, &["events"], &o, &hook).await;
+    assert!(reconcile_pages.load(Ordering::SeqCst) >= 1, "the events changed during the id scan");
     let rows = fx.rows("events").await;
     let wrongly: Vec<String> =
         sim.live_ids("events").into_iter().filter(|id| rows.get(id).is_none_or(|(_, d)| *d)).collect();
@@ -723,3 +597,53 @@ async fn reconcile_of_an_offset_list_gives_up_when_the_count_changes_mid_scan() 
     assert_ok(&r);
     fx.assert_equals_source(&sim, "events").await;
 }
+
+async fn reconcile_is_safe_while_the_list_changes_mark(db: Db) {
+    reconcile_while_the_list_changes(db, DeleteMode::Mark).await;
+}
+
+async fn reconcile_is_safe_while_the_list_changes_remove(db: Db) {
+    reconcile_while_the_list_changes(db, DeleteMode::Remove).await;
+}
+
+/// Every behaviour above, as one test per backend: `sqlite::<name>` and `postgres::<name>`.
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::Db::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    skysync_tests::skip_in_fast_tier!("PostgreSQL");
+                    super::$name(super::Db::Postgres).await
+                }
+            )*
+        }
+    };
+}
+
+both_backends!(
+    first_sync_equals_source_then_only_changes,
+    faults_500_429_and_drops_still_converge,
+    per_entity_requests_count_every_attempt,
+    quota_exhaustion_keeps_pages_and_next_run_completes,
+    call_budget_stops_cleanly_and_resumes,
+    call_budget_holds_across_concurrent_entities,
+    access_token_expiring_mid_run_refreshes_once,
+    deletes_reconciled_mark,
+    deletes_reconciled_remove,
+    reconciliation_falls_due_after_the_configured_interval,
+    full_resync_keeps_old_rows_until_done,
+    interrupted_run_resumes_without_loss_or_duplicates,
+    many_entities_run_concurrently_through_one_client,
+    reconcile_is_safe_while_the_list_changes_mark,
+    reconcile_is_safe_while_the_list_changes_remove,
+    reconcile_of_an_offset_list_gives_up_when_the_count_changes_mid_scan,
+);

@@ -6,10 +6,8 @@ use std::process::Stdio;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
-use skysync_cli::sim::{SimConfig, SimHandle, Simulator};
+use skysync_cli::sim::{SimConfig, SimHandle};
 use skysync_core::bundle::{BundleContent, TokenBundle};
-use skysync_core::http::HttpResponse;
-use skysync_core::token::parse_token_response;
 use skysync_core::token_set::TokenSet;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
@@ -101,6 +99,7 @@ pub struct Skysync {
     home: tempfile::TempDir,
     env: Mutex<Vec<(String, String)>>,
     outputs: Mutex<Vec<String>>,
+    _deadline: crate::deadline::Deadline,
 }
 
 /// A free port on 127.0.0.1 (it may be taken again before use, which is unlikely).
@@ -114,9 +113,9 @@ impl Skysync {
         Self::with_sim(SimConfig { records: 50, ..SimConfig::default() }).await
     }
 
-    /// A simulator with `cfg` (its port is replaced by 0).
+    /// A simulator with `cfg` (its port is replaced by 0; see [`crate::sky::start_sim`]).
     pub async fn with_sim(cfg: SimConfig) -> Self {
-        let sim = Simulator::start(SimConfig { port: 0, ..cfg }).await.expect("simulator starts");
+        let sim = crate::sky::start_sim(cfg).await;
         let home = tempfile::tempdir().expect("temp HOME");
         let c = sim.config();
         let env = vec![
@@ -131,7 +130,13 @@ impl Skysync {
             ("SKYSYNC_SUBSCRIPTION_KEY".into(), c.subscription_key.clone()),
             ("SKYSYNC_REDIRECT_URI".into(), format!("http://127.0.0.1:{}/callback", free_port())),
         ];
-        Self { sim, home, env: Mutex::new(env), outputs: Mutex::new(Vec::new()) }
+        Self {
+            sim,
+            home,
+            env: Mutex::new(env),
+            outputs: Mutex::new(Vec::new()),
+            _deadline: crate::deadline::Deadline::start(),
+        }
     }
 
     /// Sets (or with `None` removes) an environment variable for later runs.
@@ -258,15 +263,7 @@ impl Skysync {
     /// A fresh token set as if a user had just consented (the simulator mints it; no `/token`
     /// call is counted), adjusted by `adjust`.
     pub fn minted_tokens(&self, adjust: impl FnOnce(&mut TokenSet)) -> TokenSet {
-        let json = self.sim.issue_tokens();
-        let response = HttpResponse {
-            status: 200,
-            headers: vec![("content-type".into(), "application/json".into())],
-            body: json.to_string().into_bytes(),
-        };
-        let parsed = parse_token_response(&self.sim.token_url(), &response).expect("minted tokens parse");
-        let mut tokens = TokenSet::from_exchange(&self.sim.config().client_id, parsed, self.sim.now())
-            .expect("minted tokens have a refresh token");
+        let mut tokens = crate::sky::minted_tokens(&self.sim);
         adjust(&mut tokens);
         tokens
     }

@@ -2,5 +2,9 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod deadline;
 pub mod pg;
 pub mod procs;
+pub mod process;
+pub mod sky;
+pub mod tier;

@@ -203,7 +203,7 @@ fn find_bin() -> Result<PathBuf> {
 }
 
 fn is_root() -> bool {
-    Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
+    crate::process::command("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
 }
 
 fn free_port() -> Result<u16> {
@@ -251,7 +251,7 @@ impl Instance {
         let root = tmp.keep();
         let mut instance = Instance { bin, root, port: 0, run_as, ca_file: None, stopped: false };
         if let Some(user) = run_as {
-            let mut chown = Command::new("chown");
+            let mut chown = crate::process::command("chown");
             chown.arg(format!("{user}:")).arg(&instance.root);
             run(chown, "chown of the server dir to the postgres user")?;
         }
@@ -309,7 +309,7 @@ impl Instance {
             std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))?;
             if let Some(user) = self.run_as {
-                let mut chown = Command::new("chown");
+                let mut chown = crate::process::command("chown");
                 chown.arg(format!("{user}:")).arg(&path);
                 run(chown, "chown of a TLS file to the postgres user")?;
             }
@@ -366,12 +366,12 @@ impl Instance {
         match self.run_as {
             Some(user) => {
                 let mut c = if Path::new("/usr/sbin/runuser").exists() || Path::new("/sbin/runuser").exists() {
-                    let mut c = Command::new("runuser");
+                    let mut c = crate::process::command("runuser");
                     c.args(["-u", user, "--"]).arg(exe);
                     c
                 } else {
                     // `su -c` takes one shell string; the caller's args are appended as "$@".
-                    let mut c = Command::new("su");
+                    let mut c = crate::process::command("su");
                     c.args([user, "-s", "/bin/sh", "-c"])
                         .arg(format!("exec {} \"$@\"", sh_quote(&exe.to_string_lossy())))
                         .arg("sh");
@@ -380,7 +380,7 @@ impl Instance {
                 c.current_dir(&self.root);
                 c
             }
-            None => Command::new(exe),
+            None => crate::process::command(exe),
         }
     }
 
@@ -405,11 +405,11 @@ impl Instance {
             root = sh_quote(&self.root.to_string_lossy()),
         );
         let mut cmd = if Path::new("/usr/bin/setsid").exists() || Path::new("/bin/setsid").exists() {
-            let mut c = Command::new("setsid");
+            let mut c = crate::process::command("setsid");
             c.arg("sh");
             c
         } else {
-            Command::new("sh")
+            crate::process::command("sh")
         };
         cmd.arg("-c")
             .arg(script)
@@ -423,7 +423,7 @@ impl Instance {
 
     fn create_db(&self) -> Result<String> {
         let name = format!("t_{}", random_suffix());
-        let mut c = Command::new(self.bin.join("createdb"));
+        let mut c = crate::process::command(self.bin.join("createdb"));
         c.args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", USER, &name]);
         if self.ca_file.is_some() {
             c.env("PGSSLMODE", "require");

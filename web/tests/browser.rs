@@ -277,8 +277,12 @@ async fn an_unreachable_token_endpoint_leaves_a_code_bundle() {
     assert!(auth.code_expires_at().is_none());
 }
 
-/// Replaces the global `fetch` (which the core's HTTP client calls) until dropped: every request
-/// fails after `ms`, like a stalled connection that finally gives up.
+/// Replaces the global `fetch` (which the core's HTTP client calls) for `ms`: every request in
+/// that window fails after `ms`, like a stalled connection that finally gives up.
+///
+/// The original comes back on a JavaScript timer `ms` after the swap, not only when this is
+/// dropped: a panic on wasm32 aborts without unwinding, and the tests after it in the same page
+/// must still see the real `fetch`.
 struct StalledFetch {
     original: JsValue,
 }
@@ -287,13 +291,16 @@ impl StalledFetch {
     fn install(ms: u32) -> Self {
         let global = js_sys::global();
         let original = Reflect::get(&global, &"fetch".into()).unwrap();
-        let stalled = js_sys::Function::new_with_args(
-            "input",
+        let swap = js_sys::Function::new_with_args(
+            "original",
             &format!(
-                "return new Promise((_, reject) => setTimeout(() => reject(new TypeError('Failed to fetch')), {ms}));"
+                "const stalled = () => new Promise((_, reject) => \
+                   setTimeout(() => reject(new TypeError('Failed to fetch')), {ms})); \
+                 globalThis.fetch = stalled; \
+                 setTimeout(() => {{ if (globalThis.fetch === stalled) globalThis.fetch = original; }}, {ms});"
             ),
         );
-        Reflect::set(&global, &"fetch".into(), &stalled).unwrap();
+        swap.call1(&JsValue::UNDEFINED, &original).unwrap();
         Self { original }
     }
 }

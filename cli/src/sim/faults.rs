@@ -76,7 +76,7 @@ pub(crate) async fn apply(sim: &Shared, conn: &Conn, fault: Fault, surface: Surf
         }
         Fault::TooManyRequests { retry_after_secs } => rate_limit_response(retry_after_secs),
         Fault::Quota => {
-            let secs = sim.lock().secs_to_midnight();
+            let secs = sim.lock().secs_to_quota_refill();
             quota_response(secs)
         }
         Fault::InvalidGrant if token => json(

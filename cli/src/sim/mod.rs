@@ -119,6 +119,11 @@ pub struct SimConfig {
     pub rate_limit_per_sec: Option<u32>,
     /// API calls allowed per (simulated) UTC day; `None` = unlimited (knob).
     pub daily_quota: Option<u64>,
+    /// When the first quota day ends, in simulator time after start: `None` = at the next
+    /// midnight UTC (as Blackbaud), `Some(d)` = `d` after start. Later days last 24 hours either
+    /// way. Tests set it so that a real midnight during a run cannot refill their quota; only
+    /// [`SimHandle::advance_clock`] moves them past it.
+    pub quota_day_ends_after: Option<Duration>,
     /// Random API faults (knob).
     pub faults: FaultRates,
     /// Token response identity fields.
@@ -156,6 +161,7 @@ impl Default for SimConfig {
             deny_consent: false,
             rate_limit_per_sec: None,
             daily_quota: None,
+            quota_day_ends_after: None,
             faults: FaultRates::default(),
             environment_id: "p-simEnvironment0000000001".into(),
             environment_name: "Simulated Sandbox Environment".into(),

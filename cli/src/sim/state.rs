@@ -62,7 +62,8 @@ pub(crate) struct Inner {
     pub(crate) grants: super::grants::GrantBook,
     pub(crate) rate_window: VecDeque<Instant>,
     pub(crate) quota_used: u64,
-    quota_day: time::Date,
+    /// When the current quota day ends (simulator time).
+    quota_day_end: OffsetDateTime,
     pub(crate) stats: SimStats,
     pub(crate) fault_rng: SplitMix64,
     token_rng: SplitMix64,
@@ -74,7 +75,7 @@ pub(crate) struct Inner {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Throttle {
     RateLimited,
-    /// Seconds until the quota refills (sim midnight UTC).
+    /// Seconds until the quota refills (the end of the simulator's quota day).
     Quota(u64),
 }
 
@@ -97,7 +98,10 @@ impl Inner {
             grants: Default::default(),
             rate_window: VecDeque::new(),
             quota_used: 0,
-            quota_day: now.date(),
+            quota_day_end: match cfg.quota_day_ends_after {
+                Some(d) => now + d,
+                None => (now.date() + time::Duration::DAY).midnight().assume_utc(),
+            },
             stats: SimStats::default(),
             fault_rng: SplitMix64::new(cfg.seed ^ 0xFA17),
             token_rng: SplitMix64::new(super::rng::hash(&[cfg.seed, entropy])),
@@ -206,22 +210,27 @@ impl Inner {
         }
         if let Some(quota) = self.cfg.daily_quota {
             let now = self.now();
-            if now.date() != self.quota_day {
-                self.quota_day = now.date();
+            if now >= self.quota_day_end {
+                while self.quota_day_end <= now {
+                    self.quota_day_end += time::Duration::DAY;
+                }
                 self.quota_used = 0;
             }
             if self.quota_used >= quota {
-                return Some(Throttle::Quota(self.secs_to_midnight()));
+                return Some(Throttle::Quota(self.secs_to_quota_refill()));
             }
             self.quota_used += 1;
         }
         None
     }
 
-    pub(crate) fn secs_to_midnight(&mut self) -> u64 {
+    /// Seconds until the quota refills (the end of the simulator's quota day), at least 1.
+    pub(crate) fn secs_to_quota_refill(&mut self) -> u64 {
         let now = self.now();
-        let midnight = (now.date() + time::Duration::DAY).midnight().assume_utc();
-        (midnight - now).whole_seconds().max(1) as u64
+        while self.quota_day_end <= now {
+            self.quota_day_end += time::Duration::DAY;
+        }
+        (self.quota_day_end - now).whole_seconds().max(1) as u64
     }
 
     /// The table at catalog index `index`, built on first use.

@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use crate::env::{BoxFuture, Runtime};
@@ -30,12 +30,54 @@ pub struct FakeHttp {
     answers: Mutex<VecDeque<Answer>>,
     pub requests: Mutex<Vec<HttpRequest>>,
     pub calls: AtomicUsize,
-    pub delay: Mutex<Option<Duration>>,
+    gate: Mutex<Option<Arc<Gate>>>,
+}
+
+/// Holds every request at the transport until opened, and counts the ones that arrived: a test
+/// can know a refresh is in flight (and keep it there) without sleeping.
+#[derive(Default)]
+pub struct Gate {
+    state: Mutex<(usize, bool)>,
+    changed: Condvar,
+}
+
+/// How long a test waits on a gate before failing (instead of hanging).
+const GATE_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Gate {
+    /// Blocks until `n` requests have arrived at the gate.
+    pub fn wait_for_arrivals(&self, n: usize) {
+        let guard = self.state.lock().unwrap();
+        let (state, timeout) =
+            self.changed.wait_timeout_while(guard, GATE_TIMEOUT, |(arrived, _)| *arrived < n).unwrap();
+        assert!(!timeout.timed_out(), "only {} of {n} requests reached the transport", state.0);
+    }
+
+    /// Lets every held (and later) request through.
+    pub fn open(&self) {
+        self.state.lock().unwrap().1 = true;
+        self.changed.notify_all();
+    }
+
+    fn pass(&self) {
+        let mut guard = self.state.lock().unwrap();
+        guard.0 += 1;
+        self.changed.notify_all();
+        let (guard, timeout) = self.changed.wait_timeout_while(guard, GATE_TIMEOUT, |(_, open)| !*open).unwrap();
+        drop(guard);
+        assert!(!timeout.timed_out(), "the test never opened the gate");
+    }
 }
 
 impl FakeHttp {
     pub fn new(answers: Vec<Answer>) -> Arc<Self> {
         Arc::new(Self { answers: Mutex::new(answers.into()), ..Default::default() })
+    }
+    /// From now on, requests wait at the returned gate until it is opened.
+    pub fn hold(&self) -> Arc<Gate> {
+        let gate = Arc::new(Gate::default());
+        *self.gate.lock().unwrap() = Some(gate.clone());
+        gate
     }
     pub fn calls(&self) -> usize {
         self.calls.load(Ordering::SeqCst)
@@ -52,9 +94,9 @@ impl HttpClient for FakeHttp {
     async fn execute(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.requests.lock().unwrap().push(request);
-        let delay = *self.delay.lock().unwrap();
-        if let Some(d) = delay {
-            std::thread::sleep(d);
+        let gate = self.gate.lock().unwrap().clone();
+        if let Some(gate) = gate {
+            gate.pass();
         }
         let next = self.answers.lock().unwrap().pop_front();
         match next.expect("the fake transport ran out of scripted answers") {

@@ -1,4 +1,4 @@
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::FutureExt;
@@ -86,17 +86,22 @@ fn due_token_is_refreshed_with_preserve_and_saved() {
 
 #[test]
 fn concurrent_callers_share_one_refresh() {
-    let r = rig(vec![Answer::Json(200, REFRESHED)]);
-    *r.http.delay.lock().unwrap() = Some(Duration::from_millis(150));
+    // Enough answers that a broken single-flight shows as extra calls instead of hanging.
+    let r = rig((0..8).map(|_| Answer::Json(200, REFRESHED)).collect());
+    let gate = r.http.hold();
     r.clock.advance(Duration::from_secs(4000));
-    let handles: Vec<_> = (0..8)
-        .map(|_| {
-            let s = r.session.clone();
-            std::thread::spawn(move || block(s.access_token()).map(|t| t.secret().to_owned()))
-        })
-        .collect();
-    for h in handles {
-        assert_eq!(h.join().unwrap().unwrap(), "at1");
+    // All eight callers are in flight before the refresh may finish: each is polled once while
+    // the first one's token call is held at the transport.
+    let mut callers: Vec<_> = (0..8).map(|_| r.session.access_token().boxed()).collect();
+    let waker = futures::task::noop_waker();
+    let mut cx = std::task::Context::from_waker(&waker);
+    for caller in &mut callers {
+        assert!(caller.as_mut().poll(&mut cx).is_pending(), "the refresh is held, so nobody has a token yet");
+    }
+    gate.wait_for_arrivals(1);
+    gate.open();
+    for caller in callers {
+        assert_eq!(block(caller).unwrap().secret(), "at1");
     }
     assert_eq!(r.http.calls(), 1, "exactly one token call");
 }
@@ -182,6 +187,13 @@ fn preserving_refresh_retries_transient_failures() {
     assert_eq!(block(r.session.access_token()).unwrap().secret(), "at1");
     assert_eq!(r.http.calls(), 3);
     assert_eq!(r.runtime.slept.lock().unwrap().len(), 2);
+    // Every attempt, retries included, was a preserving refresh with the same refresh token:
+    // only those are safe to repeat (a rotation is not retried, see below).
+    for i in 0..3 {
+        let form = r.http.form(i);
+        assert!(form.contains(&("preserve_refresh_token".into(), "true".into())), "attempt {i}: {form:?}");
+        assert!(form.contains(&("refresh_token".into(), "rt0".into())), "attempt {i}: {form:?}");
+    }
 }
 
 #[test]
@@ -196,21 +208,42 @@ fn failed_rotation_is_not_retried_with_the_old_token() {
 
 #[test]
 fn refresh_finishes_saving_when_the_caller_gives_up() {
-    let r = rig(vec![Answer::Json(200, ROTATED)]);
-    *r.http.delay.lock().unwrap() = Some(Duration::from_millis(100));
+    let (saves, saved) = std::sync::mpsc::channel();
+    let mem = Arc::new(MemoryStore::with(fresh_set()));
+    let store = Arc::new(SignallingStore { inner: mem.clone(), saves: Mutex::new(saves) });
+    let r = rig_with(store, mem, vec![Answer::Json(200, ROTATED)]);
+    let gate = r.http.hold();
     {
         let mut fut = r.session.rotate().boxed();
         let waker = futures::task::noop_waker();
         let mut cx = std::task::Context::from_waker(&waker);
         assert!(fut.as_mut().poll(&mut cx).is_pending());
-    } // dropped mid-refresh
-    for _ in 0..100 {
-        if stored(&r).tokens.refresh_token.secret() == "rt1" {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        gate.wait_for_arrivals(1);
+    } // dropped while its token call is held at the transport
+    gate.open();
+    saved.recv_timeout(Duration::from_secs(30)).expect("the rotated token is saved after the caller left");
     assert_eq!(stored(&r).tokens.refresh_token.secret(), "rt1", "the rotated token was saved");
+}
+
+/// A memory store that says when it saved.
+struct SignallingStore {
+    inner: Arc<MemoryStore>,
+    saves: Mutex<std::sync::mpsc::Sender<u64>>,
+}
+
+#[async_trait::async_trait]
+impl TokenStore for SignallingStore {
+    async fn load(&self) -> Result<Option<Versioned>, StoreError> {
+        self.inner.load().await
+    }
+    async fn save(&self, tokens: &TokenSet, expected: Option<u64>) -> Result<u64, StoreError> {
+        let generation = self.inner.save(tokens, expected).await?;
+        let _ = self.saves.lock().unwrap().send(generation);
+        Ok(generation)
+    }
+    async fn lock(&self) -> Result<StoreLock, StoreError> {
+        self.inner.lock().await
+    }
 }
 
 /// A store whose saves always fail.
@@ -276,17 +309,22 @@ fn a_successful_refresh_clears_an_unknown_rotation() {
 
 #[test]
 fn a_caller_giving_up_does_not_let_another_refresh_alongside() {
-    // One scripted answer: a second, parallel refresh would find none and fail.
-    let r = rig(vec![Answer::Json(200, REFRESHED)]);
-    *r.http.delay.lock().unwrap() = Some(Duration::from_millis(200));
+    // A second, parallel refresh would get the second answer ("at9") and make a second call.
+    const OTHER: &str = r#"{"access_token":"at9","token_type":"bearer","expires_in":3600,"refresh_token":"rt0","refresh_token_expires_in":30240000}"#;
+    let r = rig(vec![Answer::Json(200, REFRESHED), Answer::Json(200, OTHER)]);
+    let gate = r.http.hold();
     r.clock.advance(Duration::from_secs(4000));
+    let waker = futures::task::noop_waker();
+    let mut cx = std::task::Context::from_waker(&waker);
     {
         let mut fut = r.session.access_token().boxed();
-        let waker = futures::task::noop_waker();
-        let mut cx = std::task::Context::from_waker(&waker);
         assert!(fut.as_mut().poll(&mut cx).is_pending());
-    } // dropped while its refresh runs
-    assert_eq!(block(r.session.access_token()).unwrap().secret(), "at1");
+        gate.wait_for_arrivals(1);
+    } // dropped while its refresh is held at the transport
+    let mut second = r.session.access_token().boxed();
+    assert!(second.as_mut().poll(&mut cx).is_pending(), "the refresh is still held");
+    gate.open();
+    assert_eq!(block(second).unwrap().secret(), "at1");
     assert_eq!(r.http.calls(), 1, "the second caller waited for the running refresh");
 }
 
