@@ -429,7 +429,7 @@ impl FileTokenStore {
             .map(|p| {
                 let env = match self.read_file(&p) {
                     Ok(env) => env,
-                    Err(ReadError::Insecure(m) | ReadError::Unreadable(m)) => {
+                    Err(ReadError::Insecure(m) | ReadError::Unreadable(m) | ReadError::Key(m)) => {
                         tracing::warn!("ignoring the rescue file {}: {m}", p.display());
                         None
                     }
