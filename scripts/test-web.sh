@@ -13,9 +13,10 @@ fi
 port="${SKYSYNC_SIM_PORT:-8330}"
 cargo build -p skysync-cli --bin skysync --locked
 log=$(mktemp)
-# The tests use the simulator's default client id, secret and subscription key.
+# The tests use the simulator's default client id, secret and subscription key; the test runner's
+# origin (the redirect URI) has a port chosen at run time, so loopback redirects are allowed.
 env -u SKYSYNC_SIM_CLIENT_SECRET -u SKYSYNC_SIM_SUBSCRIPTION_KEY \
-  target/debug/skysync sim --port "$port" --records 50 >"$log" 2>&1 &
+  target/debug/skysync sim --port "$port" --records 50 --any-loopback-redirect >"$log" 2>&1 &
 sim=$!
 trap 'kill $sim 2>/dev/null || true; rm -f "$log"' EXIT
 for _ in $(seq 100); do

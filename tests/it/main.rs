@@ -4,6 +4,7 @@ mod cli_misc;
 mod cli_snapshots;
 mod cli_store;
 mod cli_tokens;
+mod oauth_fidelity;
 mod session;
 mod sim;
 mod sinks;
