@@ -14,9 +14,10 @@ cargo build -p skysync-cli --bin skysync --locked
 log=$(mktemp)
 # Port 0: the simulator binds a free port itself and prints its address, so nothing is assumed
 # about 8330 (or any port) being free or ours. The tests use the simulator's default client id,
-# secret and subscription key, so none of the caller's SKYSYNC_* or PG* variables reach it.
+# secret and subscription key (the test runner's origin, the redirect URI, has a port chosen at
+# run time, so loopback redirects are allowed), so none of the caller's SKYSYNC_* or PG* variables reach it.
 env $(env | sed -n 's/^\(SKYSYNC_[A-Za-z0-9_]*\|PG[A-Za-z0-9_]*\)=.*/-u \1/p') \
-  target/debug/skysync sim --port 0 --records 50 >"$log" 2>&1 &
+  target/debug/skysync sim --port 0 --records 50 --any-loopback-redirect >"$log" 2>&1 &
 sim=$!
 trap 'kill $sim 2>/dev/null || true; rm -f "$log"' EXIT
 url=

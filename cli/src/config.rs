@@ -7,6 +7,7 @@
 //! client_secret_file = "/etc/skysync/secret"   # or SKYSYNC_CLIENT_SECRET(_FILE)
 //! subscription_key = "…"          # or SKYSYNC_SUBSCRIPTION_KEY
 //! renewal_window_days = 60
+//! client_auth = "basic"          # or SKYSYNC_CLIENT_AUTH: basic | basic-form-encoded | body | none
 //!
 //! [profiles.default.sync]
 //! entities = ["constituents", "gifts"]
@@ -356,18 +357,12 @@ impl Resolved {
     pub fn settings(&self) -> Result<Settings, ConfigError> {
         let client_id =
             self.value("client_id").ok_or_else(|| self.missing("client_id", "SKYSYNC_CLIENT_ID", HINT_CLIENT_ID))?;
-        let client_auth = match self.value("client_auth").unwrap_or("basic").to_ascii_lowercase().as_str() {
-            "basic" => ClientAuth::Basic,
-            "body" => ClientAuth::Body,
-            "none" => ClientAuth::None,
-            other => {
-                return Err(ConfigError::Invalid {
-                    name: "client_auth",
-                    origin: self.source("client_auth"),
-                    problem: format!("{other:?} is not one of basic, body, none"),
-                });
-            }
-        };
+        let raw_auth = self.value("client_auth").unwrap_or("basic");
+        let client_auth = ClientAuth::parse(raw_auth).ok_or_else(|| ConfigError::Invalid {
+            name: "client_auth",
+            origin: self.source("client_auth"),
+            problem: format!("{raw_auth:?} is not one of {}", ClientAuth::ALL.map(ClientAuth::as_str).join(", ")),
+        })?;
         let policy = RenewalPolicy {
             // Bounded so that time arithmetic cannot overflow: a day of skew, ten years of window.
             access_skew: Duration::from_secs(self.number("access_skew_secs", 86_400)?),

@@ -35,17 +35,45 @@ impl Default for Endpoints {
     }
 }
 
-/// How the client authenticates at the token endpoint.
+/// How the client authenticates at the token endpoint. Serialized as `basic`,
+/// `basic-form-encoded`, `body` and `none` (the CLI's `client_auth` and the web `clientAuth`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "kebab-case")]
 pub enum ClientAuth {
-    /// `Authorization: Basic base64(client_id:client_secret)`, Blackbaud's preferred way.
+    /// `Authorization: Basic base64(client_id:client_secret)` with both parts as they are:
+    /// Blackbaud's preferred way, exactly as its samples build it. Blackbaud's secrets contain
+    /// `+`, `/` and `=`, which it does not form-decode.
     #[default]
     Basic,
+    /// `Authorization: Basic` with each part form-encoded first, as RFC 6749 §2.3.1 describes,
+    /// for servers that form-decode Basic credentials (Blackbaud does not).
+    BasicFormEncoded,
     /// `client_id` and `client_secret` as form fields.
     Body,
     /// A public PKCE client: `client_id` in the body, no secret.
     None,
+}
+
+impl ClientAuth {
+    /// Every value, in the order the docs list them.
+    pub const ALL: [ClientAuth; 4] =
+        [ClientAuth::Basic, ClientAuth::BasicFormEncoded, ClientAuth::Body, ClientAuth::None];
+
+    /// The configuration spelling (`basic-form-encoded`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientAuth::Basic => "basic",
+            ClientAuth::BasicFormEncoded => "basic-form-encoded",
+            ClientAuth::Body => "body",
+            ClientAuth::None => "none",
+        }
+    }
+
+    /// Parses the configuration spelling, ignoring ASCII case and surrounding blanks.
+    pub fn parse(s: &str) -> Option<Self> {
+        let s = s.trim();
+        Self::ALL.into_iter().find(|a| a.as_str().eq_ignore_ascii_case(s))
+    }
 }
 
 /// Everything the OAuth engine needs to know about the registered application.

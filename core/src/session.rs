@@ -374,7 +374,7 @@ impl Inner {
             }
             parts.runtime.sleep(Duration::from_secs(1 << attempt)).await;
         };
-        let next = current.tokens.after_refresh(response, parts.clock.now(), mode);
+        let next = current.tokens.after_refresh(response, parts.clock.now());
         let rotated = !next.refresh_token.ct_eq(&current.tokens.refresh_token);
         // Saving must not be skipped: retry briefly on I/O errors before giving up.
         let mut save_attempt = 0;

@@ -54,11 +54,15 @@ fn token_request(config: &OAuthConfig, mut form: Vec<(&'static str, String)>) ->
     ];
     match (config.client_auth, &config.client_secret) {
         (ClientAuth::Basic, Some(secret)) => {
+            // As Blackbaud's samples build it: the pair as is. Blackbaud does not form-decode
+            // it, so encoding a secret with '+', '/' or '=' would make it a different secret.
+            headers.push(basic_authorization(&config.client_id, secret.secret()));
+        }
+        (ClientAuth::BasicFormEncoded, Some(secret)) => {
             // RFC 6749 §2.3.1: form-encode each part before joining with ':'.
             let user = form_encode_component(&config.client_id);
             let pass = form_encode_component(secret.secret());
-            let creds = STANDARD.encode(format!("{user}:{pass}"));
-            headers.push(("Authorization".to_owned(), format!("Basic {creds}")));
+            headers.push(basic_authorization(&user, &pass));
         }
         (ClientAuth::Body, Some(secret)) => {
             form.push(("client_id", config.client_id.clone()));
@@ -77,6 +81,10 @@ fn token_request(config: &OAuthConfig, mut form: Vec<(&'static str, String)>) ->
         follow_redirects: false,
         timeout: Some(Duration::from_secs(60)),
     }
+}
+
+fn basic_authorization(user: &str, pass: &str) -> (String, String) {
+    ("Authorization".to_owned(), format!("Basic {}", STANDARD.encode(format!("{user}:{pass}"))))
 }
 
 fn form_encode_component(s: &str) -> String {
@@ -215,7 +223,9 @@ pub enum TokenError {
         body: OAuthErrorBody,
     },
     /// `invalid_client`: wrong application id or secret, or the wrong authentication method.
-    #[error("the token endpoint rejected the application's credentials ({body}); check the application ID and secret")]
+    #[error(
+        "the token endpoint rejected the application's credentials ({body}); check the application ID and secret, and `client_auth` (Blackbaud expects `basic`, which sends the secret as is)"
+    )]
     InvalidClient {
         /// The server's error.
         body: OAuthErrorBody,

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::secret::{AccessToken, RefreshToken};
-use crate::token::{Identity, RefreshMode, TokenResponse};
+use crate::token::{Identity, TokenResponse};
 
 /// Blackbaud's refresh-token life when a response does not say.
 pub const DEFAULT_REFRESH_TOKEN_LIFETIME: Duration = Duration::from_secs(365 * 24 * 3600);
@@ -97,10 +97,13 @@ impl TokenSet {
 
     /// The token set after a successful refresh at `now`.
     ///
-    /// A response without `refresh_token` keeps the old one. The refresh-token expiry follows the
-    /// response's `refresh_token_expires_in` whenever present (right both for a preserved token's
-    /// fixed expiry and a rotated token's fresh one), else 365 days from when that token was issued.
-    pub fn after_refresh(&self, response: TokenResponse, now: OffsetDateTime, mode: RefreshMode) -> Self {
+    /// A response without `refresh_token` keeps the old one. A new refresh token (a rotation)
+    /// expires after the response's `refresh_token_expires_in`, else 365 days. A kept one (sent
+    /// back unchanged, or not sent) keeps its expiry unless the response reports an earlier one:
+    /// Blackbaud does not document what a preserving refresh reports, and a reported fresh
+    /// lifetime must not move the stored expiry later, or the renewal window would never open
+    /// and the token would die on its original date without warning.
+    pub fn after_refresh(&self, response: TokenResponse, now: OffsetDateTime) -> Self {
         let mut next = self.clone();
         let rotated = match &response.refresh_token {
             Some(new) => !new.ct_eq(&self.refresh_token),
@@ -113,12 +116,12 @@ impl TokenSet {
             next.refresh_obtained_at = now;
             next.last_rotated_at = Some(now);
         }
-        next.refresh_expires_at = match response.refresh_token_expires_in {
-            Some(left) => later(now, left),
-            None if rotated => later(now, DEFAULT_REFRESH_TOKEN_LIFETIME),
-            None => self.refresh_expires_at,
+        let reported = response.refresh_token_expires_in.map(|left| later(now, left));
+        next.refresh_expires_at = if rotated {
+            reported.unwrap_or_else(|| later(now, DEFAULT_REFRESH_TOKEN_LIFETIME))
+        } else {
+            reported.map_or(self.refresh_expires_at, |r| r.min(self.refresh_expires_at))
         };
-        let _ = mode;
         next.access_token = Some(response.access_token);
         next.access_expires_at = Some(later(now, response.expires_in.unwrap_or(DEFAULT_ACCESS_TOKEN_LIFETIME)));
         next.last_refreshed_at = Some(now);
@@ -127,12 +130,29 @@ impl TokenSet {
         next
     }
 
-    /// The access token if it stays valid for at least `skew` after `now`.
+    /// The access token if it stays valid for at least `skew` after `now`, where `skew` is
+    /// capped by [`Self::access_skew`].
     pub fn usable_access_token(&self, now: OffsetDateTime, skew: Duration) -> Option<&AccessToken> {
+        let skew = self.access_skew(skew);
         match (&self.access_token, self.access_expires_at) {
             (Some(t), Some(exp)) if exp - skew > now => Some(t),
             _ => None,
         }
+    }
+
+    /// `skew`, but at most a quarter of the access token's lifetime, so a freshly issued token is
+    /// never already due: with 5-minute tokens and the default 5-minute skew, every call would
+    /// refresh.
+    pub fn access_skew(&self, skew: Duration) -> Duration {
+        let Some(expires) = self.access_expires_at else { return skew };
+        let lifetime = expires - self.access_issued_at();
+        if lifetime.is_positive() { skew.min(lifetime.unsigned_abs() / 4) } else { Duration::ZERO }
+    }
+
+    /// When the current access token was issued: by the last refresh, else by the consent's code
+    /// exchange (both set the access token and its expiry together).
+    fn access_issued_at(&self) -> OffsetDateTime {
+        self.last_refreshed_at.unwrap_or(self.consented_at)
     }
 
     /// Time left on the refresh token (zero when expired).
@@ -145,7 +165,8 @@ impl TokenSet {
 /// When to refresh and when to rotate. All windows are configurable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RenewalPolicy {
-    /// Refresh the access token when less than this remains (default 5 minutes).
+    /// Refresh the access token when less than this remains (default 5 minutes), but never
+    /// earlier than three quarters into its lifetime ([`TokenSet::access_skew`]).
     #[serde(with = "secs")]
     pub access_skew: Duration,
     /// Rotate the refresh token when less than this remains (default 60 days).

@@ -12,6 +12,7 @@ mod security_config;
 mod security_files;
 mod security_listeners;
 mod exit_codes;
+mod oauth_fidelity;
 mod session;
 mod sim;
 mod sinks;

@@ -11,7 +11,7 @@ use url::Url;
 
 const REDIRECT: &str = "http://127.0.0.1:8321/callback";
 const CLIENT_ID: &str = "sim-client-id";
-const SECRET: &str = "sim-client-secret";
+const SECRET: &str = skysync_cli::sim::DEFAULT_CLIENT_SECRET;
 const KEY: &str = "sim-subscription-key";
 const TOKEN_EXPIRED: &str = "The required Authorization header was missing or invalid, or the token has expired.";
 
@@ -121,6 +121,7 @@ async fn access(sim: &SimHandle) -> String {
 #[tokio::test]
 async fn authorize_redirects_with_code_and_state_keeping_the_redirect_query() {
     let sim = sim(10).await;
+    sim.register_redirect_uri("http://127.0.0.1:45678/cb?keep=1");
     let c = client();
     let resp = authorize(
         &sim,

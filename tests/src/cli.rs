@@ -118,6 +118,10 @@ impl Skysync {
         let sim = crate::sky::start_sim(cfg).await;
         let home = tempfile::tempdir().expect("temp HOME");
         let c = sim.config();
+        // The simulator matches redirect URIs exactly, as Blackbaud does: register the one the
+        // CLI is configured with, as a developer would.
+        let redirect = format!("http://127.0.0.1:{}/callback", free_port());
+        sim.register_redirect_uri(&redirect);
         let env = vec![
             ("HOME".into(), home.path().display().to_string()),
             ("XDG_CONFIG_HOME".into(), home.path().join("config").display().to_string()),
@@ -128,7 +132,7 @@ impl Skysync {
             ("SKYSYNC_CLIENT_ID".into(), c.client_id.clone()),
             ("SKYSYNC_CLIENT_SECRET".into(), c.client_secret.clone()),
             ("SKYSYNC_SUBSCRIPTION_KEY".into(), c.subscription_key.clone()),
-            ("SKYSYNC_REDIRECT_URI".into(), format!("http://127.0.0.1:{}/callback", free_port())),
+            ("SKYSYNC_REDIRECT_URI".into(), redirect),
         ];
         Self {
             sim,
@@ -139,8 +143,15 @@ impl Skysync {
         }
     }
 
-    /// Sets (or with `None` removes) an environment variable for later runs.
+    /// Sets (or with `None` removes) an environment variable for later runs. A new
+    /// `SKYSYNC_REDIRECT_URI` is also registered with the simulator, as a developer would register
+    /// it with the application.
     pub fn set_env(&self, name: &str, value: Option<&str>) {
+        if name == "SKYSYNC_REDIRECT_URI"
+            && let Some(uri) = value
+        {
+            self.sim.register_redirect_uri(uri);
+        }
         let mut env = self.env.lock().expect("env");
         env.retain(|(k, _)| k != name);
         if let Some(v) = value {

@@ -48,7 +48,7 @@ export interface SkyAuthConfig {
   /** Restricts consent to one environment. */
   environmentId?: string;
   /** Client authentication at the token endpoint. Default: "basic" with a secret, else "none". */
-  clientAuth?: "basic" | "body" | "none";
+  clientAuth?: "basic" | "basic-form-encoded" | "body" | "none";
   /** Prefix of the sessionStorage keys. Default: "skysync.". */
   storagePrefix?: string;
 }

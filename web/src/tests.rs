@@ -131,6 +131,26 @@ fn config_errors_are_config_errors() {
 }
 
 #[test]
+fn client_auth_takes_the_same_values_as_the_cli() {
+    for (value, auth) in
+        [("basic", ClientAuth::Basic), ("basic-form-encoded", ClientAuth::BasicFormEncoded), ("body", ClientAuth::Body)]
+    {
+        let json = format!(
+            r#"{{"clientId":"a","clientSecret":"s+/=","redirectUri":"http://localhost/","clientAuth":"{value}"}}"#
+        );
+        assert_eq!(WebConfig::from_json(&json).unwrap().oauth().unwrap().client_auth, auth, "{value}");
+        assert_eq!(ClientAuth::parse(value), Some(auth));
+    }
+    let no_secret = r#"{"clientId":"a","redirectUri":"http://localhost/","clientAuth":"basic-form-encoded"}"#;
+    let e = WebConfig::from_json(no_secret).unwrap().oauth().unwrap_err();
+    assert!(e.message.contains("basic-form-encoded"), "{}", e.message);
+    assert!(
+        WebConfig::from_json(r#"{"clientId":"a","redirectUri":"http://localhost/","clientAuth":"basic_form_encoded"}"#)
+            .is_err()
+    );
+}
+
+#[test]
 fn token_info_hides_secrets_unless_asked() {
     let t = tokens();
     let info = serde_json::to_string(&TokenInfo::of(&t, false)).unwrap();

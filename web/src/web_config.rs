@@ -38,7 +38,9 @@ pub struct WebConfig {
     /// Restricts consent to one environment.
     #[serde(default)]
     pub environment_id: Option<String>,
-    /// `"basic"` (default with a secret), `"body"` or `"none"` (default without one).
+    /// `"basic"` (default with a secret: HTTP Basic with the secret as is, as Blackbaud expects),
+    /// `"basic-form-encoded"` (RFC 6749 §2.3.1), `"body"` or `"none"` (default without one). The
+    /// same values and default as the CLI's `client_auth`.
     #[serde(default)]
     pub client_auth: Option<ClientAuth>,
     /// Prefix of the `sessionStorage` keys (default `"skysync."`).
@@ -104,7 +106,8 @@ impl WebConfig {
         let mut config = OAuthConfig::new(client_id, secret, redirect_uri).with_endpoints(self.endpoints()?);
         if let Some(auth) = self.client_auth {
             if auth != ClientAuth::None && config.client_secret.is_none() {
-                return Err(Failure::new(ErrorKind::Config, "clientAuth \"basic\" or \"body\" needs a clientSecret"));
+                let msg = format!("clientAuth \"{}\" needs a clientSecret", auth.as_str());
+                return Err(Failure::new(ErrorKind::Config, msg));
             }
             config.client_auth = auth;
         }

@@ -2,7 +2,9 @@
 //! PKCE/state round trip through sessionStorage, the error names, and real `fetch` calls against
 //! the SKY simulator, whose URL is baked in at build time from `SKYSYNC_SIM_URL` (started by the
 //! test script with `skysync sim`). The simulator's defaults are assumed: client `sim-client-id`,
-//! secret `sim-client-secret`, subscription key `sim-subscription-key`, loopback redirects allowed.
+//! secret [`SIM_SECRET`], subscription key `sim-subscription-key`, and loopback redirects allowed
+//! (the script starts it with `--any-loopback-redirect`, since the runner's port is not known in
+//! advance).
 #![cfg(target_arch = "wasm32")]
 
 use js_sys::Reflect;
@@ -14,6 +16,10 @@ use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
+
+/// The simulator's default application secret (`skysync_cli::sim::DEFAULT_CLIENT_SECRET`, which a
+/// wasm test cannot import): shaped like Blackbaud's, with `+`, `/` and `=`.
+const SIM_SECRET: &str = "sim+Secret/0123456789abcdefABCDEF+xyz/Q==";
 
 /// The simulator's base URL. Tests that talk to it fail (never skip) when it is not configured.
 fn sim_url() -> String {
@@ -59,7 +65,7 @@ fn offline_config(extra: Value) -> JsValue {
 fn config_at(sim: &str, extra: Value) -> JsValue {
     let mut c = serde_json::json!({
         "clientId": "sim-client-id",
-        "clientSecret": "sim-client-secret",
+        "clientSecret": SIM_SECRET,
         "redirectUri": own_redirect_uri(),
         "authorizeUrl": format!("{sim}oauth/authorize"),
         "tokenUrl": format!("{sim}token"),
@@ -270,7 +276,7 @@ async fn an_unreachable_token_endpoint_leaves_a_code_bundle() {
     assert_eq!(bundle["kind"], "authorization_code");
     assert_eq!(bundle["code"], query_param(&back, "code").as_str());
     assert_eq!(bundle["redirect_uri"], own_redirect_uri().as_str());
-    assert!(bundle.get("client_secret").is_none() && !bundle.to_string().contains("sim-client-secret"));
+    assert!(bundle.get("client_secret").is_none() && !bundle.to_string().contains(SIM_SECRET));
     assert!(expires.as_str() > bundle["obtained_at"].as_str().unwrap());
 
     auth.clear_storage().unwrap();

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::{FaultRates, SimConfig, Simulator};
+use super::{BasicDecoding, FaultRates, PreservedRefreshExpiry, SimConfig, Simulator};
 
 /// Options of `skysync sim`. The client secret and subscription key come from the environment
 /// (`SKYSYNC_SIM_CLIENT_SECRET`, `SKYSYNC_SIM_SUBSCRIPTION_KEY`), never from arguments.
@@ -41,10 +41,21 @@ pub struct SimArgs {
     /// The application id clients must use.
     #[arg(long, default_value = "sim-client-id")]
     pub client_id: String,
-    /// A registered redirect URI (repeatable; replaces the defaults). Any loopback URI is also
-    /// accepted.
+    /// A registered redirect URI (repeatable; replaces the defaults). Matched as an exact
+    /// string, as Blackbaud does.
     #[arg(long = "redirect-uri", value_name = "URI")]
     pub redirect_uris: Vec<String>,
+    /// Also accept any http://127.0.0.1:PORT/… or http://localhost:PORT/… redirect URI (lenient;
+    /// Blackbaud does not).
+    #[arg(long)]
+    pub any_loopback_redirect: bool,
+    /// How /token reads HTTP Basic credentials: `raw` as Blackbaud does, or `form-decoded` as
+    /// RFC 6749 §2.3.1 describes.
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = BasicDecoding::Raw)]
+    pub basic_decoding: BasicDecoding,
+    /// What a refresh with preserve_refresh_token=true does to the refresh token's expiry.
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = PreservedRefreshExpiry::FixedReportsRemaining)]
+    pub preserved_refresh_expiry: PreservedRefreshExpiry,
 }
 
 impl SimArgs {
@@ -69,6 +80,9 @@ impl SimArgs {
             } else {
                 self.redirect_uris.clone()
             },
+            allow_any_loopback_redirect: self.any_loopback_redirect,
+            basic_decoding: self.basic_decoding,
+            preserved_refresh_expiry: self.preserved_refresh_expiry,
             access_token_ttl: Duration::from_secs(self.access_token_ttl),
             records: self.records,
             seed: self.seed,
@@ -170,6 +184,11 @@ mod tests {
             "http://localhost:9000/cb",
             "--redirect-uri",
             "https://app.example.org/cb",
+            "--basic-decoding",
+            "form-decoded",
+            "--preserved-refresh-expiry",
+            "fixed-reports-full-lifetime",
+            "--any-loopback-redirect",
         ]);
         let cfg = cli.sim.to_config().unwrap();
         assert_eq!((cfg.port, cfg.records, cfg.rate_limit_per_sec, cfg.daily_quota), (0, 42, Some(5), Some(1000)));
@@ -177,9 +196,18 @@ mod tests {
         assert_eq!(cfg.faults.api_500, 0.25);
         assert_eq!(cfg.redirect_uris, ["http://localhost:9000/cb", "https://app.example.org/cb"]);
         assert_eq!(cfg.access_token_ttl, Duration::from_secs(3600));
+        assert_eq!(cfg.basic_decoding, BasicDecoding::FormDecoded);
+        assert_eq!(cfg.preserved_refresh_expiry, PreservedRefreshExpiry::FixedReportsFullLifetime);
+        assert!(cfg.allow_any_loopback_redirect);
         let defaults = Cli::parse_from(["sim"]).sim;
         assert_eq!(defaults.port, 8330);
-        assert_eq!(defaults.to_config().unwrap().redirect_uris, SimConfig::default().redirect_uris);
+        let d = defaults.to_config().unwrap();
+        assert_eq!(d.redirect_uris, SimConfig::default().redirect_uris);
+        assert_eq!(
+            (d.basic_decoding, d.preserved_refresh_expiry, d.allow_any_loopback_redirect),
+            (BasicDecoding::Raw, PreservedRefreshExpiry::FixedReportsRemaining, false),
+            "the CLI's defaults are the library's"
+        );
         let bad = Cli::parse_from(["sim", "--drop-rate", "2"]).sim;
         assert!(bad.to_config().is_err());
     }

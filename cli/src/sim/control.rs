@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::server::json;
 use super::state::Shared;
-use super::{Fault, FaultRates, SimStats};
+use super::{BasicDecoding, Fault, FaultRates, PreservedRefreshExpiry, SimStats};
 
 /// [`Fault`] on the wire: `{"kind":"status","code":503}`, `{"kind":"drop"}`, …
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,6 +98,10 @@ pub enum Command {
     SetRateLimit { per_sec: Option<u32> },
     SetFaultRates { rates: FaultRates },
     SetTokenCors { enabled: bool },
+    SetBasicDecoding { decoding: BasicDecoding },
+    SetPreservedRefreshExpiry { mode: PreservedRefreshExpiry },
+    SetAccessTokenTtl { secs: u64 },
+    RegisterRedirectUri { uri: String },
     AdvanceClock { secs: u64 },
     RevokeRefreshTokens,
     Modify { entity: String, count: u64 },
@@ -140,6 +144,14 @@ pub(crate) fn run(sim: &Shared, cmd: Command) -> Result<serde_json::Value, Strin
         }
         Command::SetFaultRates { rates } => s.cfg.faults = rates,
         Command::SetTokenCors { enabled } => s.token_cors = enabled,
+        Command::SetBasicDecoding { decoding } => s.cfg.basic_decoding = decoding,
+        Command::SetPreservedRefreshExpiry { mode } => s.cfg.preserved_refresh_expiry = mode,
+        Command::SetAccessTokenTtl { secs } => s.cfg.access_token_ttl = Duration::from_secs(secs),
+        Command::RegisterRedirectUri { uri } => {
+            if !s.cfg.redirect_uris.contains(&uri) {
+                s.cfg.redirect_uris.push(uri);
+            }
+        }
         Command::AdvanceClock { secs } => s.advance(Duration::from_secs(secs)),
         Command::RevokeRefreshTokens => s.refresh.clear(),
         Command::Modify { entity, count } => return ids(s.modify(&entity, count)),

@@ -12,11 +12,13 @@
 //!
 //! # Endpoints
 //! - `GET /oauth/authorize` (also the legacy `/authorization`): validates `client_id` and
-//!   `redirect_uri` (400 HTML page, never a redirect, when either is wrong), records the PKCE
-//!   `code_challenge` (`S256` only) and consents at once: `302` to `redirect_uri?code=…&state=…`,
-//!   or `error=access_denied` when consent is denied.
-//! - `POST /token`: `authorization_code` and `refresh_token` grants, HTTP Basic or body client
-//!   authentication, `preserve_refresh_token`, RFC 6749 JSON errors.
+//!   `redirect_uri` (400 HTML page, never a redirect, when either is wrong; the redirect URI must
+//!   equal a registered one exactly, as Blackbaud requires: case, trailing slash, port), records
+//!   the PKCE `code_challenge` (`S256` only) and consents at once: `302` to
+//!   `redirect_uri?code=…&state=…`, or `error=access_denied` when consent is denied.
+//! - `POST /token`: `authorization_code` and `refresh_token` grants, HTTP Basic (read as
+//!   Blackbaud does: the secret as is, no form-decoding) or body client authentication,
+//!   `preserve_refresh_token`, RFC 6749 JSON errors.
 //! - Every [`skysync_core::catalog::CATALOG`] entity at its `path` (`GET`), with
 //!   `Bb-Api-Subscription-Key` and bearer checks, rate limit (429), daily quota (403), `limit`,
 //!   `offset`, `last_modified`, `sort_token`, `fields`, `include_inactive`, `include_deceased`.
@@ -34,6 +36,38 @@
 //! function of (seed, entity, id, revision); initial `date_modified` values lie in the three years
 //! before the start day (00:00 UTC). A table is built on first use, so unused entities cost nothing.
 //!
+//! # How the OAuth side differs from Blackbaud
+//! Everything below is either undocumented by Blackbaud (so the simulator picks one behaviour
+//! and has a knob for the others) or simplified on purpose. Sources: `sky-api.md` in the project
+//! docs, Blackbaud's sample repositories.
+//! - **HTTP Basic**: Blackbaud's samples send `base64(client_id:client_secret)` with the secret
+//!   unencoded, and its generated secrets contain `+`, `/` and `=`. The default
+//!   [`DEFAULT_CLIENT_SECRET`] has all three and [`BasicDecoding::Raw`] reads the pair as is;
+//!   [`BasicDecoding::FormDecoded`] is an RFC 6749 §2.3.1 server instead.
+//! - **`preserve_refresh_token`** is not in Blackbaud's documentation. The default keeps the
+//!   token's original expiry and reports the time left
+//!   ([`PreservedRefreshExpiry::FixedReportsRemaining`]); the knob can instead report a full
+//!   lifetime while enforcing the original expiry, or slide the expiry.
+//! - **Rotation**: the old refresh token dies the moment a rotating refresh succeeds (Blackbaud
+//!   does not document a grace period).
+//! - **Redirect URIs** match exactly by default. `allow_any_loopback_redirect` (`skysync sim
+//!   --any-loopback-redirect`) is a lenient mode Blackbaud does not have. The simulator does not
+//!   enforce Blackbaud's other rules (https outside localhost, the 250-URI limit).
+//! - **Consent** is instant: no sign-in, no consent or environment picker page; `environment_id`
+//!   on the authorize URL is ignored, and every token carries the configured identity fields,
+//!   `mode` `Full` and scope `rnxt.r rnxt.w`.
+//! - **Codes** live 5 minutes and are single use, as documented; any exchange attempt burns one,
+//!   even a failed one (undocumented). PKCE allows `S256` only.
+//! - **Public clients** (`public_client`): a code exchange may authenticate with `client_id` and
+//!   the PKCE verifier alone; a refresh always needs the secret.
+//! - **Errors**: `invalid_client` comes with HTTP 401 and `WWW-Authenticate` (Blackbaud does not
+//!   document the status); `/token` answers CORS requests unless `set_token_cors(false)`.
+//! - **Tokens** are opaque random strings (Blackbaud's access tokens are JWTs); lifetimes default
+//!   to Blackbaud's (60 minutes, 365 days) and are knobs (`access_token_ttl`,
+//!   `refresh_token_ttl`, `skysync sim --access-token-ttl`).
+//! - **Time** is the wall clock plus whatever `advance_clock` added, so tests can live through a
+//!   year.
+//!
 //! # Control API
 //! `GET /_sim/stats` returns [`SimStats`] as JSON. `POST /_sim/control` takes one JSON command
 //! ([`control::Command`]) and answers `{"ok":true,...}` or `{"ok":false,"error":"..."}` (400):
@@ -49,6 +83,10 @@
 //! {"op":"set_rate_limit","per_sec":5}           (null = unlimited)
 //! {"op":"set_fault_rates","rates":{"api_500":0.1,"api_429":0.0,"api_drop":0.0}}
 //! {"op":"set_token_cors","enabled":false}
+//! {"op":"set_basic_decoding","decoding":"form_decoded"}          (or "raw")
+//! {"op":"set_preserved_refresh_expiry","mode":"fixed_reports_full_lifetime"}
+//! {"op":"set_access_token_ttl","secs":300}
+//! {"op":"register_redirect_uri","uri":"http://127.0.0.1:9000/callback"}
 //! {"op":"advance_clock","secs":600}
 //! {"op":"revoke_refresh_tokens"}
 //! {"op":"modify","entity":"gifts","count":5}    → {"ok":true,"ids":["12",...]}
@@ -95,13 +133,18 @@ pub struct SimConfig {
     pub port: u16,
     /// The registered application id.
     pub client_id: String,
-    /// The application secret.
+    /// The application secret. The default contains `+`, `/` and `=`, as Blackbaud's generated
+    /// secrets do, so every test shows whether a client sends it the way Blackbaud reads it.
     pub client_secret: String,
+    /// How `/token` reads `Authorization: Basic` credentials (knob).
+    pub basic_decoding: BasicDecoding,
     /// Whether a code exchange may omit client authentication when it sends a PKCE verifier.
     pub public_client: bool,
-    /// Registered redirect URIs (exact match).
+    /// Registered redirect URIs, matched as exact strings (case, trailing slash, port), as
+    /// Blackbaud does.
     pub redirect_uris: Vec<String>,
-    /// Also accept any `http://127.0.0.1:<port>/…` or `http://localhost:<port>/…` redirect URI.
+    /// Lenient matching: also accept any `http://127.0.0.1:<port>/…` or `http://localhost:<port>/…`
+    /// redirect URI (off by default; Blackbaud does not do this).
     pub allow_any_loopback_redirect: bool,
     /// The `Bb-Api-Subscription-Key` the API accepts.
     pub subscription_key: String,
@@ -109,6 +152,9 @@ pub struct SimConfig {
     pub access_token_ttl: Duration,
     /// Refresh token lifetime.
     pub refresh_token_ttl: Duration,
+    /// What a refresh with `preserve_refresh_token=true` does to the token's expiry and what it
+    /// reports (knob).
+    pub preserved_refresh_expiry: PreservedRefreshExpiry,
     /// Number of constituents; other entities scale from it (see the module docs).
     pub records: u64,
     /// Seed for the data, the fault dice and record choice in `modify`/`delete`.
@@ -149,13 +195,15 @@ impl Default for SimConfig {
         Self {
             port: 0,
             client_id: "sim-client-id".into(),
-            client_secret: "sim-client-secret".into(),
+            client_secret: DEFAULT_CLIENT_SECRET.into(),
+            basic_decoding: BasicDecoding::default(),
             public_client: false,
             redirect_uris: vec!["http://localhost:8321/callback".into(), "http://127.0.0.1:8321/callback".into()],
-            allow_any_loopback_redirect: true,
+            allow_any_loopback_redirect: false,
             subscription_key: "sim-subscription-key".into(),
             access_token_ttl: Duration::from_secs(3600),
             refresh_token_ttl: Duration::from_secs(365 * 86_400),
+            preserved_refresh_expiry: PreservedRefreshExpiry::default(),
             records: 1000,
             seed: 0x5EED_5C1E,
             deny_consent: false,
@@ -173,6 +221,39 @@ impl Default for SimConfig {
             family_name: "Simulator".into(),
         }
     }
+}
+
+/// The simulator's default application secret: shaped like Blackbaud's (base64, so with `+`, `/`
+/// and `=`), which breaks any client that form-encodes it into HTTP Basic.
+pub const DEFAULT_CLIENT_SECRET: &str = "sim+Secret/0123456789abcdefABCDEF+xyz/Q==";
+
+/// How `/token` decodes the `client_id:client_secret` pair of `Authorization: Basic`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum BasicDecoding {
+    /// Base64 only, the pair taken as is: what Blackbaud's samples imply (they send
+    /// `base64(id:secret)` with the secret unencoded, and its Node sample asks simple-oauth2 for
+    /// `credentialsEncodingMode: 'loose'`).
+    #[default]
+    Raw,
+    /// Base64, then each part form-decoded (`+` is a space, `%XX` a byte), as RFC 6749 §2.3.1
+    /// describes.
+    FormDecoded,
+}
+
+/// What a refresh with `preserve_refresh_token=true` does to the refresh token's expiry.
+/// Blackbaud does not document it; a community write-up says the original expiry stays fixed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum PreservedRefreshExpiry {
+    /// The expiry stays fixed and `refresh_token_expires_in` reports the time actually left.
+    #[default]
+    FixedReportsRemaining,
+    /// The expiry stays fixed, but `refresh_token_expires_in` reports a full lifetime: a client
+    /// that believes the response never sees the token's end coming.
+    FixedReportsFullLifetime,
+    /// Every preserving refresh gives the token a full lifetime again (and reports it).
+    Sliding,
 }
 
 /// Probabilities (0.0..=1.0) of random faults on API calls, drawn from a seeded generator after
@@ -359,6 +440,29 @@ impl SimHandle {
         grants::state(&mut self.shared.lock(), token)
     }
 
+    /// How `/token` decodes HTTP Basic credentials from now on.
+    pub fn set_basic_decoding(&self, decoding: BasicDecoding) {
+        self.shared.lock().cfg.basic_decoding = decoding;
+    }
+
+    /// What preserving refreshes do to the refresh token's expiry from now on.
+    pub fn set_preserved_refresh_expiry(&self, mode: PreservedRefreshExpiry) {
+        self.shared.lock().cfg.preserved_refresh_expiry = mode;
+    }
+
+    /// The lifetime of access tokens issued from now on.
+    pub fn set_access_token_ttl(&self, ttl: Duration) {
+        self.shared.lock().cfg.access_token_ttl = ttl;
+    }
+
+    /// Registers one more redirect URI (exact match), as a developer adds one to the application.
+    pub fn register_redirect_uri(&self, uri: &str) {
+        let mut s = self.shared.lock();
+        if !s.cfg.redirect_uris.iter().any(|r| r == uri) {
+            s.cfg.redirect_uris.push(uri.to_owned());
+        }
+    }
+
     /// Deny (or grant) consent at `/oauth/authorize`.
     pub fn set_deny_consent(&self, deny: bool) {
         self.shared.lock().cfg.deny_consent = deny;
@@ -441,6 +545,11 @@ impl SimHandle {
     /// JSON a code exchange returns.
     pub fn issue_tokens(&self) -> serde_json::Value {
         self.shared.lock().issue_tokens(None)
+    }
+
+    /// When the simulator will refuse `refresh_token` (`None` for a token it does not know).
+    pub fn refresh_token_expiry(&self, refresh_token: &str) -> Option<time::OffsetDateTime> {
+        self.shared.lock().refresh.get(refresh_token).map(|g| g.expires)
     }
 
     /// Access tokens that are still valid now.

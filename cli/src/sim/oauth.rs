@@ -7,11 +7,11 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use url::Url;
 
-use super::SimConfig;
 use super::faults::{Surface, apply};
 use super::net::Conn;
 use super::server::{html, json, pairs, param};
 use super::state::{AuthCode, Shared};
+use super::{BasicDecoding, PreservedRefreshExpiry, SimConfig};
 
 const CODE_LIFETIME: time::Duration = time::Duration::minutes(5);
 const DENIED: &str = "The user chose not to give your app access to their Blackbaud data.";
@@ -123,7 +123,9 @@ fn invalid_client(description: &str) -> Response {
     resp
 }
 
-fn basic_credentials(value: &HeaderValue) -> Option<(String, String)> {
+/// The `(client_id, client_secret)` of an `Authorization: Basic` header, decoded as `decoding`
+/// says: Blackbaud's samples send the pair as is, RFC 6749 §2.3.1 form-encodes each part first.
+fn basic_credentials(value: &HeaderValue, decoding: BasicDecoding) -> Option<(String, String)> {
     let v = value.to_str().ok()?;
     let (scheme, rest) = v.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
@@ -131,7 +133,30 @@ fn basic_credentials(value: &HeaderValue) -> Option<(String, String)> {
     }
     let decoded = String::from_utf8(STANDARD.decode(rest.trim()).ok()?).ok()?;
     let (id, secret) = decoded.split_once(':')?;
-    Some((id.to_owned(), secret.to_owned()))
+    match decoding {
+        BasicDecoding::Raw => Some((id.to_owned(), secret.to_owned())),
+        BasicDecoding::FormDecoded => Some((form_decode(id)?, form_decode(secret)?)),
+    }
+}
+
+/// `application/x-www-form-urlencoded` decoding of one component: `+` is a space, `%XX` a byte.
+fn form_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
 }
 
 /// `POST /token`.
@@ -168,8 +193,9 @@ async fn token_inner(sim: &Shared, conn: &Conn, req: Request) -> Response {
             "The Content-Type must be application/x-www-form-urlencoded.",
         );
     }
+    let decoding = sim.lock().cfg.basic_decoding;
     let basic = match req.headers().get(header::AUTHORIZATION) {
-        Some(v) => match basic_credentials(v) {
+        Some(v) => match basic_credentials(v, decoding) {
             Some(creds) => Some(creds),
             None => return invalid_client("The specified credentials were not valid."),
         },
@@ -272,7 +298,16 @@ fn refresh(sim: &Shared, conn: &Conn, form: &[(String, String)]) -> Response {
     }
     if preserve {
         s.stats.token_refresh_preserve += 1;
-        let body = s.issue_tokens(Some((token.to_owned(), grant.expires)));
+        let full = now + s.cfg.refresh_token_ttl;
+        let (expires, reported) = match s.cfg.preserved_refresh_expiry {
+            PreservedRefreshExpiry::FixedReportsRemaining => (grant.expires, grant.expires),
+            PreservedRefreshExpiry::FixedReportsFullLifetime => (grant.expires, full),
+            PreservedRefreshExpiry::Sliding => (full, full),
+        };
+        if let Some(g) = s.refresh.get_mut(token) {
+            g.expires = expires;
+        }
+        let body = s.issue_tokens(Some((token.to_owned(), reported)));
         super::grants::refreshed(&mut s, token, &body);
         return json(StatusCode::OK, &body);
     }
@@ -291,6 +326,14 @@ fn refresh(sim: &Shared, conn: &Conn, form: &[(String, String)]) -> Response {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn form_decoding_of_basic_parts() {
+        assert_eq!(super::form_decode("a%2Bb%2Fc%3D+d").as_deref(), Some("a+b/c= d"));
+        assert_eq!(super::form_decode("plain").as_deref(), Some("plain"));
+        assert_eq!(super::form_decode("bad%2"), None);
+        assert_eq!(super::form_decode("bad%zz"), None);
+    }
+
     #[test]
     fn s256_matches_rfc_7636_appendix_b() {
         let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";

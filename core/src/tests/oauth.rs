@@ -112,9 +112,7 @@ fn code_exchange_request_with_basic_auth() {
     assert_eq!(req.url.as_str(), "https://oauth2.sky.blackbaud.com/token");
     assert!(!req.follow_redirects);
     assert_eq!(req.header_value("content-type"), Some("application/x-www-form-urlencoded"));
-    let basic = req.header_value("authorization").unwrap().strip_prefix("Basic ").unwrap();
-    let decoded = base64::engine::general_purpose::STANDARD.decode(basic).unwrap();
-    assert_eq!(decoded, b"app-id:s3cr%3Aet", "RFC 6749 2.3.1 form-encodes each part");
+    assert_eq!(basic_pair(&req), "app-id:s3cr:et", "the secret as is, as Blackbaud's samples send it");
     let f = form(&req.body);
     assert!(has(&f, "grant_type", "authorization_code"));
     assert!(has(&f, "code", "the-code"));
@@ -122,6 +120,41 @@ fn code_exchange_request_with_basic_auth() {
     assert!(has(&f, "code_verifier", &"v".repeat(43)));
     assert!(!f.iter().any(|(k, _)| k == "client_secret"));
     assert!(!format!("{req:?}").contains("the-code"), "Debug shows no body");
+}
+
+fn basic_pair(req: &crate::http::HttpRequest) -> String {
+    let basic = req.header_value("authorization").unwrap().strip_prefix("Basic ").unwrap();
+    String::from_utf8(base64::engine::general_purpose::STANDARD.decode(basic).unwrap()).unwrap()
+}
+
+#[test]
+fn basic_sends_a_blackbaud_shaped_secret_as_is_and_the_rfc_form_is_a_choice() {
+    let mut c = config(ClientAuth::Basic);
+    c.client_id = "app id+1".into();
+    c.client_secret = Some(ClientSecret::new("q1W+e/3R=="));
+    let req = refresh_request(&c, &RefreshToken::new("rt"), RefreshMode::Preserve);
+    assert_eq!(basic_pair(&req), "app id+1:q1W+e/3R==");
+    assert!(!form(&req.body).iter().any(|(k, _)| k == "client_secret" || k == "client_id"));
+    c.client_auth = ClientAuth::BasicFormEncoded;
+    let req = refresh_request(&c, &RefreshToken::new("rt"), RefreshMode::Preserve);
+    assert_eq!(basic_pair(&req), "app+id%2B1:q1W%2Be%2F3R%3D%3D", "RFC 6749 2.3.1 form-encodes each part");
+    // Without a secret, neither form sends a header.
+    c.client_secret = None;
+    let req = refresh_request(&c, &RefreshToken::new("rt"), RefreshMode::Preserve);
+    assert!(req.header_value("authorization").is_none());
+    assert!(has(&form(&req.body), "client_id", "app id+1"));
+}
+
+#[test]
+fn client_auth_spellings_round_trip() {
+    for auth in ClientAuth::ALL {
+        assert_eq!(ClientAuth::parse(auth.as_str()), Some(auth));
+        assert_eq!(serde_json::to_string(&auth).unwrap(), format!("\"{}\"", auth.as_str()));
+        assert_eq!(serde_json::from_str::<ClientAuth>(&format!("\"{}\"", auth.as_str())).unwrap(), auth);
+    }
+    assert_eq!(ClientAuth::parse(" Basic-Form-Encoded "), Some(ClientAuth::BasicFormEncoded));
+    assert_eq!(ClientAuth::parse("basic_form_encoded"), None);
+    assert_eq!(ClientAuth::default(), ClientAuth::Basic);
 }
 
 #[test]

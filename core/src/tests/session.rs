@@ -349,3 +349,15 @@ fn an_absurd_lifetime_in_a_rotation_response_still_saves_the_new_token() {
     let _ = block(r.session.rotate());
     assert_eq!(stored(&r).tokens.refresh_token.secret(), "rt1", "the rotated refresh token was saved");
 }
+
+#[test]
+fn five_minute_access_tokens_are_not_refreshed_on_every_call() {
+    // The default skew is as long as the token's whole life: it must shrink to fit.
+    const SHORT: &str = r#"{"access_token":"at1","token_type":"bearer","expires_in":300,"refresh_token":"rt0","refresh_token_expires_in":30240000}"#;
+    let r = rig(vec![Answer::Json(200, SHORT)]);
+    r.clock.advance(Duration::from_secs(4000));
+    assert_eq!(block(r.session.access_token()).unwrap().secret(), "at1");
+    r.clock.advance(Duration::from_secs(60));
+    assert_eq!(block(r.session.access_token()).unwrap().secret(), "at1");
+    assert_eq!(r.http.calls(), 1);
+}
