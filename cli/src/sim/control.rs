@@ -37,6 +37,7 @@ pub enum FaultSpec {
     Quota,
     InvalidGrant,
     WrongContentType,
+    Truncated,
 }
 
 fn one() -> u64 {
@@ -55,6 +56,7 @@ impl From<FaultSpec> for Fault {
             FaultSpec::Quota => Fault::Quota,
             FaultSpec::InvalidGrant => Fault::InvalidGrant,
             FaultSpec::WrongContentType => Fault::WrongContentType,
+            FaultSpec::Truncated => Fault::Truncated,
         }
     }
 }
@@ -71,6 +73,7 @@ impl From<Fault> for FaultSpec {
             Fault::Quota => FaultSpec::Quota,
             Fault::InvalidGrant => FaultSpec::InvalidGrant,
             Fault::WrongContentType => FaultSpec::WrongContentType,
+            Fault::Truncated => FaultSpec::Truncated,
         }
     }
 }

@@ -115,6 +115,18 @@ pub struct SimConfig {
     pub daily_quota: Option<u64>,
     /// Random API faults (knob).
     pub faults: FaultRates,
+    /// Whether `next_link` repeats the caller's filters (`include_inactive`, `include_deceased`,
+    /// `fields`, …). Off by default: Blackbaud's documented example link carries only `limit`,
+    /// `last_modified` and `sort_token`, so the simulator assumes the worst (knob).
+    pub next_link_keeps_filters: bool,
+    /// How the actions list pages a `last_modified` request (knob; see [`ActionsPaging`]).
+    pub actions_paging: ActionsPaging,
+    /// List visibility lag: a record changed less than this long ago (sim time) is not listed yet,
+    /// like Blackbaud's "average latency of about 30 minutes" (knob; `None` = none).
+    pub list_lag: Option<Duration>,
+    /// Apply [`Self::list_lag`] to every entity, not only those Blackbaud documents it for
+    /// (`latency_30m` in the catalog) (knob).
+    pub list_lag_everywhere: bool,
     /// Token response identity fields.
     pub environment_id: String,
     /// Token response identity fields.
@@ -151,6 +163,10 @@ impl Default for SimConfig {
             rate_limit_per_sec: None,
             daily_quota: None,
             faults: FaultRates::default(),
+            next_link_keeps_filters: false,
+            actions_paging: ActionsPaging::default(),
+            list_lag: None,
+            list_lag_everywhere: false,
             environment_id: "p-simEnvironment0000000001".into(),
             environment_name: "Simulated Sandbox Environment".into(),
             legal_entity_id: "p-simLegalEntity00000000001".into(),
@@ -174,6 +190,28 @@ pub struct FaultRates {
     pub api_429: f64,
     /// The connection closes without a response.
     pub api_drop: f64,
+    /// A 200 whose body stops halfway (the connection closes before `Content-Length` bytes).
+    pub api_truncated: f64,
+    /// The answer comes after [`Self::slow_ms`] milliseconds.
+    pub api_slow: f64,
+    /// Delay of a slow answer, in milliseconds.
+    pub slow_ms: u64,
+}
+
+/// How the actions list pages a request with `last_modified` (or a cursor). Blackbaud documents
+/// a `continuation_token` query parameter "for environments with access to new Action lists"
+/// (`offset` is deprecated there), but not how a response hands it out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionsPaging {
+    /// Like every other list: `next_link` with a `sort_token`.
+    #[default]
+    SortToken,
+    /// `next_link` carries `continuation_token` (no `sort_token`, no `offset`); the last page has
+    /// no `next_link`.
+    NextLinkContinuation,
+    /// No `next_link`; a top-level `continuation_token` field while more pages follow.
+    BodyContinuation,
 }
 
 /// A failure to inject into one `/token` or API call.
@@ -200,6 +238,9 @@ pub enum Fault {
     InvalidGrant,
     /// 200 with a JSON-looking body served as `text/plain`.
     WrongContentType,
+    /// 200 whose body stops halfway: the connection closes before `Content-Length` bytes
+    /// (API only; `/token` answers it like [`Fault::Drop`]).
+    Truncated,
 }
 
 /// Counters, for assertions and `GET /_sim/stats`.
@@ -228,6 +269,10 @@ pub struct SimStats {
     pub server_errors: u64,
     /// Connections dropped without a response (token and API).
     pub dropped: u64,
+    /// API answers whose body was cut off halfway.
+    pub truncated: u64,
+    /// API answers delayed by a random slow fault.
+    pub slowed: u64,
     /// API 401 answers (subscription key or bearer token).
     pub unauthorized: u64,
     /// API requests per entity name.
@@ -338,6 +383,23 @@ impl SimHandle {
     /// Replaces the random fault rates.
     pub fn set_fault_rates(&self, rates: FaultRates) {
         self.shared.lock().cfg.faults = rates;
+    }
+
+    /// Whether `next_link` repeats the caller's filters (see [`SimConfig::next_link_keeps_filters`]).
+    pub fn set_next_link_keeps_filters(&self, keep: bool) {
+        self.shared.lock().cfg.next_link_keeps_filters = keep;
+    }
+
+    /// How the actions list pages (see [`ActionsPaging`]).
+    pub fn set_actions_paging(&self, paging: ActionsPaging) {
+        self.shared.lock().cfg.actions_paging = paging;
+    }
+
+    /// Replaces the list visibility lag (see [`SimConfig::list_lag`]).
+    pub fn set_list_lag(&self, lag: Option<Duration>, everywhere: bool) {
+        let mut s = self.shared.lock();
+        s.cfg.list_lag = lag;
+        s.cfg.list_lag_everywhere = everywhere;
     }
 
     /// With `false`, `/token` answers carry no CORS headers (a browser cannot read them).
