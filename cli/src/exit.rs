@@ -22,6 +22,8 @@ pub const CONFIG: u8 = 3;
 pub const CONSENT: u8 = 4;
 /// Rate-limited or out of daily quota.
 pub const THROTTLED: u8 = 5;
+/// `skysync sync`: another sync holds this database's lock (it waited `--lock-wait` seconds).
+pub const BUSY: u8 = 6;
 /// `skysync status`: the refresh token expires within the warning window.
 pub const WARNING: u8 = 10;
 
@@ -35,6 +37,7 @@ Exit codes:
   4   consent needed: no tokens, the refresh token expired or was revoked, or an imported
       authorization code expired (run `skysync login`)
   5   throttled (HTTP 429 from the API or the token endpoint) or out of SKY API quota
+  6   `skysync sync`: another sync is running on the same database (waited --lock-wait seconds)
   10  `skysync status`: the refresh token expires within the warning window";
 
 /// A command-line problem found after parsing (e.g. a confirmation that cannot be asked).
@@ -69,6 +72,8 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
             }
         } else if let Some(TokenError::ConsentRequired { .. }) = cause.downcast_ref::<TokenError>() {
             return CONSENT;
+        } else if let Some(crate::sink::SinkError::Busy { .. }) = cause.downcast_ref::<crate::sink::SinkError>() {
+            return BUSY;
         } else if cause.downcast_ref::<ConfigError>().is_some() {
             return CONFIG;
         } else if cause.downcast_ref::<UsageError>().is_some() {
