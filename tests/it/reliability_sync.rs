@@ -4,8 +4,8 @@
 //! record's JSON (its content hash, in effect).
 //!
 //! The in-suite variant is small. `scripts/reliability-sync-heavy.sh` runs the same test with more
-//! iterations and records (`SKYSYNC_RELIABILITY_RUNS`, `SKYSYNC_RELIABILITY_RECORDS`) and prints
-//! the figures.
+//! iterations and records (`SKYSYNC_RELIABILITY_RUNS`, `SKYSYNC_RELIABILITY_RECORDS`,
+//! `SKYSYNC_RELIABILITY_PAGE_SIZE`, `SKYSYNC_RELIABILITY_SEED`) and prints the figures.
 
 use std::time::Duration;
 
@@ -45,6 +45,7 @@ async fn converges_under_faults_and_kills(db: SinkSpec, fixture: Fixture) {
     let runs = env_u64("SKYSYNC_RELIABILITY_RUNS", 6);
     let records = env_u64("SKYSYNC_RELIABILITY_RECORDS", 150);
     let seed = env_u64("SKYSYNC_RELIABILITY_SEED", 0x5EED_0009_0004);
+    let page_size = env_u64("SKYSYNC_RELIABILITY_PAGE_SIZE", 20).to_string();
     let mut dice = Dice(seed | 1);
     let sk = Skysync::with_sim(SimConfig { records, seed, ..SimConfig::default() }).await;
     let tokens = sk.minted_tokens(|_| {});
@@ -62,7 +63,7 @@ async fn converges_under_faults_and_kills(db: SinkSpec, fixture: Fixture) {
         SinkSpec::Postgres(url) => url.clone(),
         SinkSpec::Jsonl(_) => unreachable!(),
     };
-    let mut args: Vec<&str> = vec!["sync", "--db", &db_arg, "--page-size", "20", "--rate-limit", "0"];
+    let mut args: Vec<&str> = vec!["sync", "--db", &db_arg, "--page-size", &page_size, "--rate-limit", "0"];
     args.extend(ENTITIES);
     let mut figures = Figures::default();
     for i in 0..runs {
@@ -75,7 +76,8 @@ async fn converges_under_faults_and_kills(db: SinkSpec, fixture: Fixture) {
             }
         }
         let mut child = sk.command(&args).spawn().expect("spawn skysync sync");
-        let kill_after = Duration::from_millis(100 + dice.below(1500));
+        // Most runs die somewhere between their first request and their last page.
+        let kill_after = Duration::from_millis(100 + dice.below(1500 + records));
         figures.runs += 1;
         match tokio::time::timeout(kill_after, child.wait()).await {
             Ok(status) => {
