@@ -24,6 +24,48 @@
 //!   rejected, as Blackbaud does).
 //! - `OPTIONS` preflight and `Access-Control-Allow-Origin: *` on `/token` and the API.
 //!
+//! # Lists and paging: where the simulator differs from Blackbaud's documentation
+//! Knobs are [`SimConfig`] fields (most also [`SimHandle`] setters); defaults take the less
+//! convenient reading where Blackbaud's documentation is silent.
+//! - **`next_link` filters** (knob `next_link_keeps_filters`, default off): links carry `limit`,
+//!   `last_modified`/`date_added` and the cursor only, like Blackbaud's documented example; the
+//!   caller's `include_inactive`, `include_deceased`, `fields` and other filters are dropped.
+//!   Blackbaud does not say whether its links keep them. With the knob on, every parameter but
+//!   `offset`/`sort_token`/`continuation_token` is repeated.
+//! - **Actions and `continuation_token`** (knob `actions_paging`, default `sort_token` like every
+//!   other list): Blackbaud documents the `continuation_token` query parameter for "new Action
+//!   lists" (with `offset` deprecated) but no response field. `NextLinkContinuation` puts it in
+//!   `next_link` (with `limit` only, unless filters are kept); `BodyContinuation` returns a
+//!   top-level `continuation_token` and no `next_link`. In both, the token is handed out only
+//!   after a full page (the last page has no cursor), it positions the request like a
+//!   `sort_token` and `offset` is ignored.
+//! - **`sort_token`**: base64 of eight bytes, like Blackbaud's example (`AAAAAAAC+I4=`), holding
+//!   the record's change version; chains run in change order, so a record changed during a chain
+//!   reappears at its end. Every page of a `last_modified`/`sort_token` request, empty ones
+//!   included, carries a `next_link` (Blackbaud's advice: store the empty page's link).
+//! - **List latency** (knobs `list_lag`, default none, and `list_lag_everywhere`): Blackbaud says
+//!   lists marked `latency_30m` in the catalog return data "with an average latency of about 30
+//!   minutes". With a lag, a record changed (or added) less than `list_lag` ago is not listed at all
+//!   and not counted; Blackbaud would presumably still list its previous version, so a delete
+//!   reconciliation during the lag sees it missing here. The lag is the same for every record (not
+//!   an average), so a chain never passes a record that is still hidden.
+//! - **`date_modified`** is the simulated edit time; Blackbaud's read-optimized lists may report
+//!   the ETL update time instead.
+//! - **`count`** of a `last_modified` request counts from `last_modified`, whatever the
+//!   `sort_token`; Blackbaud documents only that `limit` and `offset` do not affect it.
+//! - **Filters**: only `limit`, `offset`, `last_modified`, `sort_token`, `continuation_token`
+//!   (actions), `fields` (lists that accept it), `include_inactive` and `include_deceased` are
+//!   applied; `date_added` and `sort` are accepted but ignored; `list_id`, `constituent_id[]`,
+//!   `computed_status` and the other list-specific filters are ignored. About 5% of records with
+//!   an `inactive` flag are inactive and 3% of constituents deceased, hidden unless asked for.
+//! - **Events** (and other offset lists) have no `next_link`, as documented; plain offset requests
+//!   to `next_link` lists get an `offset` link while rows remain, as in Blackbaud's examples.
+//! - **Deletes**: a deleted record disappears from every list, as Blackbaud's lists report no
+//!   deletions.
+//! - **Errors**: 400/401/403/429 bodies use Blackbaud's `{"statusCode","message"}` shape with the
+//!   simulator's own wording; random faults (`FaultRates`) add 500s, 429s, dropped connections,
+//!   bodies cut off halfway (`Content-Length` unmet) and slow answers.
+//!
 //! # Data
 //! `records` constituents; other entities scale from `n = records` (rounded up):
 //! addresses, email_addresses, phones: `n`; gifts: `2n`; relationships, constituent_codes, notes,
@@ -44,7 +86,7 @@
 //! {"op":"set_deny_consent","deny":true}
 //! {"op":"set_quota","remaining":100}            (null = unlimited)
 //! {"op":"set_rate_limit","per_sec":5}           (null = unlimited)
-//! {"op":"set_fault_rates","rates":{"api_500":0.1,"api_429":0.0,"api_drop":0.0}}
+//! {"op":"set_fault_rates","rates":{"api_500":0.1,"api_429":0.0,"api_drop":0.0,"api_truncated":0.0,"api_slow":0.0,"slow_ms":500}}
 //! {"op":"set_token_cors","enabled":false}
 //! {"op":"advance_clock","secs":600}
 //! {"op":"revoke_refresh_tokens"}
@@ -59,7 +101,7 @@
 //! Fault kinds: `{"kind":"status","code":503}`, `{"kind":"html","code":502}`, `{"kind":"drop"}`,
 //! `{"kind":"slow","ms":1500}`, `{"kind":"oversized"}`,
 //! `{"kind":"too_many_requests","retry_after_secs":1}`, `{"kind":"quota"}`,
-//! `{"kind":"invalid_grant"}`, `{"kind":"wrong_content_type"}`.
+//! `{"kind":"invalid_grant"}`, `{"kind":"wrong_content_type"}`, `{"kind":"truncated"}`.
 
 mod api;
 pub mod args;
