@@ -23,6 +23,8 @@ pub const CONFIG: u8 = 3;
 pub const CONSENT: u8 = 4;
 /// Rate-limited or out of daily quota.
 pub const THROTTLED: u8 = 5;
+/// `skysync sync`: another sync holds this database's lock (it waited `--lock-wait` seconds).
+pub const BUSY: u8 = 6;
 /// `skysync status`: the refresh token expires within the warning window.
 pub const WARNING: u8 = 10;
 
@@ -39,6 +41,7 @@ Exit codes:
       token could not be saved in the token file (the message names the rescue file that holds
       it; the next run adopts it) (run `skysync login`)
   5   throttled (HTTP 429 from the API or the token endpoint) or out of SKY API quota
+  6   `skysync sync`: another sync is running on the same database (waited --lock-wait seconds)
   10  `skysync status`: the refresh token expires within the warning window
   128+N  stopped by signal N (SIGHUP 129, SIGINT 130, SIGTERM 143); a token call in flight
       is finished and saved first";
@@ -81,6 +84,8 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
             return CONSENT;
         } else if let Some(StoreError::Key(_)) = cause.downcast_ref::<StoreError>() {
             return CONFIG;
+        } else if let Some(crate::sink::SinkError::Busy { .. }) = cause.downcast_ref::<crate::sink::SinkError>() {
+            return BUSY;
         } else if cause.downcast_ref::<ConfigError>().is_some() {
             return CONFIG;
         } else if cause.downcast_ref::<UsageError>().is_some() {

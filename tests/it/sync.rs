@@ -243,7 +243,7 @@ async fn first_sync_equals_source_then_only_changes(db: Db) {
 
 async fn faults_500_429_and_drops_still_converge(db: Db) {
     let sim = sim(300).await;
-    sim.set_fault_rates(FaultRates { api_500: 0.10, api_429: 0.05, api_drop: 0.02 });
+    sim.set_fault_rates(FaultRates { api_500: 0.10, api_429: 0.05, api_drop: 0.02, ..FaultRates::default() });
     let fx = Fixture::new(db);
     let api = client(&sim, None);
     let names = ["constituents", "gifts", "addresses"];

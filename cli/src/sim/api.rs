@@ -9,13 +9,13 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use skysync_core::catalog::{CATALOG, Entity, Incremental};
 
-use super::Fault;
 use super::data::{PageQuery, Visibility};
-use super::faults::{Surface, apply, quota_response, rate_limit_response};
+use super::faults::{Surface, apply, quota_response, rate_limit_response, truncated};
 use super::net::Conn;
 use super::render::{Ctx, push_json_str, render};
 use super::server::{api_error, json_text, pairs, param};
 use super::state::{Inner, Shared, Throttle};
+use super::{ActionsPaging, Fault};
 
 const BAD_KEY: &str =
     "Access denied due to invalid subscription key. Make sure to provide a valid key for an active subscription.";
@@ -27,7 +27,8 @@ const TOKEN_BASE: u64 = 0x0000_0001_0002_F000;
 #[derive(Debug)]
 struct ListParams {
     page: PageQuery,
-    /// `next_link` carries a `sort_token` (and is always present).
+    /// The request pages by change version (`last_modified`, `sort_token` or
+    /// `continuation_token`): `next_link` carries a cursor.
     token_mode: bool,
     /// `fields=...` on an entity that supports it (`id` is always returned).
     fields: Option<Vec<String>>,
@@ -71,7 +72,8 @@ pub(crate) async fn list(sim: &Shared, conn: &Conn, index: usize, req: Request) 
         }
         s.api_faults.pop_front().or_else(|| random_fault(&mut s))
     };
-    if let Some(fault) = fault
+    let truncate = fault == Some(Fault::Truncated);
+    if let Some(fault) = fault.filter(|_| !truncate)
         && let Some(resp) = apply(sim, conn, fault, Surface::Api).await
     {
         return resp;
@@ -90,13 +92,23 @@ pub(crate) async fn list(sim: &Shared, conn: &Conn, index: usize, req: Request) 
             return api_error(StatusCode::UNAUTHORIZED, BAD_TOKEN);
         }
     }
-    let params = match parse_params(entity, &q) {
+    let (paging, keep_filters) = {
+        let s = sim.lock();
+        let paging = if entity.name == "actions" { s.cfg.actions_paging } else { ActionsPaging::SortToken };
+        (paging, s.cfg.next_link_keeps_filters)
+    };
+    let mut params = match parse_params(entity, &q, paging) {
         Ok(p) => p,
         Err(msg) => return api_error(StatusCode::BAD_REQUEST, &msg),
     };
     let (page, seed, records) = {
         let mut s = sim.lock();
         let (seed, records) = (s.cfg.seed, s.cfg.records);
+        let lagged = entity.latency_30m || s.cfg.list_lag_everywhere;
+        if let Some(lag) = s.cfg.list_lag.filter(|_| lagged) {
+            let lag_ticks = i64::try_from(lag.as_micros()).unwrap_or(i64::MAX / 20) * 10;
+            params.page.hidden_after = Some(s.now_ticks().saturating_sub(lag_ticks));
+        }
         (s.table(index).page(&params.page), seed, records)
     };
     let ctx = Ctx { entity: entity.name, entity_index: index, seed, records };
@@ -122,22 +134,40 @@ pub(crate) async fn list(sim: &Shared, conn: &Conn, index: usize, req: Request) 
         }
     }
     body.push(']');
-    let next_link = if params.token_mode {
-        Some(link(sim, entity, &q, params.limit, None, Some(page.resume_version)))
+    let full_page = page.rows.len() as u64 >= params.limit;
+    let links = LinkParts { sim, entity, q: &q, limit: params.limit, keep_filters };
+    let mut next_link = None;
+    let mut body_token = None;
+    if params.token_mode {
+        match paging {
+            ActionsPaging::SortToken => {
+                next_link = Some(links.build(Cursor::SortToken(encode_token(page.resume_version))));
+            }
+            ActionsPaging::NextLinkContinuation if full_page => {
+                next_link = Some(links.build(Cursor::Continuation(encode_continuation(page.resume_version))));
+            }
+            ActionsPaging::BodyContinuation if full_page => body_token = Some(encode_continuation(page.resume_version)),
+            _ => {}
+        }
     } else if entity.incremental != Incremental::LastModifiedOffset
         && params.offset + (page.rows.len() as u64) < page.count
     {
         let next = params.offset + page.rows.len() as u64;
-        Some(link(sim, entity, &q, params.limit, Some(next), None))
-    } else {
-        None
-    };
+        next_link = Some(links.build(Cursor::Offset(next)));
+    }
     if let Some(link) = next_link {
         body.push_str(",\"next_link\":");
         push_json_str(&mut body, &link);
     }
+    if let Some(token) = body_token {
+        body.push_str(",\"continuation_token\":");
+        push_json_str(&mut body, &token);
+    }
     body.push('}');
     sim.lock().stats.api_ok += 1;
+    if truncate {
+        return truncated(sim, body);
+    }
     json_text(StatusCode::OK, body)
 }
 
@@ -150,12 +180,17 @@ fn random_fault(s: &mut Inner) -> Option<Fault> {
         Some(Fault::Status(500))
     } else if rng.chance(rates.api_429) {
         Some(Fault::TooManyRequests { retry_after_secs: 1 })
+    } else if rng.chance(rates.api_truncated) {
+        Some(Fault::Truncated)
+    } else if rng.chance(rates.api_slow) {
+        s.stats.slowed += 1;
+        Some(Fault::Slow(std::time::Duration::from_millis(rates.slow_ms)))
     } else {
         None
     }
 }
 
-fn parse_params(entity: &Entity, q: &[(String, String)]) -> Result<ListParams, String> {
+fn parse_params(entity: &Entity, q: &[(String, String)], paging: ActionsPaging) -> Result<ListParams, String> {
     let limit = match param(q, "limit") {
         None => 500.min(u64::from(entity.max_limit)),
         Some(v) => match v.trim().parse::<u64>() {
@@ -180,6 +215,15 @@ fn parse_params(entity: &Entity, q: &[(String, String)]) -> Result<ListParams, S
         None => None,
         Some(v) => Some(decode_token(v).ok_or_else(|| format!("The sort_token '{v}' is not valid."))?),
     };
+    // Actions accept `continuation_token` (Blackbaud: "fetching the next page of results from
+    // list platform"); it positions the request like a `sort_token` and makes `offset` moot.
+    let continuation = match param(q, "continuation_token").filter(|_| entity.name == "actions") {
+        None => None,
+        Some(v) => Some(decode_continuation(v).ok_or_else(|| format!("The continuation_token '{v}' is not valid."))?),
+    };
+    let token = token.or(continuation);
+    let offset =
+        if continuation.is_some() || (paging != ActionsPaging::SortToken && since.is_some()) { 0 } else { offset };
     if token.is_some() && param(q, "sort").is_some() {
         return Err("The sort and sort_token parameters cannot be provided together.".into());
     }
@@ -209,6 +253,7 @@ fn parse_params(entity: &Entity, q: &[(String, String)]) -> Result<ListParams, S
         after_version: token.filter(|_| token_mode),
         offset,
         limit,
+        hidden_after: None,
     };
     Ok(ListParams { page, token_mode, fields, limit, offset })
 }
@@ -220,6 +265,20 @@ fn encode_token(version: u64) -> String {
 fn decode_token(s: &str) -> Option<u64> {
     let bytes: [u8; 8] = STANDARD.decode(s.trim()).ok()?.try_into().ok()?;
     u64::from_be_bytes(bytes).checked_sub(TOKEN_BASE)
+}
+
+/// Continuation tokens look unlike sort tokens (a prefix, 12 bytes) and carry `+`, `/` or `=`
+/// often enough to catch a client that does not encode them.
+fn encode_continuation(version: u64) -> String {
+    let mut bytes = b"ct:~".to_vec();
+    bytes.extend_from_slice(&(TOKEN_BASE + version).to_be_bytes());
+    STANDARD.encode(bytes)
+}
+
+fn decode_continuation(s: &str) -> Option<u64> {
+    let bytes = STANDARD.decode(s.trim()).ok()?;
+    let rest: [u8; 8] = bytes.strip_prefix(b"ct:~")?.try_into().ok()?;
+    u64::from_be_bytes(rest).checked_sub(TOKEN_BASE)
 }
 
 /// Percent-encodes everything but unreserved characters, in lowercase like Blackbaud (`%3a`).
@@ -235,30 +294,54 @@ fn enc(s: &str) -> String {
     out
 }
 
-/// An absolute `next_link`: `limit` first, the caller's other parameters in their order, then
-/// `offset` or `sort_token`.
-fn link(
-    sim: &Shared,
-    entity: &Entity,
-    q: &[(String, String)],
+/// What positions the next page.
+enum Cursor {
+    Offset(u64),
+    SortToken(String),
+    Continuation(String),
+}
+
+/// What every `next_link` of one response shares.
+struct LinkParts<'a> {
+    sim: &'a Shared,
+    entity: &'a Entity,
+    q: &'a [(String, String)],
     limit: u64,
-    offset: Option<u64>,
-    version: Option<u64>,
-) -> String {
-    let base = sim.base_url.as_str().trim_end_matches('/');
-    let mut out = format!("{base}{}?limit={limit}", entity.path);
-    for (k, v) in q {
-        if !matches!(k.as_str(), "limit" | "offset" | "sort_token") {
-            let _ = write!(out, "&{}={}", enc(k), enc(v));
+    keep_filters: bool,
+}
+
+/// Parameters a `next_link` repeats even when it drops filters: Blackbaud's documented example
+/// carries `limit`, `last_modified` and `sort_token` (`date_added` is taken to work alike).
+const ALWAYS_REPEATED: &[&str] = &["last_modified", "date_added"];
+
+impl LinkParts<'_> {
+    /// An absolute `next_link`: `limit` first, then the caller's other parameters in their order
+    /// (only `last_modified`/`date_added` unless filters are kept), then the cursor.
+    fn build(&self, cursor: Cursor) -> String {
+        let base = self.sim.base_url.as_str().trim_end_matches('/');
+        let mut out = format!("{base}{}?limit={}", self.entity.path, self.limit);
+        let continuation = matches!(cursor, Cursor::Continuation(_));
+        for (k, v) in self.q {
+            let cursor_param = matches!(k.as_str(), "limit" | "offset" | "sort_token" | "continuation_token");
+            let repeated = self.keep_filters || ALWAYS_REPEATED.contains(&k.as_str());
+            // A continuation token stands for the whole result set: its link needs nothing else.
+            if !cursor_param && repeated && !(continuation && !self.keep_filters) {
+                let _ = write!(out, "&{}={}", enc(k), enc(v));
+            }
         }
+        match cursor {
+            Cursor::Offset(offset) => {
+                let _ = write!(out, "&offset={offset}");
+            }
+            Cursor::SortToken(t) => {
+                let _ = write!(out, "&sort_token={}", enc(&t));
+            }
+            Cursor::Continuation(t) => {
+                let _ = write!(out, "&continuation_token={}", enc(&t));
+            }
+        }
+        out
     }
-    if let Some(offset) = offset {
-        let _ = write!(out, "&offset={offset}");
-    }
-    if let Some(v) = version {
-        let _ = write!(out, "&sort_token={}", enc(&encode_token(v)));
-    }
-    out
 }
 
 /// Parses an ISO-8601 date or date-time, with or without an offset (`Z`, `+05:30`, `-4:00`,
@@ -343,6 +426,8 @@ mod tests {
     #[test]
     fn tokens_round_trip_and_links_use_lowercase_escapes() {
         assert_eq!(decode_token(&encode_token(42)), Some(42));
+        assert_eq!(decode_continuation(&encode_continuation(42)), Some(42));
+        assert_eq!(decode_continuation(&encode_token(42)), None);
         assert_eq!(enc("AAAAAAAC+I4="), "AAAAAAAC%2bI4%3d");
         assert!(decode_token("not a token").is_none());
     }

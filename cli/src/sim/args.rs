@@ -89,7 +89,12 @@ impl SimArgs {
             deny_consent: self.deny_consent,
             rate_limit_per_sec: self.rate_limit,
             daily_quota: self.daily_quota,
-            faults: FaultRates { api_500: self.fail_rate_500, api_429: self.fail_rate_429, api_drop: self.drop_rate },
+            faults: FaultRates {
+                api_500: self.fail_rate_500,
+                api_429: self.fail_rate_429,
+                api_drop: self.drop_rate,
+                ..FaultRates::default()
+            },
             ..d
         })
     }

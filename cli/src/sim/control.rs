@@ -42,6 +42,7 @@ pub enum FaultSpec {
         content_type: String,
         body: String,
     },
+    Truncated,
 }
 
 fn one() -> u64 {
@@ -61,6 +62,7 @@ impl From<FaultSpec> for Fault {
             FaultSpec::InvalidGrant => Fault::InvalidGrant,
             FaultSpec::WrongContentType => Fault::WrongContentType,
             FaultSpec::Raw { status, content_type, body } => Fault::Raw { status, content_type, body },
+            FaultSpec::Truncated => Fault::Truncated,
         }
     }
 }
@@ -78,6 +80,7 @@ impl From<Fault> for FaultSpec {
             Fault::InvalidGrant => FaultSpec::InvalidGrant,
             Fault::WrongContentType => FaultSpec::WrongContentType,
             Fault::Raw { status, content_type, body } => FaultSpec::Raw { status, content_type, body },
+            Fault::Truncated => FaultSpec::Truncated,
         }
     }
 }

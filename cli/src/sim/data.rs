@@ -88,6 +88,14 @@ pub(crate) struct PageQuery {
     pub(crate) after_version: Option<u64>,
     pub(crate) offset: u64,
     pub(crate) limit: u64,
+    /// List visibility lag: rows modified after this tick are not listed yet.
+    pub(crate) hidden_after: Option<i64>,
+}
+
+impl PageQuery {
+    fn shows(&self, row: &Row) -> bool {
+        self.vis.shows(row) && self.hidden_after.is_none_or(|cutoff| row.modified <= cutoff)
+    }
 }
 
 /// One page of rows, plus what the envelope needs.
@@ -337,16 +345,23 @@ impl Table {
 
     /// Runs a list query. Sequential offset pages resume from a cached cursor instead of
     /// re-skipping `offset` rows, and counts are cached until the next change.
+    ///
+    /// With a visibility lag, what is listed changes with time alone, so neither cache is used.
     pub(crate) fn page(&mut self, q: &PageQuery) -> Page {
         let v0 = if q.by_version { q.since.map_or(1, |s| self.first_version_since(s)) } else { 0 };
         let start = match q.after_version {
             Some(t) if q.by_version => v0.max(t + 1),
             _ => v0,
         };
-        let count = self.count(q.by_version, q.vis, v0);
+        let lagged = q.hidden_after.is_some();
+        let count = if lagged {
+            self.walk(q.by_version, v0).filter(|(_, idx)| q.shows(&self.rows[*idx as usize])).count() as u64
+        } else {
+            self.count(q.by_version, q.vis, v0)
+        };
         let key = CursorKey { by_version: q.by_version, vis: q.vis, start, offset: q.offset };
         let (from, mut skip) = match self.cursors.get(&key) {
-            Some((generation, pos)) if *generation == self.generation => (*pos, 0),
+            Some((generation, pos)) if *generation == self.generation && !lagged => (*pos, 0),
             _ => (start, q.offset),
         };
         let mut rows = Vec::with_capacity(q.limit.min(10_000) as usize);
@@ -356,7 +371,7 @@ impl Table {
                 break;
             }
             let row = self.rows[idx as usize];
-            if !q.vis.shows(&row) {
+            if !q.shows(&row) {
                 continue;
             }
             last_pos = Some(pos);
@@ -366,7 +381,7 @@ impl Table {
             }
             rows.push((idx, row, self.date_added(idx, &row)));
         }
-        if let Some(pos) = last_pos {
+        if let Some(pos) = last_pos.filter(|_| !lagged) {
             let next = CursorKey { offset: q.offset + rows.len() as u64, ..key };
             self.cursors.insert(next, (self.generation, pos + 1));
         }

@@ -46,7 +46,8 @@ pub(crate) async fn apply(sim: &Shared, conn: &Conn, fault: Fault, surface: Surf
             tokio::time::sleep(d).await;
             return None;
         }
-        Fault::Drop => {
+        // The API serves a truncated page itself (it needs the page); elsewhere it is a drop.
+        Fault::Drop | Fault::Truncated => {
             sim.lock().stats.dropped += 1;
             conn.kill();
             return Some(StatusCode::INTERNAL_SERVER_ERROR.into_response());
@@ -119,4 +120,20 @@ fn count(sim: &Shared, status: StatusCode) {
         500..=599 => s.stats.server_errors += 1,
         _ => {}
     }
+}
+
+/// A 200 whose `Content-Length` promises `body` but whose body stops halfway and then fails, so
+/// hyper closes the connection: the client reads a short, unparseable body or a body error.
+pub(crate) fn truncated(sim: &Shared, body: String) -> Response {
+    sim.lock().stats.truncated += 1;
+    let bytes = axum::body::Bytes::from(body);
+    let full = bytes.len();
+    let half = bytes.slice(..full / 2);
+    let chunks: Vec<Result<axum::body::Bytes, std::io::Error>> =
+        vec![Ok(half), Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "simulated truncated body"))];
+    let mut resp = (StatusCode::OK, Body::from_stream(futures::stream::iter(chunks))).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(full));
+    resp
 }

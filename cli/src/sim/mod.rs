@@ -26,6 +26,48 @@
 //!   rejected, as Blackbaud does).
 //! - `OPTIONS` preflight and `Access-Control-Allow-Origin: *` on `/token` and the API.
 //!
+//! # Lists and paging: where the simulator differs from Blackbaud's documentation
+//! Knobs are [`SimConfig`] fields (most also [`SimHandle`] setters); defaults take the less
+//! convenient reading where Blackbaud's documentation is silent.
+//! - **`next_link` filters** (knob `next_link_keeps_filters`, default off): links carry `limit`,
+//!   `last_modified`/`date_added` and the cursor only, like Blackbaud's documented example; the
+//!   caller's `include_inactive`, `include_deceased`, `fields` and other filters are dropped.
+//!   Blackbaud does not say whether its links keep them. With the knob on, every parameter but
+//!   `offset`/`sort_token`/`continuation_token` is repeated.
+//! - **Actions and `continuation_token`** (knob `actions_paging`, default `sort_token` like every
+//!   other list): Blackbaud documents the `continuation_token` query parameter for "new Action
+//!   lists" (with `offset` deprecated) but no response field. `NextLinkContinuation` puts it in
+//!   `next_link` (with `limit` only, unless filters are kept); `BodyContinuation` returns a
+//!   top-level `continuation_token` and no `next_link`. In both, the token is handed out only
+//!   after a full page (the last page has no cursor), it positions the request like a
+//!   `sort_token` and `offset` is ignored.
+//! - **`sort_token`**: base64 of eight bytes, like Blackbaud's example (`AAAAAAAC+I4=`), holding
+//!   the record's change version; chains run in change order, so a record changed during a chain
+//!   reappears at its end. Every page of a `last_modified`/`sort_token` request, empty ones
+//!   included, carries a `next_link` (Blackbaud's advice: store the empty page's link).
+//! - **List latency** (knobs `list_lag`, default none, and `list_lag_everywhere`): Blackbaud says
+//!   lists marked `latency_30m` in the catalog return data "with an average latency of about 30
+//!   minutes". With a lag, a record changed (or added) less than `list_lag` ago is not listed at all
+//!   and not counted; Blackbaud would presumably still list its previous version, so a delete
+//!   reconciliation during the lag sees it missing here. The lag is the same for every record (not
+//!   an average), so a chain never passes a record that is still hidden.
+//! - **`date_modified`** is the simulated edit time; Blackbaud's read-optimized lists may report
+//!   the ETL update time instead.
+//! - **`count`** of a `last_modified` request counts from `last_modified`, whatever the
+//!   `sort_token`; Blackbaud documents only that `limit` and `offset` do not affect it.
+//! - **Filters**: only `limit`, `offset`, `last_modified`, `sort_token`, `continuation_token`
+//!   (actions), `fields` (lists that accept it), `include_inactive` and `include_deceased` are
+//!   applied; `date_added` and `sort` are accepted but ignored; `list_id`, `constituent_id[]`,
+//!   `computed_status` and the other list-specific filters are ignored. About 5% of records with
+//!   an `inactive` flag are inactive and 3% of constituents deceased, hidden unless asked for.
+//! - **Events** (and other offset lists) have no `next_link`, as documented; plain offset requests
+//!   to `next_link` lists get an `offset` link while rows remain, as in Blackbaud's examples.
+//! - **Deletes**: a deleted record disappears from every list, as Blackbaud's lists report no
+//!   deletions.
+//! - **Errors**: 400/401/403/429 bodies use Blackbaud's `{"statusCode","message"}` shape with the
+//!   simulator's own wording; random faults (`FaultRates`) add 500s, 429s, dropped connections,
+//!   bodies cut off halfway (`Content-Length` unmet) and slow answers.
+//!
 //! # Data
 //! `records` constituents; other entities scale from `n = records` (rounded up):
 //! addresses, email_addresses, phones: `n`; gifts: `2n`; relationships, constituent_codes, notes,
@@ -81,7 +123,7 @@
 //! {"op":"set_deny_consent","deny":true}
 //! {"op":"set_quota","remaining":100}            (null = unlimited)
 //! {"op":"set_rate_limit","per_sec":5}           (null = unlimited)
-//! {"op":"set_fault_rates","rates":{"api_500":0.1,"api_429":0.0,"api_drop":0.0}}
+//! {"op":"set_fault_rates","rates":{"api_500":0.1,"api_429":0.0,"api_drop":0.0,"api_truncated":0.0,"api_slow":0.0,"slow_ms":500}}
 //! {"op":"set_token_cors","enabled":false}
 //! {"op":"set_basic_decoding","decoding":"form_decoded"}          (or "raw")
 //! {"op":"set_preserved_refresh_expiry","mode":"fixed_reports_full_lifetime"}
@@ -100,7 +142,7 @@
 //! Fault kinds: `{"kind":"status","code":503}`, `{"kind":"html","code":502}`, `{"kind":"drop"}`,
 //! `{"kind":"slow","ms":1500}`, `{"kind":"oversized"}`,
 //! `{"kind":"too_many_requests","retry_after_secs":1}`, `{"kind":"quota"}`,
-//! `{"kind":"invalid_grant"}`, `{"kind":"wrong_content_type"}`,
+//! `{"kind":"invalid_grant"}`, `{"kind":"wrong_content_type"}`, `{"kind":"truncated"}`,
 //! `{"kind":"raw","status":200,"content_type":"application/json","body":"..."}` (any answer at all:
 //! not something Blackbaud sends, but what a broken proxy or a hostile server could).
 
@@ -172,6 +214,18 @@ pub struct SimConfig {
     pub quota_day_ends_after: Option<Duration>,
     /// Random API faults (knob).
     pub faults: FaultRates,
+    /// Whether `next_link` repeats the caller's filters (`include_inactive`, `include_deceased`,
+    /// `fields`, …). Off by default: Blackbaud's documented example link carries only `limit`,
+    /// `last_modified` and `sort_token`, so the simulator assumes the worst (knob).
+    pub next_link_keeps_filters: bool,
+    /// How the actions list pages a `last_modified` request (knob; see [`ActionsPaging`]).
+    pub actions_paging: ActionsPaging,
+    /// List visibility lag: a record changed less than this long ago (sim time) is not listed yet,
+    /// like Blackbaud's "average latency of about 30 minutes" (knob; `None` = none).
+    pub list_lag: Option<Duration>,
+    /// Apply [`Self::list_lag`] to every entity, not only those Blackbaud documents it for
+    /// (`latency_30m` in the catalog) (knob).
+    pub list_lag_everywhere: bool,
     /// Token response identity fields.
     pub environment_id: String,
     /// Token response identity fields.
@@ -211,6 +265,10 @@ impl Default for SimConfig {
             daily_quota: None,
             quota_day_ends_after: None,
             faults: FaultRates::default(),
+            next_link_keeps_filters: false,
+            actions_paging: ActionsPaging::default(),
+            list_lag: None,
+            list_lag_everywhere: false,
             environment_id: "p-simEnvironment0000000001".into(),
             environment_name: "Simulated Sandbox Environment".into(),
             legal_entity_id: "p-simLegalEntity00000000001".into(),
@@ -267,6 +325,28 @@ pub struct FaultRates {
     pub api_429: f64,
     /// The connection closes without a response.
     pub api_drop: f64,
+    /// A 200 whose body stops halfway (the connection closes before `Content-Length` bytes).
+    pub api_truncated: f64,
+    /// The answer comes after [`Self::slow_ms`] milliseconds.
+    pub api_slow: f64,
+    /// Delay of a slow answer, in milliseconds.
+    pub slow_ms: u64,
+}
+
+/// How the actions list pages a request with `last_modified` (or a cursor). Blackbaud documents
+/// a `continuation_token` query parameter "for environments with access to new Action lists"
+/// (`offset` is deprecated there), but not how a response hands it out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionsPaging {
+    /// Like every other list: `next_link` with a `sort_token`.
+    #[default]
+    SortToken,
+    /// `next_link` carries `continuation_token` (no `sort_token`, no `offset`); the last page has
+    /// no `next_link`.
+    NextLinkContinuation,
+    /// No `next_link`; a top-level `continuation_token` field while more pages follow.
+    BodyContinuation,
 }
 
 /// A failure to inject into one `/token` or API call.
@@ -303,6 +383,9 @@ pub enum Fault {
         /// The body, verbatim.
         body: String,
     },
+    /// 200 whose body stops halfway: the connection closes before `Content-Length` bytes
+    /// (API only; `/token` answers it like [`Fault::Drop`]).
+    Truncated,
 }
 
 /// Counters, for assertions and `GET /_sim/stats`.
@@ -331,6 +414,10 @@ pub struct SimStats {
     pub server_errors: u64,
     /// Connections dropped without a response (token and API).
     pub dropped: u64,
+    /// API answers whose body was cut off halfway.
+    pub truncated: u64,
+    /// API answers delayed by a random slow fault.
+    pub slowed: u64,
     /// API 401 answers (subscription key or bearer token).
     pub unauthorized: u64,
     /// Used codes and rotated-away refresh tokens presented again.
@@ -486,6 +573,23 @@ impl SimHandle {
     /// Replaces the random fault rates.
     pub fn set_fault_rates(&self, rates: FaultRates) {
         self.shared.lock().cfg.faults = rates;
+    }
+
+    /// Whether `next_link` repeats the caller's filters (see [`SimConfig::next_link_keeps_filters`]).
+    pub fn set_next_link_keeps_filters(&self, keep: bool) {
+        self.shared.lock().cfg.next_link_keeps_filters = keep;
+    }
+
+    /// How the actions list pages (see [`ActionsPaging`]).
+    pub fn set_actions_paging(&self, paging: ActionsPaging) {
+        self.shared.lock().cfg.actions_paging = paging;
+    }
+
+    /// Replaces the list visibility lag (see [`SimConfig::list_lag`]).
+    pub fn set_list_lag(&self, lag: Option<Duration>, everywhere: bool) {
+        let mut s = self.shared.lock();
+        s.cfg.list_lag = lag;
+        s.cfg.list_lag_everywhere = everywhere;
     }
 
     /// With `false`, `/token` answers carry no CORS headers (a browser cannot read them).

@@ -14,6 +14,7 @@ mod jsonl;
 pub mod pg_auth;
 mod pg_tls;
 mod postgres;
+pub mod run_lock;
 mod spec;
 mod sqlite;
 #[cfg(test)]
@@ -228,6 +229,21 @@ pub enum SinkError {
     /// A blocking database task panicked or was cancelled.
     #[error("database worker task failed: {0}")]
     Worker(String),
+    /// Another run holds the database's sync lock (see [`run_lock`]).
+    #[error("another sync is running on {target} ({}); try again later, or raise --lock-wait", busy_holder(holder))]
+    Busy {
+        /// Sink description.
+        target: String,
+        /// Who holds the lock, when it said so.
+        holder: Option<run_lock::LockHolder>,
+    },
+}
+
+fn busy_holder(holder: &Option<run_lock::LockHolder>) -> String {
+    match holder {
+        Some(h) => h.to_string(),
+        None => "holder unknown".to_owned(),
+    }
 }
 
 /// A destination for synced rows and their bookmarks. See the module docs for the guarantees.

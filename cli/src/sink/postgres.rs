@@ -580,3 +580,54 @@ impl PgSinkView<'_> {
         Ok(())
     }
 }
+
+/// Class id of skysync's advisory locks (the first half of the two-int key).
+const SYNC_LOCK_CLASS: i32 = 0x5C5C;
+
+impl PgSink {
+    /// Tries the sync lock of this database and schema on this session (see
+    /// [`super::run_lock`]): `Ok(Ok(()))` when taken (and `holder` recorded), `Ok(Err(holder))`
+    /// when another session has it. The lock lasts until this session ends.
+    pub(crate) async fn try_sync_lock(
+        &self,
+        holder: &super::run_lock::LockHolder,
+    ) -> Result<Result<(), Option<super::run_lock::LockHolder>>, SinkError> {
+        let key = "hashtext('skysync sync ' || current_database() || '.' || current_schema())";
+        let row = self
+            .client
+            .query_one(&format!("SELECT pg_try_advisory_lock($1, {key})"), &[&SYNC_LOCK_CLASS])
+            .await
+            .map_err(self.err("taking the sync lock"))?;
+        if !row.get::<_, bool>(0) {
+            return Ok(Err(self.sync_lock_holder().await));
+        }
+        // Only the lock holder writes here, so concurrent CREATEs cannot race.
+        self.client
+            .batch_execute(
+                "CREATE TABLE IF NOT EXISTS skysync_sync_lock (
+                     id int PRIMARY KEY, pid bigint NOT NULL, host text NOT NULL, since text NOT NULL)",
+            )
+            .await
+            .map_err(self.err("recording the sync lock holder"))?;
+        self.client
+            .execute(
+                "INSERT INTO skysync_sync_lock (id, pid, host, since) VALUES (1, $1, $2, $3)
+                 ON CONFLICT (id) DO UPDATE SET pid = excluded.pid, host = excluded.host, since = excluded.since",
+                &[&i64::from(holder.pid), &holder.host, &holder.since],
+            )
+            .await
+            .map_err(self.err("recording the sync lock holder"))?;
+        Ok(Ok(()))
+    }
+
+    /// The holder the lock table names, if it can be read.
+    async fn sync_lock_holder(&self) -> Option<super::run_lock::LockHolder> {
+        let row =
+            self.client.query_opt("SELECT pid, host, since FROM skysync_sync_lock WHERE id = 1", &[]).await.ok()??;
+        Some(super::run_lock::LockHolder {
+            pid: u32::try_from(row.get::<_, i64>(0)).ok()?,
+            host: row.get(1),
+            since: row.get(2),
+        })
+    }
+}

@@ -61,6 +61,9 @@ pub struct SyncConfig {
     /// Entities synced at the same time (default 4).
     #[serde(default)]
     pub concurrency: Option<usize>,
+    /// Seconds a run waits for another run on the same database to finish (default 10).
+    #[serde(default)]
+    pub lock_wait_secs: Option<u64>,
 }
 
 /// Client-side pace when neither the command line nor the config sets one. Blackbaud has
@@ -69,6 +72,9 @@ pub struct SyncConfig {
 pub const DEFAULT_RATE_LIMIT: f64 = 5.0;
 /// Entities synced at once by default.
 pub const DEFAULT_CONCURRENCY: usize = 4;
+/// Seconds a run waits for another run on the same database by default: long enough to ride out
+/// the end of a run, short enough that a cron job does not pile up behind a long one.
+pub const DEFAULT_LOCK_WAIT_SECS: u64 = 10;
 
 /// `skysync sync` arguments.
 #[derive(Debug, Clone, clap::Args)]
@@ -108,6 +114,9 @@ pub struct SyncArgs {
     /// Entities synced at the same time (default 4).
     #[arg(long, value_name = "N")]
     pub concurrency: Option<usize>,
+    /// Seconds to wait while another sync holds this database's lock, then exit 6 (default 10).
+    #[arg(long, value_name = "SECS")]
+    pub lock_wait: Option<u64>,
     /// Records per request (default: the endpoint's maximum). For tests.
     #[arg(long, value_name = "N", hide = true)]
     pub page_size: Option<u32>,
@@ -173,6 +182,9 @@ pub async fn run(ctx: &Context, args: SyncArgs) -> anyhow::Result<()> {
         return Err(UsageError(format!("--rate-limit must be a number of calls per second, not {rate}")).into());
     }
     let budget = args.call_budget.or(cfg.call_budget);
+    let wait = Duration::from_secs(args.lock_wait.or(cfg.lock_wait_secs).unwrap_or(DEFAULT_LOCK_WAIT_SECS));
+    // Held until the run ends (dropped last): one sync per database at a time.
+    let _lock = sink::run_lock::acquire(&spec, wait).await?;
     let api = ctx.api_client(rate, budget)?;
     let mut sink = sink::open(&spec).await?;
     let progress: Box<dyn Progress> = if out.stderr_tty { Box::new(Bars::new()) } else { Box::new(LogLines) };
