@@ -358,7 +358,7 @@ async fn a_refused_grant_is_never_reported_healthy_until_a_new_import() {
 
 // ---- 9.2: concurrency ----
 
-/// 24 processes mixing `token`, `renew` and `sync` on one profile: one preserving refresh at
+/// 24 processes (`SKYSYNC_CONCURRENCY_PROCESSES`) mixing `token`, `renew` and `sync` on one profile: one preserving refresh at
 /// most for the expired access token, one rotation per `renew`, no lost rotation, no replay.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_renew_and_sync_processes_on_one_profile_lose_nothing() {
@@ -367,12 +367,18 @@ async fn token_renew_and_sync_processes_on_one_profile_lose_nothing() {
     s.sim.set_token_delay(Duration::from_millis(20), Duration::from_millis(20));
     let before = s.sim.stats();
     let dbs = tempfile::tempdir().unwrap();
+    let processes: u64 =
+        std::env::var("SKYSYNC_CONCURRENCY_PROCESSES").ok().and_then(|v| v.parse().ok()).unwrap_or(24).clamp(3, 64);
     let mut children = Vec::new();
-    for i in 0..24 {
+    let mut renews = 0;
+    for i in 0..processes {
         let db = dbs.path().join(format!("sync-{i}.db"));
         let args: Vec<String> = match i % 3 {
             0 => vec!["token".into()],
-            1 => vec!["renew".into()],
+            1 => {
+                renews += 1;
+                vec!["renew".into()]
+            }
             _ => ["sync", "constituents", "--db", db.to_str().unwrap(), "--page-size", "10"]
                 .iter()
                 .map(|a| a.to_string())
@@ -390,7 +396,14 @@ async fn token_renew_and_sync_processes_on_one_profile_lose_nothing() {
     let stats = s.sim.stats();
     let rotations = stats.token_refresh_rotate - before.token_refresh_rotate;
     let preserves = stats.token_refresh_preserve - before.token_refresh_preserve;
-    assert_eq!(rotations, 8, "one rotation per renew");
+    eprintln!(
+        "RELIABILITY concurrency: processes={processes} renews={renews} rotations={rotations} preserving_refreshes={preserves} token_calls={} replays={} grants_revoked={} lost_rotations={}",
+        stats.token_calls - before.token_calls,
+        stats.replays,
+        stats.grants_revoked,
+        u64::from(state_of_stored(&s) != RefreshTokenState::Live)
+    );
+    assert_eq!(rotations, renews, "one rotation per renew");
     assert!(preserves <= 1, "at most one refresh for the one expiry: {preserves}");
     assert_eq!(stats.token_calls - before.token_calls, rotations + preserves, "no failed token call");
     assert_eq!((stats.replays, stats.grants_revoked), (0, 0));
@@ -470,7 +483,11 @@ async fn sigkill_during_refresh_and_rotation_never_loses_a_token_silently() {
             let path = s.bundle_file(BundleContent::RefreshToken { tokens: Box::new(fresh) });
             s.run(&["import", "--force", path.to_str().unwrap()]).await.expect_code(0);
         } else {
-            assert_eq!(next.code, 0, "iteration {i} ({args:?}, seed {seed}): the next run needs no consent\n{}", next.stderr);
+            assert_eq!(
+                next.code, 0,
+                "iteration {i} ({args:?}, seed {seed}): the next run needs no consent\n{}",
+                next.stderr
+            );
         }
     }
     f.rotations = s.sim.stats().token_refresh_rotate - rotations_before;

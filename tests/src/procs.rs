@@ -6,11 +6,8 @@ use std::time::Duration;
 
 /// Sends signal `name` (`TERM`, `INT`, `HUP`, `KILL`) to process `pid` with kill(1).
 pub fn signal(pid: u32, name: &str) {
-    let status = std::process::Command::new("kill")
-        .arg(format!("-{name}"))
-        .arg(pid.to_string())
-        .status()
-        .expect("running kill");
+    let status =
+        std::process::Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status().expect("running kill");
     assert!(status.success(), "kill -{name} {pid} failed");
 }
 

@@ -45,7 +45,10 @@ pub async fn run(ctx: &Context, args: ImportArgs) -> anyhow::Result<u8> {
     } else {
         let mut file = std::fs::File::open(&args.file).with_context(|| format!("reading the bundle {}", args.file))?;
         warn_if_readable_by_others(ctx, &args.file, &file);
-        file.by_ref().take(limit).read_to_end(&mut bytes).with_context(|| format!("reading the bundle {}", args.file))?;
+        file.by_ref()
+            .take(limit)
+            .read_to_end(&mut bytes)
+            .with_context(|| format!("reading the bundle {}", args.file))?;
     }
     if bytes.iter().all(u8::is_ascii_whitespace) {
         anyhow::bail!(
@@ -94,12 +97,19 @@ pub async fn run(ctx: &Context, args: ImportArgs) -> anyhow::Result<u8> {
 }
 
 /// Refuses an expired refresh token, and (without `force`) one older than the stored one.
-async fn check_refresh_bundle(ctx: &Context, bundle: &TokenSet, now: OffsetDateTime, force: bool) -> anyhow::Result<()> {
+async fn check_refresh_bundle(
+    ctx: &Context,
+    bundle: &TokenSet,
+    now: OffsetDateTime,
+    force: bool,
+) -> anyhow::Result<()> {
     if bundle.refresh_expires_at <= now && !force {
         return Err(anyhow::Error::from(SessionError::RefreshTokenExpired {
             expired_at: timestamp(bundle.refresh_expires_at),
         })
-        .context("the bundle's refresh token has expired; nothing was changed. Consent again and import the new bundle"));
+        .context(
+            "the bundle's refresh token has expired; nothing was changed. Consent again and import the new bundle",
+        ));
     }
     // Unreadable tokens are what an import repairs, so only readable ones are protected.
     if let Ok(Some(current)) = ctx.store().load().await
