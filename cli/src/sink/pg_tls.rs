@@ -1,7 +1,8 @@
 //! TLS for the PostgreSQL sink: libpq's `sslmode` and `sslrootcert`, spoken with rustls.
 //!
 //! - `disable`: plain TCP only.
-//! - `prefer` (the default; `allow` is treated the same): TLS if the server offers it, else plain.
+//! - `prefer` (the default on loopback, see [`super::pg_auth`] for the defaults elsewhere and with a
+//!   password; `allow` is treated the same): TLS if the server offers it, else plain.
 //! - `require`: TLS; the certificate is not checked.
 //! - `verify-ca`: TLS; the certificate must chain to `sslrootcert` (else the system's roots).
 //! - `verify-full`: as `verify-ca`, and the certificate must name the host of the URL.
@@ -88,7 +89,8 @@ const HANDLED: [&str; 2] = ["sslmode", "sslrootcert"];
 const REFUSED: [&str; 6] = ["sslcert", "sslkey", "sslpassword", "sslcrl", "sslcrldir", "sslcertmode"];
 
 impl TlsSettings {
-    /// Reads `sslmode` (default `prefer`) and `sslrootcert` from a URL's query. The error is a
+    /// Reads `sslmode` (`prefer` unless given; [`super::pg_auth`] then applies the defaults) and
+    /// `sslrootcert` from a URL's query. The error is a
     /// sentence for `SinkError::InvalidSpec` and never contains the URL.
     pub(crate) fn from_url(url: &url::Url) -> Result<TlsSettings, String> {
         let mut settings = TlsSettings { mode: SslMode::Prefer, root_cert: None };

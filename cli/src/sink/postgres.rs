@@ -1,9 +1,11 @@
 //! PostgreSQL sink: the same layout as SQLite, `jsonb` data and `timestamptz` times.
 //!
-//! TLS follows libpq: `sslmode` = `disable`, `prefer` (the default: TLS when the server offers
-//! it, else plain), `require` (TLS, certificate not checked), `verify-ca` (chain checked) or
-//! `verify-full` (chain and host name checked), and `sslrootcert=/path/ca.pem` for a private CA
-//! (else the platform's roots). See [`super::pg_tls`] for the details.
+//! TLS follows libpq: `sslmode` = `disable`, `prefer` (TLS when the server offers it, else plain),
+//! `require` (TLS, certificate not checked), `verify-ca` (chain checked) or `verify-full` (chain
+//! and host name checked), and `sslrootcert=/path/ca.pem` for a private CA (else the platform's
+//! roots). See [`super::pg_tls`] for the details. The default, and where the password comes from,
+//! are [`super::pg_auth`]'s: `verify-full` for a host that is not loopback, and never a password
+//! over plain TCP unless `sslmode=disable` is written out.
 //!
 //! A page is one `INSERT … SELECT FROM unnest($1::text[], …)` statement (one round trip for 5000
 //! rows) plus the bookmark update, in one transaction.
