@@ -203,8 +203,8 @@ impl AtRest {
         if let Some(path) = std::env::var_os(KEY_FILE_ENV).filter(|v| !v.is_empty()) {
             return Some(PathBuf::from(path));
         }
-        let credential = PathBuf::from(std::env::var_os("CREDENTIALS_DIRECTORY").filter(|v| !v.is_empty())?)
-            .join(KEY_CREDENTIAL);
+        let credential =
+            PathBuf::from(std::env::var_os("CREDENTIALS_DIRECTORY").filter(|v| !v.is_empty())?).join(KEY_CREDENTIAL);
         credential.exists().then_some(credential)
     }
 
@@ -274,7 +274,9 @@ fn parse_envelope(bytes: &[u8]) -> Result<Option<Envelope>, OpenError> {
                 "it is an encrypted token file of version {v}, and this skysync reads version {ENCRYPTED_VERSION}; upgrade skysync"
             )));
         }
-        None => return Err(OpenError::Unreadable("it is an encrypted token file without a numeric \"version\"".into())),
+        None => {
+            return Err(OpenError::Unreadable("it is an encrypted token file without a numeric \"version\"".into()));
+        }
     }
     let envelope: Envelope = serde_json::from_value(value)
         .map_err(|e| OpenError::Unreadable(format!("it is an incomplete encrypted token file ({e})")))?;
@@ -333,7 +335,13 @@ mod tests {
         assert!(!String::from_utf8_lossy(&a).contains("rt-secret"));
         assert_ne!(a, b, "each save draws a new nonce");
         assert_eq!(open(&k, &a).unwrap(), TOKENS);
-        assert_eq!(key_id_of(&a).as_deref(), Some(match &k { AtRest::Encrypted(k) => k.id(), _ => unreachable!() }));
+        assert_eq!(
+            key_id_of(&a).as_deref(),
+            Some(match &k {
+                AtRest::Encrypted(k) => k.id(),
+                _ => unreachable!(),
+            })
+        );
     }
 
     #[test]

@@ -92,7 +92,9 @@ impl Recipient {
             .and_then(|b| <[u8; 32]>::try_from(b).ok())
             .ok_or_else(|| SealError::BadRecipient("the public key is not 32 bytes of base64url".into()))?;
         let nonce = nonce.trim();
-        if nonce.len() < 16 || nonce.len() > 64 || !nonce.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        if nonce.len() < 16
+            || nonce.len() > 64
+            || !nonce.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         {
             return Err(SealError::BadRecipient("the nonce must be 16 to 64 base64url characters".into()));
         }
@@ -186,8 +188,8 @@ impl ImportKey {
 
     /// Reads a stored key, checking that its private and public halves match.
     pub fn from_json(bytes: &[u8]) -> Result<Self, SealError> {
-        let stored: StoredKey =
-            serde_json::from_slice(bytes).map_err(|e| SealError::BadKey(crate::secret::redact_quoted(&e.to_string())))?;
+        let stored: StoredKey = serde_json::from_slice(bytes)
+            .map_err(|e| SealError::BadKey(crate::secret::redact_quoted(&e.to_string())))?;
         if stored.format != IMPORT_KEY_FORMAT || stored.version != SEALED_VERSION || stored.suite != SEALED_SUITE {
             return Err(SealError::BadKey(format!("not a version {SEALED_VERSION} {IMPORT_KEY_FORMAT}")));
         }
@@ -196,7 +198,8 @@ impl ImportKey {
             .ok()
             .and_then(|b| <[u8; 32]>::try_from(b).ok())
             .ok_or_else(|| SealError::BadKey("the private key is not 32 bytes of base64url".into()))?;
-        let recipient = Recipient::parse(&stored.public_key, &stored.nonce).map_err(|e| SealError::BadKey(e.to_string()))?;
+        let recipient =
+            Recipient::parse(&stored.public_key, &stored.nonce).map_err(|e| SealError::BadKey(e.to_string()))?;
         let sk = <Kem as hpke::Kem>::PrivateKey::from_bytes(&secret)
             .map_err(|_| SealError::BadKey("the private key is invalid".into()))?;
         let derived: [u8; 32] = <Kem as hpke::Kem>::sk_to_pk(&sk).to_bytes().into();
@@ -250,15 +253,9 @@ pub fn seal(plaintext: &[u8], recipient: &Recipient) -> Result<String, SealError
         ciphertext: String::new(),
     };
     let mut rng = rand_core::UnwrapErr(rand_core::OsRng);
-    let (enc, ciphertext) = hpke::single_shot_seal::<Aead, Kdf, Kem, _>(
-        &OpModeS::Base,
-        &pk,
-        HPKE_INFO,
-        plaintext,
-        &sealed.aad(),
-        &mut rng,
-    )
-    .map_err(|e| SealError::Seal(e.to_string()))?;
+    let (enc, ciphertext) =
+        hpke::single_shot_seal::<Aead, Kdf, Kem, _>(&OpModeS::Base, &pk, HPKE_INFO, plaintext, &sealed.aad(), &mut rng)
+            .map_err(|e| SealError::Seal(e.to_string()))?;
     sealed.enc = B64.encode(enc.to_bytes());
     sealed.ciphertext = B64.encode(ciphertext);
     let mut text = serde_json::to_string_pretty(&sealed).expect("sealed bundles serialize");
@@ -283,7 +280,8 @@ pub fn open(bytes: &[u8], key: &ImportKey) -> Result<Vec<u8>, SealError> {
     if sealed.suite != SEALED_SUITE {
         return Err(SealError::Malformed(format!("unknown suite {:?}", sealed.suite)));
     }
-    let bundle_recipient = Recipient::parse(&sealed.recipient, &sealed.nonce).map_err(|e| SealError::Malformed(e.to_string()))?;
+    let bundle_recipient =
+        Recipient::parse(&sealed.recipient, &sealed.nonce).map_err(|e| SealError::Malformed(e.to_string()))?;
     if bundle_recipient.public != key.recipient.public {
         return Err(SealError::WrongRecipient {
             bundle: bundle_recipient.fingerprint(),
@@ -297,7 +295,8 @@ pub fn open(bytes: &[u8], key: &ImportKey) -> Result<Vec<u8>, SealError> {
     let enc = <Kem as hpke::Kem>::EncappedKey::from_bytes(&enc_bytes).map_err(|_| SealError::Undecryptable)?;
     let ciphertext =
         B64.decode(&sealed.ciphertext).map_err(|_| SealError::Malformed("\"ciphertext\" is not base64url".into()))?;
-    let sk = <Kem as hpke::Kem>::PrivateKey::from_bytes(&key.secret).map_err(|_| SealError::BadKey("invalid".into()))?;
+    let sk =
+        <Kem as hpke::Kem>::PrivateKey::from_bytes(&key.secret).map_err(|_| SealError::BadKey("invalid".into()))?;
     hpke::single_shot_open::<Aead, Kdf, Kem>(&OpModeR::Base, &sk, &enc, HPKE_INFO, &ciphertext, &sealed.aad())
         .map_err(|_| SealError::Undecryptable)
 }
@@ -337,7 +336,8 @@ mod tests {
         // The attacker rewrites the recipient to ours: the HPKE opening must still fail.
         let key = ImportKey::generate().unwrap();
         let other = ImportKey::generate().unwrap();
-        let sealed = seal(INNER, &Recipient { public: other.recipient.public, nonce: key.recipient.nonce.clone() }).unwrap();
+        let sealed =
+            seal(INNER, &Recipient { public: other.recipient.public, nonce: key.recipient.nonce.clone() }).unwrap();
         let forged = reseal_field(&sealed, "recipient", key.recipient.public_b64().into());
         assert_eq!(open(forged.as_bytes(), &key), Err(SealError::Undecryptable));
     }

@@ -439,3 +439,63 @@ async fn when_the_wasm_cannot_load_the_code_still_leaves_the_address_bar() {
     b.client.clone().close().await.ok();
     page.shutdown().await;
 }
+
+/// The sealed hand-over: `skysync import --prepare` prints a link to the page with the one-time
+/// public key in its fragment; the page keeps it across the visit to Blackbaud, seals the bundle
+/// with the wasm build of the core's `bundle_seal`, and only this profile's key opens it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prepared_link_makes_the_page_seal_the_bundle() {
+    let _one = BROWSER.lock().await;
+    let (_, page) = consent_page::serve(&page_dir(), 0).await.expect("page server");
+    let page_url = page.page_url().to_string();
+    let s = Skysync::with_sim(SimConfig {
+        records: 50,
+        redirect_uris: vec![page_url.clone()],
+        allow_any_loopback_redirect: false,
+        ..SimConfig::default()
+    })
+    .await;
+    let prepared = s.run(&["import", "--prepare", "--page-url", &page_url]).await;
+    prepared.expect_code(0);
+    let link = prepared.stdout.trim().to_owned();
+    assert!(link.starts_with(&format!("{page_url}#skysync-recipient=")), "{link}");
+    let fingerprint = prepared.stderr.split("(key ").nth(1).and_then(|r| r.split(',').next()).unwrap_or("").to_owned();
+    assert_eq!(fingerprint.len(), 16, "prepare names the key: {}", prepared.stderr);
+
+    let b = Browser::start().await;
+    b.client.goto(&link).await.unwrap();
+    b.wait_ready().await;
+    b.wait_visible("#seal-note").await;
+    assert!(b.text("#seal-note").await.contains(&fingerprint), "the page shows the key prepare printed");
+    let url = b.client.current_url().await.unwrap();
+    assert_eq!(url.fragment(), None, "the recipient left the address bar: {url}");
+    let cfg = s.sim.config();
+    b.type_into("client-id", &cfg.client_id).await;
+    b.type_into("client-secret", &cfg.client_secret).await;
+    b.client.find(Locator::Id("endpoints-toggle")).await.unwrap().click().await.unwrap();
+    b.type_into("authorize-url", s.sim.authorize_url().as_str()).await;
+    b.type_into("token-url", s.sim.token_url().as_str()).await;
+    b.type_into("api-url", s.sim.api_url().as_str()).await;
+    b.client.find(Locator::Id("authorize")).await.unwrap().click().await.unwrap();
+
+    b.wait_visible("#result").await;
+    assert_eq!(s.sim.stats().token_authorization_code, 1, "the browser exchanged the code");
+    let bundle = b.js("return document.getElementById('bundle').textContent").await;
+    let bundle = bundle.as_str().expect("bundle text").to_owned();
+    let parsed: Value = serde_json::from_str(&bundle).unwrap();
+    assert_eq!(parsed["format"], "skysync-sealed-bundle", "{bundle}");
+    assert!(parsed.get("kind").is_none() && !bundle.contains("refresh_token"), "nothing readable: {bundle}");
+    assert!(b.text("#seal-note").await.contains("encrypted"));
+    b.client.find(Locator::Id("download")).await.unwrap().click().await.unwrap();
+    b.wait_visible("#export-note").await;
+    assert_no_secret_left_in_storage(&b).await;
+    b.screenshot("consent-page-sealed.png").await;
+
+    let import = s.run_with_stdin(&["import", "-"], Some(&bundle)).await;
+    import.expect_code(0);
+    assert!(!import.stderr.contains("not encrypted"), "{}", import.stderr);
+    assert!(!s.data_dir().join("import-key.json").exists(), "the one-time key is gone");
+    s.run(&["token"]).await.expect_code(0);
+    b.client.clone().close().await.ok();
+    page.shutdown().await;
+}
