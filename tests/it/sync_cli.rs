@@ -278,9 +278,12 @@ async fn sigkill_mid_sync_on_postgres_then_rerun_is_complete_without_duplicates(
     sigkill_at_call(&sk, &["sync", "gifts", "--db", &url, "--page-size", "20"], 4).await;
     let kept = pg.count("gifts").await;
     assert_eq!(kept, 80, "the four committed pages are kept");
+    let calls = sk.sim.stats().api_calls;
     let run = sk.run(&["sync", "gifts", "--db", &url, "--page-size", "20", "--json"]).await;
     run.expect_code(0);
     let v = json(&run.stdout);
+    let rerun_calls = sk.sim.stats().api_calls - calls;
+    assert_eq!(rerun_calls, 7, "from the bookmark: the 6 remaining pages of 20 and the chain's empty last page");
     assert_eq!(v["entities"][0]["changed"].as_u64(), Some(0), "no committed page is fetched again");
     assert_eq!(v["entities"][0]["added"].as_u64(), Some(120));
     pg.assert_equals_source(&sk.sim, "gifts").await;
@@ -298,8 +301,13 @@ async fn sigkill_during_full_keeps_the_old_table_and_the_next_full_completes() {
     sk.sim.modify("gifts", 5);
     sigkill_at_call(&sk, &["sync", "gifts", "--full", "--page-size", "20"], 3).await;
     assert_eq!(db.rows("gifts").await, before, "readers still see the old, complete table");
+    let calls = sk.sim.stats().api_calls;
     let run = sk.run(&["sync", "gifts", "--full", "--page-size", "20", "--json"]).await;
     run.expect_code(0);
+    let rerun_calls = sk.sim.stats().api_calls - calls;
+    // Resumed from the staging bookmark: the 135 rows after the 3 staged pages in 7 pages, and
+    // the chain's empty last page (from scratch it would be 11).
+    assert_eq!(rerun_calls, 8, "the staged pages are not fetched again");
     let v = json(&run.stdout);
     assert_eq!(v["entities"][0]["mode"], "full", "{v}");
     db.assert_equals_source(&sk.sim, "gifts").await;
