@@ -86,7 +86,11 @@ async fn logout_removes_tokens_only_with_confirmation() {
     s.seed(s.minted_tokens(|_| {})).await;
     let refused = s.run(&["logout"]).await;
     refused.expect_code(2);
-    assert!(refused.stderr.contains("--yes"), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("refusing to remove tokens without confirmation; pass --yes"),
+        "{}",
+        refused.stderr
+    );
     assert!(s.token_file().exists());
     let removed = s.run(&["logout", "--yes", "--json"]).await;
     removed.expect_code(0);

@@ -161,7 +161,11 @@ async fn no_tokens_means_consent_needed() {
     for cmd in [&["token"][..], &["status"], &["renew"], &["api", "/constituent/v1/constituents"]] {
         let run = s.run(cmd).await;
         run.expect_code(4);
-        assert!(run.stderr.contains("skysync login"), "{cmd:?}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("no tokens are stored for this profile; run `skysync login` (or `skysync import`) first"),
+            "{cmd:?}: {}",
+            run.stderr
+        );
     }
     assert_eq!(s.sim.stats().token_calls, 0);
 }

@@ -244,3 +244,118 @@ async fn demo_runs_the_whole_flow() {
     assert_eq!(sqlite_count(&db, "gifts"), 600);
     assert_eq!(sqlite_count(&db, "constituents"), 300);
 }
+
+/// Starts `skysync args…` and SIGKILLs it while its API call number `calls + 1` is held at the
+/// simulator (the calls before it answered normally): a kill at a known point, with no timing.
+async fn sigkill_at_call(sk: &Skysync, args: &[&str], calls: u32) {
+    let start = sk.sim.stats().api_calls;
+    sk.sim.fail_next_api(calls, skysync_cli::sim::Fault::Slow(Duration::ZERO));
+    sk.sim.fail_next_api(1, skysync_cli::sim::Fault::Slow(Duration::from_secs(120)));
+    let mut child = sk.command(args).spawn().expect("spawn skysync");
+    let target = start + u64::from(calls) + 1;
+    let reached = tokio::time::timeout(Duration::from_secs(60), async {
+        // A poll of the simulator's counter (each check is a lock, not a sleep-and-hope).
+        while sk.sim.stats().api_calls < target {
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("skysync exited ({status}) before its call {target} was held");
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(reached.is_ok(), "skysync never reached API call {target}");
+    child.start_kill().expect("SIGKILL");
+    let status = child.wait().await.unwrap();
+    assert!(!status.success(), "killed, not finished");
+}
+
+#[tokio::test]
+async fn sigkill_mid_sync_on_postgres_then_rerun_is_complete_without_duplicates() {
+    skysync_tests::skip_in_fast_tier!("PostgreSQL");
+    let sk = world(100).await;
+    let pg = Fixture::postgres();
+    let SinkSpec::Postgres(url) = pg.spec().clone() else { unreachable!() };
+    sigkill_at_call(&sk, &["sync", "gifts", "--db", &url, "--page-size", "20"], 4).await;
+    let kept = pg.count("gifts").await;
+    assert_eq!(kept, 80, "the four committed pages are kept");
+    let calls = sk.sim.stats().api_calls;
+    let run = sk.run(&["sync", "gifts", "--db", &url, "--page-size", "20", "--json"]).await;
+    run.expect_code(0);
+    let v = json(&run.stdout);
+    let rerun_calls = sk.sim.stats().api_calls - calls;
+    assert_eq!(rerun_calls, 7, "from the bookmark: the 6 remaining pages of 20 and the chain's empty last page");
+    assert_eq!(v["entities"][0]["changed"].as_u64(), Some(0), "no committed page is fetched again");
+    assert_eq!(v["entities"][0]["added"].as_u64(), Some(120));
+    pg.assert_equals_source(&sk.sim, "gifts").await;
+    assert_eq!(pg.count("gifts").await, 200, "no duplicates");
+}
+
+#[tokio::test]
+async fn sigkill_during_full_keeps_the_old_table_and_the_next_full_completes() {
+    let sk = world(100).await;
+    sk.run(&["sync", "gifts", "--page-size", "50"]).await.expect_code(0);
+    let db = default_db(&sk);
+    let before = db.rows("gifts").await;
+    assert_eq!(before.len(), 200);
+    let gone = sk.sim.delete("gifts", 5);
+    sk.sim.modify("gifts", 5);
+    sigkill_at_call(&sk, &["sync", "gifts", "--full", "--page-size", "20"], 3).await;
+    assert_eq!(db.rows("gifts").await, before, "readers still see the old, complete table");
+    let calls = sk.sim.stats().api_calls;
+    let run = sk.run(&["sync", "gifts", "--full", "--page-size", "20", "--json"]).await;
+    run.expect_code(0);
+    let rerun_calls = sk.sim.stats().api_calls - calls;
+    // Resumed from the staging bookmark: the 135 rows after the 3 staged pages in 7 pages, and
+    // the chain's empty last page (from scratch it would be 11).
+    assert_eq!(rerun_calls, 8, "the staged pages are not fetched again");
+    let v = json(&run.stdout);
+    assert_eq!(v["entities"][0]["mode"], "full", "{v}");
+    db.assert_equals_source(&sk.sim, "gifts").await;
+    assert_eq!(db.count("gifts").await, 195, "the swap dropped the deleted rows: {gone:?}");
+}
+
+#[tokio::test]
+async fn sigkill_during_a_reconcile_then_the_next_reconcile_completes() {
+    let sk = world(100).await;
+    sk.run(&["sync", "gifts", "--page-size", "50"]).await.expect_code(0);
+    let db = default_db(&sk);
+    let gone = sk.sim.delete("gifts", 6);
+    // The incremental part costs one call (nothing changed); the id scan is killed mid-way.
+    sigkill_at_call(&sk, &["sync", "gifts", "--reconcile", "--page-size", "20"], 3).await;
+    let rows = db.rows("gifts").await;
+    assert!(gone.iter().all(|id| rows.get(id).is_some_and(|(_, deleted)| !deleted)), "nothing marked by a half scan");
+    let run = sk.run(&["sync", "gifts", "--reconcile", "--page-size", "20", "--json"]).await;
+    run.expect_code(0);
+    let v = json(&run.stdout);
+    assert_eq!(v["entities"][0]["removed"].as_u64(), Some(6), "{v}");
+    db.assert_equals_source(&sk.sim, "gifts").await;
+}
+
+#[tokio::test]
+async fn jsonl_into_a_directory_appends_and_resumes() {
+    let sk = world(20).await;
+    let out = sk.home().join("jsonl");
+    let out_s = out.to_str().unwrap();
+    let run = sk.run(&["sync", "gifts", "--format", "jsonl", "--out", out_s, "--page-size", "15"]).await;
+    run.expect_code(0);
+    let lines = |name: &str| -> Vec<Value> {
+        std::fs::read_to_string(out.join(name)).unwrap_or_else(|e| panic!("{name}: {e}")).lines().map(json).collect()
+    };
+    let first = lines("gifts.jsonl");
+    assert_eq!(first.len(), 40, "one line per gift");
+    let mut ids: Vec<&str> = first.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    ids.sort_unstable();
+    let mut live = sk.sim.live_ids("gifts");
+    live.sort();
+    assert_eq!(ids, live.iter().map(String::as_str).collect::<Vec<_>>());
+    // The next run resumes from the saved state: only the changed records are appended.
+    let changed = sk.sim.modify("gifts", 3);
+    sk.run(&["sync", "gifts", "--format", "jsonl", "--out", out_s, "--page-size", "15"]).await.expect_code(0);
+    let second = lines("gifts.jsonl");
+    assert_eq!(second.len(), 43, "three changed records appended");
+    let mut appended: Vec<&str> = second[40..].iter().map(|r| r["id"].as_str().unwrap()).collect();
+    appended.sort_unstable();
+    let mut changed_sorted: Vec<&str> = changed.iter().map(String::as_str).collect();
+    changed_sorted.sort_unstable();
+    assert_eq!(appended, changed_sorted);
+}
