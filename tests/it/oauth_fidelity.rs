@@ -294,3 +294,27 @@ async fn redirect_uris_match_exactly_unless_loopback_leniency_is_on() {
     assert_eq!(authorize_status(&lenient, "http://127.0.0.1:9/other").await, StatusCode::FOUND);
     assert_eq!(authorize_status(&lenient, "https://app.example.org/cb").await, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn the_oauth_knobs_are_reachable_through_the_control_api() {
+    let sim = Simulator::start(SimConfig { records: 0, ..Default::default() }).await.unwrap();
+    let control = sim.base_url().join("_sim/control").unwrap();
+    let client = reqwest::Client::new();
+    for op in [
+        serde_json::json!({"op": "set_basic_decoding", "decoding": "form_decoded"}),
+        serde_json::json!({"op": "set_preserved_refresh_expiry", "mode": "fixed_reports_full_lifetime"}),
+        serde_json::json!({"op": "set_access_token_ttl", "secs": 300}),
+        serde_json::json!({"op": "register_redirect_uri", "uri": "http://127.0.0.1:9000/cb"}),
+    ] {
+        let resp = client.post(control.clone()).json(&op).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{op}");
+    }
+    let cfg = sim.config();
+    assert_eq!(cfg.basic_decoding, BasicDecoding::FormDecoded);
+    assert_eq!(cfg.preserved_refresh_expiry, PreservedRefreshExpiry::FixedReportsFullLifetime);
+    assert_eq!(cfg.access_token_ttl, Duration::from_secs(300));
+    assert_eq!(sim.issue_tokens()["expires_in"], 300);
+    assert_eq!(authorize_status(&sim, "http://127.0.0.1:9000/cb").await, StatusCode::FOUND);
+    let bad = serde_json::json!({"op": "set_basic_decoding", "decoding": "loose"});
+    assert_eq!(client.post(control).json(&bad).send().await.unwrap().status(), StatusCode::BAD_REQUEST);
+}
