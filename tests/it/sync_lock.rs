@@ -57,11 +57,11 @@ fn args<'a>(base: &'a [&'a str], target: &'a [String]) -> Vec<&'a str> {
     base.iter().copied().chain(target.iter().map(String::as_str)).collect()
 }
 
-/// Starts a slow sync (400 gifts in pages of 10 at 5 calls/s) and waits until it holds the lock.
+/// Starts a slow sync (gifts in pages of 10 at 2 calls/s) and waits until it holds the lock.
 async fn slow_holder(sk: &Skysync, target: &Target) -> Child {
     let t = target.args();
     let mut child = sk
-        .command(&args(&["sync", "gifts", "--page-size", "10", "--rate-limit", "5"], &t))
+        .command(&args(&["sync", "gifts", "--page-size", "10", "--rate-limit", "2"], &t))
         .spawn()
         .expect("spawn skysync sync");
     let pid = child.id().expect("pid");

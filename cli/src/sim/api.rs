@@ -323,9 +323,9 @@ impl LinkParts<'_> {
         let continuation = matches!(cursor, Cursor::Continuation(_));
         for (k, v) in self.q {
             let cursor_param = matches!(k.as_str(), "limit" | "offset" | "sort_token" | "continuation_token");
-            let repeated = self.keep_filters || ALWAYS_REPEATED.contains(&k.as_str());
             // A continuation token stands for the whole result set: its link needs nothing else.
-            if !cursor_param && repeated && !(continuation && !self.keep_filters) {
+            let repeated = self.keep_filters || (!continuation && ALWAYS_REPEATED.contains(&k.as_str()));
+            if !cursor_param && repeated {
                 let _ = write!(out, "&{}={}", enc(k), enc(v));
             }
         }
