@@ -225,11 +225,12 @@ pub fn resolve(src: &ConfigSource) -> Result<Resolved, ConfigError> {
     let p = file.profiles.get(&profile).cloned().unwrap_or_default();
     check_secret_fields(&path, &p)?;
 
-    let mut entries = Vec::new();
-    entries.push(pick("client_id", "SKYSYNC_CLIENT_ID", p.client_id.clone(), None, false));
-    entries.push(secret_entry(&CLIENT_SECRET, p.client_secret.clone(), p.client_secret_file.as_deref())?);
-    entries.push(secret_entry(&SUBSCRIPTION_KEY, p.subscription_key.clone(), p.subscription_key_file.as_deref())?);
-    entries.push(db_password_file_entry(p.db_password_file.as_deref())?);
+    let mut entries = vec![
+        pick("client_id", "SKYSYNC_CLIENT_ID", p.client_id.clone(), None, false),
+        secret_entry(&CLIENT_SECRET, p.client_secret.clone(), p.client_secret_file.as_deref())?,
+        secret_entry(&SUBSCRIPTION_KEY, p.subscription_key.clone(), p.subscription_key_file.as_deref())?,
+        db_password_file_entry(p.db_password_file.as_deref())?,
+    ];
     let mut plain =
         |name, var, file, default: Option<&str>, secret| entries.push(pick(name, var, file, default, secret));
     let d = RenewalPolicy::default();
