@@ -38,12 +38,22 @@ struct Fixture {
 impl Fixture {
     fn sqlite() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
-        Fixture { spec: SinkSpec::Sqlite(dir.path().join("nested/dir/skysync.db")), _dir: dir, _pg: None, _deadline: Deadline::start() }
+        Fixture {
+            spec: SinkSpec::Sqlite(dir.path().join("nested/dir/skysync.db")),
+            _dir: dir,
+            _pg: None,
+            _deadline: Deadline::start(),
+        }
     }
 
     fn postgres() -> Fixture {
         let pg = PgServer::start().expect("PostgreSQL test server");
-        Fixture { spec: SinkSpec::Postgres(pg.url()), _dir: tempfile::tempdir().unwrap(), _pg: Some(pg), _deadline: Deadline::start() }
+        Fixture {
+            spec: SinkSpec::Postgres(pg.url()),
+            _dir: tempfile::tempdir().unwrap(),
+            _pg: Some(pg),
+            _deadline: Deadline::start(),
+        }
     }
 
     async fn open(&self) -> Box<dyn Sink> {
