@@ -107,7 +107,13 @@ impl Browser {
             .connect(&format!("http://127.0.0.1:{port}"))
             .await
             .expect("a Chromium session");
-        Self { client, _driver: driver, _profile: profile, downloads, _deadline: skysync_tests::deadline::Deadline::start() }
+        Self {
+            client,
+            _driver: driver,
+            _profile: profile,
+            downloads,
+            _deadline: skysync_tests::deadline::Deadline::start(),
+        }
     }
 
     async fn wait_ready(&self) {

@@ -162,7 +162,8 @@ async fn no_tokens_means_consent_needed() {
         let run = s.run(cmd).await;
         run.expect_code(4);
         assert!(
-            run.stderr.contains("no tokens are stored for this profile; run `skysync login` (or `skysync import`) first"),
+            run.stderr
+                .contains("no tokens are stored for this profile; run `skysync login` (or `skysync import`) first"),
             "{cmd:?}: {}",
             run.stderr
         );

@@ -38,12 +38,22 @@ struct Fixture {
 impl Fixture {
     fn sqlite() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
-        Fixture { spec: SinkSpec::Sqlite(dir.path().join("nested/dir/skysync.db")), _dir: dir, _pg: None, _deadline: Deadline::start() }
+        Fixture {
+            spec: SinkSpec::Sqlite(dir.path().join("nested/dir/skysync.db")),
+            _dir: dir,
+            _pg: None,
+            _deadline: Deadline::start(),
+        }
     }
 
     fn postgres() -> Fixture {
         let pg = PgServer::start().expect("PostgreSQL test server");
-        Fixture { spec: SinkSpec::Postgres(pg.url()), _dir: tempfile::tempdir().unwrap(), _pg: Some(pg), _deadline: Deadline::start() }
+        Fixture {
+            spec: SinkSpec::Postgres(pg.url()),
+            _dir: tempfile::tempdir().unwrap(),
+            _pg: Some(pg),
+            _deadline: Deadline::start(),
+        }
     }
 
     async fn open(&self) -> Box<dyn Sink> {
@@ -127,6 +137,14 @@ impl Reader {
         }
     }
 
+    /// The single integer `sql` returns.
+    async fn count(&self, sql: &str) -> i64 {
+        match self {
+            Reader::Sqlite(c) => c.query_row(sql, [], |r| r.get(0)).unwrap(),
+            Reader::Pg(c) => c.query_one(sql, &[]).await.unwrap().get(0),
+        }
+    }
+
     async fn exec(&self, sql: &str) {
         match self {
             Reader::Sqlite(c) => c.execute_batch(sql).unwrap(),
@@ -191,6 +209,7 @@ both_backends!(
     same_id_twice_is_one_row_latest_wins,
     rows_and_bookmark_commit_together,
     full_resync_keeps_old_rows_visible_until_finish,
+    a_reader_transaction_spanning_the_swap_sees_one_consistent_table,
     interrupted_full_resync_resumes_from_its_staging_bookmark,
     full_resync_counts_against_what_readers_saw,
     reconcile_marks_then_removes_and_reappearing_rows_are_undeleted,
@@ -296,6 +315,43 @@ async fn full_resync_keeps_old_rows_visible_until_finish(f: Fixture) {
     let err = s.finish_full(E, "again").await.unwrap_err();
     assert!(matches!(err, SinkError::NoFullResync { .. }), "{err}");
     assert_eq!(r.ids(E).await, ["2", "4"]);
+}
+
+/// A reader in the middle of a transaction when `--full` swaps the table in sees the old table
+/// throughout (PostgreSQL: the swap waits for it; SQLite: its snapshot stays), never a mix or an
+/// error, and its next transaction sees the new table.
+async fn a_reader_transaction_spanning_the_swap_sees_one_consistent_table(f: Fixture) {
+    let mut s = f.open().await;
+    s.commit_page(E, Target::Live, &rows(&["1", "2", "3"], 1), "live1").await.unwrap();
+    s.begin_full(E).await.unwrap();
+    s.commit_page(E, Target::Staging, &rows(&["2", "4"], 2), "s1").await.unwrap();
+
+    let r = f.reader().await;
+    r.exec(if f.is_pg() { "BEGIN ISOLATION LEVEL REPEATABLE READ" } else { "BEGIN" }).await;
+    let old = r.rows(E).await;
+    assert_eq!(old.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(), ["1", "2", "3"]);
+    // Run the swap until it is done or waits for a lock the reader holds (PostgreSQL, if the
+    // swap replaces the table); only then read again inside the same transaction.
+    let watcher = f.reader().await;
+    let waiting = if f.is_pg() { "SELECT count(*) FROM pg_locks WHERE NOT granted" } else { "SELECT 0" };
+    let finish = s.finish_full(E, "live2");
+    tokio::pin!(finish);
+    let done = loop {
+        tokio::select! {
+            swapped = &mut finish => break Some(swapped),
+            n = watcher.count(waiting) => if n > 0 { break None },
+        }
+    };
+    let again = r.rows(E).await;
+    r.exec("COMMIT").await;
+    let swapped = match done {
+        Some(swapped) => swapped,
+        None => finish.await,
+    };
+    assert_eq!(swapped.unwrap(), swap(1, 1, 2, 2));
+    assert_eq!(again, old, "the same table throughout the reader's transaction");
+    let new = r.rows(E).await;
+    assert_eq!(new.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(), ["2", "4"], "the next transaction sees the swap");
 }
 
 async fn interrupted_full_resync_resumes_from_its_staging_bookmark(f: Fixture) {

@@ -84,7 +84,12 @@ impl Fixture {
     fn new(db: Db) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         match db {
-            Db::Sqlite => Fixture { spec: SinkSpec::Sqlite(dir.path().join("skysync.db")), _dir: dir, _pg: None, _deadline: Deadline::start() },
+            Db::Sqlite => Fixture {
+                spec: SinkSpec::Sqlite(dir.path().join("skysync.db")),
+                _dir: dir,
+                _pg: None,
+                _deadline: Deadline::start(),
+            },
             Db::Postgres => {
                 let pg = PgServer::start().expect("PostgreSQL test server");
                 Fixture { spec: SinkSpec::Postgres(pg.url()), _dir: dir, _pg: Some(pg), _deadline: Deadline::start() }

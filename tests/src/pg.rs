@@ -203,7 +203,11 @@ fn find_bin() -> Result<PathBuf> {
 }
 
 fn is_root() -> bool {
-    crate::process::command("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
+    crate::process::command("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
 }
 
 fn free_port() -> Result<u16> {
