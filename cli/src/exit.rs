@@ -34,8 +34,10 @@ Exit codes:
   0   success
   1   failure
   2   usage error (bad command line)
-  3   configuration missing or invalid, including the token store key (SKYSYNC_TOKEN_KEY_FILE
-      or the systemd credential skysync-token-key): missing, unreadable, or not the store's key
+  3   configuration missing or invalid: a setting, the application id, secret or client_auth
+      refused by the token endpoint (invalid_client), or the token store key
+      (SKYSYNC_TOKEN_KEY_FILE or the systemd credential skysync-token-key): missing,
+      unreadable, or not the store's key
   4   consent needed: no tokens, the refresh token expired or was refused (invalid_grant, a
       lost rotation included), an imported authorization code expired, or a rotated refresh
       token could not be saved in the token file (the message names the rescue file that holds
@@ -58,6 +60,9 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
             if e.needs_consent() {
                 return CONSENT;
             }
+            if let SessionError::Token(TokenError::InvalidClient { .. }) = e {
+                return CONFIG;
+            }
             // `SaveFailed` does not expose its store error as a source.
             if let SessionError::SaveFailed(StoreError::Key(_)) = e {
                 return CONFIG;
@@ -77,11 +82,17 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
                 }
                 // `Session` is transparent, so the chain never shows the inner error by itself.
                 ApiError::Session(s) if s.needs_consent() => return CONSENT,
+                ApiError::Session(SessionError::Token(TokenError::InvalidClient { .. })) => return CONFIG,
                 ApiError::Session(SessionError::Token(t)) if token_throttled(t) => return THROTTLED,
                 _ => {}
             }
-        } else if let Some(TokenError::ConsentRequired { .. }) = cause.downcast_ref::<TokenError>() {
-            return CONSENT;
+        } else if let Some(e) = cause.downcast_ref::<TokenError>() {
+            match e {
+                TokenError::ConsentRequired { .. } => return CONSENT,
+                // A wrong application id or secret, or the wrong `client_auth`: fix the config.
+                TokenError::InvalidClient { .. } => return CONFIG,
+                _ => {}
+            }
         } else if let Some(StoreError::Key(_)) = cause.downcast_ref::<StoreError>() {
             return CONFIG;
         } else if let Some(crate::sink::SinkError::Busy { .. }) = cause.downcast_ref::<crate::sink::SinkError>() {

@@ -50,7 +50,7 @@ async fn login_with_rfc_form_encoded_basic_is_refused_by_blackbaud() {
     let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output()).await.unwrap().unwrap();
     let mut run = s.finish(out);
     run.stderr = stderr.await.unwrap();
-    run.expect_code(1);
+    run.expect_code(3);
     assert!(run.stderr.contains("invalid_client") && run.stderr.contains("client_auth"), "{}", run.stderr);
     assert!(!s.token_file().exists());
     assert!(!run.stderr.contains(&s.sim.config().client_secret), "{}", run.stderr);
@@ -91,7 +91,7 @@ async fn each_client_auth_works_against_its_server_and_fails_against_the_other()
         if works {
             assert_eq!(code, 0, "{auth} against {decoding:?}: {stderr}");
         } else {
-            assert_eq!(code, 1, "{auth} against {decoding:?}: {stderr}");
+            assert_eq!(code, 3, "{auth} against {decoding:?}: {stderr}");
             assert!(stderr.contains("invalid_client"), "{auth} against {decoding:?}: {stderr}");
         }
     }
@@ -144,7 +144,7 @@ async fn a_public_client_exchanges_its_code_without_a_secret() {
     let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output()).await.unwrap().unwrap();
     let mut run = s.finish(out);
     run.stderr = stderr.await.unwrap();
-    run.expect_code(1);
+    run.expect_code(3);
     assert!(run.stderr.contains("invalid_client"), "{}", run.stderr);
 }
 
