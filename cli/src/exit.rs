@@ -38,15 +38,15 @@ Exit codes:
       refused by the token endpoint (invalid_client), or the token store key
       (SKYSYNC_TOKEN_KEY_FILE or the systemd credential skysync-token-key): missing,
       unreadable, or not the store's key
-  4   consent needed: no tokens, the refresh token expired or was refused (invalid_grant, a
-      lost rotation included), an imported authorization code expired, or a rotated refresh
-      token could not be saved in the token file (the message names the rescue file that holds
-      it; the next run adopts it) (run `skysync login`)
+  4   consent needed (run `skysync login`): no tokens, the refresh token expired or was refused
+      (invalid_grant, a lost rotation included), an imported authorization code expired, or a
+      rotated refresh token could not be saved (the message names the rescue file holding it;
+      the next run adopts it)
   5   throttled (HTTP 429 from the API or the token endpoint) or out of SKY API quota
   6   `skysync sync`: another sync is running on the same database (waited --lock-wait seconds)
   10  `skysync status`: the refresh token expires within the warning window
-  128+N  stopped by signal N (SIGHUP 129, SIGINT 130, SIGTERM 143); a token call in flight
-      is finished and saved first";
+  129 130 143  stopped by SIGHUP, SIGINT or SIGTERM (a token call in flight is finished and
+               saved first)";
 
 /// A command-line problem found after parsing (e.g. a confirmation that cannot be asked).
 #[derive(Debug, thiserror::Error)]

@@ -43,7 +43,7 @@ fn state() -> std::sync::MutexGuard<'static, Deferred> {
 
 fn exit_for(signal: i32, name: &str, deferred: bool) -> ! {
     if deferred {
-        eprintln!("skysync: stopped by {name} after saving the token store");
+        eprintln!("skysync: stopped by {name}, deferred until the token call and its save were done");
     }
     std::process::exit(128 + signal)
 }

@@ -87,9 +87,11 @@ async fn a_signal_during_a_rotation_waits_for_the_save_then_exits_with_its_statu
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signal_outside_a_token_call_stops_at_once() {
     let s = strict_world().await;
-    let (child, _url, _stderr) = s.start_login(&["login", "--manual", "--timeout", "60"]).await;
+    let (mut child, _url, _stderr) = s.start_login(&["login", "--manual", "--timeout", "60"]).await;
+    // Kept open: login waits on stdin, and EOF would end it before the signal does.
+    let _stdin = child.stdin.take();
     signal(child.id().unwrap(), "TERM");
-    let status = tokio::time::timeout(LIMIT, child.wait_with_output()).await.unwrap().unwrap().status;
+    let status = tokio::time::timeout(LIMIT, child.wait()).await.unwrap().unwrap();
     assert_eq!(status.code(), Some(143));
 }
 
