@@ -530,7 +530,9 @@ async fn postgres_errors_and_descriptions_never_contain_the_password() {
     skysync_tests::skip_in_fast_tier!("PostgreSQL");
     let pg = PgServer::start().unwrap();
     let secret = "hunter2-S3cr3t";
-    let with_pw = |db: &str| format!("postgres://skysync:{secret}@127.0.0.1:{}/{db}", pg.port());
+    // `sslmode=disable` written out: the test server has no TLS, and a password is never sent
+    // over plain TCP otherwise.
+    let with_pw = |db: &str| format!("postgres://skysync:{secret}@127.0.0.1:{}/{db}?sslmode=disable", pg.port());
 
     // The test server trusts loopback, so the password is accepted and ignored.
     let s = sink::open(&SinkSpec::Postgres(with_pw(pg.db()))).await.unwrap();

@@ -55,7 +55,8 @@ impl Auth {
     pub(crate) fn explain(&self, mut message: String) -> String {
         if self.upgraded && message.contains("server does not support TLS") {
             message = format!(
-                "{}: a password is never sent over an unencrypted connection; enable ssl on the server,                  or write sslmode=disable in the URL to send it in the clear (only on a network you trust)",
+                "{}: a password is never sent over an unencrypted connection; enable ssl on the server, \
+                 or write sslmode=disable in the URL to send it in the clear (only on a network you trust)",
                 message.split("; hint:").next().unwrap_or_default()
             );
         }
