@@ -4,6 +4,7 @@ mod cli_misc;
 mod cli_snapshots;
 mod cli_store;
 mod cli_tokens;
+mod config_precedence;
 mod exit_codes;
 mod session;
 mod sim;
