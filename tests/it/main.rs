@@ -11,6 +11,7 @@ mod pg_auth;
 mod security_config;
 mod security_files;
 mod security_listeners;
+mod config_precedence;
 mod exit_codes;
 mod oauth_fidelity;
 mod paging_fidelity;
