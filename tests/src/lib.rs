@@ -4,7 +4,7 @@
 pub mod cli;
 pub mod deadline;
 pub mod pg;
-pub mod procs;
 pub mod process;
+pub mod procs;
 pub mod sky;
 pub mod tier;
