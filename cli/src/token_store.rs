@@ -411,8 +411,17 @@ impl FileTokenStore {
         self.path().exists() || self.backup_paths().iter().any(|p| p.exists()) || !self.rescues().is_empty()
     }
 
-    /// Rescue files beside the store, oldest first, with what each holds (`None`: unreadable).
-    fn rescues(&self) -> Vec<(PathBuf, Option<Envelope>)> {
+    /// Every file that can hold tokens: the token file, its backups and any rescue files (what
+    /// `token-store rekey` must re-encrypt).
+    pub fn token_files(&self) -> Vec<PathBuf> {
+        let mut files = vec![self.path()];
+        files.extend(self.backup_paths());
+        files.extend(self.rescue_paths());
+        files
+    }
+
+    /// Rescue files beside the store, oldest first.
+    fn rescue_paths(&self) -> Vec<PathBuf> {
         let Ok(entries) = std::fs::read_dir(&self.dir) else { return Vec::new() };
         let mut paths: Vec<PathBuf> = entries
             .flatten()
@@ -425,6 +434,11 @@ impl FileTokenStore {
             .collect();
         paths.sort();
         paths
+    }
+
+    /// Rescue files beside the store, oldest first, with what each holds (`None`: unreadable).
+    fn rescues(&self) -> Vec<(PathBuf, Option<Envelope>)> {
+        self.rescue_paths()
             .into_iter()
             .map(|p| {
                 let env = match self.read_file(&p) {

@@ -60,7 +60,7 @@ async fn rekey(g: &GlobalArgs, out: &Output, args: RekeyArgs) -> anyhow::Result<
 
     // Open every file first: nothing is written unless all of them can be re-encrypted.
     let mut rewrites = Vec::new();
-    for path in [store.path(), store.backup_path()] {
+    for path in store.token_files() {
         let Some(bytes) = read_private(&path)? else { continue };
         let plaintext = open_for_rekey(&path, bytes, &current, &target)?;
         let is_token_file = serde_json::from_slice::<serde_json::Value>(&plaintext)
@@ -91,14 +91,14 @@ async fn rekey(g: &GlobalArgs, out: &Output, args: RekeyArgs) -> anyhow::Result<
     } else {
         match (&key_id, &args.new_key_file) {
             (Some(id), Some(path)) => {
-                out.line(format_args!("Re-encrypted {} under key id {id}.", files.join(" and ")))?;
+                out.line(format_args!("Re-encrypted {} under key id {id}.", files.join(", ")))?;
                 out.note(format_args!(
                     "Now set SKYSYNC_TOKEN_KEY_FILE={} (or load it as the systemd credential skysync-token-key); until then other skysync runs stop with exit code 3.",
                     path.display()
                 ));
             }
             _ => {
-                out.line(format_args!("Decrypted {} to plaintext (mode 0600).", files.join(" and ")))?;
+                out.line(format_args!("Decrypted {} to plaintext (mode 0600).", files.join(", ")))?;
                 out.note("Now unset SKYSYNC_TOKEN_KEY_FILE (and drop the skysync-token-key credential).");
             }
         }
