@@ -148,7 +148,7 @@ pub struct CallbackListener {
 
 /// Binds the loopback listener for `redirect_uri`. Done before the URL is shown, so a fast
 /// browser cannot arrive before anyone listens. With a `localhost` redirect URI both 127.0.0.1
-/// and [::1] are bound, or the login stops (see [`crate::loopback`]).
+/// and `[::1]` are bound, or the login stops (see [`crate::loopback`]).
 pub async fn bind_listener(redirect_uri: &Url) -> anyhow::Result<CallbackListener> {
     let addr = listen_addr(redirect_uri)?;
     let both = matches!(redirect_uri.host(), Some(url::Host::Domain(d)) if d.eq_ignore_ascii_case("localhost"));
