@@ -54,7 +54,10 @@ async fn consent_lost_in_the_middle_of_a_sync_exits_4_and_keeps_the_committed_pa
     let run = s.run(&["sync", "gifts", "--page-size", "50"]).await;
     run.expect_code(4);
     assert!(run.stderr.contains("skysync login"), "says how to consent again: {}", run.stderr);
-    assert_eq!(std::fs::read(s.token_file()).unwrap(), before, "the stored tokens are untouched");
+    let tokens = |bytes: &[u8]| serde_json::from_slice::<serde_json::Value>(bytes).unwrap()["tokens"].clone();
+    let (before, after) = (tokens(&before), tokens(&std::fs::read(s.token_file()).unwrap()));
+    assert_eq!(after["refresh_token"], before["refresh_token"], "the stored refresh token is kept");
+    assert!(after["grant_refused_at"].is_string(), "the refusal is recorded: {after}");
     let db = rusqlite::Connection::open(s.data_dir().join("skysync.db")).unwrap();
     let rows: i64 = db.query_row("SELECT count(*) FROM gifts", [], |r| r.get(0)).unwrap();
     assert_eq!(rows, 50, "the page committed before the refusal is kept");

@@ -290,7 +290,8 @@ impl Skysync {
     /// Stores `tokens` with `skysync import` (the way a consent from the browser page arrives).
     pub async fn seed(&self, tokens: TokenSet) {
         let path = self.bundle_file(BundleContent::RefreshToken { tokens: Box::new(tokens) });
-        self.run(&["import", path.to_str().expect("utf-8 path")]).await.expect_code(0);
+        // `--force`: a fixture stores exactly these tokens, expired or older ones included.
+        self.run(&["import", "--force", path.to_str().expect("utf-8 path")]).await.expect_code(0);
     }
 
     /// Seeds tokens whose access token has already expired.

@@ -48,8 +48,11 @@ pub async fn run(ctx: &Context, args: ApiArgs) -> anyhow::Result<u8> {
     }
     anyhow::ensure!(method == Method::Get && body.is_none(), "--paginate works with GET requests only");
     let mut next = args.path.clone();
+    // Blackbaud's documented `next_link` carries only the cursor: the first request's filters
+    // (`include_inactive`, `fields`, …) are added back to every page, as the sync does.
+    let filters = skysync_core::paging::filters_of(&client.resolve(&next)?);
     for _ in 0..MAX_PAGES {
-        let url = client.resolve(&next)?;
+        let url = client.resolve(&skysync_core::paging::restore_filters(&next, &filters))?;
         let response = client.send(Method::Get, url.as_str(), None).await?;
         let page = parse_page(&url, &response)?;
         for record in &page.value {

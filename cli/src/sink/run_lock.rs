@@ -137,6 +137,8 @@ async fn file_lock(path: PathBuf, spec: &SinkSpec, deadline: tokio::time::Instan
         move |source| SinkError::Io { path, action, source }
     };
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        // The lock may be the first thing a run creates beside donor data: private, like the data.
+        super::file_mode::private_umask();
         std::fs::create_dir_all(parent).map_err(io("creating the directory of the lock file"))?;
     }
     let mut options = OpenOptions::new();
