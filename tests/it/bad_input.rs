@@ -202,7 +202,7 @@ async fn run_case(case: &Case) -> Result<(), String> {
         // A rotation records its intent before it is sent, and a refused grant is recorded: the
         // token store's own bookkeeping may change (RELIABILITY.md), the tokens themselves not.
         let tokens = |snap: &BTreeMap<String, (u32, Vec<u8>)>| {
-            let (_, bytes) = snap.iter().find(|(k, _)| k.ends_with("/tokens.json")).expect("a token file");
+            let (_, (_, bytes)) = snap.iter().find(|(k, _)| k.ends_with("/tokens.json")).expect("a token file");
             let v: serde_json::Value = serde_json::from_slice(bytes).expect("the token file parses");
             let t = &v["tokens"];
             (t["refresh_token"].clone(), t["access_token"].clone(), t["refresh_expires_at"].clone())
