@@ -25,3 +25,4 @@ mod sync_cli;
 mod sync_lock;
 mod token_cas;
 mod token_encryption;
+mod tty;
