@@ -81,12 +81,28 @@ pub fn parse_page(url: &Url, response: &HttpResponse) -> Result<Page, PageError>
     }
     let raw: RawPage = serde_json::from_slice(&response.body).map_err(|e| bad(format!("not a list envelope: {e}")))?;
     let value = raw.value.ok_or_else(|| bad("no \"value\" array".into()))?;
+    let next_link = raw.next_link.filter(|l| !l.is_empty());
+    if let Some(link) = &next_link {
+        same_origin_link(url, link).map_err(bad)?;
+    }
     Ok(Page {
         count: raw.count,
-        next_link: raw.next_link.filter(|l| !l.is_empty()),
+        next_link,
         continuation_token: raw.continuation_token.filter(|t| !t.is_empty()),
         value,
     })
+}
+
+/// Refuses a `next_link` that leads away from the host that served the page. The API client
+/// refuses such a request too, but the page's rows are committed together with the link as the
+/// bookmark before it is requested; a foreign link stored there would break every later run (and
+/// an empty page's link is not requested until the next run).
+fn same_origin_link(page_url: &Url, link: &str) -> Result<(), String> {
+    let target = page_url.join(link).map_err(|e| format!("next_link is not a URL: {e}"))?;
+    if target.origin() != page_url.origin() {
+        return Err(format!("next_link points to another host ({}); not following it", redacted_url(&target)));
+    }
+    Ok(())
 }
 
 /// Query parameters that position a cursor. They are never copied from the first request into a

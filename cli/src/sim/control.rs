@@ -43,6 +43,10 @@ pub enum FaultSpec {
         body: String,
     },
     Truncated,
+    Redirect {
+        status: u16,
+        location: String,
+    },
 }
 
 fn one() -> u64 {
@@ -63,6 +67,7 @@ impl From<FaultSpec> for Fault {
             FaultSpec::WrongContentType => Fault::WrongContentType,
             FaultSpec::Raw { status, content_type, body } => Fault::Raw { status, content_type, body },
             FaultSpec::Truncated => Fault::Truncated,
+            FaultSpec::Redirect { status, location } => Fault::Redirect { status, location },
         }
     }
 }
@@ -81,6 +86,7 @@ impl From<Fault> for FaultSpec {
             Fault::WrongContentType => FaultSpec::WrongContentType,
             Fault::Raw { status, content_type, body } => FaultSpec::Raw { status, content_type, body },
             Fault::Truncated => FaultSpec::Truncated,
+            Fault::Redirect { status, location } => FaultSpec::Redirect { status, location },
         }
     }
 }

@@ -105,6 +105,14 @@ pub(crate) async fn apply(sim: &Shared, conn: &Conn, fault: Fault, surface: Surf
             }
             resp
         }
+        Fault::Redirect { status, location } => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::FOUND);
+            let mut resp = status.into_response();
+            if let Ok(v) = HeaderValue::from_str(&location) {
+                resp.headers_mut().insert(header::LOCATION, v);
+            }
+            resp
+        }
     };
     count(sim, resp.status());
     Some(resp)

@@ -144,7 +144,10 @@
 //! `{"kind":"too_many_requests","retry_after_secs":1}`, `{"kind":"quota"}`,
 //! `{"kind":"invalid_grant"}`, `{"kind":"wrong_content_type"}`, `{"kind":"truncated"}`,
 //! `{"kind":"raw","status":200,"content_type":"application/json","body":"..."}` (any answer at all:
-//! not something Blackbaud sends, but what a broken proxy or a hostile server could).
+//! not something Blackbaud sends, but what a broken proxy or a hostile server could),
+//! `{"kind":"redirect","status":302,"location":"http://elsewhere.example/x"}` (an empty answer
+//! with this status and `Location`: Blackbaud documents no redirects on API or `/token` calls, so
+//! this too stands for a broken proxy or a hostile server; clients must not follow it).
 
 mod api;
 pub mod args;
@@ -386,6 +389,14 @@ pub enum Fault {
     /// 200 whose body stops halfway: the connection closes before `Content-Length` bytes
     /// (API only; `/token` answers it like [`Fault::Drop`]).
     Truncated,
+    /// An empty answer with this (3xx) status and this `Location` header: a redirect, possibly
+    /// to another host, that a client holding credentials must not follow.
+    Redirect {
+        /// The status code (301, 302, 307, 308, …).
+        status: u16,
+        /// The `Location` header, verbatim.
+        location: String,
+    },
 }
 
 /// Counters, for assertions and `GET /_sim/stats`.

@@ -93,7 +93,7 @@ fn id_scan_of_a_sort_token_list_follows_the_chain_to_its_empty_page() {
     let q = g.request_url().unwrap();
     assert!(q.query().unwrap().contains("last_modified=1600-01-01"), "{q}");
     assert!(!q.query().unwrap().contains("offset"), "{q}");
-    let link = "https://api.example/gift/v1/gifts?limit=2&last_modified=x&sort_token=AAAAAAAC%2bI4%3d";
+    let link = "https://api.sky.blackbaud.com/gift/v1/gifts?limit=2&last_modified=x&sort_token=AAAAAAAC%2bI4%3d";
     let full = page(&format!(r#"{{"count":9,"value":[{{"id":"1"}},{{"id":"2"}}],"next_link":"{link}"}}"#));
     assert_eq!(g.advance(&full, None, T0), Step::More);
     assert_eq!(g.request_url().unwrap().as_str(), link);
@@ -259,4 +259,23 @@ fn a_next_link_with_a_continuation_token_is_followed_but_not_stored_at_the_end()
     assert_eq!(c.advance(&empty, None, T0), Step::Done);
     let stored = c.request_url().unwrap().to_string();
     assert!(!stored.contains("continuation_token") && stored.contains("last_modified=2020-01-01T23"), "{stored}");
+}
+
+#[test]
+fn a_next_link_to_another_host_is_refused_with_the_page() {
+    for link in [
+        "https://evil.example/constituent/v1/constituents?sort_token=secret",
+        "//evil.example/constituent/v1/constituents",
+        "http://api.sky.blackbaud.com/constituent/v1/constituents",
+        "https://api.sky.blackbaud.com:8443/constituent/v1/constituents",
+    ] {
+        let body = serde_json::json!({"count": 0, "value": [], "next_link": link}).to_string();
+        let e = parse_page(&base(), &json(200, &body)).unwrap_err().to_string();
+        assert!(e.contains("another host"), "{link}: {e}");
+        assert!(!e.contains("secret"), "query values are hidden: {e}");
+    }
+    for link in ["https://api.sky.blackbaud.com/constituent/v1/constituents?sort_token=a", "/constituent/v1/x"] {
+        let body = serde_json::json!({"count": 0, "value": [], "next_link": link}).to_string();
+        assert_eq!(page(&body).next_link.as_deref(), Some(link));
+    }
 }

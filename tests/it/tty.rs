@@ -1,0 +1,100 @@
+//! What `skysync sync` prints on a terminal versus into a pipe, black-box under a real
+//! pseudo-terminal: progress bars (with each entity's final "done" line) and pretty `--json` on a
+//! terminal; no bars, no escape sequences and one-line JSON when piped.
+
+use std::io::Read;
+use std::os::fd::OwnedFd;
+use std::process::Stdio;
+
+use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
+use skysync_cli::sim::SimConfig;
+use skysync_tests::cli::Skysync;
+
+/// A pseudo-terminal: the controlling side we read, and the terminal side the child writes to.
+fn open_pty() -> (std::fs::File, std::fs::File) {
+    let master: OwnedFd = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).expect("openpt");
+    grantpt(&master).expect("grantpt");
+    unlockpt(&master).expect("unlockpt");
+    let name = ptsname(&master, Vec::new()).expect("ptsname");
+    let slave = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(name.to_str().expect("pts path"))
+        .expect("open the terminal side");
+    (std::fs::File::from(master), slave)
+}
+
+/// Runs skysync with stdout and stderr on a pseudo-terminal; returns its exit code and everything
+/// it wrote there (the terminal turns `\n` into `\r\n`).
+async fn run_on_terminal(s: &Skysync, args: &[&str]) -> (i32, String) {
+    let (mut master, slave) = open_pty();
+    let mut cmd = s.command(args);
+    cmd.stdin(Stdio::null()).stdout(Stdio::from(slave.try_clone().unwrap())).stderr(Stdio::from(slave));
+    let mut child = cmd.spawn().expect("spawn skysync");
+    // Our copies of the terminal side are gone (moved into the command, dropped with it), so the
+    // reader sees EIO once the child has exited and its output is drained.
+    drop(cmd);
+    let reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 8192];
+        loop {
+            match master.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+        out
+    });
+    let status = child.wait().await.unwrap();
+    let out = tokio::task::spawn_blocking(move || reader.join().unwrap()).await.unwrap();
+    (status.code().unwrap_or(-1), String::from_utf8_lossy(&out).into_owned())
+}
+
+async fn world() -> Skysync {
+    let s = Skysync::with_sim(SimConfig { records: 20, ..SimConfig::default() }).await;
+    s.seed(s.minted_tokens(|_| {})).await;
+    // What a terminal emulator sets (the child's environment is otherwise clean).
+    s.set_env("TERM", Some("xterm-256color"));
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_draws_progress_bars_on_a_terminal_and_none_into_a_pipe() {
+    let s = world().await;
+    let (code, screen) = run_on_terminal(&s, &["sync", "gifts", "--page-size", "10"]).await;
+    assert_eq!(code, 0, "{screen}");
+    assert!(screen.contains("done · 5 pages"), "each entity's bar ends with its final state: {screen:?}");
+    assert!(screen.contains("[============================]"), "a full bar: {screen:?}");
+    assert!(screen.contains('\u{1b}'), "bars redraw with terminal escapes: {screen:?}");
+    let bar_end = screen.rfind("done · 5 pages").unwrap();
+    let summary = screen.find("40 records").expect("the summary");
+    assert!(bar_end < summary, "the bars are finished before the summary is printed: {screen:?}");
+
+    let s = world().await;
+    let run = s.run(&["sync", "gifts", "--page-size", "10"]).await;
+    run.expect_code(0);
+    assert!(run.stdout.contains("40 records"), "{}", run.stdout);
+    for text in [&run.stdout, &run.stderr] {
+        assert!(!text.contains("done ·") && !text.contains("[==="), "no bars into a pipe: {text}");
+        assert!(!text.contains('\u{1b}'), "no escapes into a pipe: {text:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_is_pretty_on_a_terminal_and_one_line_into_a_pipe() {
+    let s = world().await;
+    let (code, screen) = run_on_terminal(&s, &["sync", "gifts", "--json"]).await;
+    assert_eq!(code, 0, "{screen}");
+    let start = screen.find('{').expect("JSON on the terminal");
+    let json = screen[start..].replace("\r\n", "\n");
+    assert!(json.starts_with("{\n  \""), "pretty, indented by two: {json:?}");
+    let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap_or_else(|e| panic!("{e}: {json}"));
+    assert_eq!(v["ok"], true);
+
+    let s = world().await;
+    let run = s.run(&["sync", "gifts", "--json"]).await;
+    run.expect_code(0);
+    assert_eq!(run.stdout.trim().lines().count(), 1, "one line into a pipe: {}", run.stdout);
+    let v: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    assert_eq!(v["ok"], true);
+}
