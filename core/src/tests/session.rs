@@ -221,7 +221,14 @@ fn refresh_finishes_saving_when_the_caller_gives_up() {
         gate.wait_for_arrivals(1);
     } // dropped while its token call is held at the transport
     gate.open();
-    saved.recv_timeout(Duration::from_secs(30)).expect("the rotated token is saved after the caller left");
+    // The rotation's intent is saved before the call is sent, the rotated token after it: wait
+    // for the save that carries it.
+    for _ in 0..3 {
+        saved.recv_timeout(Duration::from_secs(30)).expect("the rotated token is saved after the caller left");
+        if stored(&r).tokens.refresh_token.secret() == "rt1" {
+            break;
+        }
+    }
     assert_eq!(stored(&r).tokens.refresh_token.secret(), "rt1", "the rotated token was saved");
 }
 
