@@ -511,7 +511,9 @@ async fn sigkill_during_refresh_and_rotation_never_loses_a_token_silently() {
     );
     assert_eq!(f.bare_invalid_grant, 0);
     assert_eq!(f.reported_lost, f.lost, "every lost rotation is reported as one");
-    assert!(f.killed > iterations / 4, "most runs were killed mid-way: {f:?}");
+    // Runs that still hold a good access token finish before any kill (a token is refreshed at
+    // most a quarter of its life early), so only some runs die mid-way; enough must.
+    assert!(f.killed > iterations / 8, "runs were killed mid-way: {f:?}");
     assert!(f.rotations > 0, "rotations happened: {f:?}");
 }
 
