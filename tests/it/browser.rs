@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 
+use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{Value, json};
@@ -154,11 +155,84 @@ impl Browser {
         field.send_keys(value).await.unwrap();
     }
 
-    async fn screenshot(&self, name: &str) {
-        let png = self.client.screenshot().await.expect("screenshot");
-        let dir = workspace_root().join("tests").join("artifacts");
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join(name), png).unwrap();
+    /// One state of the page: checked with axe-core against WCAG 2.1 A and AA, and
+    /// photographed (see [`screenshot_dirs`]).
+    async fn state(&self, name: &str) {
+        self.assert_accessible(name).await;
+        let png = self.client.find(Locator::Css("main")).await.unwrap().screenshot().await.expect("screenshot");
+        for dir in screenshot_dirs() {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join(format!("{name}.png")), &png).unwrap();
+        }
+    }
+
+    /// axe-core (tools/npm, pinned) injected into the page as it is now: no WCAG 2.1 A/AA
+    /// violation, colour contrast included.
+    async fn assert_accessible(&self, state: &str) {
+        if self.js("return typeof window.axe").await != json!("object") {
+            let axe = workspace_root().join("tools/npm/node_modules/axe-core/axe.min.js");
+            let source = std::fs::read_to_string(&axe).unwrap_or_else(|e| {
+                panic!("{}: {e}\nInstall the pinned npm tools: `(cd tools/npm && npm ci)` (or scripts/setup.sh)", axe.display())
+            });
+            self.client
+                .execute(&format!("{source}\n;if (typeof axe !== 'undefined') window.axe = axe;"), vec![])
+                .await
+                .expect("axe-core loads");
+        }
+        let script = "const done = arguments[arguments.length - 1];
+            axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } })
+              .then((r) => done(r.violations.map((v) => `${v.id} (${v.impact}): ${v.help}; ` +
+                v.nodes.map((n) => `${n.target.join(' ')}: ${n.failureSummary}`).join(' | '))))
+              .catch((e) => done([`axe failed: ${e}`]));";
+        let violations = self.client.execute_async(script, vec![]).await.expect("axe runs");
+        assert_eq!(violations, json!([]), "accessibility violations in the state {state:?}");
+    }
+
+    /// The text a person sees now (closed disclosures and hidden parts excluded).
+    async fn visible_text(&self) -> String {
+        self.js("return document.querySelector('main').innerText").await.as_str().unwrap_or_default().to_owned()
+    }
+
+    /// Whether leaving the page now would ask first: the page's `beforeunload` handler cancels
+    /// the browser's own event.
+    async fn leaving_asks(&self) -> bool {
+        let asks = self
+            .js("const e = new Event('beforeunload', { cancelable: true }); dispatchEvent(e); return e.defaultPrevented")
+            .await;
+        asks == json!(true)
+    }
+
+    async fn press(&self, key: Key) {
+        self.client.active_element().await.unwrap().send_keys(&key).await.unwrap();
+    }
+
+    /// The id (or a description) of the focused element.
+    async fn focused(&self) -> String {
+        let focused = self
+            .js("const a = document.activeElement; return a.id || (a.tagName.toLowerCase() + ' in ' + (a.closest('[id]') || {}).id)")
+            .await;
+        focused.as_str().unwrap_or_default().to_owned()
+    }
+}
+
+/// Where screenshots go: tests/artifacts/consent-page/ always (gitignored), and web/screenshots/
+/// (committed, linked from web/README.md) with SKYSYNC_UPDATE_SCREENSHOTS=1.
+fn screenshot_dirs() -> Vec<PathBuf> {
+    let mut dirs = vec![workspace_root().join("tests").join("artifacts").join("consent-page")];
+    if std::env::var_os("SKYSYNC_UPDATE_SCREENSHOTS").is_some_and(|v| v == "1") {
+        dirs.push(workspace_root().join("web").join("screenshots"));
+    }
+    dirs
+}
+
+/// Words of the protocol that the admin should not meet on the main path; each is explained in a
+/// disclosure or stays in a details line.
+const JARGON: [&str; 5] = ["redirect uri", "confidential application", "token endpoint", "sessionstorage", "localstorage"];
+
+fn assert_plain(text: &str, state: &str) {
+    let lower = text.to_lowercase();
+    for word in JARGON {
+        assert!(!lower.contains(word), "{word:?} on the main path in the state {state:?}:\n{text}");
     }
 }
 
@@ -224,12 +298,27 @@ async fn consent_page_exchanges_in_the_browser_and_the_bundle_imports() {
     skysync_tests::skip_in_fast_tier!("Chromium and the built consent page");
     let _one = BROWSER.lock().await;
     let (s, page, b) = consent_setup().await;
+    // The button names the server it goes to: the simulator here, not Blackbaud.
+    let sim_host = s.sim.authorize_url().host_str().unwrap().to_owned();
+    let button = b.text("#authorize").await;
+    assert!(button.contains(&sim_host) && !button.contains("Blackbaud"), "{button}");
+    b.state("form-other-server").await;
     b.client.find(Locator::Id("authorize")).await.unwrap().click().await.unwrap();
 
     b.wait_visible("#result").await;
     let url = b.client.current_url().await.unwrap();
     assert_eq!(url.query(), None, "the code left the address bar: {url}");
     let cfg = s.sim.config();
+    // What to do next, in order: save, send (how), and what the receiver runs.
+    let steps = b.text("#next-steps").await;
+    let at = |needle: &str| steps.find(needle).unwrap_or_else(|| panic!("{needle:?} missing from the steps:\n{steps}"));
+    assert!(at("Download bundle") < at("Send it to the person who runs skysync"), "{steps}");
+    assert!(at("do not email it") < at("Send it once") && at("Send it once") < at("delete your copy"), "{steps}");
+    assert!(at("Send it once") < at("skysync import skysync-bundle.json"), "{steps}");
+    assert_plain(&b.visible_text().await, "connected");
+    assert!(b.client.find(Locator::Css("#identity-missing[hidden]")).await.is_ok(), "the identity is known");
+    assert!(b.leaving_asks().await, "leaving before the bundle is saved asks first");
+    b.state("connected").await;
     assert!(b.text("#environment").await.contains(&cfg.environment_name));
     assert!(b.text("#user").await.contains(&cfg.email));
     assert!(b.text("#refresh-expires").await.contains('Z'));
@@ -252,13 +341,14 @@ async fn consent_page_exchanges_in_the_browser_and_the_bundle_imports() {
 
     b.client.find(Locator::Id("download")).await.unwrap().click().await.unwrap();
     b.wait_visible("#export-note").await;
+    assert!(!b.leaving_asks().await, "once saved, leaving does not ask");
     assert_no_secret_left_in_storage(&b).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while downloaded(b.downloads.path()).is_none() && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(downloaded(b.downloads.path()).as_deref(), Some(bundle.as_str()), "the downloaded file is the bundle");
-    b.screenshot("consent-page.png").await;
+    b.state("connected-saved").await;
 
     import_and_use(&s, &bundle).await;
     b.client.clone().close().await.ok();
@@ -276,7 +366,17 @@ async fn without_cors_on_the_token_endpoint_the_page_offers_a_code_bundle() {
     b.wait_visible("#code-warning").await;
     assert!(b.client.find(Locator::Css("#identity[hidden]")).await.is_ok(), "no identity before the import");
     let warning = b.text("#code-warning").await;
-    assert!(warning.contains("within") && warning.contains("authorization code"), "{warning}");
+    assert!(warning.contains("Time left") && warning.contains("authorization code"), "{warning}");
+    // Plainly: 5 minutes, both ready together, and the alternative.
+    let title = b.text("#result-title").await;
+    assert!(title.contains("within 5 minutes"), "{title}");
+    let when = b.text("#run-when").await;
+    assert!(when.contains("within 5 minutes") && when.contains("both of you must be ready at the same time"), "{when}");
+    let alternative = b.text("#code-alternative").await;
+    assert!(alternative.contains("skysync login --manual") && alternative.contains("while you are available"), "{alternative}");
+    assert_plain(&b.visible_text().await, "code bundle");
+    assert!(b.leaving_asks().await, "leaving before the bundle is saved asks first");
+    b.state("code-bundle").await;
     let url = b.client.current_url().await.unwrap();
     assert_eq!(url.query(), None, "the code left the address bar: {url}");
     assert_eq!(s.sim.stats().token_authorization_code, 0, "the browser could not use the code");
@@ -289,7 +389,6 @@ async fn without_cors_on_the_token_endpoint_the_page_offers_a_code_bundle() {
 
     b.client.find(Locator::Id("copy")).await.unwrap().click().await.unwrap();
     b.wait_visible("#export-note").await;
-    b.screenshot("consent-page-code-bundle.png").await;
 
     import_and_use(&s, &bundle).await;
     assert_eq!(s.sim.stats().token_authorization_code, 1, "skysync import exchanged the code");
@@ -383,7 +482,7 @@ async fn from_a_plain_static_host_in_a_subdirectory_with_remembered_fields() {
     assert_eq!(b.value("client-secret").await, "");
     assert_eq!(b.value("subscription-key").await, "");
     assert!(b.client.find(Locator::Id("remember")).await.unwrap().is_selected().await.unwrap());
-    b.screenshot("consent-page-form.png").await;
+    b.state("form-remembered").await;
 
     // Whatever else is under the key must not break the page, and is not restored.
     b.js("localStorage.setItem('skysync.page.remembered', '{not json')").await;
@@ -410,6 +509,10 @@ async fn from_a_plain_static_host_in_a_subdirectory_with_remembered_fields() {
     b.wait_visible("#error").await;
     let error = b.text("#error").await;
     assert!(error.contains("\"invalid_request\"") && !error.contains("555"), "{error}");
+    let what = b.text("#error-text").await;
+    assert!(what.starts_with("Blackbaud sent you back with an error") && !what.contains("Error:"), "{what}");
+    assert!(b.text("#error-details").await.starts_with("Details: AuthorizationError:"));
+    b.state("error-without-state").await;
     assert_eq!(b.client.current_url().await.unwrap().query(), None);
     assert_eq!(b.js("return JSON.stringify(sessionStorage)").await, json!("{}"));
     assert_eq!(b.value("client-id").await, "app");
@@ -442,6 +545,9 @@ async fn when_the_wasm_cannot_load_the_code_still_leaves_the_address_bar() {
     assert_eq!(url.query(), None, "the code stayed in the address bar: {url}");
     let authorize = b.client.find(Locator::Id("authorize")).await.unwrap();
     assert!(!authorize.is_enabled().await.unwrap(), "Authorize stays disabled without the wasm");
+    let what = b.text("#error-text").await;
+    assert!(what.starts_with("Something went wrong."), "{what}");
+    b.state("error-page-cannot-load").await;
     b.client.clone().close().await.ok();
     page.shutdown().await;
 }
@@ -475,6 +581,7 @@ async fn a_prepared_link_makes_the_page_seal_the_bundle() {
     assert!(b.text("#seal-note").await.contains(&fingerprint), "the page shows the key prepare printed");
     let url = b.client.current_url().await.unwrap();
     assert_eq!(url.fragment(), None, "the recipient left the address bar: {url}");
+    b.state("sealed-link").await;
     let cfg = s.sim.config();
     b.type_into("client-id", &cfg.client_id).await;
     b.type_into("client-secret", &cfg.client_secret).await;
@@ -491,17 +598,252 @@ async fn a_prepared_link_makes_the_page_seal_the_bundle() {
     let parsed: Value = serde_json::from_str(&bundle).unwrap();
     assert_eq!(parsed["format"], "skysync-sealed-bundle", "{bundle}");
     assert!(parsed.get("kind").is_none() && !bundle.contains("refresh_token"), "nothing readable: {bundle}");
-    assert!(b.text("#seal-note").await.contains("encrypted"));
+    let how = b.text("#send-how").await;
+    assert!(how.contains("encrypted") && how.contains(&fingerprint) && how.contains("email or chat is fine"), "{how}");
+    assert!(!how.contains("do not email"), "{how}");
+    b.state("sealed").await;
     b.client.find(Locator::Id("download")).await.unwrap().click().await.unwrap();
     b.wait_visible("#export-note").await;
     assert_no_secret_left_in_storage(&b).await;
-    b.screenshot("consent-page-sealed.png").await;
 
     let import = s.run_with_stdin(&["import", "-"], Some(&bundle)).await;
     import.expect_code(0);
     assert!(!import.stderr.contains("not encrypted"), "{}", import.stderr);
     assert!(!s.data_dir().join("import-key.json").exists(), "the one-time key is gone");
     s.run(&["token"]).await.expect_code(0);
+    b.client.clone().close().await.ok();
+    page.shutdown().await;
+}
+
+/// The form for an admin who is not technical: plain words on the main path, the return address
+/// read-only with "change" behind the disclosure, a button that names the server it goes to,
+/// and every control reachable in order from the keyboard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_form_speaks_plainly_and_works_from_the_keyboard() {
+    skysync_tests::skip_in_fast_tier!("Chromium and the built consent page");
+    let _one = BROWSER.lock().await;
+    let (_, page) = consent_page::serve(&page_dir(), 0).await.expect("page server");
+    let b = Browser::start().await;
+    b.client.goto(page.page_url().as_str()).await.unwrap();
+    b.wait_ready().await;
+
+    assert_eq!(b.text("#authorize").await, "Continue to Blackbaud");
+    assert_plain(&b.visible_text().await, "form");
+    let redirect = b.client.find(Locator::Id("redirect-uri")).await.unwrap();
+    assert_eq!(redirect.attr("readonly").await.unwrap().as_deref(), Some("true"), "the return address is read-only");
+    b.state("form").await;
+
+    // Tab order: the fields in reading order, the disclosures, then the button.
+    b.client.find(Locator::Id("client-id")).await.unwrap().click().await.unwrap();
+    let mut order = vec![b.focused().await];
+    for _ in 0..8 {
+        b.press(Key::Tab).await;
+        order.push(b.focused().await);
+    }
+    assert_eq!(
+        order,
+        [
+            "client-id",
+            "client-secret",
+            "summary in secret-details",
+            "subscription-key",
+            "environment-id",
+            "redirect-uri",
+            "endpoints-toggle",
+            "remember",
+            "authorize",
+        ]
+    );
+
+    // The disclosure opens from the keyboard; "change" makes the return address editable.
+    b.js("document.getElementById('endpoints-toggle').focus()").await;
+    b.press(Key::Enter).await;
+    assert_eq!(b.js("return document.getElementById('endpoints').open").await, json!(true));
+    b.press(Key::Tab).await;
+    assert_eq!(b.focused().await, "redirect-change");
+    b.press(Key::Enter).await;
+    assert_eq!(b.focused().await, "redirect-uri", "change moves to the return address");
+    assert_eq!(b.js("return document.getElementById('redirect-uri').readOnly").await, json!(false));
+    b.press(Key::End).await;
+    b.client.active_element().await.unwrap().send_keys("x").await.unwrap();
+    assert!(b.value("redirect-uri").await.ends_with('x'), "the return address can be typed into after change");
+
+    // Another consent server: the button says where it goes.
+    b.type_into("authorize-url", "http://127.0.0.1:9/oauth/authorize").await;
+    assert_eq!(b.text("#authorize").await, "Continue to 127.0.0.1:9");
+    b.type_into("authorize-url", "https://app.blackbaud.com/oauth/authorize").await;
+    assert_eq!(b.text("#authorize").await, "Continue to Blackbaud");
+    b.state("form-addresses").await;
+    b.client.clone().close().await.ok();
+    page.shutdown().await;
+}
+
+/// A stand-in for Blackbaud's consent page as a page of its own (the simulator's authorize
+/// endpoint redirects at once, so Back would skip it): an "Allow" link to the simulator's
+/// authorize endpoint with the same query.
+async fn consent_stand_in(authorize: &url::Url) -> (tempfile::TempDir, url::Url, tokio::task::JoinHandle<()>) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("index.html"),
+        format!(
+            "<!doctype html><html lang=\"en\"><head><title>Consent</title></head><body><main><h1>Allow skysync?</h1>\
+             <a id=\"allow\" href=\"#\">Allow</a></main><script>document.getElementById('allow').href = {:?} + \
+             location.search;</script></body></html>",
+            authorize.as_str()
+        ),
+    )
+    .unwrap();
+    let (url, task) = static_host(dir.path().to_owned(), "/consent/").await;
+    (dir, url, task)
+}
+
+/// Back from Blackbaud before consenting, then Forward and consenting: the page picks the
+/// consent up (asking for the secret it did not keep, and saying why it is empty) instead of
+/// claiming this tab did not start one; leaving with an unsaved bundle asks first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn back_and_forward_in_the_middle_of_a_consent_resume_it() {
+    skysync_tests::skip_in_fast_tier!("Chromium and the built consent page");
+    let _one = BROWSER.lock().await;
+    let (s, page, b) = consent_setup().await;
+    let cfg = s.sim.config();
+    let (_dir, stand_in, host) = consent_stand_in(&s.sim.authorize_url()).await;
+    b.type_into("authorize-url", stand_in.as_str()).await;
+    b.client.find(Locator::Id("authorize")).await.unwrap().click().await.unwrap();
+    b.client.wait().at_most(WAIT).for_element(Locator::Id("allow")).await.expect("at the consent page");
+
+    b.client.back().await.unwrap();
+    b.wait_ready().await;
+    b.wait_visible("#resume-note").await;
+    assert_eq!(b.value("client-id").await, cfg.client_id, "the settings are kept");
+    assert_eq!(b.value("client-secret").await, "");
+    let why = b.text("#client-secret-empty").await;
+    assert!(why.contains("empty on purpose") && why.contains("Enter it again"), "{why}");
+    let session = b.js("return JSON.stringify(sessionStorage)").await.to_string();
+    assert!(!session.contains(&cfg.client_secret), "the secret does not wait in sessionStorage: {session}");
+    b.state("back-from-blackbaud").await;
+
+    b.client.forward().await.unwrap();
+    b.client.wait().at_most(WAIT).for_element(Locator::Id("allow")).await.expect("at the consent page again");
+    b.client.find(Locator::Id("allow")).await.unwrap().click().await.unwrap();
+    b.wait_ready().await;
+    b.wait_visible("#resume-note").await;
+    assert!(b.client.find(Locator::Css("#error[hidden]")).await.is_ok(), "no error: {}", b.text("#error").await);
+    assert!(b.text("#resume-note").await.contains("Blackbaud has your consent"));
+    assert_eq!(b.text("#authorize").await, "Finish connecting");
+    assert_eq!(b.focused().await, "client-secret", "the secret field has the focus");
+    assert!(b.text("#client-secret-empty").await.contains("empty on purpose"));
+    b.state("resumed").await;
+
+    // From the keyboard: type the secret and press Enter.
+    b.client.active_element().await.unwrap().send_keys(&cfg.client_secret).await.unwrap();
+    b.press(Key::Enter).await;
+    b.wait_visible("#result").await;
+    assert_eq!(s.sim.stats().token_authorization_code, 1, "the resumed consent was exchanged");
+    assert!(b.leaving_asks().await, "leaving before the bundle is saved asks first");
+    let bundle = b.js("return document.getElementById('bundle').textContent").await;
+    import_and_use(&s, bundle.as_str().expect("bundle text")).await;
+    b.client.clone().close().await.ok();
+    host.abort();
+    page.shutdown().await;
+}
+
+/// Errors lead with what happened and what to do; the error's name and the core's text stay in a
+/// details line, which never tells the admin to run `skysync login`. After the round trip the
+/// secret field says why it is empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_say_what_happened_and_what_to_do() {
+    skysync_tests::skip_in_fast_tier!("Chromium and the built consent page");
+    let _one = BROWSER.lock().await;
+    let (s, page, b) = consent_setup().await;
+    let cfg = s.sim.config();
+
+    s.sim.set_deny_consent(true);
+    b.client.find(Locator::Id("authorize")).await.unwrap().click().await.unwrap();
+    b.wait_ready().await;
+    b.wait_visible("#error").await;
+    let what = b.text("#error-text").await;
+    assert!(what.starts_with("You cancelled at Blackbaud") && what.contains("Enter the secret again"), "{what}");
+    assert!(b.text("#error-details").await.starts_with("Details: ConsentDeniedError: "));
+    assert_eq!(b.value("client-secret").await, "");
+    assert!(b.text("#client-secret-empty").await.contains("empty on purpose"));
+    b.state("error-cancelled").await;
+
+    s.sim.set_deny_consent(false);
+    b.type_into("client-secret", "not-the-secret").await;
+    b.client.find(Locator::Id("authorize")).await.unwrap().click().await.unwrap();
+    b.wait_ready().await;
+    b.wait_visible("#error").await;
+    let what = b.text("#error-text").await;
+    assert!(what.starts_with("Blackbaud did not accept the application ID or the secret"), "{what}");
+    assert!(b.text("#error-details").await.starts_with("Details: InvalidClientError: "));
+    b.state("error-wrong-secret").await;
+
+    // A redirect whose state is not this tab's: the core's text says to run `skysync login`
+    // again, which the page leaves out.
+    let (_dir, stand_in, host) = consent_stand_in(&s.sim.authorize_url()).await;
+    b.type_into("client-secret", &cfg.client_secret).await;
+    b.type_into("authorize-url", stand_in.as_str()).await;
+    b.client.find(Locator::Id("authorize")).await.unwrap().click().await.unwrap();
+    b.client.wait().at_most(WAIT).for_element(Locator::Id("allow")).await.expect("at the consent page");
+    let mut forged = page.page_url();
+    forged.set_query(Some("code=c0de&state=forged"));
+    b.client.goto(forged.as_str()).await.unwrap();
+    b.wait_ready().await;
+    b.wait_visible("#error").await;
+    let what = b.text("#error-text").await;
+    assert!(what.starts_with("This answer from Blackbaud does not belong to the consent started in this tab"), "{what}");
+    let details = b.text("#error-details").await;
+    assert!(details.starts_with("Details: StateMismatchError: "), "{details}");
+    assert!(!b.visible_text().await.contains("skysync login"), "{details}");
+    for id in ["error-text", "error-details"] {
+        assert!(!b.text(&format!("#{id}")).await.is_empty());
+    }
+    b.client.clone().close().await.ok();
+    host.abort();
+    page.shutdown().await;
+}
+
+/// A token response without environment or user (Blackbaud names both; another server may not):
+/// the page says so as an error, with what is known and why the rest is missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_environment_and_user_read_as_an_error() {
+    skysync_tests::skip_in_fast_tier!("Chromium and the built consent page");
+    let _one = BROWSER.lock().await;
+    let (_, page) = consent_page::serve(&page_dir(), 0).await.expect("page server");
+    let page_url = page.page_url().to_string();
+    let s = Skysync::with_sim(SimConfig {
+        records: 50,
+        redirect_uris: vec![page_url.clone()],
+        environment_id: String::new(),
+        environment_name: String::new(),
+        user_id: String::new(),
+        email: String::new(),
+        given_name: String::new(),
+        family_name: String::new(),
+        ..SimConfig::default()
+    })
+    .await;
+    let cfg = s.sim.config();
+    let b = Browser::start().await;
+    b.client.goto(&page_url).await.unwrap();
+    b.wait_ready().await;
+    b.type_into("client-id", &cfg.client_id).await;
+    b.type_into("client-secret", &cfg.client_secret).await;
+    b.client.find(Locator::Id("endpoints-toggle")).await.unwrap().click().await.unwrap();
+    b.type_into("authorize-url", s.sim.authorize_url().as_str()).await;
+    b.type_into("token-url", s.sim.token_url().as_str()).await;
+    b.client.find(Locator::Id("authorize")).await.unwrap().click().await.unwrap();
+
+    b.wait_visible("#identity-missing").await;
+    assert_eq!(b.js("return document.getElementById('identity-missing').getAttribute('role')").await, json!("alert"));
+    let missing = b.text("#identity-missing").await;
+    assert!(missing.contains("did not name the environment or the user who consented"), "{missing}");
+    assert!(missing.contains(&format!("organisation {}", cfg.legal_entity_name)), "what is known: {missing}");
+    assert!(missing.contains(&format!("application {}", cfg.client_id)), "what is known: {missing}");
+    assert_eq!(b.text("#environment").await, "not reported");
+    assert_eq!(b.text("#user").await, "not reported");
+    assert!(!b.visible_text().await.contains("unknown environment"));
+    b.state("connected-unknown-identity").await;
     b.client.clone().close().await.ok();
     page.shutdown().await;
 }
