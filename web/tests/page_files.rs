@@ -103,7 +103,7 @@ fn every_field_has_a_label_and_none_is_submitted_natively() {
         // Without a name, a native submission (before the script runs, or if it fails) carries
         // nothing, so a secret can never end up in the query string of a GET.
         assert!(attr(input, "name").is_none(), "#{id} has a name attribute");
-        if let Some(described) = attr(input, "aria-describedby") {
+        for described in attr(input, "aria-describedby").unwrap_or_default().split_whitespace() {
             assert!(INDEX.contains(&format!("id=\"{described}\"")), "#{id} is described by a missing #{described}");
         }
     }

@@ -48,6 +48,9 @@ const ERRORS = {
     "Then press the button below."],
   ContentSecurityPolicy: ["This page is not allowed to contact that server.",
     "Ask the person who runs skysync to rebuild the page for it (see the details)."],
+  PageLoadError: ["This page could not load its WebAssembly part, so it cannot connect.",
+    "Reload the page. If that does not help, use another browser (WebAssembly must be allowed) and tell the " +
+    "person who runs skysync."],
 };
 const UNKNOWN_ERROR = ["Something went wrong.", "Start again. " + TELL];
 
@@ -292,7 +295,8 @@ function showResult(auth) {
 // What the token server said about where and who; "unknown" is shown as what it is, an error.
 function showIdentity(info) {
   const noEnvironment = !info.environmentId && !info.environmentName;
-  const noUser = !info.email && info.user === "unknown user";
+  // The core shows what it has ("unknown user", or " <>" from empty fields): neither names anyone.
+  const noUser = !info.email && (info.user === "unknown user" || !info.user.replace(/[<>\s]/g, ""));
   $("environment").textContent = noEnvironment ? "not reported" : info.environment;
   $("user").textContent = noUser ? "not reported" : info.user;
   if (!noEnvironment && !noUser) return;
@@ -339,13 +343,14 @@ function showCodeBundle(auth, cause) {
   show("run-when", `They must run it within 5 minutes, before ${until}: after that the bundle no longer ` +
     "works. So both of you must be ready at the same time: send it right away.");
   $("code-alternative").hidden = false;
+  $("code-cause-text").textContent = `Details: ${technical(cause)}`;
+  $("code-cause").hidden = false;
   const tick = () => {
     const left = Math.max(0, Math.round((expiresAt - Date.now()) / 1000));
     const mmss = `${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")}`;
     show("code-warning", left > 0
       ? "This browser could not finish the connection itself, so the bundle holds a one-time authorization " +
-        `code that skysync finishes with instead. Time left to import it: ${mmss} (until ${until}). ` +
-        `Details: ${technical(cause)}`
+        `code that skysync finishes with instead. Time left to import it: ${mmss} (until ${until}).`
       : "The 5 minutes are over: this bundle no longer works. Reload the page and start again.");
     if (left === 0) {
       clearInterval(countdown);
@@ -503,4 +508,5 @@ function restoreRemembered() {
   }
 }
 
-main().catch(showError);
+// Before the button is enabled, a failure is the page not loading (its wasm above all).
+main().catch((e) => showError($("authorize").disabled ? { name: "PageLoadError", message: technical(e) } : e));
