@@ -92,7 +92,7 @@ impl Browser {
                 "args": [
                     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                     "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-                    "--window-size=1000,1200",
+                    "--window-size=1000,2600",
                     format!("--user-data-dir={}", profile.path().display()),
                 ],
                 "prefs": {
@@ -182,7 +182,10 @@ impl Browser {
         if self.js("return typeof window.axe").await != json!("object") {
             let axe = workspace_root().join("tools/npm/node_modules/axe-core/axe.min.js");
             let source = std::fs::read_to_string(&axe).unwrap_or_else(|e| {
-                panic!("{}: {e}\nInstall the pinned npm tools: `(cd tools/npm && npm ci)` (or scripts/setup.sh)", axe.display())
+                panic!(
+                    "{}: {e}\nInstall the pinned npm tools: `(cd tools/npm && npm ci)` (or scripts/setup.sh)",
+                    axe.display()
+                )
             });
             self.client
                 .execute(&format!("{source}\n;if (typeof axe !== 'undefined') window.axe = axe;"), vec![])
@@ -237,7 +240,8 @@ fn screenshot_dirs() -> Vec<PathBuf> {
 
 /// Words of the protocol that the admin should not meet on the main path; each is explained in a
 /// disclosure or stays in a details line.
-const JARGON: [&str; 5] = ["redirect uri", "confidential application", "token endpoint", "sessionstorage", "localstorage"];
+const JARGON: [&str; 5] =
+    ["redirect uri", "confidential application", "token endpoint", "sessionstorage", "localstorage"];
 
 fn assert_plain(text: &str, state: &str) {
     let lower = text.to_lowercase();
@@ -383,7 +387,10 @@ async fn without_cors_on_the_token_endpoint_the_page_offers_a_code_bundle() {
     let when = b.text("#run-when").await;
     assert!(when.contains("within 5 minutes") && when.contains("both of you must be ready at the same time"), "{when}");
     let alternative = b.text("#code-alternative").await;
-    assert!(alternative.contains("skysync login --manual") && alternative.contains("while you are available"), "{alternative}");
+    assert!(
+        alternative.contains("skysync login --manual") && alternative.contains("while you are available"),
+        "{alternative}"
+    );
     assert_plain(&b.visible_text().await, "code bundle");
     assert!(b.leaving_asks().await, "leaving before the bundle is saved asks first");
     b.state("code-bundle").await;

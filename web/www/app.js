@@ -277,13 +277,9 @@ function showResult(auth) {
   const [bundle, fingerprint] = exportForImport(auth);
   bundleText = bundle;
   show("seal-note", "");
-  $("send-how").textContent = fingerprint
-    ? `It is encrypted for their machine (key ${fingerprint}, the one their link named): only skysync there ` +
-      "can open it, so email or chat is fine."
-    : "It holds a key to your organisation's Blackbaud data: do not email it. Send it once, over a channel " +
-      "only the two of you can open (a private shared folder, or in person), and delete your copy after they " +
-      "have imported it. (Next time they can send you a link made by skysync import --prepare: the bundle is " +
-      "then encrypted for their machine.)";
+  $("send-key").textContent = fingerprint || "";
+  $("send-sealed").hidden = !fingerprint;
+  $("send-plain").hidden = Boolean(fingerprint);
   $("bundle").textContent = bundleText;
   $("result").hidden = false;
   $("result-title").focus();
