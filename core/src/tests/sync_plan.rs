@@ -64,7 +64,8 @@ fn an_incremental_run_commits_each_page_with_the_bookmark_that_covers_it() {
     assert_eq!(bookmark, Bookmark::Chain { next_link: LINK.into(), high_water: Some("2024-01-02T00:00:00Z".into()) });
     assert_eq!(plan.request_url().unwrap().as_str(), LINK, "the next_link is requested verbatim");
     let end = LINK.replace("I4", "I5");
-    let last = feed(&mut plan, &format!(r#"{{"count":3,"next_link":"{end}","value":[]}}"#));
+    let last = feed(&mut plan, &format!(r#"{{"count":9,"next_link":"{end}","value":[]}}"#));
+    assert_eq!((last.done, last.expected), (2, Some(3)), "progress keeps the first page's count");
     let (ids, bookmark) = committed(last);
     assert!(ids.is_empty(), "the empty page commits its link as the bookmark");
     assert_eq!(bookmark, Bookmark::Chain { next_link: end.clone(), high_water: Some("2024-01-02T00:00:00Z".into()) });
@@ -173,6 +174,8 @@ fn the_high_water_mark_is_the_newest_parseable_date_modified() {
     let body = r#"{"value":[{"id":"1","date_modified":"garbage"},{"id":"2","date_modified":"2024-01-01T00:00:00+01:00"},{"id":"3","date_modified":"2023-12-31T23:30:00Z"},{"id":"4"}]}"#;
     let page = crate::sync::parse_page(&base(), &json(200, body)).unwrap();
     assert_eq!(page_high_water(&record_keys(&page).unwrap()).as_deref(), Some("2023-12-31T23:30:00Z"));
+    let unreadable = crate::sync::parse_page(&base(), &json(200, r#"{"value":[{"id":"1","date_modified":"x"}]}"#));
+    assert_eq!(page_high_water(&record_keys(&unreadable.unwrap()).unwrap()), None);
     let mut plan = EntityPlan::new(gifts, &base(), None, &small(), T0).unwrap();
     let (_, bookmark) = committed(feed(&mut plan, body));
     assert_eq!(bookmark.high_water(), Some("2023-12-31T23:30:00Z"));
