@@ -1,16 +1,16 @@
 //! The sync's decisions, as values: which request comes next, what a page commits, where the
 //! bookmark moves, when deletes are reconciled, when a run must stop.
 //!
-//! - [`catalog`]: the SKY API lists skysync knows and how each pages.
-//! - [`page`]: reading a list page and its records.
-//! - [`filters`]: a request's filters, replayed onto the links the API hands back.
-//! - [`bookmark`]: what is stored with each page's rows, and the high-water mark.
-//! - [`cursor`]: where the next page of one list scan comes from.
-//! - [`plan`]: one entity's run, step by step ([`EntityPlan`]).
-//! - [`schedule`]: when a reconciliation is due, and which errors stop the whole run.
+//! - [`catalog`](crate::sync::catalog): the SKY API lists skysync knows and how each pages.
+//! - [`page`](crate::sync::page): reading a list page and its records.
+//! - [`filters`](crate::sync::filters): a request's filters, replayed onto the links the API hands back.
+//! - [`bookmark`](crate::sync::bookmark): what is stored with each page's rows, and the high-water mark.
+//! - [`cursor`](crate::sync::cursor): where the next page of one list scan comes from.
+//! - [`plan`](crate::sync::plan): one entity's run, step by step ([`EntityPlan`](crate::sync::EntityPlan)).
+//! - [`schedule`](crate::sync::schedule): when a reconciliation is due, and which errors stop the whole run.
 //!
 //! Nothing here awaits or does I/O: a caller (the CLI's engine, or a browser app) runs an
-//! [`EntityPlan`] against its own HTTP transport and its own storage, passing `now` in.
+//! [`EntityPlan`](crate::sync::EntityPlan) against its own HTTP transport and its own storage, passing `now` in.
 
 pub mod bookmark;
 pub mod catalog;

@@ -293,14 +293,6 @@ impl EntityPlan {
         self.reconcile
     }
 
-    /// The scan in progress, if any.
-    pub fn cursor(&self) -> Option<&Cursor> {
-        match &self.stage {
-            Stage::Scan(scan) => Some(&scan.cursor),
-            _ => None,
-        }
-    }
-
     /// What to do next. An id scan that was not complete ends the plan with an error here, after
     /// its last page was committed.
     pub fn next(&self) -> Result<Next, PlanError> {
