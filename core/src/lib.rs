@@ -13,16 +13,16 @@ pub mod api;
 pub mod authorize;
 pub mod bundle;
 pub mod bundle_seal;
-pub mod catalog;
 pub mod config;
 pub mod env;
 pub mod http;
-pub mod paging;
 pub mod pkce;
 pub mod sanitize;
 pub mod secret;
 pub mod session;
 pub mod store;
+/// Sync planning: catalog, pages, cursor, bookmarks, and each entity's plan, as values.
+pub mod sync;
 pub mod token;
 pub mod token_set;
 
@@ -32,6 +32,8 @@ pub use bundle::{BundleContent, BundleError, TokenBundle};
 pub use config::{ApiConfig, ClientAuth, Endpoints, OAuthConfig};
 pub use session::{Session, SessionError, SessionParts};
 pub use store::{MemoryStore, StoreError, TokenStore, Versioned};
+/// The entity catalog, also reachable as [`sync::catalog`].
+pub use sync::catalog;
 pub use token::{Identity, RefreshMode, TokenError, TokenResponse};
 pub use token_set::{Health, Need, RenewalPolicy, TokenSet};
 

@@ -3,7 +3,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use skysync_core::http::HttpResponse;
-use skysync_core::paging::{parse_page, record_key};
+use skysync_core::sync::{parse_page, record_key};
 
 fuzz_target!(|body: &[u8]| {
     let response =

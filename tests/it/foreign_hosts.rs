@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use skysync_cli::sim::{Fault, SimConfig};
 use skysync_cli::sink::SinkSpec;
-use skysync_core::paging::Bookmark;
+use skysync_core::sync::Bookmark;
 use skysync_tests::cli::Skysync;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

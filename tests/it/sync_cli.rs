@@ -8,7 +8,7 @@ use serde_json::Value;
 use skysync_cli::sim::SimConfig;
 use skysync_cli::sink::SinkSpec;
 use skysync_core::catalog::CATALOG;
-use skysync_core::paging::Bookmark;
+use skysync_core::sync::Bookmark;
 use skysync_tests::cli::Skysync;
 
 use crate::sync::Fixture;

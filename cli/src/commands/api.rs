@@ -5,7 +5,7 @@ use std::io::Read;
 use anyhow::Context as _;
 use skysync_core::api::json_body;
 use skysync_core::http::Method;
-use skysync_core::paging::parse_page;
+use skysync_core::sync::{filters_of, parse_page, restore_filters};
 
 use crate::args::ApiArgs;
 use crate::context::Context;
@@ -50,9 +50,9 @@ pub async fn run(ctx: &Context, args: ApiArgs) -> anyhow::Result<u8> {
     let mut next = args.path.clone();
     // Blackbaud's documented `next_link` carries only the cursor: the first request's filters
     // (`include_inactive`, `fields`, …) are added back to every page, as the sync does.
-    let filters = skysync_core::paging::filters_of(&client.resolve(&next)?);
+    let filters = filters_of(&client.resolve(&next)?);
     for _ in 0..MAX_PAGES {
-        let url = client.resolve(&skysync_core::paging::restore_filters(&next, &filters))?;
+        let url = client.resolve(&restore_filters(&next, &filters))?;
         let response = client.send(Method::Get, url.as_str(), None).await?;
         let page = parse_page(&url, &response)?;
         for record in &page.value {

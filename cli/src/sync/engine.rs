@@ -1,25 +1,28 @@
-//! The sync engine: per entity, page through a SKY list and commit each page's rows together with
-//! the bookmark that covers them; entities run concurrently through one shared [`ApiClient`]
-//! (whose pacer is the one rate limiter) and one sink (serialized behind a mutex, so at most one
-//! page per running entity is held in memory).
+//! The sync engine: the async shell around core's [`EntityPlan`]. Per entity it runs the plan
+//! against the API and the sink (each page's rows committed together with the bookmark that
+//! covers them); entities run concurrently through one shared [`ApiClient`] (whose pacer is the
+//! one rate limiter) and one sink (serialized behind a mutex, so at most one page per running
+//! entity is held in memory). Every decision (which request, what to commit, when to reconcile,
+//! when the run stops) is core's ([`skysync_core::sync`]).
 
 use std::sync::Mutex as StdMutex;
 use std::time::Duration;
 
 use futures::StreamExt;
-use serde::Serialize;
 use skysync_core::api::{ApiClient, ApiCounters, ApiError, CallStats};
-use skysync_core::catalog::{Entity, Incremental};
 use skysync_core::env::Clock;
-use skysync_core::http::Method;
-use skysync_core::paging::{Bookmark, Cursor, CursorOptions, Page, PageError, RecordKey, Step, parse_page, record_key};
+use skysync_core::http::{HttpResponse, Method};
+use skysync_core::sync::{
+    Commit, DEFAULT_OVERLAP, Entity, EntityPlan, Next, Phase, PlanError, Record, RunStop, StoredState, SyncOptions,
+};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use tokio::sync::Mutex;
 use url::Url;
 
-use super::progress::{Phase, Progress};
-use crate::sink::{DeleteMode, EntityState, PageCommit, Row, RunOutcome, Sink, SinkError, Target};
+use super::progress::Progress;
+pub use super::report::{EntityReport, RunReport};
+use crate::sink::{DeleteMode, EntityState, Row, RunOutcome, Sink, SinkError, Target};
+pub use skysync_core::sync::RunMode;
 
 /// How a run treats each entity.
 #[derive(Debug, Clone)]
@@ -44,7 +47,7 @@ impl Default for EngineOptions {
     fn default() -> Self {
         Self {
             page_size: None,
-            overlap: Duration::from_secs(30 * 60),
+            overlap: DEFAULT_OVERLAP,
             full: false,
             reconcile: false,
             reconcile_every: None,
@@ -55,153 +58,24 @@ impl Default for EngineOptions {
 }
 
 impl EngineOptions {
-    fn cursor(&self) -> CursorOptions {
-        CursorOptions { page_size: self.page_size, overlap: self.overlap }
-    }
-
-    /// Whether `state` calls for a delete reconciliation this run.
-    pub fn reconcile_due(&self, state: Option<&EntityState>, now: OffsetDateTime) -> bool {
-        if self.full {
-            // A full resync replaces the whole table: deletes are handled by the swap.
-            return false;
-        }
-        let Some(state) = state else { return self.reconcile };
-        if self.reconcile || state.reconcile_in_progress {
-            return true;
-        }
-        match (self.reconcile_every, state.last_reconcile_at, state.bookmark.is_some()) {
-            (Some(every), Some(last), _) => now - last >= every,
-            // Never reconciled, but synced before: the first scheduled reconciliation is due.
-            (Some(_), None, true) => true,
-            _ => false,
+    /// The options core's planner reads.
+    pub fn sync(&self) -> SyncOptions {
+        SyncOptions {
+            page_size: self.page_size,
+            overlap: self.overlap,
+            full: self.full,
+            reconcile: self.reconcile,
+            reconcile_every: self.reconcile_every,
         }
     }
 }
 
-/// What a run of one entity did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RunMode {
-    /// Continued from the stored bookmark.
-    Incremental,
-    /// No bookmark yet: everything from the beginning.
-    Initial,
-    /// `--full`: re-synced into staging and swapped in.
-    Full,
-}
-
-impl RunMode {
-    /// Short label for tables.
-    pub fn label(self) -> &'static str {
-        match self {
-            RunMode::Incremental => "incremental",
-            RunMode::Initial => "initial",
-            RunMode::Full => "full",
-        }
-    }
-}
-
-/// Counts and outcome of one entity's run.
-#[derive(Debug, Clone, Serialize)]
-pub struct EntityReport {
-    /// Catalog name.
-    pub entity: &'static str,
-    /// How it ran.
-    pub mode: RunMode,
-    /// Records with an id new to the table. After `--full`: ids readers did not see before the
-    /// swap (see [`FullSwap`](crate::sink::FullSwap)).
-    pub added: u64,
-    /// Records that replaced an existing row. After `--full`: ids readers saw before whose data
-    /// differs in the new set (unchanged records count nowhere).
-    pub changed: u64,
-    /// Rows marked deleted or removed (reconciliation or a full resync).
-    pub removed: u64,
-    /// Records received.
-    pub records: u64,
-    /// Pages committed (id-scan pages of a reconciliation included).
-    pub pages: u64,
-    /// API calls made for this entity: every attempt, so retries after 5xx and dropped
-    /// connections, 429s and the re-try after a 401 count too. The entities of a run add up to the
-    /// run's `api.calls` (token endpoint calls are counted apart, in `token_calls`).
-    pub requests: u64,
-    /// Whether a delete reconciliation finished.
-    pub reconciled: bool,
-    /// Live rows after the run, as the sink reports it.
-    pub row_count: Option<u64>,
-    /// Wall time.
-    #[serde(serialize_with = "secs")]
-    pub duration: Duration,
-    /// Why the run did not finish.
-    pub error: Option<String>,
-    /// Whether it stopped because the whole run stopped (quota, budget, consent), not on its own.
-    pub halted: bool,
-}
-
-fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64((d.as_secs_f64() * 1000.0).round() / 1000.0)
-}
-
-impl EntityReport {
-    fn new(entity: &'static Entity, mode: RunMode) -> Self {
-        Self {
-            entity: entity.name,
-            mode,
-            added: 0,
-            changed: 0,
-            removed: 0,
-            records: 0,
-            pages: 0,
-            requests: 0,
-            reconciled: false,
-            row_count: None,
-            duration: Duration::ZERO,
-            error: None,
-            halted: false,
-        }
-    }
-
-    fn committed(&mut self, target: Target, c: PageCommit, records: usize) {
-        // Staging counts are against the staging table: a `--full` resync takes its added and
-        // changed from the swap instead.
-        if target == Target::Live {
-            self.added += c.added;
-            self.changed += c.changed;
-        }
-        self.records += records as u64;
-        self.pages += 1;
-    }
-}
-
-/// The outcome of a whole run.
-#[derive(Debug, Serialize)]
-pub struct RunReport {
-    /// Where the rows went.
-    pub sink: String,
-    /// One report per entity, in the order requested.
-    pub entities: Vec<EntityReport>,
-    /// API counters of the run (every attempt counts as a call).
-    pub api: ApiCounters,
-    /// Token endpoint calls made during the run.
-    pub token_calls: u64,
-    /// Wall time of the run.
-    #[serde(serialize_with = "secs")]
-    pub duration: Duration,
-    /// Why every entity was stopped early (quota, budget, rate limit, consent).
-    #[serde(serialize_with = "opt_error")]
-    pub stopped: Option<ApiError>,
-}
-
-fn opt_error<S: serde::Serializer>(e: &Option<ApiError>, s: S) -> Result<S::Ok, S::Error> {
-    match e {
-        Some(e) => s.serialize_some(&e.to_string()),
-        None => s.serialize_none(),
-    }
-}
-
-impl RunReport {
-    /// Whether every entity finished.
-    pub fn ok(&self) -> bool {
-        self.stopped.is_none() && self.entities.iter().all(|e| e.error.is_none())
+/// What the planner needs of a sink's saved state.
+pub(crate) fn stored_state(state: &EntityState) -> StoredState {
+    StoredState {
+        bookmark: state.bookmark.clone(),
+        reconcile_in_progress: state.reconcile_in_progress,
+        last_reconcile_at: state.last_reconcile_at,
     }
 }
 
@@ -213,40 +87,10 @@ enum EntityError {
     #[error(transparent)]
     Sink(#[from] SinkError),
     #[error(transparent)]
-    Page(#[from] PageError),
-    #[error("{0}")]
-    Data(String),
+    Plan(#[from] PlanError),
+    /// Another entity met an error that stops the whole run.
     #[error("stopped: {0}")]
     Stopped(String),
-}
-
-impl EntityError {
-    /// Whether this is the whole run stopping rather than this entity failing.
-    fn is_run_wide(&self) -> bool {
-        match self {
-            EntityError::Stopped(_) => true,
-            EntityError::Api(e) => stops_everything(e),
-            _ => false,
-        }
-    }
-}
-
-/// Errors that stop every entity, not just the one that met them: they would hit all of them.
-fn stops_everything(e: &ApiError) -> bool {
-    matches!(
-        e,
-        ApiError::QuotaExhausted { .. }
-            | ApiError::BudgetSpent { .. }
-            | ApiError::RateLimited { .. }
-            | ApiError::Session(_)
-            | ApiError::SubscriptionKey { .. }
-            | ApiError::Unauthorized { .. }
-    )
-}
-
-struct Fetched {
-    page: Page,
-    keys: Vec<RecordKey>,
 }
 
 /// Runs one sync over `entities`. Sink failures on one entity are reported with it; the run
@@ -265,7 +109,16 @@ pub async fn run(
     let describe = sink.describe();
     sink.prepare(entities).await?;
     let base = api.resolve("/").map_err(|e| SinkError::InvalidSpec(e.to_string()))?;
-    let engine = Engine { api, sink: Mutex::new(sink), options, clock, progress, base, stop: StdMutex::new(None) };
+    let engine = Engine {
+        api,
+        sink: Mutex::new(sink),
+        options,
+        sync: options.sync(),
+        clock,
+        progress,
+        base,
+        stop: StdMutex::default(),
+    };
     let mut reports: Vec<(usize, EntityReport)> = futures::stream::iter(entities.iter().copied().enumerate())
         .map(|(i, e)| {
             let engine = &engine;
@@ -287,7 +140,7 @@ pub async fn run(
         },
         token_calls: api.session().token_calls() - tokens_before,
         duration: elapsed(started, clock.now()),
-        stopped: engine.stop.into_inner().unwrap_or_else(|p| p.into_inner()),
+        stopped: engine.stop.into_inner().unwrap_or_else(|p| p.into_inner()).into_reason(),
     })
 }
 
@@ -300,21 +153,18 @@ struct Engine<'a> {
     api: &'a ApiClient,
     sink: Mutex<&'a mut dyn Sink>,
     options: &'a EngineOptions,
+    sync: SyncOptions,
     clock: &'a dyn Clock,
     progress: &'a dyn Progress,
     base: Url,
-    stop: StdMutex<Option<ApiError>>,
+    stop: StdMutex<RunStop>,
 }
 
 impl Engine<'_> {
     async fn entity(&self, entity: &'static Entity) -> EntityReport {
         let started = self.clock.now();
-        let state = self.sink.lock().await.state(entity.name).await;
-        let mode = match &state {
-            _ if self.options.full => RunMode::Full,
-            Ok(Some(s)) if s.bookmark.is_some() => RunMode::Incremental,
-            _ => RunMode::Initial,
-        };
+        let state = self.sink.lock().await.state(entity.name).await.map(|s| s.as_ref().map(stored_state));
+        let mode = RunMode::of(&self.sync, state.as_ref().ok().and_then(Option::as_ref));
         let mut report = EntityReport::new(entity, mode);
         self.progress.started(entity, mode);
         let result = match state {
@@ -335,7 +185,11 @@ impl Engine<'_> {
             report.row_count = sink.state(entity.name).await.ok().flatten().map(|s| s.row_count);
         }
         if let Err(e) = result {
-            report.halted = e.is_run_wide();
+            report.halted = match &e {
+                EntityError::Stopped(_) => true,
+                EntityError::Api(e) => skysync_core::sync::stops_run(e),
+                _ => false,
+            };
             report.error = Some(e.to_string());
         }
         report.duration = elapsed(started, self.clock.now());
@@ -343,165 +197,83 @@ impl Engine<'_> {
         report
     }
 
+    /// Runs `entity`'s plan to its end: each step is the sink's or the API's, decided by the plan.
     async fn sync_entity(
         &self,
         entity: &'static Entity,
-        state: Option<EntityState>,
+        stored: Option<StoredState>,
         report: &mut EntityReport,
     ) -> Result<(), EntityError> {
-        let now = self.clock.now();
-        let reconcile = self.options.reconcile_due(state.as_ref(), now);
-        if self.options.full {
-            self.full(entity, report).await?;
-        } else {
-            let bookmark = match state.as_ref().and_then(|s| s.bookmark.as_deref()) {
-                Some(b) => {
-                    Some(Bookmark::from_json(b).map_err(|e| EntityError::Data(format!("{}: {e}", entity.name)))?)
+        let mut plan = EntityPlan::new(entity, &self.base, stored.as_ref(), &self.sync, self.clock.now())?;
+        loop {
+            match plan.next()? {
+                Next::OpenStaging => {
+                    let resume = self.sink.lock().await.begin_full(entity.name).await?;
+                    plan.staging_opened(resume.as_deref(), self.clock.now())?;
                 }
-                None => None,
-            };
-            let mut cursor = Cursor::resume(entity, &self.base, bookmark, self.options.cursor(), now);
-            self.pages(&mut cursor, Target::Live, report).await?;
-        }
-        if reconcile {
-            self.reconcile(entity, report).await?;
-        }
-        Ok(())
-    }
-
-    /// Follows `cursor` to its end, committing every page with its bookmark.
-    async fn pages(&self, cursor: &mut Cursor, target: Target, report: &mut EntityReport) -> Result<(), EntityError> {
-        let entity = cursor.entity();
-        let phase = if target == Target::Staging { Phase::Full } else { Phase::Sync };
-        let mut expected: Option<u64> = None;
-        loop {
-            let Fetched { mut page, keys } = self.fetch(cursor, report).await?;
-            let hw = high_water(&keys);
-            let step = cursor.advance(&page, hw.as_deref(), self.clock.now());
-            let rows = into_rows(&mut page, keys);
-            let bookmark = cursor.bookmark().to_json();
-            let commit = self.sink.lock().await.commit_page(entity.name, target, &rows, &bookmark).await?;
-            report.committed(target, commit, rows.len());
-            if expected.is_none() {
-                expected = page.count.map(|c| c.max(rows.len() as u64));
-            }
-            self.progress.page(entity, phase, report.records, report.pages, expected);
-            if step == Step::Done {
-                return Ok(());
-            }
-        }
-    }
-
-    async fn full(&self, entity: &'static Entity, report: &mut EntityReport) -> Result<(), EntityError> {
-        let resume = self.sink.lock().await.begin_full(entity.name).await?;
-        let bookmark = match resume {
-            Some(b) => Some(Bookmark::from_json(&b).map_err(|e| EntityError::Data(format!("{}: {e}", entity.name)))?),
-            None => None,
-        };
-        let mut cursor = Cursor::resume(entity, &self.base, bookmark, self.options.cursor(), self.clock.now());
-        // Walk the staging chain to its end, then swap it in; the chain's end is where the next
-        // incremental run starts.
-        self.pages(&mut cursor, Target::Staging, report).await?;
-        let swap = self.sink.lock().await.finish_full(entity.name, &cursor.bookmark().to_json()).await?;
-        report.added += swap.added;
-        report.changed += swap.changed;
-        report.removed += swap.removed;
-        Ok(())
-    }
-
-    async fn reconcile(&self, entity: &'static Entity, report: &mut EntityReport) -> Result<(), EntityError> {
-        self.sink.lock().await.begin_reconcile(entity.name).await?;
-        let mut cursor = Cursor::id_scan(entity, &self.base, self.options.cursor(), self.clock.now());
-        let mut seen = 0u64;
-        let mut last_count = None;
-        let mut first_count = None;
-        loop {
-            let Fetched { page, keys } = self.fetch(&cursor, report).await?;
-            let step = cursor.advance(&page, None, self.clock.now());
-            first_count = first_count.or(page.count);
-            last_count = page.count.or(last_count);
-            drop(page);
-            let ids: Vec<String> = keys.into_iter().map(|k| k.id).collect();
-            seen += ids.len() as u64;
-            self.sink.lock().await.add_seen_ids(entity.name, &ids).await?;
-            report.pages += 1;
-            self.progress.page(entity, Phase::Reconcile, seen, report.pages, last_count);
-            if step == Step::Done {
-                break;
+                Next::Fetch => {
+                    self.check_stop()?;
+                    let url = plan.request_url()?;
+                    let response = self.fetch(&url, report).await?;
+                    let outcome = plan.page(&url, &response)?;
+                    drop(response);
+                    match outcome.commit {
+                        Commit::Records { records, bookmark } => {
+                            let target = if outcome.phase == Phase::Full { Target::Staging } else { Target::Live };
+                            let rows: Vec<Row> = records.into_iter().map(row).collect();
+                            let mut sink = self.sink.lock().await;
+                            let commit = sink.commit_page(entity.name, target, &rows, &bookmark).await?;
+                            report.committed(target, commit, rows.len());
+                        }
+                        Commit::SeenIds(ids) => {
+                            self.sink.lock().await.add_seen_ids(entity.name, &ids).await?;
+                            report.pages += 1;
+                        }
+                    }
+                    self.progress.page(entity, outcome.phase, outcome.done, report.pages, outcome.expected);
+                }
+                Next::SwapStaging { bookmark } => {
+                    let swap = self.sink.lock().await.finish_full(entity.name, &bookmark).await?;
+                    report.added += swap.added;
+                    report.changed += swap.changed;
+                    report.removed += swap.removed;
+                    plan.staging_swapped()?;
+                }
+                Next::StartReconcile => {
+                    self.sink.lock().await.begin_reconcile(entity.name).await?;
+                    plan.reconcile_started(self.clock.now())?;
+                }
+                Next::FinishReconcile => {
+                    report.removed +=
+                        self.sink.lock().await.finish_reconcile(entity.name, self.options.deletes).await?;
+                    report.reconciled = true;
+                    plan.reconcile_finished()?;
+                }
+                Next::Done => return Ok(()),
             }
         }
-        let offset_scan = entity.incremental != Incremental::SortToken;
-        if let Some(count) = last_count
-            && (seen < count || (offset_scan && first_count != last_count))
-        {
-            // Offset paging over a list that changed during the scan can skip ids (a delete behind
-            // the scan shifts the later pages); deleting on that basis would drop live rows. The
-            // scan is retried next run.
-            return Err(EntityError::Data(format!(
-                "{}: the list changed during the id scan ({seen} ids seen, {count} expected); deletes will be reconciled next run",
-                entity.name
-            )));
-        }
-        report.removed += self.sink.lock().await.finish_reconcile(entity.name, self.options.deletes).await?;
-        report.reconciled = true;
-        Ok(())
     }
 
     fn check_stop(&self) -> Result<(), EntityError> {
-        match &*self.stop.lock().unwrap_or_else(|p| p.into_inner()) {
+        match self.stop.lock().unwrap_or_else(|p| p.into_inner()).reason() {
             Some(e) => Err(EntityError::Stopped(e.to_string())),
             None => Ok(()),
         }
     }
 
-    async fn fetch(&self, cursor: &Cursor, report: &mut EntityReport) -> Result<Fetched, EntityError> {
-        self.check_stop()?;
-        let url = cursor.request_url()?;
+    /// One GET; an error that stops the whole run is noted for the other entities.
+    async fn fetch(&self, url: &Url, report: &mut EntityReport) -> Result<HttpResponse, EntityError> {
         let stats = CallStats::new();
         let sent = self.api.send_with(Method::Get, url.as_str(), None, &stats).await;
         report.requests += stats.snapshot().calls;
-        let response = match sent {
-            Ok(r) => r,
-            Err(e) => {
-                if stops_everything(&e) {
-                    let mut stop = self.stop.lock().unwrap_or_else(|p| p.into_inner());
-                    if stop.is_none() {
-                        *stop = Some(e.clone());
-                    }
-                }
-                return Err(e.into());
-            }
-        };
-        let page = parse_page(&url, &response)?;
-        drop(response);
-        let keys = page
-            .value
-            .iter()
-            .map(|v| record_key(v))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| EntityError::Data(format!("{}: {e}", cursor.entity().name)))?;
-        Ok(Fetched { page, keys })
+        sent.map_err(|e| {
+            self.stop.lock().unwrap_or_else(|p| p.into_inner()).note(&e);
+            e.into()
+        })
     }
 }
 
-/// Moves a page's records into sink rows.
-fn into_rows(page: &mut Page, keys: Vec<RecordKey>) -> Vec<Row> {
-    std::mem::take(&mut page.value)
-        .into_iter()
-        .zip(keys)
-        .map(|(data, key)| Row { id: key.id, date_modified: key.date_modified, data })
-        .collect()
-}
-
-/// The newest `date_modified` of a page.
-fn high_water(keys: &[RecordKey]) -> Option<String> {
-    let mut best: Option<(OffsetDateTime, &str)> = None;
-    for k in keys {
-        let Some(dm) = k.date_modified.as_deref() else { continue };
-        let Ok(t) = OffsetDateTime::parse(dm, &Rfc3339) else { continue };
-        if best.is_none_or(|(b, _)| t > b) {
-            best = Some((t, dm));
-        }
-    }
-    best.map(|(_, s)| s.to_owned())
+/// A core record as a sink row.
+fn row(r: Record) -> Row {
+    Row { id: r.id, date_modified: r.date_modified, data: r.data }
 }

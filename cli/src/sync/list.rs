@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use skysync_core::catalog::{CATALOG, DEFAULT_ENTITIES, Entity, Incremental};
+use skysync_core::sync::{CATALOG, DEFAULT_ENTITIES, Entity, Incremental};
 
 use crate::context::Output;
 

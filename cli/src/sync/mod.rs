@@ -22,6 +22,7 @@ use anyhow::Context as _;
 use serde::Deserialize;
 use skysync_core::catalog::{self, CATALOG, DEFAULT_ENTITIES, Entity};
 use skysync_core::env::SystemClock;
+use skysync_core::sync::DEFAULT_OVERLAP;
 
 pub use demo::demo;
 pub use list::print_list;
@@ -266,7 +267,7 @@ fn engine_options(args: &SyncArgs, cfg: &SyncConfig) -> Result<EngineOptions, Us
     }
     Ok(EngineOptions {
         page_size: args.page_size,
-        overlap: Duration::from_secs(cfg.overlap_minutes.unwrap_or(30) * 60),
+        overlap: cfg.overlap_minutes.map_or(DEFAULT_OVERLAP, |m| Duration::from_secs(m * 60)),
         full: args.full,
         reconcile: args.reconcile,
         reconcile_every: cfg.reconcile_every_days.map(|d| Duration::from_secs(d * 86_400)),

@@ -2,12 +2,11 @@
 
 use std::fmt::Write as _;
 
-use skysync_core::catalog::Entity;
 use skysync_core::env::{Clock, SystemClock};
-use skysync_core::paging::{Bookmark, Cursor, CursorOptions};
+use skysync_core::sync::{Bookmark, Cursor, Entity, RunMode, reconcile_due};
 use url::Url;
 
-use super::engine::{EngineOptions, RunMode};
+use super::engine::{EngineOptions, stored_state};
 use crate::context::Output;
 use crate::sink::{self, SinkSpec};
 
@@ -21,23 +20,23 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let mut sink = sink::open(spec).await?;
     let now = SystemClock.now();
-    let copts = CursorOptions { page_size: options.page_size, overlap: options.overlap };
+    let sync = options.sync();
     let mut items = Vec::new();
     let mut text = format!("dry run: no API calls are made ({})\n", sink.describe());
     for &e in entities {
         let state = sink.state(e.name).await?;
-        let (mode, bookmark) = if options.full {
-            let staged = state.as_ref().and_then(|s| s.staging_bookmark.as_deref());
-            (RunMode::Full, staged.and_then(|b| Bookmark::from_json(b).ok()))
-        } else {
-            match state.as_ref().and_then(|s| s.bookmark.as_deref()) {
-                Some(b) => (RunMode::Incremental, Bookmark::from_json(b).ok()),
-                None => (RunMode::Initial, None),
-            }
+        let stored = state.as_ref().map(stored_state);
+        let mode = RunMode::of(&sync, stored.as_ref());
+        // The first request as the run would make it; an unreadable bookmark is shown as a fresh
+        // start here (the run itself reports it).
+        let bookmark = match mode {
+            RunMode::Full => state.as_ref().and_then(|s| s.staging_bookmark.as_deref()),
+            _ => state.as_ref().and_then(|s| s.bookmark.as_deref()),
         };
-        let cursor = Cursor::resume(e, base, bookmark, copts, now);
+        let bookmark = bookmark.and_then(|b| Bookmark::from_json(b).ok());
+        let cursor = Cursor::resume(e, base, bookmark, sync.cursor(), now);
         let request = cursor.request_url().map(|u| u.to_string()).unwrap_or_else(|e| e.to_string());
-        let reconcile = options.reconcile_due(state.as_ref(), now);
+        let reconcile = reconcile_due(&sync, stored.as_ref(), now);
         let why = match mode {
             RunMode::Full => "full resync into staging, swapped in when complete",
             RunMode::Initial => "first run: everything",

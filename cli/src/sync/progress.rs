@@ -4,30 +4,10 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
-use skysync_core::catalog::Entity;
+use skysync_core::sync::{Entity, RunMode};
 
-use super::engine::{EntityReport, RunMode};
-
-/// What a page belonged to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    /// Changed records into the live table.
-    Sync,
-    /// A `--full` resync into staging.
-    Full,
-    /// The id scan of a delete reconciliation.
-    Reconcile,
-}
-
-impl Phase {
-    fn label(self) -> &'static str {
-        match self {
-            Phase::Sync => "sync",
-            Phase::Full => "full resync",
-            Phase::Reconcile => "id scan",
-        }
-    }
-}
+use super::report::EntityReport;
+pub use skysync_core::sync::Phase;
 
 /// Receives progress events from the engine (from several entities at once).
 pub trait Progress: Send + Sync {

@@ -1,11 +1,118 @@
-//! The end-of-run summary, as a table for people and JSON for monitoring.
+//! What a run did: one [`EntityReport`] per entity and the [`RunReport`] around them, and the
+//! end-of-run summary as a table for people and JSON for monitoring.
 
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use skysync_core::api::ApiError;
+use serde::Serialize;
+use skysync_core::api::{ApiCounters, ApiError};
+use skysync_core::sync::{Entity, RunMode};
 
-use super::engine::RunReport;
+use crate::sink::{PageCommit, Target};
+
+/// Counts and outcome of one entity's run.
+#[derive(Debug, Clone, Serialize)]
+pub struct EntityReport {
+    /// Catalog name.
+    pub entity: &'static str,
+    /// How it ran.
+    pub mode: RunMode,
+    /// Records with an id new to the table. After `--full`: ids readers did not see before the
+    /// swap (see [`FullSwap`](crate::sink::FullSwap)).
+    pub added: u64,
+    /// Records that replaced an existing row. After `--full`: ids readers saw before whose data
+    /// differs in the new set (unchanged records count nowhere).
+    pub changed: u64,
+    /// Rows marked deleted or removed (reconciliation or a full resync).
+    pub removed: u64,
+    /// Records received.
+    pub records: u64,
+    /// Pages committed (id-scan pages of a reconciliation included).
+    pub pages: u64,
+    /// API calls made for this entity: every attempt, so retries after 5xx and dropped
+    /// connections, 429s and the re-try after a 401 count too. The entities of a run add up to the
+    /// run's `api.calls` (token endpoint calls are counted apart, in `token_calls`).
+    pub requests: u64,
+    /// Whether a delete reconciliation finished.
+    pub reconciled: bool,
+    /// Live rows after the run, as the sink reports it.
+    pub row_count: Option<u64>,
+    /// Wall time.
+    #[serde(serialize_with = "secs")]
+    pub duration: Duration,
+    /// Why the run did not finish.
+    pub error: Option<String>,
+    /// Whether it stopped because the whole run stopped (quota, budget, consent), not on its own.
+    pub halted: bool,
+}
+
+fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64((d.as_secs_f64() * 1000.0).round() / 1000.0)
+}
+
+impl EntityReport {
+    pub(super) fn new(entity: &'static Entity, mode: RunMode) -> Self {
+        Self {
+            entity: entity.name,
+            mode,
+            added: 0,
+            changed: 0,
+            removed: 0,
+            records: 0,
+            pages: 0,
+            requests: 0,
+            reconciled: false,
+            row_count: None,
+            duration: Duration::ZERO,
+            error: None,
+            halted: false,
+        }
+    }
+
+    pub(super) fn committed(&mut self, target: Target, c: PageCommit, records: usize) {
+        // Staging counts are against the staging table: a `--full` resync takes its added and
+        // changed from the swap instead.
+        if target == Target::Live {
+            self.added += c.added;
+            self.changed += c.changed;
+        }
+        self.records += records as u64;
+        self.pages += 1;
+    }
+}
+
+/// The outcome of a whole run.
+#[derive(Debug, Serialize)]
+pub struct RunReport {
+    /// Where the rows went.
+    pub sink: String,
+    /// One report per entity, in the order requested.
+    pub entities: Vec<EntityReport>,
+    /// API counters of the run (every attempt counts as a call).
+    pub api: ApiCounters,
+    /// Token endpoint calls made during the run.
+    pub token_calls: u64,
+    /// Wall time of the run.
+    #[serde(serialize_with = "secs")]
+    pub duration: Duration,
+    /// Why every entity was stopped early (quota, budget, rate limit, consent).
+    #[serde(serialize_with = "opt_error")]
+    pub stopped: Option<ApiError>,
+}
+
+fn opt_error<S: serde::Serializer>(e: &Option<ApiError>, s: S) -> Result<S::Ok, S::Error> {
+    match e {
+        Some(e) => s.serialize_some(&e.to_string()),
+        None => s.serialize_none(),
+    }
+}
+
+impl RunReport {
+    /// Whether every entity finished.
+    pub fn ok(&self) -> bool {
+        self.stopped.is_none() && self.entities.iter().all(|e| e.error.is_none())
+    }
+}
 
 /// "1.2s", "3m 04s".
 pub fn short_duration(d: Duration) -> String {

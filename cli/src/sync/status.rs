@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use skysync_core::paging::Bookmark;
+use skysync_core::sync::Bookmark;
 
 use crate::context::Output;
 use crate::output::timestamp_or_never;

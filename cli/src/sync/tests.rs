@@ -1,14 +1,11 @@
-use std::time::Duration;
+mod engine;
 
 use clap::Parser;
-use skysync_core::paging::Bookmark;
-use time::macros::datetime;
+use skysync_core::sync::Bookmark;
 
-use super::engine::EngineOptions;
 use super::status::describe_bookmark;
 use super::{SyncCommand, select_entities};
 use crate::args::{Cli, Command};
-use crate::sink::EntityState;
 
 fn sync_args(argv: &[&str]) -> super::SyncArgs {
     let mut full = vec!["skysync", "sync"];
@@ -61,26 +58,6 @@ fn bookmarks_are_described_without_urls() {
     let done = Bookmark::Done { since: Some("2024-05-01T09:30:00Z".into()), high_water: None };
     assert!(describe_bookmark(Some(&done.to_json())).contains("since 2024-05-01T09:30:00Z"));
     assert!(describe_bookmark(None).contains("beginning"));
-}
-
-#[test]
-fn reconciliation_is_due_when_asked_interrupted_or_the_interval_passed() {
-    let now = datetime!(2024-06-10 00:00 UTC);
-    let mut st = EntityState::new("gifts");
-    let every = EngineOptions { reconcile_every: Some(Duration::from_secs(7 * 86_400)), ..EngineOptions::default() };
-    assert!(!every.reconcile_due(None, now), "a first sync has nothing to reconcile");
-    assert!(!every.reconcile_due(Some(&st), now), "no bookmark yet");
-    st.bookmark = Some("{}".into());
-    assert!(every.reconcile_due(Some(&st), now), "synced, never reconciled");
-    st.last_reconcile_at = Some(now - Duration::from_secs(86_400));
-    assert!(!every.reconcile_due(Some(&st), now));
-    st.last_reconcile_at = Some(now - Duration::from_secs(8 * 86_400));
-    assert!(every.reconcile_due(Some(&st), now));
-    st.last_reconcile_at = Some(now);
-    st.reconcile_in_progress = true;
-    assert!(EngineOptions::default().reconcile_due(Some(&st), now), "an interrupted scan restarts");
-    let full = EngineOptions { full: true, reconcile: true, ..EngineOptions::default() };
-    assert!(!full.reconcile_due(Some(&st), now), "--full replaces the table instead");
 }
 
 #[test]

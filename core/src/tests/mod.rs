@@ -7,9 +7,10 @@ mod api_client;
 mod bundle;
 mod fake;
 mod oauth;
-mod paging;
 #[cfg(not(target_arch = "wasm32"))]
 mod session;
+mod sync_cursor;
+mod sync_plan;
 mod token_set;
 
 use time::OffsetDateTime;

@@ -37,11 +37,14 @@ pub struct Entity {
     pub include_inactive: bool,
     /// Whether the list hides deceased constituents unless `include_deceased=true`.
     pub include_deceased: bool,
-    /// Whether Blackbaud documents ~30 minutes of list latency for this endpoint.
+    /// Whether Blackbaud documents ~30 minutes of list latency for this endpoint (the simulator's
+    /// `list_lag` knob applies to these lists).
     pub latency_30m: bool,
 }
 
-const fn st(name: &'static str, path: &'static str, api: &'static str, inactive: bool) -> Entity {
+/// A list with the common shape: `sort_token` paging up to 5000 records, no `fields=id`, ~30
+/// minutes of list latency. `inactive`: whether it hides inactive records unless asked.
+const fn sort_token_list(name: &'static str, path: &'static str, api: &'static str, inactive: bool) -> Entity {
     Entity {
         name,
         path,
@@ -60,24 +63,33 @@ pub const CATALOG: &[Entity] = &[
     Entity {
         fields_id: true,
         include_deceased: true,
-        ..st("constituents", "/constituent/v1/constituents", "constituent", true)
+        ..sort_token_list("constituents", "/constituent/v1/constituents", "constituent", true)
     },
-    st("addresses", "/constituent/v1/addresses", "constituent", true),
-    st("email_addresses", "/constituent/v1/emailaddresses", "constituent", true),
-    st("phones", "/constituent/v1/phones", "constituent", true),
-    st("online_presences", "/constituent/v1/onlinepresences", "constituent", true),
-    Entity { latency_30m: false, ..st("relationships", "/constituent/v1/relationships", "constituent", false) },
-    st("constituent_codes", "/constituent/v1/constituents/constituentcodes", "constituent", true),
-    Entity { latency_30m: false, ..st("notes", "/constituent/v1/notes", "constituent", false) },
-    Entity { latency_30m: false, ..st("actions", "/constituent/v1/actions", "constituent", false) },
-    st("educations", "/constituent/v1/educations", "constituent", false),
-    Entity { latency_30m: false, ..st("memberships", "/constituent/v1/memberships", "constituent", false) },
-    st("gifts", "/gift/v1/gifts", "gift", false),
-    Entity { latency_30m: false, ..st("appeals", "/fundraising/v1/appeals", "fundraising", true) },
-    Entity { latency_30m: false, ..st("campaigns", "/fundraising/v1/campaigns", "fundraising", true) },
-    Entity { latency_30m: false, ..st("funds", "/fundraising/v1/funds", "fundraising", true) },
-    Entity { latency_30m: false, ..st("packages", "/fundraising/v1/packages", "fundraising", true) },
-    Entity { latency_30m: false, ..st("opportunities", "/opportunity/v1/opportunities", "opportunity", true) },
+    sort_token_list("addresses", "/constituent/v1/addresses", "constituent", true),
+    sort_token_list("email_addresses", "/constituent/v1/emailaddresses", "constituent", true),
+    sort_token_list("phones", "/constituent/v1/phones", "constituent", true),
+    sort_token_list("online_presences", "/constituent/v1/onlinepresences", "constituent", true),
+    Entity {
+        latency_30m: false,
+        ..sort_token_list("relationships", "/constituent/v1/relationships", "constituent", false)
+    },
+    sort_token_list("constituent_codes", "/constituent/v1/constituents/constituentcodes", "constituent", true),
+    Entity { latency_30m: false, ..sort_token_list("notes", "/constituent/v1/notes", "constituent", false) },
+    Entity { latency_30m: false, ..sort_token_list("actions", "/constituent/v1/actions", "constituent", false) },
+    sort_token_list("educations", "/constituent/v1/educations", "constituent", false),
+    Entity {
+        latency_30m: false,
+        ..sort_token_list("memberships", "/constituent/v1/memberships", "constituent", false)
+    },
+    sort_token_list("gifts", "/gift/v1/gifts", "gift", false),
+    Entity { latency_30m: false, ..sort_token_list("appeals", "/fundraising/v1/appeals", "fundraising", true) },
+    Entity { latency_30m: false, ..sort_token_list("campaigns", "/fundraising/v1/campaigns", "fundraising", true) },
+    Entity { latency_30m: false, ..sort_token_list("funds", "/fundraising/v1/funds", "fundraising", true) },
+    Entity { latency_30m: false, ..sort_token_list("packages", "/fundraising/v1/packages", "fundraising", true) },
+    Entity {
+        latency_30m: false,
+        ..sort_token_list("opportunities", "/opportunity/v1/opportunities", "opportunity", true)
+    },
     Entity {
         name: "events",
         path: "/event/v1/eventlist",

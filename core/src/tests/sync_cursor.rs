@@ -6,17 +6,22 @@ use wasm_bindgen_test::wasm_bindgen_test as test;
 
 use super::T0;
 use super::fake::json;
-use crate::catalog::find;
-use crate::paging::{
-    Bookmark, Cursor, CursorOptions, Step, parse_page, record_key, restore_filters, with_continuation_token,
+use crate::sync::catalog::find;
+use crate::sync::{
+    Bookmark, Cursor, CursorOptions, Page, RecordKey, Step, parse_page, record_key, record_keys, restore_filters,
+    with_continuation_token,
 };
 
 fn base() -> Url {
     Url::parse("https://api.sky.blackbaud.com/").unwrap()
 }
 
-fn page(body: &str) -> crate::paging::Page {
+fn page(body: &str) -> Page {
     parse_page(&base(), &json(200, body)).unwrap()
+}
+
+fn keys(page: &Page) -> Vec<RecordKey> {
+    record_keys(page).unwrap()
 }
 
 #[test]
@@ -39,11 +44,11 @@ fn chain_follows_next_link_verbatim_and_stops_on_empty_page() {
     let p = page(&format!(
         r#"{{"count":2,"next_link":"{link}","value":[{{"id":"1","date_modified":"2020-01-01T00:00:00+00:00"}},{{"id":"2","date_modified":"2021-01-01T00:00:00+00:00"}}]}}"#
     ));
-    assert_eq!(c.advance(&p, Some("2021-01-01T00:00:00+00:00"), T0), Step::More);
+    assert_eq!(c.advance(&p, &keys(&p)), Step::More);
     assert_eq!(c.request_url().unwrap().as_str(), link, "sort_token is resent exactly as received");
     let link2 = link.replace("AAAAAAAC%2bI4%3d", "AAAAAAAC%2bI5%3d");
     let empty = page(&format!(r#"{{"count":0,"next_link":"{link2}","value":[]}}"#));
-    assert_eq!(c.advance(&empty, None, T0), Step::Done);
+    assert_eq!(c.advance(&empty, &keys(&empty)), Step::Done);
     let stored = c.bookmark().to_json();
     let back = Bookmark::from_json(&stored).unwrap();
     assert_eq!(back.high_water(), Some("2021-01-01T00:00:00+00:00"));
@@ -60,10 +65,10 @@ fn events_page_by_offset_and_restart_with_overlap() {
     let u = c.request_url().unwrap();
     assert!(u.query().unwrap().contains("offset=0") && !u.query().unwrap().contains("last_modified"));
     let two = page(r#"{"count":3,"value":[{"id":"1"},{"id":"2"}]}"#);
-    assert_eq!(c.advance(&two, None, T0), Step::More);
+    assert_eq!(c.advance(&two, &keys(&two)), Step::More);
     assert!(c.request_url().unwrap().query().unwrap().contains("offset=2"));
     let one = page(r#"{"count":3,"value":[{"id":"3"}]}"#);
-    assert_eq!(c.advance(&one, None, T0), Step::Done);
+    assert_eq!(c.advance(&one, &keys(&one)), Step::Done);
     match c.bookmark() {
         Bookmark::Done { since, .. } => assert_eq!(since.as_deref(), Some("2026-01-15T11:30:00Z")),
         other => panic!("{other:?}"),
@@ -95,10 +100,10 @@ fn id_scan_of_a_sort_token_list_follows_the_chain_to_its_empty_page() {
     assert!(!q.query().unwrap().contains("offset"), "{q}");
     let link = "https://api.sky.blackbaud.com/gift/v1/gifts?limit=2&last_modified=x&sort_token=AAAAAAAC%2bI4%3d";
     let full = page(&format!(r#"{{"count":9,"value":[{{"id":"1"}},{{"id":"2"}}],"next_link":"{link}"}}"#));
-    assert_eq!(g.advance(&full, None, T0), Step::More);
+    assert_eq!(g.advance(&full, &keys(&full)), Step::More);
     assert_eq!(g.request_url().unwrap().as_str(), link);
     let empty = page(&format!(r#"{{"count":9,"value":[],"next_link":"{link}"}}"#));
-    assert_eq!(g.advance(&empty, None, T0), Step::Done);
+    assert_eq!(g.advance(&empty, &keys(&empty)), Step::Done);
     // Offset-only lists keep offset paging.
     let e = Cursor::id_scan(find("events").unwrap(), &base(), CursorOptions::default(), T0);
     assert!(e.request_url().unwrap().query().unwrap().contains("offset=0"));
@@ -184,7 +189,7 @@ fn a_chain_restores_the_first_requests_filters_on_every_page() {
     assert_eq!(names(first.as_str()), ["limit", "last_modified", "include_inactive", "include_deceased"]);
     let p =
         page(&format!(r#"{{"count":9,"next_link":"{BARE_LINK}","value":[{{"id":"1"}},{{"id":"2"}},{{"id":"3"}}]}}"#));
-    assert_eq!(c.advance(&p, None, T0), Step::More);
+    assert_eq!(c.advance(&p, &keys(&p)), Step::More);
     let next = c.request_url().unwrap();
     assert!(next.as_str().starts_with(BARE_LINK), "{next}");
     assert_eq!(names(next.as_str()), ["limit", "last_modified", "sort_token", "include_inactive", "include_deceased"]);
@@ -205,7 +210,7 @@ fn an_id_scan_keeps_fields_id_and_include_flags_on_every_page() {
     let mut c = Cursor::id_scan(e, &base(), CursorOptions { page_size: Some(3), ..Default::default() }, T0);
     let p =
         page(&format!(r#"{{"count":9,"next_link":"{BARE_LINK}","value":[{{"id":"1"}},{{"id":"2"}},{{"id":"3"}}]}}"#));
-    assert_eq!(c.advance(&p, None, T0), Step::More);
+    assert_eq!(c.advance(&p, &keys(&p)), Step::More);
     let q = query(c.request_url().unwrap().as_str());
     for want in [("fields", "id"), ("include_inactive", "true"), ("include_deceased", "true")] {
         assert!(q.contains(&(want.0.into(), want.1.into())), "{want:?} in {q:?}");
@@ -233,12 +238,12 @@ fn a_chain_follows_a_body_continuation_token_and_does_not_keep_it_across_runs() 
     let p = page(
         r#"{"count":3,"continuation_token":"tok+1","value":[{"id":"1","date_modified":"2020-01-01T00:00:00Z"},{"id":"2","date_modified":"2020-01-02T00:00:00Z"}]}"#,
     );
-    assert_eq!(c.advance(&p, Some("2020-01-02T00:00:00Z"), T0), Step::More);
+    assert_eq!(c.advance(&p, &keys(&p)), Step::More);
     let next = c.request_url().unwrap().to_string();
     assert_eq!(next, format!("{first}&continuation_token=tok%2B1"));
     // The last page carries no cursor: the next run restarts from the newest change minus the overlap.
     let last = page(r#"{"count":3,"value":[{"id":"3","date_modified":"2020-01-03T00:00:00Z"}]}"#);
-    assert_eq!(c.advance(&last, Some("2020-01-03T00:00:00Z"), T0), Step::Done);
+    assert_eq!(c.advance(&last, &keys(&last)), Step::Done);
     let q = query(c.request_url().unwrap().as_str());
     assert!(q.contains(&("last_modified".into(), "2020-01-02T23:30:00Z".into())), "{q:?}");
     assert!(!q.iter().any(|(k, _)| k == "continuation_token"));
@@ -253,10 +258,10 @@ fn a_next_link_with_a_continuation_token_is_followed_but_not_stored_at_the_end()
     let p = page(&format!(
         r#"{{"count":3,"next_link":"{link}","value":[{{"id":"1","date_modified":"2020-01-01T00:00:00Z"}},{{"id":"2","date_modified":"2020-01-02T00:00:00Z"}}]}}"#
     ));
-    assert_eq!(c.advance(&p, Some("2020-01-02T00:00:00Z"), T0), Step::More);
+    assert_eq!(c.advance(&p, &keys(&p)), Step::More);
     assert_eq!(c.request_url().unwrap().as_str(), link);
     let empty = page(&format!(r#"{{"count":3,"next_link":"{link}2","value":[]}}"#));
-    assert_eq!(c.advance(&empty, None, T0), Step::Done);
+    assert_eq!(c.advance(&empty, &keys(&empty)), Step::Done);
     let stored = c.request_url().unwrap().to_string();
     assert!(!stored.contains("continuation_token") && stored.contains("last_modified=2020-01-01T23"), "{stored}");
 }

@@ -1,0 +1,142 @@
+//! Reading one page of a SKY API list: the `{count, next_link, value}` envelope and the two fields
+//! of each record the sync needs (`id`, `date_modified`). Records stay the JSON received.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use url::Url;
+
+use crate::http::{HttpResponse, redacted_url};
+
+/// One page of a list.
+#[derive(Debug)]
+pub struct Page {
+    /// Items matching the filters (ignores limit/offset).
+    pub count: Option<u64>,
+    /// URL of the next page, if the API gave one.
+    pub next_link: Option<String>,
+    /// A top-level `continuation_token`, if the API gave one instead of (or beside) `next_link`.
+    pub continuation_token: Option<String>,
+    /// The records, each kept as the JSON received.
+    pub value: Vec<Box<RawValue>>,
+}
+
+/// Why a page could not be read.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum PageError {
+    /// Not a list envelope.
+    #[error("unexpected list response from {url}: {problem}")]
+    Malformed {
+        /// URL without query values.
+        url: String,
+        /// What was wrong.
+        problem: String,
+    },
+}
+
+#[derive(Deserialize)]
+struct RawPage {
+    #[serde(default)]
+    count: Option<u64>,
+    #[serde(default)]
+    next_link: Option<String>,
+    #[serde(default)]
+    continuation_token: Option<String>,
+    #[serde(default)]
+    value: Option<Vec<Box<RawValue>>>,
+}
+
+/// Parses a list envelope `{count, next_link, value}`.
+pub fn parse_page(url: &Url, response: &HttpResponse) -> Result<Page, PageError> {
+    let bad = |problem: String| PageError::Malformed { url: redacted_url(url), problem };
+    if !response.is_json() {
+        return Err(bad(format!("expected JSON, got {}", response.body_excerpt())));
+    }
+    let raw: RawPage = serde_json::from_slice(&response.body).map_err(|e| bad(format!("not a list envelope: {e}")))?;
+    let value = raw.value.ok_or_else(|| bad("no \"value\" array".into()))?;
+    let next_link = raw.next_link.filter(|l| !l.is_empty());
+    if let Some(link) = &next_link {
+        same_origin_link(url, link).map_err(bad)?;
+    }
+    Ok(Page {
+        count: raw.count,
+        next_link,
+        continuation_token: raw.continuation_token.filter(|t| !t.is_empty()),
+        value,
+    })
+}
+
+/// Refuses a `next_link` that leads away from the host that served the page. The API client
+/// refuses such a request too, but the page's rows are committed together with the link as the
+/// bookmark before it is requested; a foreign link stored there would break every later run (and
+/// an empty page's link is not requested until the next run).
+fn same_origin_link(page_url: &Url, link: &str) -> Result<(), String> {
+    let target = page_url.join(link).map_err(|e| format!("next_link is not a URL: {e}"))?;
+    if target.origin() != page_url.origin() {
+        return Err(format!("next_link points to another host ({}); not following it", redacted_url(&target)));
+    }
+    Ok(())
+}
+
+/// The fields of a record the sync needs besides the record itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordKey {
+    /// The record id (numbers are turned into text).
+    pub id: String,
+    /// `date_modified` as sent, if present.
+    pub date_modified: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawKey {
+    id: serde_json::Value,
+    #[serde(default)]
+    date_modified: Option<String>,
+}
+
+/// Reads `id` and `date_modified` out of a record.
+pub fn record_key(record: &RawValue) -> Result<RecordKey, String> {
+    let raw: RawKey = serde_json::from_str(record.get()).map_err(|e| format!("record without a usable id: {e}"))?;
+    let id = match raw.id {
+        serde_json::Value::String(s) if !s.is_empty() => s,
+        serde_json::Value::Number(n) => n.to_string(),
+        other => return Err(format!("record id is not a string or number ({})", type_name(&other))),
+    };
+    Ok(RecordKey { id, date_modified: raw.date_modified })
+}
+
+fn type_name(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "boolean",
+        serde_json::Value::Number(_) => "number",
+        serde_json::Value::String(_) => "empty string",
+        serde_json::Value::Array(_) => "array",
+        serde_json::Value::Object(_) => "object",
+    }
+}
+
+/// One record ready for a sink: its key fields and the JSON exactly as received.
+#[derive(Debug, Clone)]
+pub struct Record {
+    /// The record id.
+    pub id: String,
+    /// `date_modified` as sent, if present.
+    pub date_modified: Option<String>,
+    /// The record JSON exactly as the API sent it.
+    pub data: Box<RawValue>,
+}
+
+/// Reads the key of every record of `page`; the first record without a usable id fails the page.
+pub fn record_keys(page: &Page) -> Result<Vec<RecordKey>, String> {
+    page.value.iter().map(|v| record_key(v)).collect()
+}
+
+/// Moves a page's records out, each with its key (`keys` as [`record_keys`] read them).
+pub fn into_records(page: &mut Page, keys: Vec<RecordKey>) -> Vec<Record> {
+    std::mem::take(&mut page.value)
+        .into_iter()
+        .zip(keys)
+        .map(|(data, key)| Record { id: key.id, date_modified: key.date_modified, data })
+        .collect()
+}
