@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use skysync_core::authorize::{CallbackError, PendingAuthorization, parse_callback};
-use skysync_core::env::{Clock, SystemClock};
+use skysync_core::host::{Clock, SystemClock};
 use skysync_core::http::HttpClient;
 use skysync_core::secret::{AuthorizationCode, PkceVerifier};
 use skysync_core::store::{StoreError, TokenStore};

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::config::OAuthConfig;
-use crate::env::Entropy;
+use crate::host::Entropy;
 use crate::pkce::CsrfState;
 use crate::secret::{AuthorizationCode, PkceVerifier};
 

@@ -288,7 +288,7 @@ pub fn open(bytes: &[u8], key: &ImportKey) -> Result<Vec<u8>, SealError> {
             prepared: key.recipient.fingerprint(),
         });
     }
-    if !crate::pkce::constant_time_eq(sealed.nonce.as_bytes(), key.recipient.nonce.as_bytes()) {
+    if !crate::secret::constant_time_eq(sealed.nonce.as_bytes(), key.recipient.nonce.as_bytes()) {
         return Err(SealError::WrongNonce);
     }
     let enc_bytes = B64.decode(&sealed.enc).map_err(|_| SealError::Malformed("\"enc\" is not base64url".into()))?;

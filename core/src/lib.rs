@@ -5,7 +5,7 @@
 //! about that, as values in and values out: PKCE and `state`, the consent URL and its redirect,
 //! token requests and responses, token lifetimes and the renewal policy, the token bundle that
 //! carries a consent from a browser to a server, SKY API error handling, and list paging for the
-//! incremental sync. Time, randomness and HTTP are injected ([`env`](mod@env), [`http`]); there is no
+//! incremental sync. Time, randomness and HTTP are injected ([`host`](mod@host), [`http`]); there is no
 //! runtime and no file system here, and the crate builds for `wasm32-unknown-unknown`.
 #![warn(missing_docs)]
 
@@ -15,7 +15,10 @@ pub mod bundle;
 pub mod bundle_seal;
 pub mod catalog;
 pub mod config;
-pub mod env;
+pub mod host;
+/// The old name of [`host`], kept until the branches written against it are merged.
+#[doc(hidden)]
+pub use host as env;
 pub mod http;
 pub mod paging;
 pub mod pkce;

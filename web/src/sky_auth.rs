@@ -10,7 +10,7 @@ use skysync_core::authorize::{parse_callback, start_authorization};
 use skysync_core::bundle::{BundleContent, TokenBundle};
 use skysync_core::bundle_seal::{Recipient, seal};
 use skysync_core::config::OAuthConfig;
-use skysync_core::env::{Clock, OsEntropy, Runtime};
+use skysync_core::host::{Clock, OsEntropy, Runtime};
 use skysync_core::http::{HttpClient, ReqwestClient};
 use skysync_core::session::{Session, SessionParts};
 use skysync_core::store::{MemoryStore, TokenStore};
