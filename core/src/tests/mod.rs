@@ -8,6 +8,8 @@ mod bundle;
 mod fake;
 mod oauth;
 mod paging;
+mod renewal;
+mod retry;
 #[cfg(not(target_arch = "wasm32"))]
 mod session;
 mod token_set;
