@@ -15,6 +15,7 @@ pub mod bundle;
 pub mod bundle_seal;
 pub mod catalog;
 pub mod config;
+pub mod exchange;
 pub mod host;
 /// The old name of [`host`], kept until the branches written against it are merged.
 #[doc(hidden)]

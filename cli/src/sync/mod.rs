@@ -69,7 +69,7 @@ pub struct SyncConfig {
 /// Client-side pace when neither the command line nor the config sets one. Blackbaud has
 /// documented both 5 and 10 calls per second; 5 is safe under either, and a nightly sync is bound
 /// by the daily quota, not by the pace.
-pub const DEFAULT_RATE_LIMIT: f64 = 5.0;
+pub const DEFAULT_RATE_LIMIT: f64 = skysync_core::api::DEFAULT_PACE;
 /// Entities synced at once by default.
 pub const DEFAULT_CONCURRENCY: usize = 4;
 /// Seconds a run waits for another run on the same database by default: long enough to ride out

@@ -5,6 +5,7 @@ mod api;
 #[cfg(not(target_arch = "wasm32"))]
 mod api_client;
 mod bundle;
+mod exchange;
 mod fake;
 mod oauth;
 mod paging;

@@ -1,6 +1,8 @@
 //! The session's renewal decisions, with plain values: no transport, store or runtime.
 
 use std::time::Duration;
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
 
 use super::T0;
 use super::token_set::{fresh_set, response};

@@ -1,6 +1,8 @@
 //! The API call's retry machine, with plain values: no transport, clock or runtime.
 
 use std::time::Duration;
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
 
 use crate::api::retry::{Action, CallRetry, Outcome, RetryPolicy, jittered};
 use crate::api::{ApiError, Verdict};
