@@ -4,7 +4,9 @@
 //! never change meaning.
 
 use skysync_core::api::ApiError;
+use skysync_core::authorize::CallbackError;
 use skysync_core::bundle::BundleError;
+use skysync_core::bundle_seal::SealError;
 use skysync_core::session::SessionError;
 use skysync_core::store::StoreError;
 use skysync_core::token::TokenError;
@@ -125,7 +127,7 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
 pub fn report(err: &anyhow::Error) {
     use std::io::Write;
     let mut stderr = std::io::stderr().lock();
-    let _ = writeln!(stderr, "error: {err}");
+    let _ = writeln!(stderr, "error: {}", with_command(err.as_ref()));
     let mut seen = err.to_string();
     for cause in err.chain().skip(1) {
         let text = cause.to_string();
@@ -133,7 +135,43 @@ pub fn report(err: &anyhow::Error) {
         if text.is_empty() || seen.contains(&text) {
             continue;
         }
-        let _ = writeln!(stderr, "  Caused by: {text}");
+        let _ = writeln!(stderr, "  Caused by: {}", with_command(cause));
         seen = text;
     }
+}
+
+/// The text of `cause` with the command that fixes it. The core's texts name no command
+/// (browser users read them too), so the CLI adds its own here.
+pub fn with_command(cause: &(dyn std::error::Error + 'static)) -> String {
+    let text = cause.to_string();
+    let session = cause.downcast_ref::<SessionError>().or(match cause.downcast_ref::<ApiError>() {
+        Some(ApiError::Session(s)) => Some(s),
+        _ => None,
+    });
+    let command = match session {
+        Some(SessionError::NotLoggedIn) => {
+            return "no tokens are stored for this profile; run `skysync login` (or `skysync import`) first".into();
+        }
+        Some(SessionError::GrantRefused { .. }) => "`skysync login` or `skysync import`",
+        Some(
+            SessionError::RefreshTokenExpired { .. }
+            | SessionError::WrongClient { .. }
+            | SessionError::RotationUnsaved { .. }
+            | SessionError::RotationLost { .. }
+            | SessionError::Token(TokenError::ConsentRequired { .. }),
+        ) => "`skysync login`",
+        Some(_) => return text,
+        None => match (
+            cause.downcast_ref::<TokenError>(),
+            cause.downcast_ref::<CallbackError>(),
+            cause.downcast_ref::<SealError>(),
+        ) {
+            (Some(TokenError::ConsentRequired { .. }), _, _) | (_, Some(CallbackError::StateMismatch), _) => {
+                "`skysync login`"
+            }
+            (_, _, Some(SealError::WrongRecipient { .. })) => "`skysync import --prepare`",
+            _ => return text,
+        },
+    };
+    format!("{text} ({command})")
 }

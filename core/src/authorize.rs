@@ -58,7 +58,7 @@ pub enum CallbackError {
     MissingCode,
     /// `state` absent or different: possibly a forged or stale redirect.
     #[error(
-        "the redirect's state does not match this login attempt (a stale or forged redirect); start `skysync login` again"
+        "the redirect's state does not match this login attempt (a stale or forged redirect); start the consent again"
     )]
     StateMismatch,
     /// Not a URL or query string.

@@ -49,7 +49,7 @@ pub enum SealError {
     UnsupportedVersion(u64),
     /// Sealed to another key than the prepared one.
     #[error(
-        "the bundle was sealed for another import key (recipient {bundle}, this profile's prepared key is {prepared}); use the link printed by `skysync import --prepare` on this machine and profile"
+        "the bundle was sealed for another import key (recipient {bundle}, this profile's prepared key is {prepared}); use the link prepared on this machine and profile"
     )]
     WrongRecipient {
         /// Fingerprint of the bundle's recipient.

@@ -1,4 +1,7 @@
 //! Why no access token could be had.
+//!
+//! The texts name no command: browser users read them too. The CLI adds its commands where it
+//! prints errors.
 
 use crate::http::TransportError;
 use crate::store::StoreError;
@@ -9,17 +12,17 @@ use crate::token::TokenError;
 #[non_exhaustive]
 pub enum SessionError {
     /// Nothing is stored: nobody has consented yet for this profile.
-    #[error("no tokens are stored for this profile; run `skysync login` (or `skysync import`) first")]
+    #[error("no tokens are stored for this profile; someone must consent first")]
     NotLoggedIn,
     /// The refresh token expired.
-    #[error("the refresh token expired on {expired_at}; someone must consent again (`skysync login`)")]
+    #[error("the refresh token expired on {expired_at}; someone must consent again")]
     RefreshTokenExpired {
         /// When it expired (RFC 3339).
         expired_at: String,
     },
     /// The stored tokens belong to another application.
     #[error(
-        "the stored tokens were issued to application {stored}, but the configured client_id is {configured}; run `skysync login` for this application"
+        "the stored tokens were issued to application {stored}, but the configured client_id is {configured}; someone must consent for this application"
     )]
     WrongClient {
         /// client_id in the store.
@@ -55,7 +58,7 @@ pub enum SessionError {
     },
     /// A rotation's new refresh token could be saved nowhere: it is lost.
     #[error(
-        "the refresh token was rotated, but the new one could not be saved: {error}; writing a rescue file failed too ({rescue_error}). The stored refresh token no longer works: fix the token directory (space, permissions), then consent again (`skysync login`)"
+        "the refresh token was rotated, but the new one could not be saved: {error}; writing a rescue file failed too ({rescue_error}). The stored refresh token no longer works: fix the token directory (space, permissions), then consent again"
     )]
     RotationUnsaved {
         /// Why the save failed.
@@ -68,7 +71,7 @@ pub enum SessionError {
     StoreNotWritable(StoreError),
     /// A rotation's response was lost earlier, and the old refresh token is now refused.
     #[error(
-        "the refresh token was rotated at {started_at}, but the response never arrived, so the new refresh token was lost and the stored one is no longer valid; someone must consent again (`skysync login`)"
+        "the refresh token was rotated at {started_at}, but the response never arrived, so the new refresh token was lost and the stored one is no longer valid; someone must consent again"
     )]
     RotationLost {
         /// When the lost rotation was sent (RFC 3339).
@@ -76,7 +79,7 @@ pub enum SessionError {
     },
     /// An earlier refresh was refused (`invalid_grant`): the grant is dead.
     #[error(
-        "the token endpoint refused this profile's refresh token at {refused_at} (invalid_grant: revoked, expired or replaced), so its tokens are not used any more; someone must consent again (`skysync login` or `skysync import`)"
+        "the token endpoint refused this profile's refresh token at {refused_at} (invalid_grant: revoked, expired or replaced), so its tokens are not used any more; someone must consent again"
     )]
     GrantRefused {
         /// When the refusal was recorded (RFC 3339).
