@@ -175,3 +175,40 @@ pub fn with_command(cause: &(dyn std::error::Error + 'static)) -> String {
     };
     format!("{text} ({command})")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every error that means "consent again" tells a CLI user which command does it.
+    #[test]
+    fn consent_errors_name_the_command_that_fixes_them() {
+        let body = || skysync_core::token::OAuthErrorBody {
+            error: "invalid_grant".into(),
+            error_description: None,
+            error_uri: None,
+        };
+        let io = || StoreError::Io("disk full".into());
+        let needs_consent = [
+            SessionError::NotLoggedIn,
+            SessionError::RefreshTokenExpired { expired_at: "2027-01-15T12:00:00Z".into() },
+            SessionError::WrongClient { stored: "a".into(), configured: "b".into() },
+            SessionError::RotationLost { started_at: "2027-01-15T12:00:00Z".into() },
+            SessionError::RotationUnsaved { error: io(), rescue_error: io() },
+            SessionError::GrantRefused { refused_at: "2027-01-15T12:00:00Z".into() },
+            SessionError::Token(TokenError::ConsentRequired { body: body() }),
+        ];
+        for e in needs_consent {
+            assert!(e.needs_consent());
+            assert!(!e.to_string().contains("skysync "), "the core names no command: {e}");
+            assert!(with_command(&e).contains("`skysync login`"), "{}", with_command(&e));
+            let api = ApiError::Session(e);
+            assert!(with_command(&api).contains("`skysync login`"), "{}", with_command(&api));
+        }
+        let token = TokenError::ConsentRequired { body: body() };
+        assert!(with_command(&token).ends_with(" (`skysync login`)"));
+        assert!(with_command(&CallbackError::StateMismatch).ends_with(" (`skysync login`)"));
+        // Not about consent: left as the core says it.
+        assert_eq!(with_command(&SessionError::Cancelled), SessionError::Cancelled.to_string());
+    }
+}
