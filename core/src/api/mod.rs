@@ -1,4 +1,4 @@
-//! Calling the SKY API: what each answer means ([`classify`]), what to do about it ([`retry`]:
+//! Calling the SKY API: what each answer means ([`classify`](mod@classify)), what to do about it ([`retry`]:
 //! refresh once after a 401, wait out a 429, stop on the quota, back off after a 5xx), one pace
 //! for all calls ([`pacer`]), and the client that runs it all ([`client`]).
 

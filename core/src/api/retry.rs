@@ -58,7 +58,7 @@ pub fn jittered(cap: Duration, random: u32) -> Duration {
 pub enum Outcome {
     /// No answer: the transport failed.
     Transport(TransportError),
-    /// The server answered; see [`classify`](crate::api::classify).
+    /// The server answered; see [`classify`](fn@crate::api::classify).
     Answer(Verdict),
 }
 
