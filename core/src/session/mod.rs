@@ -198,11 +198,11 @@ impl Inner {
             attempt += 1;
             self.token_calls.fetch_add(1, Ordering::Relaxed);
             let outcome = match parts.http.execute(request.clone()).await {
-                Ok(resp) => Attempt::Answered(parse_token_response(&request.url, &resp)),
+                Ok(resp) => Attempt::Answered(parse_token_response(&request.url, &resp).map(Box::new)),
                 Err(e) => Attempt::NoAnswer(e),
             };
             match plan::after_attempt(mode, attempt, outcome) {
-                AfterAttempt::Save(response) => break response,
+                AfterAttempt::Save(response) => break *response,
                 AfterAttempt::RetryAfter(wait) => parts.runtime.sleep(wait).await,
                 AfterAttempt::Refused(e) => {
                     let (record, error) = plan::refusal(&current.tokens, interrupted, e, parts.clock.now());

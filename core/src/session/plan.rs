@@ -76,7 +76,7 @@ pub fn plan(trigger: &Trigger, stored: &TokenSet, policy: &RenewalPolicy, now: O
 #[derive(Debug)]
 pub enum Attempt {
     /// The endpoint answered (parsed).
-    Answered(Result<TokenResponse, TokenError>),
+    Answered(Result<Box<TokenResponse>, TokenError>),
     /// No answer at all.
     NoAnswer(TransportError),
 }
@@ -85,7 +85,7 @@ pub enum Attempt {
 #[derive(Debug)]
 pub enum AfterAttempt {
     /// New tokens: save them.
-    Save(TokenResponse),
+    Save(Box<TokenResponse>),
     /// Wait this long and call again.
     RetryAfter(Duration),
     /// The endpoint refused: record what that means ([`refusal`]) and stop.

@@ -102,7 +102,7 @@ fn only_a_preserving_refresh_is_retried() {
     ));
     let refused = Attempt::Answered(Err(TokenError::ConsentRequired { body: grant_error("invalid_grant") }));
     assert!(matches!(after_attempt(RefreshMode::Preserve, 1, refused), AfterAttempt::Refused(_)));
-    let ok = Attempt::Answered(Ok(response("at1", None, None)));
+    let ok = Attempt::Answered(Ok(Box::new(response("at1", None, None))));
     assert!(matches!(after_attempt(RefreshMode::Rotate, 1, ok), AfterAttempt::Save(_)));
 }
 
