@@ -10,7 +10,7 @@ use futures::StreamExt;
 use serde::Serialize;
 use skysync_core::api::{ApiClient, ApiCounters, ApiError, CallStats};
 use skysync_core::catalog::{Entity, Incremental};
-use skysync_core::host::Clock;
+use skysync_core::env::Clock;
 use skysync_core::http::Method;
 use skysync_core::paging::{Bookmark, Cursor, CursorOptions, Page, PageError, RecordKey, Step, parse_page, record_key};
 use time::OffsetDateTime;

@@ -21,7 +21,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use serde::Deserialize;
 use skysync_core::catalog::{self, CATALOG, DEFAULT_ENTITIES, Entity};
-use skysync_core::host::SystemClock;
+use skysync_core::env::SystemClock;
 
 pub use demo::demo;
 pub use list::print_list;

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use skysync_core::catalog::Entity;
-use skysync_core::host::{Clock, SystemClock};
+use skysync_core::env::{Clock, SystemClock};
 use skysync_core::paging::{Bookmark, Cursor, CursorOptions};
 use url::Url;
 
