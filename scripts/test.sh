@@ -10,6 +10,22 @@ cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-always}"
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
+# The core with its default features must pull in no transport and no runtime, on either target
+# (the reqwest client is an opt-in feature the CLI and the browser bindings turn on).
+core_has_no_transport() {
+  local target found=0
+  for target in "" wasm32-unknown-unknown; do
+    say "skysync-core's default dependencies (${target:-native}): no reqwest, hyper, tokio, mio or web-sys"
+    local tree
+    tree=$(cargo tree -p skysync-core -e normal --prefix none --locked ${target:+--target "$target"})
+    if grep -E '^(reqwest|hyper|tokio|mio|web-sys) ' <<<"$tree" | sort -u | grep .; then
+      echo "skysync-core pulls in the crates above with default features (${target:-native}); keep them behind a feature" >&2
+      found=1
+    fi
+  done
+  return "$found"
+}
+
 fast=0
 case "${1:-}" in
   "") ;;
@@ -26,6 +42,7 @@ if [ "$fast" = 1 ]; then
   say "fast tier: no installs, no wasm or browser builds, no PostgreSQL or Chromium"
   say "cargo fmt --check"
   cargo fmt --all --check
+  core_has_no_transport
   say "clippy (native)"
   cargo clippy --workspace --all-targets --locked -- -D warnings
   say "build the skysync binary the black-box tests run"
@@ -41,6 +58,8 @@ fi
 
 say "cargo fmt --check"
 cargo fmt --all --check
+
+core_has_no_transport
 
 say "clippy (native)"
 cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -22,7 +22,7 @@ use skysync_cli::sync::progress::{Phase, Progress};
 use skysync_core::api::ApiClient;
 use skysync_core::catalog::{self, Entity};
 use skysync_core::config::ApiConfig;
-use skysync_core::env::{Clock, OsEntropy, SystemClock};
+use skysync_core::host::{Clock, OsEntropy, SystemClock};
 use skysync_core::http::{HttpClient, HttpResponse, ReqwestClient};
 use skysync_core::secret::{ClientSecret, SubscriptionKey};
 use skysync_core::token::parse_token_response;

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use skysync_core::config::{ApiConfig, OAuthConfig};
-use skysync_core::env::{OsEntropy, SystemClock};
+use skysync_core::host::{OsEntropy, SystemClock};
 use skysync_core::http::{HttpClient, ReqwestClient};
 use skysync_core::secret::{ClientSecret, SubscriptionKey};
 use skysync_core::{ApiClient, ClientAuth, Endpoints, RenewalPolicy, Session, SessionParts};

@@ -4,7 +4,9 @@
 //! never change meaning.
 
 use skysync_core::api::ApiError;
+use skysync_core::authorize::CallbackError;
 use skysync_core::bundle::BundleError;
+use skysync_core::bundle_seal::SealError;
 use skysync_core::session::SessionError;
 use skysync_core::store::StoreError;
 use skysync_core::token::TokenError;
@@ -125,7 +127,7 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
 pub fn report(err: &anyhow::Error) {
     use std::io::Write;
     let mut stderr = std::io::stderr().lock();
-    let _ = writeln!(stderr, "error: {err}");
+    let _ = writeln!(stderr, "error: {}", with_command(err.as_ref()));
     let mut seen = err.to_string();
     for cause in err.chain().skip(1) {
         let text = cause.to_string();
@@ -133,7 +135,80 @@ pub fn report(err: &anyhow::Error) {
         if text.is_empty() || seen.contains(&text) {
             continue;
         }
-        let _ = writeln!(stderr, "  Caused by: {text}");
+        let _ = writeln!(stderr, "  Caused by: {}", with_command(cause));
         seen = text;
+    }
+}
+
+/// The text of `cause` with the command that fixes it. The core's texts name no command
+/// (browser users read them too), so the CLI adds its own here.
+pub fn with_command(cause: &(dyn std::error::Error + 'static)) -> String {
+    let text = cause.to_string();
+    let session = cause.downcast_ref::<SessionError>().or(match cause.downcast_ref::<ApiError>() {
+        Some(ApiError::Session(s)) => Some(s),
+        _ => None,
+    });
+    let command = match session {
+        Some(SessionError::NotLoggedIn) => {
+            return "no tokens are stored for this profile; run `skysync login` (or `skysync import`) first".into();
+        }
+        Some(SessionError::GrantRefused { .. }) => "`skysync login` or `skysync import`",
+        Some(
+            SessionError::RefreshTokenExpired { .. }
+            | SessionError::WrongClient { .. }
+            | SessionError::RotationUnsaved { .. }
+            | SessionError::RotationLost { .. }
+            | SessionError::Token(TokenError::ConsentRequired { .. }),
+        ) => "`skysync login`",
+        Some(_) => return text,
+        None => match (
+            cause.downcast_ref::<TokenError>(),
+            cause.downcast_ref::<CallbackError>(),
+            cause.downcast_ref::<SealError>(),
+        ) {
+            (Some(TokenError::ConsentRequired { .. }), _, _) | (_, Some(CallbackError::StateMismatch), _) => {
+                "`skysync login`"
+            }
+            (_, _, Some(SealError::WrongRecipient { .. })) => "`skysync import --prepare`",
+            _ => return text,
+        },
+    };
+    format!("{text} ({command})")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every error that means "consent again" tells a CLI user which command does it.
+    #[test]
+    fn consent_errors_name_the_command_that_fixes_them() {
+        let body = || skysync_core::token::OAuthErrorBody {
+            error: "invalid_grant".into(),
+            error_description: None,
+            error_uri: None,
+        };
+        let io = || StoreError::Io("disk full".into());
+        let needs_consent = [
+            SessionError::NotLoggedIn,
+            SessionError::RefreshTokenExpired { expired_at: "2027-01-15T12:00:00Z".into() },
+            SessionError::WrongClient { stored: "a".into(), configured: "b".into() },
+            SessionError::RotationLost { started_at: "2027-01-15T12:00:00Z".into() },
+            SessionError::RotationUnsaved { error: io(), rescue_error: io() },
+            SessionError::GrantRefused { refused_at: "2027-01-15T12:00:00Z".into() },
+            SessionError::Token(TokenError::ConsentRequired { body: body() }),
+        ];
+        for e in needs_consent {
+            assert!(e.needs_consent());
+            assert!(!e.to_string().contains("skysync "), "the core names no command: {e}");
+            assert!(with_command(&e).contains("`skysync login`"), "{}", with_command(&e));
+            let api = ApiError::Session(e);
+            assert!(with_command(&api).contains("`skysync login`"), "{}", with_command(&api));
+        }
+        let token = TokenError::ConsentRequired { body: body() };
+        assert!(with_command(&token).ends_with(" (`skysync login`)"));
+        assert!(with_command(&CallbackError::StateMismatch).ends_with(" (`skysync login`)"));
+        // Not about consent: left as the core says it.
+        assert_eq!(with_command(&SessionError::Cancelled), SessionError::Cancelled.to_string());
     }
 }

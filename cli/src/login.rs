@@ -6,11 +6,10 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use skysync_core::authorize::{CallbackError, PendingAuthorization, parse_callback};
-use skysync_core::env::{Clock, SystemClock};
-use skysync_core::http::HttpClient;
+use skysync_core::exchange::{ExchangeError, exchange_code};
+use skysync_core::host::{Clock, SystemClock};
 use skysync_core::secret::{AuthorizationCode, PkceVerifier};
 use skysync_core::store::{StoreError, TokenStore};
-use skysync_core::token::{authorization_code_request, parse_token_response};
 use skysync_core::{SessionError, TokenSet};
 use tokio::sync::mpsc;
 use url::Url;
@@ -33,29 +32,25 @@ pub async fn store_tokens(ctx: &Context, tokens: &TokenSet, replace: Replace) ->
     let store = ctx.store();
     // An unreadable store is what a new consent repairs (`replace` moves it aside), so only
     // readable tokens are protected here.
-    if let Ok(Some(current)) = store.load().await {
-        let old = &current.tokens.identity;
-        let new = &tokens.identity;
-        let live = current.tokens.refresh_expires_at > SystemClock.now();
-        let other_env =
-            old.environment_id.is_some() && new.environment_id.is_some() && old.environment_id != new.environment_id;
-        if live && other_env {
-            if replace == Replace::SameEnvironment {
-                return Err(crate::exit::UsageError(format!(
-                    "profile `{}` holds working tokens for {}, and these are for {}; nothing was changed. \
-                     Import into another profile (`skysync --profile NAME import …`), or pass --force to replace them",
-                    ctx.profile(),
-                    old.environment_display(),
-                    new.environment_display()
-                ))
-                .into());
-            }
-            ctx.output().note(format_args!(
-                "note: replacing the tokens for {} (kept as {} until the next save)",
+    if let Ok(Some(current)) = store.load().await
+        && !current.tokens.may_replace(tokens, SystemClock.now())
+    {
+        let (old, new) = (&current.tokens.identity, &tokens.identity);
+        if replace == Replace::SameEnvironment {
+            return Err(crate::exit::UsageError(format!(
+                "profile `{}` holds working tokens for {}, and these are for {}; nothing was changed. \
+                 Import into another profile (`skysync --profile NAME import …`), or pass --force to replace them",
+                ctx.profile(),
                 old.environment_display(),
-                store.backup_path().display()
-            ));
+                new.environment_display()
+            ))
+            .into());
         }
+        ctx.output().note(format_args!(
+            "note: replacing the tokens for {} (kept as {} until the next save)",
+            old.environment_display(),
+            store.backup_path().display()
+        ));
     }
     store.replace(tokens).await?;
     Ok(())
@@ -84,11 +79,15 @@ pub async fn exchange_and_replace(
         ctx.require_client_secret()?;
     }
     let oauth = ctx.settings().oauth();
-    let request = authorization_code_request(&oauth, &code, verifier.as_ref(), redirect_uri);
-    tracing::info!(url = %skysync_core::http::redacted_url(&request.url), "exchanging the authorization code");
-    let response = ctx.http()?.execute(request.clone()).await.map_err(SessionError::from)?;
-    let parsed = parse_token_response(&request.url, &response).map_err(SessionError::from)?;
-    let tokens = TokenSet::from_exchange(&oauth.client_id, parsed, SystemClock.now())?;
+    tracing::info!(url = %skysync_core::http::redacted_url(&oauth.endpoints.token), "exchanging the authorization code");
+    let http = ctx.http()?;
+    let tokens = exchange_code(http.as_ref(), &SystemClock, &oauth, &code, verifier.as_ref(), redirect_uri)
+        .await
+        .map_err(|e| match e {
+            ExchangeError::Unreachable(e) => anyhow::Error::from(SessionError::from(e)),
+            ExchangeError::Token(e) => SessionError::from(e).into(),
+            ExchangeError::NoRefreshToken(e) => e.into(),
+        })?;
     let store = ctx.store();
     let _lock = store.lock().await.map_err(SessionError::from)?;
     store_tokens(ctx, &tokens, replace).await.map_err(|e| match e.downcast::<StoreError>() {

@@ -66,6 +66,16 @@ pub fn relative(at: OffsetDateTime, now: OffsetDateTime) -> String {
     if delta.is_negative() { format!("{text} ago") } else { format!("in {text}") }
 }
 
+/// "1h 02m 03s", "4m 05s", "6s": exact to the second (run reports).
+pub fn human_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    match (s / 3600, (s % 3600) / 60, s % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, s) => format!("{m}m {s:02}s"),
+        (h, m, s) => format!("{h}h {m:02}m {s:02}s"),
+    }
+}
+
 /// A duration in the largest sensible unit: "364 days", "2h 05m", "40s".
 pub fn coarse(d: Duration) -> String {
     let s = d.as_secs();

@@ -11,7 +11,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use skysync_core::env::{BoxFuture, Runtime};
+use skysync_core::host::{BoxFuture, Runtime};
 
 /// Spawns onto the current tokio runtime and sleeps with tokio's timer.
 #[derive(Debug, Clone, Copy, Default)]

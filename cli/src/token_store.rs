@@ -35,7 +35,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde::{Deserialize, Serialize};
-use skysync_core::env::{Clock, SystemClock};
+use skysync_core::host::{Clock, SystemClock};
 use skysync_core::secret::redact_quoted;
 use skysync_core::store::{StoreError, StoreLock, TokenStore, Versioned};
 use skysync_core::token_set::TokenSet;

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::config::OAuthConfig;
-use crate::env::Entropy;
+use crate::host::Entropy;
 use crate::pkce::CsrfState;
 use crate::secret::{AuthorizationCode, PkceVerifier};
 
@@ -58,7 +58,7 @@ pub enum CallbackError {
     MissingCode,
     /// `state` absent or different: possibly a forged or stale redirect.
     #[error(
-        "the redirect's state does not match this login attempt (a stale or forged redirect); start `skysync login` again"
+        "the redirect's state does not match this login attempt (a stale or forged redirect); start the consent again"
     )]
     StateMismatch,
     /// Not a URL or query string.

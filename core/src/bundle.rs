@@ -17,6 +17,9 @@ pub const BUNDLE_FORMAT: &str = "skysync-token-bundle";
 pub const BUNDLE_VERSION: u32 = 1;
 /// Largest bundle accepted.
 pub const MAX_BUNDLE_BYTES: usize = 64 * 1024;
+/// How long a code bundle can be exchanged: Blackbaud's authorization codes live 5 minutes from
+/// when they are issued (the page counts from when the redirect arrived).
+pub const CODE_BUNDLE_LIFETIME: time::Duration = time::Duration::minutes(5);
 
 /// What a bundle carries.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -141,7 +144,7 @@ impl TokenBundle {
         }
         if let BundleContent::AuthorizationCode { obtained_at, .. } = &self.content {
             let age = (now - *obtained_at).whole_seconds();
-            if age > 5 * 60 {
+            if age > CODE_BUNDLE_LIFETIME.whole_seconds() {
                 return Err(BundleError::CodeExpired { age_secs: age });
             }
         }

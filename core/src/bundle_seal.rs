@@ -49,7 +49,7 @@ pub enum SealError {
     UnsupportedVersion(u64),
     /// Sealed to another key than the prepared one.
     #[error(
-        "the bundle was sealed for another import key (recipient {bundle}, this profile's prepared key is {prepared}); use the link printed by `skysync import --prepare` on this machine and profile"
+        "the bundle was sealed for another import key (recipient {bundle}, this profile's prepared key is {prepared}); use the link prepared on this machine and profile"
     )]
     WrongRecipient {
         /// Fingerprint of the bundle's recipient.
@@ -288,7 +288,7 @@ pub fn open(bytes: &[u8], key: &ImportKey) -> Result<Vec<u8>, SealError> {
             prepared: key.recipient.fingerprint(),
         });
     }
-    if !crate::pkce::constant_time_eq(sealed.nonce.as_bytes(), key.recipient.nonce.as_bytes()) {
+    if !crate::secret::constant_time_eq(sealed.nonce.as_bytes(), key.recipient.nonce.as_bytes()) {
         return Err(SealError::WrongNonce);
     }
     let enc_bytes = B64.decode(&sealed.enc).map_err(|_| SealError::Malformed("\"enc\" is not base64url".into()))?;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use url::Url;
 
-use crate::env::MaybeSend;
+use crate::host::MaybeSend;
 
 /// Largest token-endpoint response body accepted (a token response is under 4 KiB).
 pub const MAX_TOKEN_RESPONSE_BYTES: usize = 256 * 1024;

@@ -5,8 +5,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::env::Entropy;
-use crate::secret::PkceVerifier;
+use crate::host::Entropy;
+use crate::secret::{PkceVerifier, constant_time_eq};
 
 /// Random bytes behind a verifier: 64 bytes give 86 characters, inside RFC 7636's 43..=128.
 const VERIFIER_BYTES: usize = 64;
@@ -69,16 +69,10 @@ impl std::fmt::Debug for CsrfState {
     }
 }
 
-/// Constant-time byte comparison (the length is not secret).
-pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    use subtle::ConstantTimeEq;
-    a.len() == b.len() && bool::from(a.ct_eq(b))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::env::testing::SeededEntropy;
+    use crate::host::testing::SeededEntropy;
 
     #[test]
     fn rfc7636_appendix_b_vector() {

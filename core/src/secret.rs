@@ -26,7 +26,7 @@ macro_rules! secret_type {
 
             /// Whether two secrets are equal, compared in constant time.
             pub fn ct_eq(&self, other: &Self) -> bool {
-                crate::pkce::constant_time_eq(self.0.as_bytes(), other.0.as_bytes())
+                constant_time_eq(self.0.as_bytes(), other.0.as_bytes())
             }
         }
 
@@ -77,6 +77,13 @@ pub fn redact_quoted(message: &str) -> String {
         }
     }
     out
+}
+
+/// Constant-time byte comparison (the length is not secret). Here rather than in `pkce`, which
+/// builds on these types: secrets depend on nothing else in the crate.
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.ct_eq(b))
 }
 
 #[cfg(test)]

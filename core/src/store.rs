@@ -2,7 +2,7 @@
 
 use std::sync::Mutex;
 
-use crate::env::MaybeSend;
+use crate::host::MaybeSend;
 use crate::token_set::TokenSet;
 
 /// A token set and the store's generation counter, used for compare-and-swap.
@@ -79,8 +79,7 @@ pub trait TokenStore: MaybeSend {
     /// token failed: the new refresh token is the only one that works, so it must not exist only
     /// in memory. Returns where it went (for the user; the store adopts it on a later run). A
     /// store without such a place (the default) fails.
-    async fn rescue(&self, tokens: &TokenSet) -> Result<String, StoreError> {
-        let _ = tokens;
+    async fn rescue(&self, _tokens: &TokenSet) -> Result<String, StoreError> {
         Err(StoreError::Io("this token store has no rescue location".into()))
     }
 }

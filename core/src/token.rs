@@ -217,7 +217,7 @@ impl std::fmt::Display for OAuthErrorBody {
 #[non_exhaustive]
 pub enum TokenError {
     /// `invalid_grant`: the code or refresh token is expired, used, revoked or otherwise dead.
-    #[error("the token endpoint rejected the grant ({body}); someone must consent again (`skysync login`)")]
+    #[error("the token endpoint rejected the grant ({body}); someone must consent again")]
     ConsentRequired {
         /// The server's error.
         body: OAuthErrorBody,

@@ -155,6 +155,12 @@ impl TokenSet {
         self.last_refreshed_at.unwrap_or(self.consented_at)
     }
 
+    /// Whether the refresh token came with the current access token (from the consent or the
+    /// last refresh), rather than from an earlier call.
+    fn refresh_issued_with_access_token(&self) -> bool {
+        self.last_refreshed_at.is_none_or(|at| self.refresh_obtained_at >= at)
+    }
+
     /// Time left on the refresh token (zero when expired).
     pub fn refresh_time_left(&self, now: OffsetDateTime) -> Duration {
         let left = self.refresh_expires_at - now;
@@ -213,14 +219,19 @@ pub enum Health {
 }
 
 impl RenewalPolicy {
-    /// What `tokens` need at `now`.
+    /// What `tokens` need at `now`: the one renewal rule, for the session and for `status`.
+    ///
+    /// Inside the renewal window the refresh token is rotated, except that one issued together
+    /// with the access token still in use is not rotated again before that access token is due:
+    /// otherwise a refresh-token lifetime no longer than the window would rotate on every call.
     pub fn need(&self, tokens: &TokenSet, now: OffsetDateTime) -> Need {
         let left = tokens.refresh_time_left(now);
+        let access_usable = tokens.usable_access_token(now, self.access_skew).is_some();
         if left.is_zero() {
             Need::Consent
-        } else if left < self.renewal_window {
+        } else if left < self.renewal_window && !(access_usable && tokens.refresh_issued_with_access_token()) {
             Need::Rotate
-        } else if tokens.usable_access_token(now, self.access_skew).is_none() {
+        } else if !access_usable {
             Need::Refresh
         } else {
             Need::Nothing

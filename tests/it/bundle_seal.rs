@@ -8,7 +8,7 @@ use skysync_core::authorize::start_authorization;
 use skysync_core::bundle::{BundleContent, TokenBundle};
 use skysync_core::bundle_seal::{Recipient, seal};
 use skysync_core::config::OAuthConfig;
-use skysync_core::env::OsEntropy;
+use skysync_core::host::OsEntropy;
 use skysync_core::secret::ClientSecret;
 use skysync_core::token_set::TokenSet;
 use skysync_tests::cli::Skysync;

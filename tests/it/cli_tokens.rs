@@ -4,7 +4,7 @@ use skysync_cli::sim::Fault;
 use skysync_core::authorize::start_authorization;
 use skysync_core::bundle::BundleContent;
 use skysync_core::config::OAuthConfig;
-use skysync_core::env::OsEntropy;
+use skysync_core::host::OsEntropy;
 use skysync_core::secret::ClientSecret;
 use skysync_tests::cli::Skysync;
 

@@ -4,7 +4,7 @@
 
 use skysync_cli::sim::Fault;
 use skysync_core::bundle::BundleContent;
-use skysync_core::env::OsEntropy;
+use skysync_core::host::OsEntropy;
 use skysync_core::secret::PkceVerifier;
 use skysync_core::start_authorization;
 use skysync_tests::cli::Skysync;

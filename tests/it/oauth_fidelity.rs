@@ -9,7 +9,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use skysync_cli::runtime::TokioRuntime;
 use skysync_cli::sim::{BasicDecoding, PreservedRefreshExpiry, SimConfig, SimHandle, Simulator};
-use skysync_core::env::Clock;
+use skysync_core::host::Clock;
 use skysync_core::http::{HttpResponse, ReqwestClient};
 use skysync_core::secret::ClientSecret;
 use skysync_core::token::parse_token_response;

@@ -12,7 +12,7 @@ use skysync_cli::sim::{Fault, SimConfig};
 use skysync_core::authorize::start_authorization;
 use skysync_core::bundle::BundleContent;
 use skysync_core::config::OAuthConfig;
-use skysync_core::env::OsEntropy;
+use skysync_core::host::OsEntropy;
 use skysync_core::secret::ClientSecret;
 use skysync_tests::cli::{Skysync, assert_no_secrets};
 use skysync_tests::procs::{Dice, files_starting_with, parse_token_file, signal, wait_until};

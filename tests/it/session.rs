@@ -8,7 +8,7 @@ use std::time::Duration;
 use skysync_cli::runtime::TokioRuntime;
 use skysync_cli::sim::{Fault, SimConfig};
 use skysync_core::api::ApiClient;
-use skysync_core::env::{Clock, OsEntropy, SystemClock};
+use skysync_core::host::{Clock, OsEntropy, SystemClock};
 use skysync_core::http::ReqwestClient;
 use skysync_core::secret::SubscriptionKey;
 use skysync_core::{ApiConfig, MemoryStore, RenewalPolicy, SessionError, TokenSet};

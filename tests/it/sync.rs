@@ -14,7 +14,7 @@ use skysync_cli::sync::engine::{self, EngineOptions, RunMode, RunReport};
 use skysync_cli::sync::progress::{Phase, Progress, Silent};
 use skysync_core::api::{ApiClient, ApiError, RetryPolicy};
 use skysync_core::catalog::{self, Entity};
-use skysync_core::env::SystemClock;
+use skysync_core::host::SystemClock;
 use skysync_core::sync::Bookmark;
 use skysync_tests::deadline::Deadline;
 use skysync_tests::pg::PgServer;

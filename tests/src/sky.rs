@@ -9,7 +9,7 @@ use skysync_cli::runtime::TokioRuntime;
 use skysync_cli::sim::{SimConfig, SimHandle, Simulator};
 use skysync_core::api::ApiClient;
 use skysync_core::config::ApiConfig;
-use skysync_core::env::{Clock, OsEntropy, SystemClock};
+use skysync_core::host::{Clock, OsEntropy, SystemClock};
 use skysync_core::http::{HttpClient, HttpResponse, ReqwestClient};
 use skysync_core::secret::{ClientSecret, SubscriptionKey};
 use skysync_core::token::{authorization_code_request, parse_token_response};

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use skysync_core::env::{BoxFuture, Clock, Runtime};
+use skysync_core::host::{BoxFuture, Clock, Runtime};
 use time::OffsetDateTime;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;

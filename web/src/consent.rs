@@ -11,8 +11,8 @@ use url::Url;
 
 use crate::error::{ErrorKind, Failure};
 
-/// Blackbaud's authorization codes live 5 minutes.
-pub const CODE_LIFETIME: time::Duration = time::Duration::minutes(5);
+/// Blackbaud's authorization codes live 5 minutes (the core's code-bundle lifetime).
+pub const CODE_LIFETIME: time::Duration = skysync_core::bundle::CODE_BUNDLE_LIFETIME;
 
 /// `TokenInfo` in TypeScript: who consented to which environment, and until when the tokens
 /// last. The tokens themselves are only included when asked for.

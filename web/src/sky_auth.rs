@@ -5,16 +5,16 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use serde::Serialize;
-use skysync_core::api::ApiClient;
+use skysync_core::api::{ApiClient, DEFAULT_PACE};
 use skysync_core::authorize::{parse_callback, start_authorization};
-use skysync_core::bundle::{BundleContent, TokenBundle};
+use skysync_core::bundle::{BundleContent, CODE_BUNDLE_LIFETIME, TokenBundle};
 use skysync_core::bundle_seal::{Recipient, seal};
 use skysync_core::config::OAuthConfig;
-use skysync_core::env::{Clock, OsEntropy, Runtime};
+use skysync_core::exchange::{ExchangeError, exchange_code};
+use skysync_core::host::{Clock, OsEntropy, Runtime};
 use skysync_core::http::{HttpClient, ReqwestClient};
 use skysync_core::session::{Session, SessionParts};
 use skysync_core::store::{MemoryStore, TokenStore};
-use skysync_core::token::{authorization_code_request, parse_token_response};
 use skysync_core::token_set::{RenewalPolicy, TokenSet};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
@@ -366,7 +366,7 @@ impl Inner {
                 self.clock.clone(),
                 Arc::new(OsEntropy),
                 config,
-                10.0,
+                DEFAULT_PACE,
             )
         });
         *self.live.borrow_mut() = Some(Live { store, session, api });
@@ -391,10 +391,18 @@ impl Inner {
         // The code's 5 minutes started when Blackbaud issued it, not when a failing request gave
         // up (a stalled connection can take minutes to fail): the code bundle's clock starts now.
         let received_at = self.clock.now();
-        let request = authorization_code_request(&self.oauth, &code, Some(&started.verifier), &started.redirect_uri);
-        let response = match self.http.execute(request.clone()).await {
-            Ok(r) => r,
-            Err(e) => {
+        let exchanged = exchange_code(
+            self.http.as_ref(),
+            self.clock.as_ref(),
+            &self.oauth,
+            &code,
+            Some(&started.verifier),
+            &started.redirect_uri,
+        )
+        .await;
+        let tokens = match exchanged {
+            Ok(tokens) => tokens,
+            Err(ExchangeError::Unreachable(e)) => {
                 *self.received.borrow_mut() = Some(ReceivedCode {
                     client_id: self.oauth.client_id.clone(),
                     code,
@@ -407,13 +415,14 @@ impl Inner {
                     format!(
                         "the browser could not read the token endpoint's answer ({e}); this is usual when it does \
                          not allow cross-origin requests. Export the authorization-code bundle and import it \
-                         within 5 minutes"
+                         within {} minutes",
+                        CODE_BUNDLE_LIFETIME.whole_minutes()
                     ),
                 ));
             }
+            Err(ExchangeError::Token(e)) => return Err(e.into()),
+            Err(ExchangeError::NoRefreshToken(e)) => return Err(e.into()),
         };
-        let answer = parse_token_response(&request.url, &response)?;
-        let tokens = TokenSet::from_exchange(&self.oauth.client_id, answer, self.clock.now())?;
         let info = TokenInfo::of(&tokens, include_secrets);
         self.install(tokens);
         to_js(&info)

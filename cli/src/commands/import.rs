@@ -18,7 +18,7 @@ use anyhow::Context as _;
 use sha2::Digest as _;
 use skysync_core::bundle::{BundleContent, MAX_BUNDLE_BYTES, TokenBundle};
 use skysync_core::bundle_seal::{ImportKey, is_sealed, open};
-use skysync_core::env::{Clock, SystemClock};
+use skysync_core::host::{Clock, SystemClock};
 use skysync_core::store::TokenStore;
 use skysync_core::{SessionError, TokenSet};
 use time::OffsetDateTime;

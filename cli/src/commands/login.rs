@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use skysync_core::TokenSet;
 use skysync_core::authorize::start_authorization;
-use skysync_core::env::{Clock, OsEntropy, SystemClock};
+use skysync_core::host::{Clock, OsEntropy, SystemClock};
 
 use crate::args::LoginArgs;
 use crate::context::Context;

@@ -1,6 +1,6 @@
 //! `skysync renew`: rotate the refresh token now.
 
-use skysync_core::env::{Clock, SystemClock};
+use skysync_core::host::{Clock, SystemClock};
 
 use crate::context::Context;
 use crate::exit;

@@ -1,6 +1,6 @@
 //! `skysync status`: what expires when, from the token file alone (no network).
 
-use skysync_core::env::{Clock, SystemClock};
+use skysync_core::host::{Clock, SystemClock};
 use skysync_core::store::TokenStore;
 use skysync_core::{Health, Need, SessionError};
 

@@ -1,6 +1,6 @@
 //! `skysync token`: only a valid access token on stdout, for scripts.
 
-use skysync_core::env::{Clock, SystemClock};
+use skysync_core::host::{Clock, SystemClock};
 
 use crate::args::TokenArgs;
 use crate::context::Context;

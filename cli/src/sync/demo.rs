@@ -9,7 +9,7 @@ use std::path::Path;
 
 use anyhow::Context as _;
 use skysync_core::catalog::{self, DEFAULT_ENTITIES};
-use skysync_core::env::{OsEntropy, SystemClock};
+use skysync_core::host::{OsEntropy, SystemClock};
 use skysync_core::secret::{ClientSecret, SubscriptionKey};
 use skysync_core::{ClientAuth, Endpoints, RenewalPolicy, parse_callback, start_authorization};
 use url::Url;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use skysync_core::api::{ApiClient, ApiCounters, ApiError, CallStats};
-use skysync_core::env::Clock;
+use skysync_core::host::Clock;
 use skysync_core::http::{HttpResponse, Method};
 use skysync_core::sync::{
     Commit, DEFAULT_OVERLAP, Entity, EntityPlan, Next, Phase, PlanError, Record, RunStop, StoredState, SyncOptions,

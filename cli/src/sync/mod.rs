@@ -21,7 +21,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use serde::Deserialize;
 use skysync_core::catalog::{self, CATALOG, DEFAULT_ENTITIES, Entity};
-use skysync_core::env::SystemClock;
+use skysync_core::host::SystemClock;
 use skysync_core::sync::DEFAULT_OVERLAP;
 
 pub use demo::demo;
@@ -70,7 +70,7 @@ pub struct SyncConfig {
 /// Client-side pace when neither the command line nor the config sets one. Blackbaud has
 /// documented both 5 and 10 calls per second; 5 is safe under either, and a nightly sync is bound
 /// by the daily quota, not by the pace.
-pub const DEFAULT_RATE_LIMIT: f64 = 5.0;
+pub const DEFAULT_RATE_LIMIT: f64 = skysync_core::api::DEFAULT_PACE;
 /// Entities synced at once by default.
 pub const DEFAULT_CONCURRENCY: usize = 4;
 /// Seconds a run waits for another run on the same database by default: long enough to ride out

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use skysync_core::env::{Clock, SystemClock};
+use skysync_core::host::{Clock, SystemClock};
 use skysync_core::sync::{Bookmark, Cursor, Entity, RunMode, reconcile_due};
 use url::Url;
 

@@ -117,7 +117,7 @@ impl RunReport {
 /// "1.2s", "3m 04s".
 pub fn short_duration(d: Duration) -> String {
     let s = d.as_secs_f64();
-    if s < 60.0 { format!("{s:.1}s") } else { skysync_core::api::human_duration(d) }
+    if s < 60.0 { format!("{s:.1}s") } else { crate::output::human_duration(d) }
 }
 
 /// The summary table.
@@ -177,7 +177,7 @@ pub fn stop_hint(e: &ApiError) -> Option<String> {
     match e {
         ApiError::QuotaExhausted { retry_after: Some(d), .. } => Some(format!(
             "Every committed page is kept. The quota replenishes in {}; run `skysync sync` again then and it resumes where it stopped.",
-            skysync_core::api::human_duration(*d)
+            crate::output::human_duration(*d)
         )),
         ApiError::QuotaExhausted { retry_after: None, .. } => Some(
             "Every committed page is kept. Run `skysync sync` again after the daily quota replenishes; it resumes where it stopped."

@@ -41,7 +41,7 @@ fn classifies_blackbaud_answers() {
         r#"{"message":"The required Authorization header was missing or invalid, or the token has expired."}"#,
     );
     assert!(matches!(classify(&t), Verdict::Unauthorized { subscription_key: false, .. }));
-    assert_eq!(classify(&json(503, "")), Verdict::Transient { status: 503 });
+    assert!(matches!(classify(&json(503, "")), Verdict::Transient { status: 503, .. }));
     assert!(
         matches!(classify(&json(404, r#"[{"message":"not found"}]"#)), Verdict::Failed { status: 404, message } if message == "not found")
     );

@@ -9,7 +9,7 @@ use super::oauth::config;
 use super::token_set::fresh_set;
 use crate::api::{ApiClient, ApiError, CallStats};
 use crate::config::{ApiConfig, ClientAuth};
-use crate::env::testing::{FixedClock, SeededEntropy};
+use crate::host::testing::{FixedClock, SeededEntropy};
 use crate::http::{HttpResponse, Method};
 use crate::secret::SubscriptionKey;
 use crate::session::{Session, SessionParts};

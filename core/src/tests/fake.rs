@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use crate::env::{BoxFuture, Runtime};
+use crate::host::{BoxFuture, Runtime};
 use crate::http::{HttpClient, HttpRequest, HttpResponse, TransportError};
 
 /// One scripted answer.

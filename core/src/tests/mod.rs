@@ -5,8 +5,11 @@ mod api;
 #[cfg(not(target_arch = "wasm32"))]
 mod api_client;
 mod bundle;
+mod exchange;
 mod fake;
 mod oauth;
+mod renewal;
+mod retry;
 #[cfg(not(target_arch = "wasm32"))]
 mod session;
 mod sync_cursor;

@@ -8,7 +8,7 @@ use super::fake::{Answer, FakeHttp, ThreadRuntime};
 use super::oauth::config;
 use super::token_set::fresh_set;
 use crate::config::ClientAuth;
-use crate::env::testing::FixedClock;
+use crate::host::testing::FixedClock;
 use crate::http::TransportError;
 use crate::secret::AccessToken;
 use crate::session::{Session, SessionError, SessionParts};

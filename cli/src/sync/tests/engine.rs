@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use skysync_core::api::{ApiClient, ApiError};
 use skysync_core::config::{ApiConfig, OAuthConfig};
-use skysync_core::env::testing::{FixedClock, SeededEntropy};
-use skysync_core::env::{BoxFuture, Runtime};
+use skysync_core::host::testing::{FixedClock, SeededEntropy};
+use skysync_core::host::{BoxFuture, Runtime};
 use skysync_core::http::{HttpClient, HttpRequest, HttpResponse, Method, TransportError};
 use skysync_core::secret::{AccessToken, ClientSecret, RefreshToken, SubscriptionKey};
 use skysync_core::session::{Session, SessionParts};

@@ -1,5 +1,6 @@
-//! What the core needs from its host: time, randomness, a way to run a task to completion and to
-//! sleep. Native hosts use tokio; the browser uses `setTimeout` and `spawn_local`.
+//! The host: what the core needs from whatever runs it. Clock and entropy injection, a way to run
+//! a task to completion and to sleep (not environment variables: the core reads none). Native
+//! hosts use tokio; the browser uses `setTimeout` and `spawn_local`.
 
 use std::future::Future;
 use std::pin::Pin;
