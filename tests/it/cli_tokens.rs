@@ -195,7 +195,7 @@ async fn html_token_response_is_a_clear_error_and_changes_nothing() {
     let s = Skysync::start().await;
     s.seed_expired_access().await;
     let file_before = std::fs::read(s.token_file()).unwrap();
-    s.sim.fail_next_token(1, Fault::Html(403));
+    s.sim.fail_next_token(1, Fault::Html { code: 403 });
     let run = s.run(&["token"]).await;
     run.expect_code(1);
     assert!(run.stderr.contains("text/html"), "{}", run.stderr);

@@ -48,7 +48,7 @@ async fn consent_lost_in_the_middle_of_a_sync_exits_4_and_keeps_the_committed_pa
     let before = std::fs::read(s.token_file()).unwrap();
     // The first page commits; then the API refuses the access token and the refresh token has
     // been revoked (an admin removed the app while the sync ran).
-    s.sim.fail_next_api(1, Fault::Slow(std::time::Duration::ZERO));
+    s.sim.fail_next_api(1, Fault::Slow { ms: 0 });
     s.sim.fail_next_api(1, Fault::InvalidGrant);
     s.sim.revoke_refresh_tokens();
     let run = s.run(&["sync", "gifts", "--page-size", "50"]).await;

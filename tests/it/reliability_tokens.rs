@@ -559,7 +559,7 @@ async fn no_secret_appears_at_trace_level_when_token_handling_fails() {
         run_traced(&["api", "/constituent/v1/constituents?limit=1"]).await.expect_code(0);
         remember_stored(&s, &mut secrets);
         // A broken token endpoint, then a lost rotation and the refusal that follows.
-        s.sim.fail_next_token(1, Fault::Html(502));
+        s.sim.fail_next_token(1, Fault::Html { code: 502 });
         run_traced(&["renew"]).await;
         s.sim.drop_response_after_rotation(1);
         run_traced(&["renew"]).await.expect_code(1);

@@ -278,7 +278,7 @@ async fn per_entity_requests_count_every_attempt(db: Db) {
     let sim = sim(100).await;
     let fx = Fixture::new(db);
     let api = client(&sim, None);
-    sim.fail_next_api(2, Fault::Status(500));
+    sim.fail_next_api(2, Fault::Status { code: 500 });
     sim.fail_next_api(1, Fault::Drop);
     sim.fail_next_api(1, Fault::TooManyRequests { retry_after_secs: 0 });
     sim.fail_next_api(1, Fault::InvalidGrant);

@@ -177,14 +177,14 @@ fn random_fault(s: &mut Inner) -> Option<Fault> {
     if rng.chance(rates.api_drop) {
         Some(Fault::Drop)
     } else if rng.chance(rates.api_500) {
-        Some(Fault::Status(500))
+        Some(Fault::Status { code: 500 })
     } else if rng.chance(rates.api_429) {
         Some(Fault::TooManyRequests { retry_after_secs: 1 })
     } else if rng.chance(rates.api_truncated) {
         Some(Fault::Truncated)
     } else if rng.chance(rates.api_slow) {
         s.stats.slowed += 1;
-        Some(Fault::Slow(std::time::Duration::from_millis(rates.slow_ms)))
+        Some(Fault::Slow { ms: rates.slow_ms })
     } else {
         None
     }
