@@ -10,7 +10,7 @@ use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::server::json;
+use super::respond::json;
 use super::state::Shared;
 use super::{ActionsPaging, BasicDecoding, Fault, FaultRates, PreservedRefreshExpiry, SimStats};
 

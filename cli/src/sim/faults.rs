@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::Fault;
 use super::net::Conn;
-use super::server::{api_error, html, json, retry_after};
+use super::respond::{api_error, html, json, json_text, retry_after};
 use super::state::Shared;
 
 /// Where a fault strikes.
@@ -77,7 +77,7 @@ pub(crate) async fn apply(sim: &Shared, conn: &Conn, fault: Fault, surface: Surf
             body.push_str("{\"count\":0,\"value\":[],\"padding\":\"");
             body.extend(std::iter::repeat_n('x', OVERSIZED_BYTES));
             body.push_str("\"}");
-            super::server::json_text(StatusCode::OK, body)
+            json_text(StatusCode::OK, body)
         }
         Fault::TooManyRequests { retry_after_secs } => rate_limit_response(retry_after_secs),
         Fault::Quota => {

@@ -168,6 +168,7 @@ pub mod grants;
 mod net;
 mod oauth;
 mod render;
+mod respond;
 mod rng;
 mod server;
 mod state;
