@@ -194,7 +194,7 @@ async fn no_secret_appears_at_trace_level_in_paste_login_imports_and_failed_exch
     s.run(&["-vvv", "import", bundle.to_str().unwrap()]).await.expect_code(0);
 
     // A code bundle whose code the token endpoint refuses, and one it never issued.
-    let redirect = url::Url::parse(&s.env_value("SKYSYNC_REDIRECT_URI").unwrap()).unwrap();
+    let redirect = s.redirect_uri();
     for (code, verifier) in [("forged-code-value-1234567890", "v".repeat(64)), ("another-forged-code", "w".repeat(43))]
     {
         secrets.push(code.to_owned());

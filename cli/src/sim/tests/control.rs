@@ -129,6 +129,14 @@ fn faults_parse_from_their_documented_control_form() {
     assert_eq!(parse(json!({"kind": "slow", "ms": 1500})), Fault::Slow { ms: 1500 });
     assert_eq!(parse(json!({"kind": "too_many_requests"})), Fault::TooManyRequests { retry_after_secs: 1 });
     assert_eq!(parse(json!({"kind": "hold"})), Fault::Hold);
+    assert_eq!(
+        parse(json!({"kind": "redirect", "status": 302, "location": "http://elsewhere.example/x"})),
+        Fault::Redirect { status: 302, location: "http://elsewhere.example/x".into() }
+    );
+    assert_eq!(
+        parse(json!({"kind": "raw", "status": 200, "content_type": "text/plain", "body": "x"})),
+        Fault::Raw { status: 200, content_type: "text/plain".into(), body: "x".into() }
+    );
     for kind in ["drop", "oversized", "quota", "invalid_grant", "wrong_content_type", "truncated"] {
         let fault = parse(json!({ "kind": kind }));
         assert_eq!(serde_json::to_value(&fault).unwrap(), json!({ "kind": kind }), "{kind} round-trips");
