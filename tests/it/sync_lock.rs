@@ -135,11 +135,14 @@ async fn a_waiting_run_proceeds_once_the_holder_finishes() {
     let target = Target::Sqlite(db.clone());
     let t = target.args();
     let holder = held_holder(&sk, &target).await;
-    let waiting = sk.command(&args(&["sync", "gifts", "--full", "--lock-wait", "50"], &t)).spawn().unwrap();
+    let mut waiting = sk.command(&args(&["sync", "gifts", "--full", "--lock-wait", "50"], &t)).spawn().unwrap();
     // Released only once the waiting run has the lock file open: it found the lock taken.
     let lock_file = std::fs::canonicalize(sqlite_lock_path(&db)).unwrap();
     let waiting_pid = waiting.id().unwrap();
     wait_until(Duration::from_secs(60), "the waiting run opens the lock file", || {
+        if let Ok(Some(status)) = waiting.try_wait() {
+            panic!("the waiting run exited ({status}) while the holder still held the lock");
+        }
         let open = has_open(waiting_pid, &lock_file);
         async move { open }
     })
