@@ -377,7 +377,7 @@ impl Skysync {
     }
 
     /// Waits (30 s at most) for a login started with [`Self::start_login`] to end, with its
-    /// whole stderr.
+    /// whole stderr (recorded for [`Self::all_output`]).
     pub async fn finish_login(&self, child: tokio::process::Child, stderr: tokio::task::JoinHandle<String>) -> Run {
         let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
             .await
@@ -385,6 +385,7 @@ impl Skysync {
             .expect("skysync login ran");
         let mut run = self.finish(out);
         run.stderr = stderr.await.expect("stderr collected");
+        self.record(run.stderr.clone());
         run
     }
 
