@@ -367,6 +367,11 @@ mod tests {
             let v6 = SocketAddr::new(Ipv6Addr::LOCALHOST.into(), addr.port());
             let (head, _) = raw_get(v6, "GET", "/callback").await;
             assert!(head.starts_with("http/1.1 200"), "[::1]: {head}");
+        } else {
+            assert!(!server.serves_ipv6(), "no IPv6 loopback here, yet the page claims to serve it");
+            // Straight to the process's stderr (libtest captures `eprintln!` of passing tests).
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr(), "NOT CHECKED on this machine (no IPv6 loopback): the page on [::1]");
         }
         server.shutdown().await;
     }

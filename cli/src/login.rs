@@ -145,6 +145,22 @@ pub struct CallbackListener {
     sockets: Vec<tokio::net::TcpListener>,
 }
 
+impl CallbackListener {
+    /// `configured` as the browser must be sent back to it: unchanged, except that port 0 (any
+    /// free port) becomes the port actually bound. With port 0 nobody else can take the port
+    /// between choosing and binding it, but the authorization server must accept any loopback port
+    /// (RFC 8252 §7.3; the simulator with the redirect registered after the fact, not Blackbaud,
+    /// which matches registered redirect URIs exactly).
+    pub fn redirect_uri(&self, configured: &Url) -> anyhow::Result<Url> {
+        let mut uri = configured.clone();
+        if configured.port() == Some(0) {
+            let port = self.sockets.first().context("no listener")?.local_addr()?.port();
+            uri.set_port(Some(port)).map_err(|()| anyhow::anyhow!("redirect_uri {configured} cannot take a port"))?;
+        }
+        Ok(uri)
+    }
+}
+
 /// Binds the loopback listener for `redirect_uri`. Done before the URL is shown, so a fast
 /// browser cannot arrive before anyone listens. With a `localhost` redirect URI both 127.0.0.1
 /// and `[::1]` are bound, or the login stops (see [`crate::loopback`]).

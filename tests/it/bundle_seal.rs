@@ -4,12 +4,8 @@
 
 use std::path::PathBuf;
 
-use skysync_core::authorize::start_authorization;
 use skysync_core::bundle::{BundleContent, TokenBundle};
 use skysync_core::bundle_seal::{Recipient, seal};
-use skysync_core::config::OAuthConfig;
-use skysync_core::host::OsEntropy;
-use skysync_core::secret::ClientSecret;
 use skysync_core::token_set::TokenSet;
 use skysync_tests::cli::Skysync;
 
@@ -116,52 +112,30 @@ async fn plaintext_bundles_are_accepted_with_a_warning() {
     assert_eq!(s.stored_refresh_token(), tokens.refresh_token.secret());
 }
 
-/// Consents at the simulator like the page would and returns the code bundle's content.
-async fn code_bundle(s: &Skysync, oauth: &OAuthConfig) -> BundleContent {
-    let pending = start_authorization(oauth, &OsEntropy);
-    let callback = s.consent(&pending.url).await;
-    let code = skysync_core::parse_callback(callback.as_str(), &pending.state, false).unwrap();
-    BundleContent::AuthorizationCode {
-        client_id: oauth.client_id.clone(),
-        code,
-        code_verifier: pending.verifier,
-        redirect_uri: pending.redirect_uri,
-        obtained_at: s.sim.now(),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn code_bundles_are_bound_to_the_prepare_step() {
     let s = Skysync::start().await;
-    let cfg = s.sim.config();
-    let redirect = url::Url::parse(&s.env_value("SKYSYNC_REDIRECT_URI").unwrap()).unwrap();
-    let oauth = OAuthConfig::new(cfg.client_id.clone(), Some(ClientSecret::new(cfg.client_secret.clone())), redirect)
-        .with_endpoints(skysync_core::Endpoints {
-            authorize: s.sim.authorize_url(),
-            token: s.sim.token_url(),
-            api: s.sim.api_url(),
-        });
     let (_, recipient) = prepare(&s, None).await;
 
     // While a prepare waits, an unsealed code bundle (someone else's consent) is refused unexchanged.
-    let plain = s.bundle_file(code_bundle(&s, &oauth).await);
+    let plain = s.bundle_file(s.code_bundle().await);
     let run = s.run(&["import", plain.to_str().unwrap()]).await;
     run.expect_code(1);
     assert!(run.stderr.contains("someone else's consent"), "{}", run.stderr);
     // A code bundle bound to another prepare step's nonce is refused too.
     let elsewhere = Recipient::parse(&recipient.public_b64(), "BBBBBBBBBBBBBBBBBBBBBB").unwrap();
-    let file = sealed_file(&s, code_bundle(&s, &oauth).await, &elsewhere, "code-elsewhere.json");
+    let file = sealed_file(&s, s.code_bundle().await, &elsewhere, "code-elsewhere.json");
     s.run(&["import", file.to_str().unwrap()]).await.expect_code(1);
     assert_eq!(s.sim.stats().token_authorization_code, 0, "no refused code was exchanged");
 
     // The bound one is exchanged.
-    let file = sealed_file(&s, code_bundle(&s, &oauth).await, &recipient, "code.json");
+    let file = sealed_file(&s, s.code_bundle().await, &recipient, "code.json");
     let run = s.run(&["import", file.to_str().unwrap()]).await;
     run.expect_code(0);
     assert_eq!(s.sim.stats().token_authorization_code, 1);
     assert!(!import_key(&s).exists());
     // With no prepare pending, a plain code bundle is accepted again (with the warning).
-    let plain = s.bundle_file(code_bundle(&s, &oauth).await);
+    let plain = s.bundle_file(s.code_bundle().await);
     let run = s.run(&["import", "--force", plain.to_str().unwrap()]).await;
     run.expect_code(0);
     assert!(run.stderr.contains("not encrypted"), "{}", run.stderr);

@@ -1,7 +1,5 @@
 //! `skysync login` through the loopback listener and by paste.
 
-use std::time::Duration;
-
 use skysync_tests::cli::Skysync;
 use tokio::io::AsyncWriteExt;
 
@@ -15,15 +13,15 @@ async fn login_through_the_loopback_listener() {
     assert!(query.iter().any(|(k, _)| k == "state"));
 
     let callback = s.consent(&authorize).await;
-    assert_eq!(callback.as_str().split('?').next(), s.env_value("SKYSYNC_REDIRECT_URI").as_deref());
+    let redirect = Skysync::redirect_of(&authorize);
+    assert_ne!(redirect.port(), Some(0), "port 0 is configured; the URL carries the port bound");
+    assert_eq!(callback.as_str().split('?').next(), Some(redirect.as_str()));
     // The browser lands on the listener, which answers with a page saying it may close.
     let page = reqwest::get(callback.clone()).await.expect("callback reachable");
     assert_eq!(page.status().as_u16(), 200);
     assert!(page.text().await.unwrap().contains("You may close this window"));
 
-    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output()).await.unwrap().unwrap();
-    let mut run = s.finish(out);
-    run.stderr = stderr.await.unwrap();
+    let run = s.finish_login(child, stderr).await;
     run.expect_code(0);
     assert!(run.stdout.contains("Sam Simulator <sim.user@example.org>"), "{}", run.stdout);
     assert!(run.stdout.contains("Simulated Sandbox Environment (p-simEnvironment0000000001)"));
@@ -50,9 +48,7 @@ async fn login_manual_reads_the_pasted_redirect() {
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(format!("{callback}\n").as_bytes()).await.unwrap();
     drop(stdin);
-    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output()).await.unwrap().unwrap();
-    let mut run = s.finish(out);
-    run.stderr = stderr.await.unwrap();
+    let run = s.finish_login(child, stderr).await;
     run.expect_code(0);
     assert!(run.stderr.contains("paste"), "{}", run.stderr);
     assert_eq!(s.sim.stats().token_authorization_code, 1);
@@ -68,9 +64,7 @@ async fn login_manual_rejects_a_redirect_with_another_state() {
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(format!("{forged}\n").as_bytes()).await.unwrap();
     drop(stdin);
-    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output()).await.unwrap().unwrap();
-    let mut run = s.finish(out);
-    run.stderr = stderr.await.unwrap();
+    let run = s.finish_login(child, stderr).await;
     run.expect_code(1);
     assert!(run.stderr.contains("state does not match"), "{}", run.stderr);
     assert_eq!(s.sim.stats().token_calls, 0);
@@ -101,9 +95,7 @@ async fn login_listener_refuses_a_forged_state_and_waits_for_the_real_redirect()
 
     let page = reqwest::get(callback).await.expect("listener still reachable");
     assert_eq!(page.status().as_u16(), 200, "the real redirect still lands");
-    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output()).await.unwrap().unwrap();
-    let mut run = s.finish(out);
-    run.stderr = stderr.await.unwrap();
+    let run = s.finish_login(child, stderr).await;
     run.expect_code(0);
     assert_eq!(s.sim.stats().token_authorization_code, 1);
 }
@@ -126,9 +118,7 @@ async fn login_reports_denied_consent() {
     let callback = s.consent(&authorize).await;
     let page = reqwest::get(callback).await.unwrap();
     assert_eq!(page.status().as_u16(), 400);
-    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output()).await.unwrap().unwrap();
-    let mut run = s.finish(out);
-    run.stderr = stderr.await.unwrap();
+    let run = s.finish_login(child, stderr).await;
     run.expect_code(1);
     assert!(run.stderr.contains("access_denied"), "{}", run.stderr);
 }
@@ -136,9 +126,10 @@ async fn login_reports_denied_consent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_with_the_redirect_port_busy_says_what_to_do_before_showing_a_url() {
     let s = Skysync::start().await;
-    let redirect = url::Url::parse(&s.env_value("SKYSYNC_REDIRECT_URI").unwrap()).unwrap();
-    let port = redirect.port().unwrap();
-    let _busy = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    // The test holds the port all along (bound first, then named), so it is busy for certain.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    s.set_env("SKYSYNC_REDIRECT_URI", Some(&format!("http://127.0.0.1:{port}/callback")));
     let run = s.run(&["login", "--no-browser", "--timeout", "30"]).await;
     run.expect_code(1);
     assert!(run.stderr.contains(&format!("port {port} is already in use")), "{}", run.stderr);
@@ -163,18 +154,16 @@ async fn login_listens_on_both_loopback_families_for_localhost() {
         return;
     }
     let s = Skysync::start().await;
-    let port = skysync_tests::cli::free_port();
-    s.set_env("SKYSYNC_REDIRECT_URI", Some(&format!("http://localhost:{port}/callback")));
+    s.set_env("SKYSYNC_REDIRECT_URI", Some("http://localhost:0/callback"));
     let (child, authorize, stderr) = s.start_login(&["login", "--no-browser", "--timeout", "30"]).await;
     let callback = s.consent(&authorize).await;
     assert_eq!(callback.host_str(), Some("localhost"));
+    assert_ne!(callback.port(), Some(0), "{callback}");
     let mut v6 = callback.clone();
     v6.set_host(Some("[::1]")).unwrap();
     let page = reqwest::get(v6).await.expect("the callback answers on [::1]");
     assert_eq!(page.status().as_u16(), 200);
-    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output()).await.unwrap().unwrap();
-    let mut run = s.finish(out);
-    run.stderr = stderr.await.unwrap();
+    let run = s.finish_login(child, stderr).await;
     run.expect_code(0);
     assert_eq!(s.sim.stats().token_authorization_code, 1);
 }

@@ -107,9 +107,7 @@ async fn no_secret_appears_in_any_output_at_trace_level() {
     let code = callback.query_pairs().find(|(k, _)| k == "code").unwrap().1.into_owned();
     secrets.push(code);
     reqwest::get(callback).await.unwrap();
-    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output()).await.unwrap().unwrap();
-    s.finish(out).expect_code(0);
-    s.record(stderr.await.unwrap());
+    s.finish_login(child, stderr).await.expect_code(0);
     secrets.push(s.stored_access_token());
     secrets.push(s.stored_refresh_token());
 
@@ -180,9 +178,7 @@ async fn no_secret_appears_at_trace_level_in_paste_login_imports_and_failed_exch
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(format!("{callback}\n").as_bytes()).await.unwrap();
     drop(stdin);
-    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output()).await.unwrap().unwrap();
-    s.finish(out).expect_code(0);
-    s.record(stderr.await.unwrap());
+    s.finish_login(child, stderr).await.expect_code(0);
     secrets.push(s.stored_access_token());
     secrets.push(s.stored_refresh_token());
 
@@ -194,7 +190,7 @@ async fn no_secret_appears_at_trace_level_in_paste_login_imports_and_failed_exch
     s.run(&["-vvv", "import", bundle.to_str().unwrap()]).await.expect_code(0);
 
     // A code bundle whose code the token endpoint refuses, and one it never issued.
-    let redirect = url::Url::parse(&s.env_value("SKYSYNC_REDIRECT_URI").unwrap()).unwrap();
+    let redirect = s.redirect_uri();
     for (code, verifier) in [("forged-code-value-1234567890", "v".repeat(64)), ("another-forged-code", "w".repeat(43))]
     {
         secrets.push(code.to_owned());

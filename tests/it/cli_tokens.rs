@@ -1,11 +1,7 @@
 //! `skysync import`, `token`, `renew`, `status` against the simulator.
 
 use skysync_cli::sim::Fault;
-use skysync_core::authorize::start_authorization;
 use skysync_core::bundle::BundleContent;
-use skysync_core::config::OAuthConfig;
-use skysync_core::host::OsEntropy;
-use skysync_core::secret::ClientSecret;
 use skysync_tests::cli::Skysync;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -28,24 +24,7 @@ async fn imported_refresh_bundle_is_reused_without_network_calls() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn imported_code_bundle_is_exchanged_at_once() {
     let s = Skysync::start().await;
-    let cfg = s.sim.config();
-    let redirect = url::Url::parse(&s.env_value("SKYSYNC_REDIRECT_URI").unwrap()).unwrap();
-    let oauth = OAuthConfig::new(cfg.client_id.clone(), Some(ClientSecret::new(cfg.client_secret.clone())), redirect)
-        .with_endpoints(skysync_core::Endpoints {
-            authorize: s.sim.authorize_url(),
-            token: s.sim.token_url(),
-            api: s.sim.api_url(),
-        });
-    let pending = start_authorization(&oauth, &OsEntropy);
-    let callback = s.consent(&pending.url).await;
-    let code = skysync_core::parse_callback(callback.as_str(), &pending.state, false).unwrap();
-    let path = s.bundle_file(BundleContent::AuthorizationCode {
-        client_id: cfg.client_id.clone(),
-        code,
-        code_verifier: pending.verifier,
-        redirect_uri: pending.redirect_uri,
-        obtained_at: s.sim.now(),
-    });
+    let path = s.bundle_file(s.code_bundle().await);
     let run = s.run(&["import", path.to_str().unwrap()]).await;
     run.expect_code(0);
     assert!(run.stdout.contains("Imported"), "{}", run.stdout);
@@ -195,7 +174,7 @@ async fn html_token_response_is_a_clear_error_and_changes_nothing() {
     let s = Skysync::start().await;
     s.seed_expired_access().await;
     let file_before = std::fs::read(s.token_file()).unwrap();
-    s.sim.fail_next_token(1, Fault::Html(403));
+    s.sim.fail_next_token(1, Fault::Html { code: 403 });
     let run = s.run(&["token"]).await;
     run.expect_code(1);
     assert!(run.stderr.contains("text/html"), "{}", run.stderr);
@@ -302,7 +281,7 @@ async fn expired_code_bundle_needs_consent_and_makes_no_call() {
         client_id: cfg.client_id.clone(),
         code: skysync_core::secret::AuthorizationCode::new("a-stale-code"),
         code_verifier: skysync_core::secret::PkceVerifier::new("v".repeat(64)),
-        redirect_uri: url::Url::parse(&s.env_value("SKYSYNC_REDIRECT_URI").unwrap()).unwrap(),
+        redirect_uri: s.redirect_uri(),
         obtained_at: s.sim.now() - time::Duration::minutes(10),
     });
     let run = s.run(&["import", path.to_str().unwrap()]).await;

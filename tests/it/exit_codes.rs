@@ -4,27 +4,14 @@
 
 use skysync_cli::sim::Fault;
 use skysync_core::bundle::BundleContent;
-use skysync_core::host::OsEntropy;
 use skysync_core::secret::PkceVerifier;
-use skysync_core::start_authorization;
 use skysync_tests::cli::Skysync;
-use skysync_tests::sky::{oauth_config, sim_config};
-
-/// A code the simulator really issued, for this world's redirect URI.
-async fn real_code(s: &Skysync) -> (skysync_core::PendingAuthorization, skysync_core::secret::AuthorizationCode) {
-    let redirect = url::Url::parse(&s.env_value("SKYSYNC_REDIRECT_URI").unwrap()).unwrap();
-    let mut oauth = oauth_config(&s.sim);
-    oauth.redirect_uri = redirect;
-    let pending = start_authorization(&oauth, &OsEntropy);
-    let callback = s.consent(&pending.url).await;
-    let code = skysync_core::parse_callback(callback.as_str(), &pending.state, false).unwrap();
-    (pending, code)
-}
+use skysync_tests::sky::sim_config;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_code_with_the_wrong_pkce_verifier_exits_4_and_stores_nothing() {
     let s = Skysync::start().await;
-    let (pending, code) = real_code(&s).await;
+    let (pending, code) = s.real_code().await;
     let wrong = PkceVerifier::new("w".repeat(64));
     let path = s.bundle_file(BundleContent::AuthorizationCode {
         client_id: s.sim.config().client_id,
@@ -48,7 +35,7 @@ async fn consent_lost_in_the_middle_of_a_sync_exits_4_and_keeps_the_committed_pa
     let before = std::fs::read(s.token_file()).unwrap();
     // The first page commits; then the API refuses the access token and the refresh token has
     // been revoked (an admin removed the app while the sync ran).
-    s.sim.fail_next_api(1, Fault::Slow(std::time::Duration::ZERO));
+    s.sim.fail_next_api(1, Fault::Slow { ms: 0 });
     s.sim.fail_next_api(1, Fault::InvalidGrant);
     s.sim.revoke_refresh_tokens();
     let run = s.run(&["sync", "gifts", "--page-size", "50"]).await;

@@ -125,13 +125,3 @@ async fn sync_does_not_follow_a_redirect_to_another_host() {
         assert_eq!(db.bookmark("gifts").await.as_ref(), Some(&before), "HTTP {status}: the bookmark is unchanged");
     }
 }
-
-#[test]
-fn the_redirect_fault_has_its_documented_control_form() {
-    use skysync_cli::sim::control::FaultSpec;
-    let spec: FaultSpec = serde_json::from_value(
-        serde_json::json!({"kind": "redirect", "status": 302, "location": "http://elsewhere.example/x"}),
-    )
-    .unwrap();
-    assert_eq!(Fault::from(spec), Fault::Redirect { status: 302, location: "http://elsewhere.example/x".into() });
-}

@@ -18,7 +18,6 @@ mod security_config;
 mod security_files;
 mod security_listeners;
 mod session;
-mod sim;
 mod sinks;
 mod sync;
 mod sync_cli;

@@ -29,12 +29,7 @@ async fn login_with_the_default_client_auth_sends_a_blackbaud_shaped_secret_as_i
     let secret = s.sim.config().client_secret;
     assert!(["+", "/", "="].iter().all(|c| secret.contains(c)), "the simulator's secret looks like Blackbaud's");
     assert_eq!(s.sim.config().basic_decoding, BasicDecoding::Raw, "and is read the way Blackbaud reads it");
-    let (child, authorize, stderr) = s.start_login(&["login", "--no-browser", "--timeout", "30"]).await;
-    let callback = s.consent(&authorize).await;
-    reqwest::get(callback).await.expect("the callback is reachable");
-    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output()).await.unwrap().unwrap();
-    let mut run = s.finish(out);
-    run.stderr = stderr.await.unwrap();
+    let run = s.login_through_listener().await;
     run.expect_code(0);
     assert_eq!(s.sim.stats().token_authorization_code, 1);
 }
@@ -43,13 +38,7 @@ async fn login_with_the_default_client_auth_sends_a_blackbaud_shaped_secret_as_i
 async fn login_with_rfc_form_encoded_basic_is_refused_by_blackbaud() {
     let s = Skysync::start().await;
     s.set_env("SKYSYNC_CLIENT_AUTH", Some("basic-form-encoded"));
-    let (child, authorize, stderr) = s.start_login(&["login", "--no-browser", "--timeout", "30"]).await;
-    let callback = s.consent(&authorize).await;
-    // The listener may answer the browser with an error page; the exit code is what matters.
-    let _ = reqwest::get(callback).await;
-    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output()).await.unwrap().unwrap();
-    let mut run = s.finish(out);
-    run.stderr = stderr.await.unwrap();
+    let run = s.login_through_listener().await;
     run.expect_code(3);
     assert!(run.stderr.contains("invalid_client") && run.stderr.contains("client_auth"), "{}", run.stderr);
     assert!(!s.token_file().exists());
@@ -127,23 +116,13 @@ async fn a_public_client_exchanges_its_code_without_a_secret() {
     let s = Skysync::with_sim(SimConfig { records: 10, public_client: true, ..Default::default() }).await;
     s.set_env("SKYSYNC_CLIENT_AUTH", Some("none"));
     s.set_env("SKYSYNC_CLIENT_SECRET", None);
-    let (child, authorize, stderr) = s.start_login(&["login", "--no-browser", "--timeout", "30"]).await;
-    let callback = s.consent(&authorize).await;
-    reqwest::get(callback).await.expect("the callback is reachable");
-    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output()).await.unwrap().unwrap();
-    let mut run = s.finish(out);
-    run.stderr = stderr.await.unwrap();
+    let run = s.login_through_listener().await;
     run.expect_code(0);
     assert_eq!(s.sim.stats().token_authorization_code, 1);
     // The same application set to confidential refuses a secretless exchange.
     let s = Skysync::with_sim(SimConfig { records: 10, ..Default::default() }).await;
     s.set_env("SKYSYNC_CLIENT_AUTH", Some("none"));
-    let (child, authorize, stderr) = s.start_login(&["login", "--no-browser", "--timeout", "30"]).await;
-    let callback = s.consent(&authorize).await;
-    let _ = reqwest::get(callback).await;
-    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output()).await.unwrap().unwrap();
-    let mut run = s.finish(out);
-    run.stderr = stderr.await.unwrap();
+    let run = s.login_through_listener().await;
     run.expect_code(3);
     assert!(run.stderr.contains("invalid_client"), "{}", run.stderr);
 }

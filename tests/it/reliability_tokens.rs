@@ -9,11 +9,7 @@ use std::time::Duration;
 
 use skysync_cli::sim::grants::RefreshTokenState;
 use skysync_cli::sim::{Fault, SimConfig};
-use skysync_core::authorize::start_authorization;
 use skysync_core::bundle::BundleContent;
-use skysync_core::config::OAuthConfig;
-use skysync_core::host::OsEntropy;
-use skysync_core::secret::ClientSecret;
 use skysync_tests::cli::{Skysync, assert_no_secrets};
 use skysync_tests::procs::{Dice, files_starting_with, parse_token_file, signal, wait_until};
 
@@ -32,28 +28,6 @@ fn state_of_stored(s: &Skysync) -> RefreshTokenState {
 
 fn rescue_files(s: &Skysync) -> Vec<std::path::PathBuf> {
     files_starting_with(&s.data_dir(), "tokens.rescue-")
-}
-
-/// A code bundle from a real consent at the simulator.
-async fn code_bundle(s: &Skysync) -> std::path::PathBuf {
-    let cfg = s.sim.config();
-    let redirect = url::Url::parse(&s.env_value("SKYSYNC_REDIRECT_URI").unwrap()).unwrap();
-    let oauth = OAuthConfig::new(cfg.client_id.clone(), Some(ClientSecret::new(cfg.client_secret.clone())), redirect)
-        .with_endpoints(skysync_core::Endpoints {
-            authorize: s.sim.authorize_url(),
-            token: s.sim.token_url(),
-            api: s.sim.api_url(),
-        });
-    let pending = start_authorization(&oauth, &OsEntropy);
-    let callback = s.consent(&pending.url).await;
-    let code = skysync_core::parse_callback(callback.as_str(), &pending.state, false).unwrap();
-    s.bundle_file(BundleContent::AuthorizationCode {
-        client_id: cfg.client_id.clone(),
-        code,
-        code_verifier: pending.verifier,
-        redirect_uri: pending.redirect_uri,
-        obtained_at: s.sim.now(),
-    })
 }
 
 // ---- Item 5: a rotation is never lost without a trace ----
@@ -212,7 +186,7 @@ async fn invalid_grant_after_a_recorded_intent_is_reported_as_a_lost_rotation() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn importing_the_same_code_bundle_twice_is_refused_before_any_request() {
     let s = strict_world().await;
-    let bundle = code_bundle(&s).await;
+    let bundle = s.bundle_file(s.code_bundle().await);
     let path = bundle.to_str().unwrap();
     s.run(&["import", path]).await.expect_code(0);
     let calls = s.sim.stats().token_calls;
@@ -232,7 +206,7 @@ async fn a_code_bundle_older_than_the_stored_consent_is_refused() {
     let s = strict_world().await;
     let bundle = s.home().join("code-bundle.json");
     // (Renamed: the next bundle file would reuse its name.)
-    std::fs::rename(code_bundle(&s).await, &bundle).unwrap();
+    std::fs::rename(s.bundle_file(s.code_bundle().await), &bundle).unwrap();
     // A newer consent is stored meanwhile.
     s.sim.advance_clock(Duration::from_secs(60));
     s.seed(s.minted_tokens(|_| {})).await;
@@ -526,7 +500,7 @@ async fn no_secret_appears_at_trace_level_when_token_handling_fails() {
     let s = strict_world().await;
     let c = s.sim.config();
     let mut secrets = vec![c.client_secret.clone(), c.subscription_key.clone()];
-    let bundle = code_bundle(&s).await;
+    let bundle = s.bundle_file(s.code_bundle().await);
     let text = std::fs::read_to_string(&bundle).unwrap();
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     secrets.push(v["code"].as_str().unwrap().to_owned());
@@ -559,7 +533,7 @@ async fn no_secret_appears_at_trace_level_when_token_handling_fails() {
         run_traced(&["api", "/constituent/v1/constituents?limit=1"]).await.expect_code(0);
         remember_stored(&s, &mut secrets);
         // A broken token endpoint, then a lost rotation and the refusal that follows.
-        s.sim.fail_next_token(1, Fault::Html(502));
+        s.sim.fail_next_token(1, Fault::Html { code: 502 });
         run_traced(&["renew"]).await;
         s.sim.drop_response_after_rotation(1);
         run_traced(&["renew"]).await.expect_code(1);

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use skysync_cli::sim::SimConfig;
-use skysync_tests::cli::{Skysync, free_port};
+use skysync_tests::cli::Skysync;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// One raw HTTP/1.1 GET with this `Host` header: the lower-cased head and the body.
@@ -50,9 +50,9 @@ async fn login_stops_at_once_when_either_loopback_address_is_taken() {
 #[tokio::test]
 async fn login_answers_only_its_own_host_names_and_its_page_sends_no_referrer() {
     let s = sim_for_any_loopback().await;
-    let port = free_port();
-    s.set_env("SKYSYNC_REDIRECT_URI", Some(&format!("http://localhost:{port}/callback")));
+    s.set_env("SKYSYNC_REDIRECT_URI", Some("http://localhost:0/callback"));
     let (child, authorize, stderr) = s.start_login(&["login", "--timeout", "60"]).await;
+    let port = Skysync::redirect_of(&authorize).port().expect("the bound port");
     let redirect = s.consent(&authorize).await;
     let target = format!("{}?{}", redirect.path(), redirect.query().unwrap());
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));

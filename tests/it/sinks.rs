@@ -5,9 +5,8 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 use skysync_cli::sink::{self, DeleteMode, FullSwap, JsonlOut, Row, RunOutcome, Sink, SinkError, SinkSpec, Target};
 use skysync_core::catalog::{self, Entity};
-use skysync_tests::deadline::Deadline;
+use skysync_tests::db::{Reader, TestDb};
 use skysync_tests::pg::PgServer;
-use tempfile::TempDir;
 
 const E: &str = "gifts";
 
@@ -27,131 +26,41 @@ fn rows(ids: &[&str], v: i64) -> Vec<Row> {
     ids.iter().map(|id| row(id, v)).collect()
 }
 
-/// One backend with a fresh, empty database.
-struct Fixture {
-    spec: SinkSpec,
-    _dir: TempDir,
-    _pg: Option<PgServer>,
-    _deadline: Deadline,
-}
+/// One backend with a fresh, empty database (in a directory that does not exist yet).
+struct Fixture(TestDb);
 
 impl Fixture {
     fn sqlite() -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        Fixture {
-            spec: SinkSpec::Sqlite(dir.path().join("nested/dir/skysync.db")),
-            _dir: dir,
-            _pg: None,
-            _deadline: Deadline::start(),
-        }
+        Fixture(TestDb::sqlite("nested/dir/skysync.db"))
     }
 
     fn postgres() -> Fixture {
-        let pg = PgServer::start().expect("PostgreSQL test server");
-        Fixture {
-            spec: SinkSpec::Postgres(pg.url()),
-            _dir: tempfile::tempdir().unwrap(),
-            _pg: Some(pg),
-            _deadline: Deadline::start(),
-        }
+        Fixture(TestDb::postgres())
     }
 
     async fn open(&self) -> Box<dyn Sink> {
-        let mut s = sink::open(&self.spec).await.unwrap();
+        let mut s = sink::open(self.0.spec()).await.unwrap();
         s.prepare(&entities()).await.unwrap();
         s
     }
 
     /// A second, independent connection, as a reader of the database would have.
     async fn reader(&self) -> Reader {
-        match &self.spec {
-            SinkSpec::Sqlite(p) => Reader::Sqlite(rusqlite::Connection::open(p).unwrap()),
-            SinkSpec::Postgres(url) => {
-                let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
-                tokio::spawn(conn);
-                Reader::Pg(client)
-            }
-            SinkSpec::Jsonl(_) => unreachable!(),
-        }
+        self.0.reader().await
     }
 
     fn is_pg(&self) -> bool {
-        matches!(self.spec, SinkSpec::Postgres(_))
+        self.0.is_pg()
     }
 }
 
-enum Reader {
-    Sqlite(rusqlite::Connection),
-    Pg(tokio_postgres::Client),
+/// A trigger that makes a page's bookmark write fail, and its removal.
+trait BookmarkTrap {
+    async fn break_bookmark_writes(&self);
+    async fn fix_bookmark_writes(&self);
 }
 
-/// (id, data, deleted) ordered by id.
-type Rows = Vec<(String, Value, bool)>;
-
-impl Reader {
-    async fn rows(&self, table: &str) -> Rows {
-        let sql = format!("SELECT id, data, deleted_at IS NOT NULL FROM \"{table}\" ORDER BY id");
-        match self {
-            Reader::Sqlite(c) => {
-                let mut st = c.prepare(&sql).unwrap();
-                st.query_map([], |r| {
-                    Ok((r.get::<_, String>(0)?, serde_json::from_str(&r.get::<_, String>(1)?).unwrap(), r.get(2)?))
-                })
-                .unwrap()
-                .collect::<Result<_, _>>()
-                .unwrap()
-            }
-            Reader::Pg(c) => {
-                let sql = sql.replace("data,", "data::text,");
-                c.query(&sql, &[])
-                    .await
-                    .unwrap()
-                    .iter()
-                    .map(|r| (r.get(0), serde_json::from_str(r.get::<_, &str>(1)).unwrap(), r.get(2)))
-                    .collect()
-            }
-        }
-    }
-
-    async fn ids(&self, table: &str) -> Vec<String> {
-        self.rows(table).await.into_iter().map(|r| r.0).collect()
-    }
-
-    /// `date_modified` in UTC with microseconds, or None.
-    async fn date_modified(&self, table: &str, id: &str) -> Option<String> {
-        match self {
-            Reader::Sqlite(c) => c
-                .query_row(&format!("SELECT date_modified FROM \"{table}\" WHERE id = ?1"), [id], |r| r.get(0))
-                .unwrap(),
-            Reader::Pg(c) => c
-                .query_one(
-                    &format!(
-                        "SELECT to_char(date_modified AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') \
-                         FROM \"{table}\" WHERE id = $1"
-                    ),
-                    &[&id],
-                )
-                .await
-                .unwrap()
-                .get(0),
-        }
-    }
-
-    /// The single integer `sql` returns.
-    async fn count(&self, sql: &str) -> i64 {
-        match self {
-            Reader::Sqlite(c) => c.query_row(sql, [], |r| r.get(0)).unwrap(),
-            Reader::Pg(c) => c.query_one(sql, &[]).await.unwrap().get(0),
-        }
-    }
-
-    async fn exec(&self, sql: &str) {
-        match self {
-            Reader::Sqlite(c) => c.execute_batch(sql).unwrap(),
-            Reader::Pg(c) => c.batch_execute(sql).await.unwrap(),
-        }
-    }
-
+impl BookmarkTrap for Reader {
     /// Makes every later UPDATE of sync_state fail, i.e. the bookmark write of a page.
     async fn break_bookmark_writes(&self) {
         match self {

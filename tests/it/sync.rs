@@ -16,10 +16,8 @@ use skysync_core::api::{ApiClient, ApiError, RetryPolicy};
 use skysync_core::catalog::{self, Entity};
 use skysync_core::host::SystemClock;
 use skysync_core::sync::Bookmark;
-use skysync_tests::deadline::Deadline;
-use skysync_tests::pg::PgServer;
+use skysync_tests::db::TestDb;
 use skysync_tests::sky::{api_client, sim_config, start_sim};
-use tempfile::TempDir;
 
 /// A sim with `records` constituents (gifts = 2x, events = max(10, n/100)).
 async fn sim(records: u64) -> SimHandle {
@@ -58,47 +56,33 @@ enum Db {
 }
 
 /// A fresh database of one backend.
-pub(crate) struct Fixture {
-    spec: SinkSpec,
-    _dir: TempDir,
-    _pg: Option<PgServer>,
-    _deadline: Deadline,
-}
+pub(crate) struct Fixture(TestDb);
 
 impl Fixture {
     /// A reader of an existing database (e.g. one the `skysync` binary wrote).
     pub(crate) fn at(spec: SinkSpec) -> Fixture {
-        Fixture { spec, _dir: tempfile::tempdir().unwrap(), _pg: None, _deadline: Deadline::start() }
+        Fixture(TestDb::at(spec))
     }
 
     /// A fresh PostgreSQL database, for tests that hand its URL to the binary.
     pub(crate) fn postgres() -> Fixture {
-        Fixture::new(Db::Postgres)
+        Fixture(TestDb::postgres())
     }
 
     /// The sink description.
     pub(crate) fn spec(&self) -> &SinkSpec {
-        &self.spec
+        self.0.spec()
     }
 
     fn new(db: Db) -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
         match db {
-            Db::Sqlite => Fixture {
-                spec: SinkSpec::Sqlite(dir.path().join("skysync.db")),
-                _dir: dir,
-                _pg: None,
-                _deadline: Deadline::start(),
-            },
-            Db::Postgres => {
-                let pg = PgServer::start().expect("PostgreSQL test server");
-                Fixture { spec: SinkSpec::Postgres(pg.url()), _dir: dir, _pg: Some(pg), _deadline: Deadline::start() }
-            }
+            Db::Sqlite => Fixture(TestDb::sqlite("skysync.db")),
+            Db::Postgres => Fixture::postgres(),
         }
     }
 
     async fn sink(&self) -> Box<dyn Sink> {
-        sink::open(&self.spec).await.unwrap()
+        sink::open(self.0.spec()).await.unwrap()
     }
 
     /// One run with a fresh sink connection, as a new process would.
@@ -109,36 +93,8 @@ impl Fixture {
 
     /// (id → (data, deleted)) of a table, read through a separate connection.
     pub(crate) async fn rows(&self, table: &str) -> BTreeMap<String, (Value, bool)> {
-        let sql = format!("SELECT id, data, deleted_at IS NOT NULL FROM \"{table}\"");
-        match &self.spec {
-            SinkSpec::Sqlite(p) => {
-                let c = rusqlite::Connection::open(p).unwrap();
-                let mut st = c.prepare(&sql).unwrap();
-                st.query_map([], |r| {
-                    let data: String = r.get(1)?;
-                    Ok((r.get::<_, String>(0)?, (serde_json::from_str(&data).unwrap(), r.get(2)?)))
-                })
-                .unwrap()
-                .collect::<Result<_, _>>()
-                .unwrap()
-            }
-            SinkSpec::Postgres(url) => {
-                let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
-                let task = tokio::spawn(conn);
-                let sql = sql.replace("data,", "data::text,");
-                let rows = client
-                    .query(&sql, &[])
-                    .await
-                    .unwrap()
-                    .iter()
-                    .map(|r| (r.get(0), (serde_json::from_str(r.get::<_, &str>(1)).unwrap(), r.get(2))))
-                    .collect();
-                drop(client);
-                let _ = task.await;
-                rows
-            }
-            SinkSpec::Jsonl(_) => unreachable!(),
-        }
+        let rows = self.0.reader().await.rows(table).await;
+        rows.into_iter().map(|(id, data, deleted)| (id, (data, deleted))).collect()
     }
 
     /// Number of rows of a table (deleted ones included: a duplicate would show here).
@@ -278,7 +234,7 @@ async fn per_entity_requests_count_every_attempt(db: Db) {
     let sim = sim(100).await;
     let fx = Fixture::new(db);
     let api = client(&sim, None);
-    sim.fail_next_api(2, Fault::Status(500));
+    sim.fail_next_api(2, Fault::Status { code: 500 });
     sim.fail_next_api(1, Fault::Drop);
     sim.fail_next_api(1, Fault::TooManyRequests { retry_after_secs: 0 });
     sim.fail_next_api(1, Fault::InvalidGrant);

@@ -138,25 +138,11 @@ async fn call_budget_exits_5_with_a_budget_message() {
 #[tokio::test]
 async fn sigkill_mid_sync_then_rerun_is_complete_without_duplicates() {
     let sk = world(200).await;
-    // 400 gifts in pages of 10 at 10 calls/s: about four seconds, so the kill lands mid-run.
-    let mut child =
-        sk.command(&["sync", "gifts", "--page-size", "10", "--rate-limit", "10"]).spawn().expect("spawn skysync sync");
     let db = default_db(&sk);
-    let mut rows = 0;
-    for _ in 0..300 {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        if db_path(&sk).exists() {
-            rows = sqlite_count(&db_path(&sk), "gifts");
-            if rows >= 50 {
-                break;
-            }
-        }
-    }
-    child.start_kill().expect("SIGKILL");
-    let status = child.wait().await.unwrap();
-    assert!(!status.success(), "killed, not finished");
+    // 400 gifts in pages of 10; killed while its sixth call is held, after five committed pages.
+    sigkill_at_call(&sk, &["sync", "gifts", "--page-size", "10"], 5).await;
     let kept = sqlite_count(&db_path(&sk), "gifts");
-    assert!((50..400).contains(&kept), "killed mid-run after {rows} rows: {kept} kept");
+    assert_eq!(kept, 50, "the five committed pages are kept");
     match db.bookmark("gifts").await {
         Some(Bookmark::Chain { next_link, .. }) => assert!(next_link.contains("sort_token="), "the chain moved"),
         other => panic!("no chain bookmark after committed pages: {other:?}"),
@@ -249,13 +235,13 @@ async fn demo_runs_the_whole_flow() {
 /// simulator (the calls before it answered normally): a kill at a known point, with no timing.
 async fn sigkill_at_call(sk: &Skysync, args: &[&str], calls: u32) {
     let start = sk.sim.stats().api_calls;
-    sk.sim.fail_next_api(calls, skysync_cli::sim::Fault::Slow(Duration::ZERO));
-    sk.sim.fail_next_api(1, skysync_cli::sim::Fault::Slow(Duration::from_secs(120)));
+    sk.sim.fail_next_api(calls, skysync_cli::sim::Fault::Slow { ms: 0 });
+    sk.sim.fail_next_api(1, skysync_cli::sim::Fault::Hold);
     let mut child = sk.command(args).spawn().expect("spawn skysync");
     let target = start + u64::from(calls) + 1;
     let reached = tokio::time::timeout(Duration::from_secs(60), async {
-        // A poll of the simulator's counter (each check is a lock, not a sleep-and-hope).
-        while sk.sim.stats().api_calls < target {
+        // A poll of the simulator's latch (each check is a lock, not a sleep-and-hope).
+        while sk.sim.stats().held == 0 {
             if let Some(status) = child.try_wait().unwrap() {
                 panic!("skysync exited ({status}) before its call {target} was held");
             }
@@ -264,9 +250,11 @@ async fn sigkill_at_call(sk: &Skysync, args: &[&str], calls: u32) {
     })
     .await;
     assert!(reached.is_ok(), "skysync never reached API call {target}");
+    assert_eq!(sk.sim.stats().api_calls, target, "the held call is call {target}");
     child.start_kill().expect("SIGKILL");
     let status = child.wait().await.unwrap();
     assert!(!status.success(), "killed, not finished");
+    sk.sim.release_held();
 }
 
 #[tokio::test]

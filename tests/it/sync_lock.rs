@@ -4,10 +4,11 @@
 
 use std::time::Duration;
 
-use skysync_cli::sim::SimConfig;
+use skysync_cli::sim::{Fault, SimConfig};
 use skysync_cli::sink::SinkSpec;
 use skysync_cli::sink::run_lock::{JSONL_LOCK_FILE, sqlite_lock_path};
 use skysync_tests::cli::Skysync;
+use skysync_tests::procs::wait_until;
 use tokio::process::Child;
 
 use crate::sync::Fixture;
@@ -57,31 +58,30 @@ fn args<'a>(base: &'a [&'a str], target: &'a [String]) -> Vec<&'a str> {
     base.iter().copied().chain(target.iter().map(String::as_str)).collect()
 }
 
-/// Starts a slow sync (gifts in pages of 10 at 2 calls/s) and waits until it holds the lock.
-async fn slow_holder(sk: &Skysync, target: &Target) -> Child {
+/// Starts a sync whose first API call is held at the simulator's latch, and waits until it holds
+/// the sync lock (taken before any API call) with that call held: it stays busy, holding the lock,
+/// until the test calls `release_held`, however slow the machine.
+async fn held_holder(sk: &Skysync, target: &Target) -> Child {
     let t = target.args();
-    let mut child = sk
-        .command(&args(&["sync", "gifts", "--page-size", "10", "--rate-limit", "2"], &t))
-        .spawn()
-        .expect("spawn skysync sync");
+    sk.sim.fail_next_api(1, Fault::Hold);
+    let mut child = sk.command(&args(&["sync", "gifts", "--page-size", "50"], &t)).spawn().expect("spawn skysync sync");
     let pid = child.id().expect("pid");
-    for _ in 0..600 {
-        if target.holder_pid().await == Some(pid) {
-            return child;
-        }
+    let what = "the holder takes the lock and its first call is held";
+    wait_until(Duration::from_secs(60), what, || {
         if let Ok(Some(status)) = child.try_wait() {
             panic!("the holder exited ({status}) before it was seen holding the lock");
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the holder never took the lock");
+        let held = sk.sim.stats().held == 1;
+        async move { held && target.holder_pid().await == Some(pid) }
+    })
+    .await;
+    child
 }
 
 async fn second_run_is_refused_then_a_killed_holder_frees_the_lock(sk: Skysync, target: Target) {
     let t = target.args();
-    let mut holder = slow_holder(&sk, &target).await;
+    let mut holder = held_holder(&sk, &target).await;
     let pid = holder.id().unwrap();
-    let calls = sk.sim.stats().api_calls;
 
     let run = sk.run(&args(&["sync", "gifts", "--full", "--lock-wait", "1"], &t)).await;
     run.expect_code(6);
@@ -90,11 +90,12 @@ async fn second_run_is_refused_then_a_killed_holder_frees_the_lock(sk: Skysync, 
     assert!(run.stderr.contains("since "), "{}", run.stderr);
     assert!(!run.stderr.contains("begin_full"), "no internals: {}", run.stderr);
     assert!(holder.try_wait().unwrap().is_none(), "the holder is untouched");
-    assert!(sk.sim.stats().api_calls > calls, "the holder kept going");
+    assert_eq!(sk.sim.stats().held, 1, "the holder is still mid-call");
 
     // SIGKILL: the OS (or the PostgreSQL server, when the session drops) releases the lock.
     holder.start_kill().unwrap();
     let _ = holder.wait().await;
+    sk.sim.release_held();
     let run = sk.run(&args(&["sync", "gifts", "--lock-wait", "30", "--page-size", "100"], &t)).await;
     run.expect_code(0);
     match &target {
@@ -133,11 +134,31 @@ async fn a_waiting_run_proceeds_once_the_holder_finishes() {
     let db = sk.home().join("wait.db");
     let target = Target::Sqlite(db.clone());
     let t = target.args();
-    let holder = slow_holder(&sk, &target).await;
-    let run = sk.run(&args(&["sync", "gifts", "--full", "--lock-wait", "50"], &t)).await;
+    let holder = held_holder(&sk, &target).await;
+    let mut waiting = sk.command(&args(&["sync", "gifts", "--full", "--lock-wait", "50"], &t)).spawn().unwrap();
+    // Released only once the waiting run has the lock file open: it found the lock taken.
+    let lock_file = std::fs::canonicalize(sqlite_lock_path(&db)).unwrap();
+    let waiting_pid = waiting.id().unwrap();
+    wait_until(Duration::from_secs(60), "the waiting run opens the lock file", || {
+        if let Ok(Some(status)) = waiting.try_wait() {
+            panic!("the waiting run exited ({status}) while the holder still held the lock");
+        }
+        let open = has_open(waiting_pid, &lock_file);
+        async move { open }
+    })
+    .await;
+    assert_eq!(sk.sim.stats().api_calls, 1, "the waiting run made no call while the lock was held");
+    sk.sim.release_held();
+    let run = sk.finish(waiting.wait_with_output().await.unwrap());
     let held = holder.wait_with_output().await.unwrap();
     assert!(held.status.success(), "{}", String::from_utf8_lossy(&held.stderr));
     run.expect_code(0);
     assert!(run.stdout.contains("full"), "{}", run.stdout);
     Fixture::at(SinkSpec::Sqlite(db)).assert_equals_source(&sk.sim, "gifts").await;
+}
+
+/// Whether process `pid` has `path` open (Linux `/proc`).
+fn has_open(pid: u32, path: &std::path::Path) -> bool {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return false };
+    fds.flatten().any(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| target == path))
 }

@@ -2,7 +2,6 @@
 //! rekey`), black-box against the simulator.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use skysync_core::bundle::BundleContent;
 use skysync_tests::cli::Skysync;
@@ -45,9 +44,7 @@ async fn login_token_status_with_an_encrypted_store_keep_no_token_bytes_on_disk(
     let (child, authorize, stderr) = s.start_login(&["login", "--no-browser", "--timeout", "30"]).await;
     let callback = s.consent(&authorize).await;
     reqwest::get(callback).await.expect("callback reachable");
-    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output()).await.unwrap().unwrap();
-    let mut run = s.finish(out);
-    run.stderr = stderr.await.unwrap();
+    let run = s.finish_login(child, stderr).await;
     run.expect_code(0);
 
     let access = s.run(&["token"]).await;

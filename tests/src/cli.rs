@@ -102,10 +102,10 @@ pub struct Skysync {
     _deadline: crate::deadline::Deadline,
 }
 
-/// A free port on 127.0.0.1 (it may be taken again before use, which is unlikely).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port()
-}
+/// The redirect URI every world starts with: port 0, so `skysync login` binds any free port and
+/// sends that one (no port is probed and then bound by someone else). [`Skysync::start_login`]
+/// registers the URI the CLI actually sent, as a developer registers theirs with the application.
+pub const REDIRECT_ANY_PORT: &str = "http://127.0.0.1:0/callback";
 
 impl Skysync {
     /// A simulator with default settings (1000 records).
@@ -119,9 +119,8 @@ impl Skysync {
         let home = tempfile::tempdir().expect("temp HOME");
         let c = sim.config();
         // The simulator matches redirect URIs exactly, as Blackbaud does: register the one the
-        // CLI is configured with, as a developer would.
-        let redirect = format!("http://127.0.0.1:{}/callback", free_port());
-        sim.register_redirect_uri(&redirect);
+        // CLI is configured with, as a developer would (a login's listener registers its own).
+        sim.register_redirect_uri(REDIRECT_ANY_PORT);
         let env = vec![
             ("HOME".into(), home.path().display().to_string()),
             ("XDG_CONFIG_HOME".into(), home.path().join("config").display().to_string()),
@@ -132,7 +131,7 @@ impl Skysync {
             ("SKYSYNC_CLIENT_ID".into(), c.client_id.clone()),
             ("SKYSYNC_CLIENT_SECRET".into(), c.client_secret.clone()),
             ("SKYSYNC_SUBSCRIPTION_KEY".into(), c.subscription_key.clone()),
-            ("SKYSYNC_REDIRECT_URI".into(), redirect),
+            ("SKYSYNC_REDIRECT_URI".into(), REDIRECT_ANY_PORT.into()),
         ];
         Self {
             sim,
@@ -287,6 +286,40 @@ impl Skysync {
         path
     }
 
+    /// The redirect URI this world's CLI is configured with (`SKYSYNC_REDIRECT_URI`).
+    pub fn redirect_uri(&self) -> url::Url {
+        url::Url::parse(&self.env_value("SKYSYNC_REDIRECT_URI").expect("a redirect URI")).expect("a URL")
+    }
+
+    /// The OAuth configuration this world's CLI runs with: the simulator's client and endpoints
+    /// and the configured redirect URI.
+    pub fn oauth_config(&self) -> skysync_core::OAuthConfig {
+        let mut oauth = crate::sky::oauth_config(&self.sim);
+        oauth.redirect_uri = self.redirect_uri();
+        oauth
+    }
+
+    /// A consent at the simulator for this world's configuration, as the consent page makes it:
+    /// the pending authorization (verifier, redirect URI) and the code the simulator issued.
+    pub async fn real_code(&self) -> (skysync_core::PendingAuthorization, skysync_core::secret::AuthorizationCode) {
+        let pending = skysync_core::start_authorization(&self.oauth_config(), &skysync_core::host::OsEntropy);
+        let callback = self.consent(&pending.url).await;
+        let code = skysync_core::parse_callback(callback.as_str(), &pending.state, false).expect("the callback parses");
+        (pending, code)
+    }
+
+    /// A code bundle from a real consent at the simulator (what the consent page downloads).
+    pub async fn code_bundle(&self) -> BundleContent {
+        let (pending, code) = self.real_code().await;
+        BundleContent::AuthorizationCode {
+            client_id: self.sim.config().client_id,
+            code,
+            code_verifier: pending.verifier,
+            redirect_uri: pending.redirect_uri,
+            obtained_at: self.sim.now(),
+        }
+    }
+
     /// Stores `tokens` with `skysync import` (the way a consent from the browser page arrives).
     pub async fn seed(&self, tokens: TokenSet) {
         let path = self.bundle_file(BundleContent::RefreshToken { tokens: Box::new(tokens) });
@@ -304,7 +337,9 @@ impl Skysync {
     }
 
     /// Starts `skysync login …` and returns the child and the authorization URL it printed on
-    /// stderr (the rest of stderr is collected in the background).
+    /// stderr (the rest of stderr is collected in the background). The `redirect_uri` in that URL
+    /// (with the port the CLI bound, when configured with port 0) is registered with the
+    /// simulator before this returns.
     pub async fn start_login(
         &self,
         args: &[&str],
@@ -327,6 +362,9 @@ impl Skysync {
         })
         .await
         .expect("login printed its URL within 30 s");
+        if let Some(redirect) = url.query_pairs().find(|(k, _)| k == "redirect_uri").map(|(_, v)| v.into_owned()) {
+            self.sim.register_redirect_uri(&redirect);
+        }
         let rest = tokio::spawn(async move {
             let mut all = seen;
             while let Ok(Some(line)) = lines.next_line().await {
@@ -336,6 +374,35 @@ impl Skysync {
             all
         });
         (child, url, rest)
+    }
+
+    /// Waits (30 s at most) for a login started with [`Self::start_login`] to end, with its
+    /// whole stderr (recorded for [`Self::all_output`]).
+    pub async fn finish_login(&self, child: tokio::process::Child, stderr: tokio::task::JoinHandle<String>) -> Run {
+        let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+            .await
+            .expect("skysync login finished within 30 s")
+            .expect("skysync login ran");
+        let mut run = self.finish(out);
+        run.stderr = stderr.await.expect("stderr collected");
+        self.record(run.stderr.clone());
+        run
+    }
+
+    /// `skysync login --no-browser --timeout 30` through its loopback listener, the browser's part
+    /// played here: consent at the simulator, then land on the callback (whatever it answers).
+    pub async fn login_through_listener(&self) -> Run {
+        let (child, authorize, stderr) = self.start_login(&["login", "--no-browser", "--timeout", "30"]).await;
+        let callback = self.consent(&authorize).await;
+        // The listener may answer with an error page; the run's exit code says what happened.
+        let _ = reqwest::get(callback).await;
+        self.finish_login(child, stderr).await
+    }
+
+    /// The `redirect_uri` a consent URL sends the browser back to.
+    pub fn redirect_of(authorize: &url::Url) -> url::Url {
+        let uri = authorize.query_pairs().find(|(k, _)| k == "redirect_uri").expect("a redirect_uri").1;
+        url::Url::parse(&uri).expect("the redirect_uri is a URL")
     }
 
     /// Follows the consent URL like a browser that has already consented: GET it without following

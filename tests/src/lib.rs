@@ -2,6 +2,7 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod db;
 pub mod deadline;
 pub mod pg;
 pub mod process;

@@ -15,10 +15,15 @@ use crate::output::{relative, timestamp};
 /// Runs the consent and stores the tokens.
 pub async fn run(ctx: &Context, args: LoginArgs) -> anyhow::Result<u8> {
     ctx.require_client_secret()?;
-    let pending = start_authorization(&ctx.settings().oauth(), &OsEntropy);
+    let mut oauth = ctx.settings().oauth();
     let out = ctx.output();
     let timeout = Duration::from_secs(args.timeout.max(1));
-    let listener = if args.manual { None } else { Some(bind_listener(&pending.redirect_uri).await?) };
+    let listener = if args.manual { None } else { Some(bind_listener(&oauth.redirect_uri).await?) };
+    if let Some(listener) = &listener {
+        // A redirect_uri with port 0 listens on any free port and sends that one.
+        oauth.redirect_uri = listener.redirect_uri(&oauth.redirect_uri)?;
+    }
+    let pending = start_authorization(&oauth, &OsEntropy);
     out.note("Open this URL in a browser and consent as a Blackbaud user with access to the environment:");
     // The URL stands alone on its line so it can be copied (or read by a script).
     out.note(pending.url.as_str());

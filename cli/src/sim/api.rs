@@ -9,11 +9,11 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use skysync_core::catalog::{CATALOG, Entity, Incremental};
 
-use super::data::{PageQuery, Visibility};
+use super::data::{Page, PageQuery, Visibility};
 use super::faults::{Surface, apply, quota_response, rate_limit_response, truncated};
 use super::net::Conn;
 use super::render::{Ctx, push_json_str, render};
-use super::server::{api_error, json_text, pairs, param};
+use super::respond::{api_error, json_text, pairs, param};
 use super::state::{Inner, Shared, Throttle};
 use super::{ActionsPaging, Fault};
 
@@ -36,48 +36,91 @@ struct ListParams {
     offset: u64,
 }
 
-/// `GET {entity.path}`.
+/// `GET {entity.path}`, phase by phase: count the call, admit it (key, throttle, injected
+/// fault), check the bearer token, read the parameters, select the page, then write its rows and
+/// its cursor.
 pub(crate) async fn list(sim: &Shared, conn: &Conn, index: usize, req: Request) -> Response {
     let entity = &CATALOG[index];
-    {
-        let mut s = sim.lock();
-        s.stats.api_calls += 1;
-        *s.stats.per_entity_calls.entry(entity.name.to_owned()).or_default() += 1;
-    }
+    count_call(sim, entity);
     if req.method() != Method::GET {
         return api_error(StatusCode::METHOD_NOT_ALLOWED, "The simulator serves list endpoints (GET) only.");
     }
     let q = pairs(req.uri().query().unwrap_or("").as_bytes());
-    let key = req
-        .headers()
-        .get("bb-api-subscription-key")
-        .and_then(|v| v.to_str().ok())
-        .or_else(|| param(&q, "subscription-key"));
-    let fault = {
-        let mut s = sim.lock();
-        if key != Some(s.cfg.subscription_key.as_str()) {
-            s.stats.unauthorized += 1;
-            return api_error(StatusCode::UNAUTHORIZED, BAD_KEY);
-        }
-        match s.throttle() {
-            Some(Throttle::RateLimited) => {
-                s.stats.rate_limited += 1;
-                return rate_limit_response(1);
-            }
-            Some(Throttle::Quota(secs)) => {
-                s.stats.quota_rejections += 1;
-                return quota_response(secs);
-            }
-            None => {}
-        }
-        s.api_faults.pop_front().or_else(|| random_fault(&mut s))
-    };
+    if let Some(refused) = refuse_key_or_throttle(sim, &req, &q) {
+        return refused;
+    }
+    let fault = next_fault(sim);
+    // A truncated answer needs the page, so it is served at the end.
     let truncate = fault == Some(Fault::Truncated);
     if let Some(fault) = fault.filter(|_| !truncate)
         && let Some(resp) = apply(sim, conn, fault, Surface::Api).await
     {
         return resp;
     }
+    if let Some(refused) = refuse_bearer(sim, &req) {
+        return refused;
+    }
+    let (paging, keep_filters) = {
+        let s = sim.lock();
+        let paging = if entity.name == "actions" { s.cfg.actions_paging } else { ActionsPaging::SortToken };
+        (paging, s.cfg.next_link_keeps_filters)
+    };
+    let params = match parse_params(entity, &q, paging) {
+        Ok(p) => p,
+        Err(msg) => return api_error(StatusCode::BAD_REQUEST, &msg),
+    };
+    let (page, ctx) = select_page(sim, index, params.page);
+    let mut body = String::with_capacity(page.rows.len() * 700 + 256);
+    write_rows(&mut body, ctx, &page, params.fields.as_deref());
+    let links = LinkParts { sim, entity, q: &q, limit: params.limit, keep_filters };
+    write_cursor(&mut body, &links, &params, paging, &page);
+    body.push('}');
+    sim.lock().stats.api_ok += 1;
+    if truncate {
+        return truncated(sim, body);
+    }
+    json_text(StatusCode::OK, body)
+}
+
+fn count_call(sim: &Shared, entity: &Entity) {
+    let mut s = sim.lock();
+    s.stats.api_calls += 1;
+    *s.stats.per_entity_calls.entry(entity.name.to_owned()).or_default() += 1;
+}
+
+/// The checks before any fault or token: the subscription key, then the rate limit and quota.
+fn refuse_key_or_throttle(sim: &Shared, req: &Request, q: &[(String, String)]) -> Option<Response> {
+    let key = req
+        .headers()
+        .get("bb-api-subscription-key")
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| param(q, "subscription-key"));
+    let mut s = sim.lock();
+    if key != Some(s.cfg.subscription_key.as_str()) {
+        s.stats.unauthorized += 1;
+        return Some(api_error(StatusCode::UNAUTHORIZED, BAD_KEY));
+    }
+    match s.throttle() {
+        Some(Throttle::RateLimited) => {
+            s.stats.rate_limited += 1;
+            Some(rate_limit_response(1))
+        }
+        Some(Throttle::Quota(secs)) => {
+            s.stats.quota_rejections += 1;
+            Some(quota_response(secs))
+        }
+        None => None,
+    }
+}
+
+/// The next queued fault, else a random one (or none).
+fn next_fault(sim: &Shared) -> Option<Fault> {
+    let mut s = sim.lock();
+    s.api_faults.pop_front().or_else(|| random_fault(&mut s))
+}
+
+/// The 401 Blackbaud answers unless the request carries a live bearer access token.
+fn refuse_bearer(sim: &Shared, req: &Request) -> Option<Response> {
     let bearer = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -85,41 +128,36 @@ pub(crate) async fn list(sim: &Shared, conn: &Conn, index: usize, req: Request) 
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, t)| t.trim());
-    {
-        let mut s = sim.lock();
-        if !bearer.is_some_and(|t| s.access_valid(t)) {
-            s.stats.unauthorized += 1;
-            return api_error(StatusCode::UNAUTHORIZED, BAD_TOKEN);
-        }
+    let mut s = sim.lock();
+    if !bearer.is_some_and(|t| s.access_valid(t)) {
+        s.stats.unauthorized += 1;
+        return Some(api_error(StatusCode::UNAUTHORIZED, BAD_TOKEN));
     }
-    let (paging, keep_filters) = {
-        let s = sim.lock();
-        let paging = if entity.name == "actions" { s.cfg.actions_paging } else { ActionsPaging::SortToken };
-        (paging, s.cfg.next_link_keeps_filters)
-    };
-    let mut params = match parse_params(entity, &q, paging) {
-        Ok(p) => p,
-        Err(msg) => return api_error(StatusCode::BAD_REQUEST, &msg),
-    };
-    let (page, seed, records) = {
-        let mut s = sim.lock();
-        let (seed, records) = (s.cfg.seed, s.cfg.records);
-        let lagged = entity.latency_30m || s.cfg.list_lag_everywhere;
-        if let Some(lag) = s.cfg.list_lag.filter(|_| lagged) {
-            let lag_ticks = i64::try_from(lag.as_micros()).unwrap_or(i64::MAX / 20) * 10;
-            params.page.hidden_after = Some(s.now_ticks().saturating_sub(lag_ticks));
-        }
-        (s.table(index).page(&params.page), seed, records)
-    };
-    let ctx = Ctx { entity: entity.name, entity_index: index, seed, records };
-    let mut body = String::with_capacity(page.rows.len() * 700 + 256);
+    None
+}
+
+/// The page `query` selects, with the list lag applied, and what rendering its rows needs.
+fn select_page(sim: &Shared, index: usize, mut query: PageQuery) -> (Page, Ctx<'static>) {
+    let entity = &CATALOG[index];
+    let mut s = sim.lock();
+    let lagged = entity.latency_30m || s.cfg.list_lag_everywhere;
+    if let Some(lag) = s.cfg.list_lag.filter(|_| lagged) {
+        let lag_ticks = i64::try_from(lag.as_micros()).unwrap_or(i64::MAX / 20) * 10;
+        query.hidden_after = Some(s.now_ticks().saturating_sub(lag_ticks));
+    }
+    let ctx = Ctx { entity: entity.name, entity_index: index, seed: s.cfg.seed, records: s.cfg.records };
+    (s.table(index).page(&query), ctx)
+}
+
+/// `{"count":N,"value":[rows]`: whole records, or only the asked-for `fields` (`id` always).
+fn write_rows(body: &mut String, ctx: Ctx<'_>, page: &Page, fields: Option<&[String]>) {
     let _ = write!(body, "{{\"count\":{},\"value\":[", page.count);
     for (i, (idx, row, added)) in page.rows.iter().enumerate() {
         if i > 0 {
             body.push(',');
         }
-        match &params.fields {
-            None => render(&mut body, ctx, *idx, row, *added),
+        match fields {
+            None => render(body, ctx, *idx, row, *added),
             Some(fields) if fields.iter().all(|f| f == "id") => {
                 let _ = write!(body, "{{\"id\":\"{}\"}}", idx + 1);
             }
@@ -134,8 +172,11 @@ pub(crate) async fn list(sim: &Shared, conn: &Conn, index: usize, req: Request) 
         }
     }
     body.push(']');
+}
+
+/// What comes next: a `next_link` (cursor or offset) or a body `continuation_token`, if any.
+fn write_cursor(body: &mut String, links: &LinkParts<'_>, params: &ListParams, paging: ActionsPaging, page: &Page) {
     let full_page = page.rows.len() as u64 >= params.limit;
-    let links = LinkParts { sim, entity, q: &q, limit: params.limit, keep_filters };
     let mut next_link = None;
     let mut body_token = None;
     if params.token_mode {
@@ -149,7 +190,7 @@ pub(crate) async fn list(sim: &Shared, conn: &Conn, index: usize, req: Request) 
             ActionsPaging::BodyContinuation if full_page => body_token = Some(encode_continuation(page.resume_version)),
             _ => {}
         }
-    } else if entity.incremental != Incremental::LastModifiedOffset
+    } else if links.entity.incremental != Incremental::LastModifiedOffset
         && params.offset + (page.rows.len() as u64) < page.count
     {
         let next = params.offset + page.rows.len() as u64;
@@ -157,18 +198,12 @@ pub(crate) async fn list(sim: &Shared, conn: &Conn, index: usize, req: Request) 
     }
     if let Some(link) = next_link {
         body.push_str(",\"next_link\":");
-        push_json_str(&mut body, &link);
+        push_json_str(body, &link);
     }
     if let Some(token) = body_token {
         body.push_str(",\"continuation_token\":");
-        push_json_str(&mut body, &token);
+        push_json_str(body, &token);
     }
-    body.push('}');
-    sim.lock().stats.api_ok += 1;
-    if truncate {
-        return truncated(sim, body);
-    }
-    json_text(StatusCode::OK, body)
 }
 
 fn random_fault(s: &mut Inner) -> Option<Fault> {
@@ -177,14 +212,14 @@ fn random_fault(s: &mut Inner) -> Option<Fault> {
     if rng.chance(rates.api_drop) {
         Some(Fault::Drop)
     } else if rng.chance(rates.api_500) {
-        Some(Fault::Status(500))
+        Some(Fault::Status { code: 500 })
     } else if rng.chance(rates.api_429) {
         Some(Fault::TooManyRequests { retry_after_secs: 1 })
     } else if rng.chance(rates.api_truncated) {
         Some(Fault::Truncated)
     } else if rng.chance(rates.api_slow) {
         s.stats.slowed += 1;
-        Some(Fault::Slow(std::time::Duration::from_millis(rates.slow_ms)))
+        Some(Fault::Slow { ms: rates.slow_ms })
     } else {
         None
     }

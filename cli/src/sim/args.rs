@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::{BasicDecoding, FaultRates, PreservedRefreshExpiry, SimConfig, Simulator};
+use super::{ActionsPaging, BasicDecoding, FaultRates, PreservedRefreshExpiry, SimConfig, Simulator};
 
 /// Options of `skysync sim`. The client secret and subscription key come from the environment
 /// (`SKYSYNC_SIM_CLIENT_SECRET`, `SKYSYNC_SIM_SUBSCRIPTION_KEY`), never from arguments.
@@ -56,6 +56,33 @@ pub struct SimArgs {
     /// What a refresh with preserve_refresh_token=true does to the refresh token's expiry.
     #[arg(long, value_enum, value_name = "MODE", default_value_t = PreservedRefreshExpiry::FixedReportsRemaining)]
     pub preserved_refresh_expiry: PreservedRefreshExpiry,
+    /// Refresh token lifetime in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = SimConfig::default().refresh_token_ttl.as_secs())]
+    pub refresh_token_ttl: u64,
+    /// Let a code exchange authenticate with client_id and the PKCE verifier alone.
+    #[arg(long)]
+    pub public_client: bool,
+    /// End the first quota day this many seconds after start instead of at midnight UTC.
+    #[arg(long, value_name = "SECS")]
+    pub quota_day_ends_after: Option<u64>,
+    /// Make next_link repeat the caller's filters (include_inactive, fields, …); by default it
+    /// carries only limit, last_modified/date_added and the cursor.
+    #[arg(long)]
+    pub next_link_keeps_filters: bool,
+    /// How the actions list hands out its cursor: `sort-token` like every list,
+    /// `next-link-continuation` or `body-continuation`.
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = ActionsPaging::SortToken)]
+    pub actions_paging: ActionsPaging,
+    /// Hide records changed less than this many seconds ago from lists Blackbaud documents a
+    /// latency for.
+    #[arg(long, value_name = "SECS")]
+    pub list_lag: Option<u64>,
+    /// Apply --list-lag to every list.
+    #[arg(long, requires = "list_lag")]
+    pub list_lag_everywhere: bool,
+    /// Probability (0..1) that an API answer's body is cut off halfway.
+    #[arg(long, value_name = "P", default_value_t = 0.0)]
+    pub truncate_rate: f64,
 }
 
 impl SimArgs {
@@ -65,6 +92,7 @@ impl SimArgs {
             ("--fail-rate-500", self.fail_rate_500),
             ("--fail-rate-429", self.fail_rate_429),
             ("--drop-rate", self.drop_rate),
+            ("--truncate-rate", self.truncate_rate),
         ] {
             anyhow::ensure!((0.0..=1.0).contains(&p), "{name} must be between 0 and 1");
         }
@@ -84,6 +112,13 @@ impl SimArgs {
             basic_decoding: self.basic_decoding,
             preserved_refresh_expiry: self.preserved_refresh_expiry,
             access_token_ttl: Duration::from_secs(self.access_token_ttl),
+            refresh_token_ttl: Duration::from_secs(self.refresh_token_ttl),
+            public_client: self.public_client,
+            quota_day_ends_after: self.quota_day_ends_after.map(Duration::from_secs),
+            next_link_keeps_filters: self.next_link_keeps_filters,
+            actions_paging: self.actions_paging,
+            list_lag: self.list_lag.map(Duration::from_secs),
+            list_lag_everywhere: self.list_lag_everywhere,
             records: self.records,
             seed: self.seed,
             deny_consent: self.deny_consent,
@@ -93,6 +128,7 @@ impl SimArgs {
                 api_500: self.fail_rate_500,
                 api_429: self.fail_rate_429,
                 api_drop: self.drop_rate,
+                api_truncated: self.truncate_rate,
                 ..FaultRates::default()
             },
             ..d
@@ -194,6 +230,19 @@ mod tests {
             "--preserved-refresh-expiry",
             "fixed-reports-full-lifetime",
             "--any-loopback-redirect",
+            "--refresh-token-ttl",
+            "600",
+            "--public-client",
+            "--quota-day-ends-after",
+            "3600",
+            "--next-link-keeps-filters",
+            "--actions-paging",
+            "body-continuation",
+            "--list-lag",
+            "1800",
+            "--list-lag-everywhere",
+            "--truncate-rate",
+            "0.5",
         ]);
         let cfg = cli.sim.to_config().unwrap();
         assert_eq!((cfg.port, cfg.records, cfg.rate_limit_per_sec, cfg.daily_quota), (0, 42, Some(5), Some(1000)));
@@ -204,10 +253,28 @@ mod tests {
         assert_eq!(cfg.basic_decoding, BasicDecoding::FormDecoded);
         assert_eq!(cfg.preserved_refresh_expiry, PreservedRefreshExpiry::FixedReportsFullLifetime);
         assert!(cfg.allow_any_loopback_redirect);
+        assert_eq!(cfg.refresh_token_ttl, Duration::from_secs(600));
+        assert!(cfg.public_client && cfg.next_link_keeps_filters && cfg.list_lag_everywhere);
+        assert_eq!(cfg.quota_day_ends_after, Some(Duration::from_secs(3600)));
+        assert_eq!(cfg.actions_paging, ActionsPaging::BodyContinuation);
+        assert_eq!(cfg.list_lag, Some(Duration::from_secs(1800)));
+        assert_eq!(cfg.faults.api_truncated, 0.5);
         let defaults = Cli::parse_from(["sim"]).sim;
         assert_eq!(defaults.port, 8330);
         let d = defaults.to_config().unwrap();
         assert_eq!(d.redirect_uris, SimConfig::default().redirect_uris);
+        let library = SimConfig::default();
+        assert_eq!(
+            (d.refresh_token_ttl, d.public_client, d.quota_day_ends_after, d.next_link_keeps_filters),
+            (
+                library.refresh_token_ttl,
+                library.public_client,
+                library.quota_day_ends_after,
+                library.next_link_keeps_filters
+            ),
+            "the CLI's list and token defaults are the library's"
+        );
+        assert_eq!((d.actions_paging, d.list_lag, d.list_lag_everywhere), (library.actions_paging, None, false));
         assert_eq!(
             (d.basic_decoding, d.preserved_refresh_expiry, d.allow_any_loopback_redirect),
             (BasicDecoding::Raw, PreservedRefreshExpiry::FixedReportsRemaining, false),
@@ -215,6 +282,7 @@ mod tests {
         );
         let bad = Cli::parse_from(["sim", "--drop-rate", "2"]).sim;
         assert!(bad.to_config().is_err());
+        assert!(Cli::try_parse_from(["sim", "--list-lag-everywhere"]).is_err(), "everywhere needs a lag");
     }
 
     #[test]

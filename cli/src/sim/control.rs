@@ -10,114 +10,98 @@ use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::server::json;
+use super::respond::json;
 use super::state::Shared;
-use super::{BasicDecoding, Fault, FaultRates, PreservedRefreshExpiry, SimStats};
-
-/// [`Fault`] on the wire: `{"kind":"status","code":503}`, `{"kind":"drop"}`, …
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-#[allow(missing_docs)]
-pub enum FaultSpec {
-    Status {
-        code: u16,
-    },
-    Html {
-        code: u16,
-    },
-    Drop,
-    Slow {
-        ms: u64,
-    },
-    Oversized,
-    TooManyRequests {
-        #[serde(default = "one")]
-        retry_after_secs: u64,
-    },
-    Quota,
-    InvalidGrant,
-    WrongContentType,
-    Raw {
-        status: u16,
-        content_type: String,
-        body: String,
-    },
-    Truncated,
-    Redirect {
-        status: u16,
-        location: String,
-    },
-}
-
-fn one() -> u64 {
-    1
-}
-
-impl From<FaultSpec> for Fault {
-    fn from(f: FaultSpec) -> Self {
-        match f {
-            FaultSpec::Status { code } => Fault::Status(code),
-            FaultSpec::Html { code } => Fault::Html(code),
-            FaultSpec::Drop => Fault::Drop,
-            FaultSpec::Slow { ms } => Fault::Slow(Duration::from_millis(ms)),
-            FaultSpec::Oversized => Fault::Oversized,
-            FaultSpec::TooManyRequests { retry_after_secs } => Fault::TooManyRequests { retry_after_secs },
-            FaultSpec::Quota => Fault::Quota,
-            FaultSpec::InvalidGrant => Fault::InvalidGrant,
-            FaultSpec::WrongContentType => Fault::WrongContentType,
-            FaultSpec::Raw { status, content_type, body } => Fault::Raw { status, content_type, body },
-            FaultSpec::Truncated => Fault::Truncated,
-            FaultSpec::Redirect { status, location } => Fault::Redirect { status, location },
-        }
-    }
-}
-
-impl From<Fault> for FaultSpec {
-    fn from(f: Fault) -> Self {
-        match f {
-            Fault::Status(code) => FaultSpec::Status { code },
-            Fault::Html(code) => FaultSpec::Html { code },
-            Fault::Drop => FaultSpec::Drop,
-            Fault::Slow(d) => FaultSpec::Slow { ms: d.as_millis() as u64 },
-            Fault::Oversized => FaultSpec::Oversized,
-            Fault::TooManyRequests { retry_after_secs } => FaultSpec::TooManyRequests { retry_after_secs },
-            Fault::Quota => FaultSpec::Quota,
-            Fault::InvalidGrant => FaultSpec::InvalidGrant,
-            Fault::WrongContentType => FaultSpec::WrongContentType,
-            Fault::Raw { status, content_type, body } => FaultSpec::Raw { status, content_type, body },
-            Fault::Truncated => FaultSpec::Truncated,
-            Fault::Redirect { status, location } => FaultSpec::Redirect { status, location },
-        }
-    }
-}
+use super::{ActionsPaging, BasicDecoding, Fault, FaultRates, PreservedRefreshExpiry, SimStats};
 
 /// One control command, tagged by `op`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 #[allow(missing_docs)]
 pub enum Command {
-    FailNextToken { n: u32, fault: FaultSpec },
-    FailNextApi { n: u32, fault: FaultSpec },
-    DropResponseAfterRotation { n: u32 },
-    SetTokenDelay { before_ms: u64, after_ms: u64 },
-    SetRevokeGrantOnReplay { enabled: bool },
-    RefreshTokenState { token: String },
-    SetDenyConsent { deny: bool },
-    SetQuota { remaining: Option<u64> },
-    SetRateLimit { per_sec: Option<u32> },
-    SetFaultRates { rates: FaultRates },
-    SetTokenCors { enabled: bool },
-    SetBasicDecoding { decoding: BasicDecoding },
-    SetPreservedRefreshExpiry { mode: PreservedRefreshExpiry },
-    SetAccessTokenTtl { secs: u64 },
-    RegisterRedirectUri { uri: String },
-    AdvanceClock { secs: u64 },
+    FailNextToken {
+        n: u32,
+        fault: Fault,
+    },
+    FailNextApi {
+        n: u32,
+        fault: Fault,
+    },
+    ReleaseHeld,
+    DropResponseAfterRotation {
+        n: u32,
+    },
+    SetTokenDelay {
+        before_ms: u64,
+        after_ms: u64,
+    },
+    SetRevokeGrantOnReplay {
+        enabled: bool,
+    },
+    RefreshTokenState {
+        token: String,
+    },
+    SetDenyConsent {
+        deny: bool,
+    },
+    SetQuota {
+        remaining: Option<u64>,
+    },
+    SetRateLimit {
+        per_sec: Option<u32>,
+    },
+    SetFaultRates {
+        rates: FaultRates,
+    },
+    SetTokenCors {
+        enabled: bool,
+    },
+    SetBasicDecoding {
+        decoding: BasicDecoding,
+    },
+    SetPreservedRefreshExpiry {
+        mode: PreservedRefreshExpiry,
+    },
+    SetAccessTokenTtl {
+        secs: u64,
+    },
+    SetNextLinkKeepsFilters {
+        keep: bool,
+    },
+    SetActionsPaging {
+        paging: ActionsPaging,
+    },
+    SetListLag {
+        secs: Option<u64>,
+        #[serde(default)]
+        everywhere: bool,
+    },
+    RegisterRedirectUri {
+        uri: String,
+    },
+    AdvanceClock {
+        secs: u64,
+    },
     RevokeRefreshTokens,
-    Modify { entity: String, count: u64 },
-    Add { entity: String, count: u64 },
-    Delete { entity: String, count: u64 },
-    LiveIds { entity: String },
-    Record { entity: String, id: String },
+    Modify {
+        entity: String,
+        count: u64,
+    },
+    Add {
+        entity: String,
+        count: u64,
+    },
+    Delete {
+        entity: String,
+        count: u64,
+    },
+    LiveIds {
+        entity: String,
+    },
+    Record {
+        entity: String,
+        id: String,
+    },
     IssueTokens,
     Stats,
     ResetStats,
@@ -129,11 +113,12 @@ pub(crate) fn run(sim: &Shared, cmd: Command) -> Result<serde_json::Value, Strin
     let ids = |r: Result<Vec<String>, String>| r.map(|ids| json!({ "ids": ids }));
     match cmd {
         Command::FailNextToken { n, fault } => {
-            s.token_faults.extend(std::iter::repeat_n(Fault::from(fault), n as usize));
+            s.token_faults.extend(std::iter::repeat_n(fault, n as usize));
         }
         Command::FailNextApi { n, fault } => {
-            s.api_faults.extend(std::iter::repeat_n(Fault::from(fault), n as usize));
+            s.api_faults.extend(std::iter::repeat_n(fault, n as usize));
         }
+        Command::ReleaseHeld => sim.release_held(),
         Command::DropResponseAfterRotation { n } => s.drop_after_rotation += n,
         Command::SetTokenDelay { before_ms, after_ms } => {
             s.grants.delay = super::grants::TokenDelay { before_ms, after_ms };
@@ -156,6 +141,12 @@ pub(crate) fn run(sim: &Shared, cmd: Command) -> Result<serde_json::Value, Strin
         Command::SetBasicDecoding { decoding } => s.cfg.basic_decoding = decoding,
         Command::SetPreservedRefreshExpiry { mode } => s.cfg.preserved_refresh_expiry = mode,
         Command::SetAccessTokenTtl { secs } => s.cfg.access_token_ttl = Duration::from_secs(secs),
+        Command::SetNextLinkKeepsFilters { keep } => s.cfg.next_link_keeps_filters = keep,
+        Command::SetActionsPaging { paging } => s.cfg.actions_paging = paging,
+        Command::SetListLag { secs, everywhere } => {
+            s.cfg.list_lag = secs.map(Duration::from_secs);
+            s.cfg.list_lag_everywhere = everywhere;
+        }
         Command::RegisterRedirectUri { uri } => {
             if !s.cfg.redirect_uris.contains(&uri) {
                 s.cfg.redirect_uris.push(uri);

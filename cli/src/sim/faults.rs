@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::Fault;
 use super::net::Conn;
-use super::server::{api_error, html, json, retry_after};
+use super::respond::{api_error, html, json, json_text, retry_after};
 use super::state::Shared;
 
 /// Where a fault strikes.
@@ -37,13 +37,17 @@ pub(crate) fn rate_limit_response(secs: u64) -> Response {
     retry_after(api_error(StatusCode::TOO_MANY_REQUESTS, &msg), secs)
 }
 
-/// Applies `fault`. `None` means "answer normally" (after a `Slow` wait). Counters are updated
+/// Applies `fault`. `None` means "answer normally" (after a `Slow` wait or a `Hold`). Counters are updated
 /// here, except `token_errors`, which the token handler counts for every error it returns.
 pub(crate) async fn apply(sim: &Shared, conn: &Conn, fault: Fault, surface: Surface) -> Option<Response> {
     let token = surface == Surface::Token;
     let resp = match fault {
-        Fault::Slow(d) => {
-            tokio::time::sleep(d).await;
+        Fault::Slow { ms } => {
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            return None;
+        }
+        Fault::Hold => {
+            sim.hold().await;
             return None;
         }
         // The API serves a truncated page itself (it needs the page); elsewhere it is a drop.
@@ -52,7 +56,7 @@ pub(crate) async fn apply(sim: &Shared, conn: &Conn, fault: Fault, surface: Surf
             conn.kill();
             return Some(StatusCode::INTERNAL_SERVER_ERROR.into_response());
         }
-        Fault::Status(code) => {
+        Fault::Status { code } => {
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             if token {
                 let error = if status.is_server_error() { "server_error" } else { "invalid_request" };
@@ -63,7 +67,7 @@ pub(crate) async fn apply(sim: &Shared, conn: &Conn, fault: Fault, surface: Surf
                 api_error(status, &format!("{reason} (simulated)."))
             }
         }
-        Fault::Html(code) => {
+        Fault::Html { code } => {
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY);
             let reason = status.canonical_reason().unwrap_or("Error");
             html(status, &format!("{} {reason}", status.as_u16()), "The service is temporarily unavailable.")
@@ -73,7 +77,7 @@ pub(crate) async fn apply(sim: &Shared, conn: &Conn, fault: Fault, surface: Surf
             body.push_str("{\"count\":0,\"value\":[],\"padding\":\"");
             body.extend(std::iter::repeat_n('x', OVERSIZED_BYTES));
             body.push_str("\"}");
-            super::server::json_text(StatusCode::OK, body)
+            json_text(StatusCode::OK, body)
         }
         Fault::TooManyRequests { retry_after_secs } => rate_limit_response(retry_after_secs),
         Fault::Quota => {

@@ -128,6 +128,10 @@
 //! {"op":"set_basic_decoding","decoding":"form_decoded"}          (or "raw")
 //! {"op":"set_preserved_refresh_expiry","mode":"fixed_reports_full_lifetime"}
 //! {"op":"set_access_token_ttl","secs":300}
+//! {"op":"set_next_link_keeps_filters","keep":true}
+//! {"op":"set_actions_paging","paging":"body_continuation"}   (or "sort_token", "next_link_continuation")
+//! {"op":"set_list_lag","secs":1800,"everywhere":false}       (secs null = no lag)
+//! {"op":"release_held"}                         (lets every request held by a "hold" fault go on)
 //! {"op":"register_redirect_uri","uri":"http://127.0.0.1:9000/callback"}
 //! {"op":"advance_clock","secs":600}
 //! {"op":"revoke_refresh_tokens"}
@@ -147,7 +151,13 @@
 //! not something Blackbaud sends, but what a broken proxy or a hostile server could),
 //! `{"kind":"redirect","status":302,"location":"http://elsewhere.example/x"}` (an empty answer
 //! with this status and `Location`: Blackbaud documents no redirects on API or `/token` calls, so
-//! this too stands for a broken proxy or a hostile server; clients must not follow it).
+//! this too stands for a broken proxy or a hostile server; clients must not follow it),
+//! `{"kind":"hold"}` (a latch: the request waits, counted in `held` of the stats, until
+//! `release_held`, then is answered normally; for tests that need a client busy mid-request).
+//!
+//! The list knobs are `skysync sim` flags too: `--next-link-keeps-filters`, `--actions-paging`,
+//! `--list-lag SECS` (`--list-lag-everywhere`), `--quota-day-ends-after SECS`, `--public-client`,
+//! `--refresh-token-ttl SECS`, `--basic-decoding`, `--preserved-refresh-expiry`, `--truncate-rate`.
 
 mod api;
 pub mod args;
@@ -158,9 +168,12 @@ pub mod grants;
 mod net;
 mod oauth;
 mod render;
+mod respond;
 mod rng;
 mod server;
 mod state;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -339,7 +352,7 @@ pub struct FaultRates {
 /// How the actions list pages a request with `last_modified` (or a cursor). Blackbaud documents
 /// a `continuation_token` query parameter "for environments with access to new Action lists"
 /// (`offset` is deprecated there), but not how a response hands it out.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum ActionsPaging {
     /// Like every other list: `next_link` with a `sort_token`.
@@ -352,22 +365,34 @@ pub enum ActionsPaging {
     BodyContinuation,
 }
 
-/// A failure to inject into one `/token` or API call.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A failure to inject into one `/token` or API call. On the control API it is the same value
+/// in JSON, tagged by `kind`: `{"kind":"status","code":503}`, `{"kind":"drop"}`, …
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Fault {
     /// This status with a Blackbaud-like JSON body.
-    Status(u16),
+    Status {
+        /// The status code.
+        code: u16,
+    },
     /// This status with an HTML error page (`text/html`).
-    Html(u16),
+    Html {
+        /// The status code.
+        code: u16,
+    },
     /// Close the connection without any response.
     Drop,
-    /// Wait this long, then answer normally.
-    Slow(Duration),
+    /// Wait this many milliseconds, then answer normally.
+    Slow {
+        /// The wait, in milliseconds.
+        ms: u64,
+    },
     /// 200 with a body over 8 MiB.
     Oversized,
     /// 429 with this `Retry-After`.
     TooManyRequests {
-        /// Seconds in the `Retry-After` header.
+        /// Seconds in the `Retry-After` header (1 when left out on the control API).
+        #[serde(default = "one_second")]
         retry_after_secs: u64,
     },
     /// 403 "Out of call volume quota".
@@ -397,6 +422,14 @@ pub enum Fault {
         /// The `Location` header, verbatim.
         location: String,
     },
+    /// A latch: the request waits (counted in [`SimStats::held`]) until
+    /// [`SimHandle::release_held`] (control op `release_held`), then is answered normally. Tests
+    /// use it to keep a client busy mid-request for exactly as long as they need, with no timing.
+    Hold,
+}
+
+fn one_second() -> u64 {
+    1
 }
 
 /// Counters, for assertions and `GET /_sim/stats`.
@@ -437,6 +470,8 @@ pub struct SimStats {
     pub grants_revoked: u64,
     /// API requests per entity name.
     pub per_entity_calls: BTreeMap<String, u64>,
+    /// Requests waiting at a [`Fault::Hold`] latch right now (not a running total).
+    pub held: u64,
 }
 
 /// The PKCE `S256` challenge of `verifier`: `base64url(SHA-256(verifier))`, unpadded.
@@ -512,6 +547,12 @@ impl SimHandle {
     pub fn fail_next_api(&self, n: u32, fault: Fault) {
         let mut s = self.shared.lock();
         s.api_faults.extend(std::iter::repeat_n(fault, n as usize));
+    }
+
+    /// Lets every request waiting at a [`Fault::Hold`] latch go on (those queued later wait for
+    /// the next release).
+    pub fn release_held(&self) {
+        self.shared.release_held();
     }
 
     /// The next `n` rotating refreshes rotate (the old refresh token dies), then drop the

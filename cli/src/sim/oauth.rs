@@ -9,7 +9,7 @@ use url::Url;
 
 use super::faults::{Surface, apply};
 use super::net::Conn;
-use super::server::{html, json, pairs, param};
+use super::respond::{html, json, pairs, param};
 use super::state::{AuthCode, Shared};
 use super::{BasicDecoding, PreservedRefreshExpiry, SimConfig};
 

@@ -160,78 +160,136 @@ fn amount(rng: &mut SplitMix64) -> f64 {
     (base + rng.below(base)) as f64
 }
 
-/// Appends the JSON of one record to `out`.
-pub(crate) fn render(out: &mut String, ctx: Ctx<'_>, idx: u64, row: &Row, added: i64) {
-    let id = idx + 1;
-    let mut s = SplitMix64::new(hash(&[ctx.seed, ctx.entity_index as u64, id]));
-    let mut r = SplitMix64::new(hash(&[ctx.seed, ctx.entity_index as u64, id, 0x5EED + u64::from(row.revision)]));
-    let rev = row.revision;
-    let constituents = initial_count("constituents", ctx.records).max(1);
-    let constituent_id = 1 + s.below(constituents);
-    let (first, last) = (s.pick(FIRST), s.pick(LAST));
-    let (city, state, zip) = s.pick(CITIES);
-    let street_no = 1 + s.below(9_000);
-    let street = s.pick(STREETS);
-    let email = |r: &mut SplitMix64| {
-        let suffix = if rev > 0 { rev.to_string() } else { String::new() };
+/// Who and where a record is about: drawn first, in this order, from the record's stable
+/// generator, so every entity's fields come out the same for the same (seed, entity, id).
+#[derive(Debug, Clone, Copy)]
+struct Who {
+    id: u64,
+    rev: u32,
+    constituents: u64,
+    constituent_id: u64,
+    first: &'static str,
+    last: &'static str,
+    city: &'static str,
+    state: &'static str,
+    zip: &'static str,
+    street_no: u64,
+    street: &'static str,
+}
+
+impl Who {
+    fn draw(ctx: Ctx<'_>, id: u64, rev: u32, s: &mut SplitMix64) -> Self {
+        let constituents = initial_count("constituents", ctx.records).max(1);
+        let constituent_id = 1 + s.below(constituents);
+        let (first, last) = (s.pick(FIRST), s.pick(LAST));
+        let (city, state, zip) = s.pick(CITIES);
+        let street_no = 1 + s.below(9_000);
+        let street = s.pick(STREETS);
+        Who { id, rev, constituents, constituent_id, first, last, city, state, zip, street_no, street }
+    }
+
+    /// An email address that changes with the revision.
+    fn email(&self, r: &mut SplitMix64) -> String {
+        let suffix = if self.rev > 0 { self.rev.to_string() } else { String::new() };
         format!(
             "{}.{}{suffix}@{}",
-            first.to_ascii_lowercase(),
-            last.to_ascii_lowercase().replace('\'', ""),
+            self.first.to_ascii_lowercase(),
+            self.last.to_ascii_lowercase().replace('\'', ""),
             r.pick(DOMAINS)
         )
-    };
-    let phone = |r: &mut SplitMix64| format!("({}) 555-{:04}", 200 + r.below(700), r.below(10_000));
-    let lookup = (1000 + id).to_string();
+    }
+}
+
+fn phone(r: &mut SplitMix64) -> String {
+    format!("({}) 555-{:04}", 200 + r.below(700), r.below(10_000))
+}
+
+/// Appends the JSON of one record to `out`: the identity, the entity's own fields, then the
+/// flags and dates every record has.
+pub(crate) fn render(out: &mut String, ctx: Ctx<'_>, idx: u64, row: &Row, added: i64) {
+    let id = idx + 1;
+    // `s` draws the stable fields; `r` those that change with the revision.
+    let mut s = SplitMix64::new(hash(&[ctx.seed, ctx.entity_index as u64, id]));
+    let mut r = SplitMix64::new(hash(&[ctx.seed, ctx.entity_index as u64, id, 0x5EED + u64::from(row.revision)]));
+    let w = Who::draw(ctx, id, row.revision, &mut s);
+    let (s, r) = (&mut s, &mut r);
     let mut o = Obj::new(out);
     o.str("id", &id.to_string());
     match ctx.entity {
-        "constituents" => {
-            let org = s.below(100) < 12;
-            o.str("type", if org { "Organization" } else { "Individual" }).str("lookup_id", &lookup);
-            if org {
-                o.str("name", &format!("{last} {} {}", s.pick(THEMES), s.pick(&["Foundation", "Trust", "Group"])));
-            } else {
-                let title = s.pick(&["Mr.", "Ms.", "Mrs.", "Dr."]);
-                o.str("name", &format!("{title} {first} {last}"))
-                    .str("title", title)
-                    .str("first", first)
-                    .str("last", last)
-                    .str("gender", s.pick(&["Male", "Female", "Unknown"]))
-                    .fuzzy("birthdate", added - (20 + s.below(60) as i64) * 365 * 86_400 * TICKS_PER_SEC);
-            }
-            o.obj("address", |a| {
-                a.str("id", &id.to_string())
-                    .str("constituent_id", &id.to_string())
-                    .str("address_lines", &format!("{street_no} {street}"))
-                    .str("city", city)
-                    .str("state", state)
-                    .str("postal_code", zip)
-                    .str("country", "United States")
-                    .str("formatted_address", &format!("{street_no} {street}\r\n{city}, {state} {zip}"))
-                    .bool("preferred", true)
-                    .bool("inactive", false);
-            })
-            .obj("email", |e| {
-                e.str("id", &id.to_string())
-                    .str("address", &email(&mut r))
-                    .str("type", "Email")
-                    .bool("primary", true)
-                    .bool("inactive", false)
-                    .bool("do_not_email", s.below(10) == 0);
-            })
-            .obj("phone", |p| {
-                p.str("id", &id.to_string())
-                    .str("number", &phone(&mut r))
-                    .str("type", "Home")
-                    .bool("primary", true)
-                    .bool("inactive", false)
-                    .bool("do_not_call", false);
-            })
-            .bool("gives_anonymously", s.below(20) == 0)
-            .str("fundraiser_status", "None")
-            .bool("deceased", row.deceased());
+        "constituents" => constituent(&mut o, w, row, added, s, r),
+        "addresses" | "email_addresses" | "phones" | "online_presences" => contact(&mut o, ctx.entity, w, s, r),
+        "relationships" | "constituent_codes" | "notes" | "actions" | "educations" | "memberships" => {
+            relation(&mut o, ctx.entity, w, added, s)
         }
+        "gifts" | "appeals" | "campaigns" | "funds" | "packages" | "opportunities" => {
+            fundraising(&mut o, ctx, w, added, s)
+        }
+        "events" => event(&mut o, w, added, s, r),
+        _ => {
+            o.str("description", &format!("{} record", ctx.entity)).num("revision", w.rev);
+        }
+    }
+    if skysync_core::catalog::find(ctx.entity).is_some_and(|e| e.include_inactive) {
+        o.bool("inactive", row.inactive());
+    }
+    o.str("date_added", &format_ticks(added)).str("date_modified", &format_ticks(row.modified));
+    out.push('}');
+}
+
+/// A constituent: a person or an organization with its primary address, email and phone.
+fn constituent(o: &mut Obj<'_>, w: Who, row: &Row, added: i64, s: &mut SplitMix64, r: &mut SplitMix64) {
+    let Who { id, first, last, city, state, zip, street_no, street, .. } = w;
+    let lookup = (1000 + id).to_string();
+    let org = s.below(100) < 12;
+    o.str("type", if org { "Organization" } else { "Individual" }).str("lookup_id", &lookup);
+    if org {
+        o.str("name", &format!("{last} {} {}", s.pick(THEMES), s.pick(&["Foundation", "Trust", "Group"])));
+    } else {
+        let title = s.pick(&["Mr.", "Ms.", "Mrs.", "Dr."]);
+        o.str("name", &format!("{title} {first} {last}"))
+            .str("title", title)
+            .str("first", first)
+            .str("last", last)
+            .str("gender", s.pick(&["Male", "Female", "Unknown"]))
+            .fuzzy("birthdate", added - (20 + s.below(60) as i64) * 365 * 86_400 * TICKS_PER_SEC);
+    }
+    o.obj("address", |a| {
+        a.str("id", &id.to_string())
+            .str("constituent_id", &id.to_string())
+            .str("address_lines", &format!("{street_no} {street}"))
+            .str("city", city)
+            .str("state", state)
+            .str("postal_code", zip)
+            .str("country", "United States")
+            .str("formatted_address", &format!("{street_no} {street}\r\n{city}, {state} {zip}"))
+            .bool("preferred", true)
+            .bool("inactive", false);
+    })
+    .obj("email", |e| {
+        e.str("id", &id.to_string())
+            .str("address", &w.email(r))
+            .str("type", "Email")
+            .bool("primary", true)
+            .bool("inactive", false)
+            .bool("do_not_email", s.below(10) == 0);
+    })
+    .obj("phone", |p| {
+        p.str("id", &id.to_string())
+            .str("number", &phone(r))
+            .str("type", "Home")
+            .bool("primary", true)
+            .bool("inactive", false)
+            .bool("do_not_call", false);
+    })
+    .bool("gives_anonymously", s.below(20) == 0)
+    .str("fundraiser_status", "None")
+    .bool("deceased", row.deceased());
+}
+
+/// Addresses, email addresses, phones and online presences of a constituent.
+fn contact(o: &mut Obj<'_>, entity: &str, w: Who, s: &mut SplitMix64, r: &mut SplitMix64) {
+    let Who { rev, constituent_id, first, last, city, state, zip, street_no, street, .. } = w;
+    match entity {
         "addresses" => {
             o.str("constituent_id", &constituent_id.to_string())
                 .str("type", s.pick(&["Home", "Business", "Seasonal"]))
@@ -245,19 +303,19 @@ pub(crate) fn render(out: &mut String, ctx: Ctx<'_>, idx: u64, row: &Row, added:
         }
         "email_addresses" => {
             o.str("constituent_id", &constituent_id.to_string())
-                .str("address", &email(&mut r))
+                .str("address", &w.email(r))
                 .str("type", s.pick(&["Email", "Work Email"]))
                 .bool("primary", s.below(2) == 0)
                 .bool("do_not_email", s.below(10) == 0);
         }
         "phones" => {
             o.str("constituent_id", &constituent_id.to_string())
-                .str("number", &phone(&mut r))
+                .str("number", &phone(r))
                 .str("type", s.pick(&["Home", "Mobile", "Business"]))
                 .bool("primary", s.below(2) == 0)
                 .bool("do_not_call", s.below(10) == 0);
         }
-        "online_presences" => {
+        _ => {
             let kind = s.pick(&["LinkedIn", "Website", "Facebook"]);
             o.str("constituent_id", &constituent_id.to_string())
                 .str(
@@ -273,6 +331,13 @@ pub(crate) fn render(out: &mut String, ctx: Ctx<'_>, idx: u64, row: &Row, added:
                 .str("type", kind)
                 .bool("primary", true);
         }
+    }
+}
+
+/// Relationships, codes, notes, actions, educations and memberships of a constituent.
+fn relation(o: &mut Obj<'_>, entity: &str, w: Who, added: i64, s: &mut SplitMix64) {
+    let Who { rev, constituents, constituent_id, first, last, city, id, .. } = w;
+    match entity {
         "relationships" => {
             let (kind, recip) =
                 s.pick(&[("Spouse", "Spouse"), ("Friend", "Friend"), ("Employer", "Employee"), ("Parent", "Child")]);
@@ -317,7 +382,7 @@ pub(crate) fn render(out: &mut String, ctx: Ctx<'_>, idx: u64, row: &Row, added:
                 .str("type", "University")
                 .bool("primary", true);
         }
-        "memberships" => {
+        _ => {
             let standing = ["Active", "Renewed", "Lapsed", "Upgraded"];
             o.str("constituent_id", &constituent_id.to_string())
                 .str("category", s.pick(&["Gold", "Silver", "Bronze", "Patron"]))
@@ -326,8 +391,16 @@ pub(crate) fn render(out: &mut String, ctx: Ctx<'_>, idx: u64, row: &Row, added:
                 .date("joined", added)
                 .date("expires", added + 365 * 86_400 * TICKS_PER_SEC);
         }
+    }
+}
+
+/// Gifts, appeals, campaigns, funds, packages and opportunities.
+fn fundraising(o: &mut Obj<'_>, ctx: Ctx<'_>, w: Who, added: i64, s: &mut SplitMix64) {
+    let Who { id, rev, constituent_id, first, last, .. } = w;
+    let lookup = (1000 + id).to_string();
+    match ctx.entity {
         "gifts" => {
-            let value = amount(&mut s) + 5.0 * f64::from(rev);
+            let value = amount(s) + 5.0 * f64::from(rev);
             let campaign = 1 + s.below(initial_count("campaigns", ctx.records).max(1));
             let fund = 1 + s.below(initial_count("funds", ctx.records).max(1));
             let appeal = 1 + s.below(initial_count("appeals", ctx.records).max(1));
@@ -367,9 +440,9 @@ pub(crate) fn render(out: &mut String, ctx: Ctx<'_>, idx: u64, row: &Row, added:
                 .money("goal", 1000.0 * (1 + s.below(50) + u64::from(rev)) as f64)
                 .num("recipient_count", s.below(5000));
         }
-        "opportunities" => {
+        _ => {
             let statuses = ["Identified", "Qualified", "Cultivation", "Solicitation", "Accepted"];
-            let ask = amount(&mut s) * 10.0;
+            let ask = amount(s) * 10.0;
             o.str("constituent_id", &constituent_id.to_string())
                 .str("name", &format!("{} gift from {first} {last}", s.pick(THEMES)))
                 .str("status", statuses[(s.below(3) as usize + rev as usize) % statuses.len()])
@@ -378,31 +451,22 @@ pub(crate) fn render(out: &mut String, ctx: Ctx<'_>, idx: u64, row: &Row, added:
                 .money("expected_amount", ask / 2.0)
                 .date("deadline", added + 180 * 86_400 * TICKS_PER_SEC);
         }
-        "events" => {
-            o.str("lookup_id", &format!("EVT-{id}"))
-                .str(
-                    "name",
-                    &format!(
-                        "{} {}",
-                        s.pick(THEMES),
-                        s.pick(&["Gala", "Luncheon", "Reunion", "Golf Outing", "Concert"])
-                    ),
-                )
-                .str("start_date", &format_ticks(added + 30 * 86_400 * TICKS_PER_SEC)[..10])
-                .str("start_time", "18:00")
-                .obj("category", |c| {
-                    c.str("id", &(1 + s.below(5)).to_string()).str("name", "Fundraiser");
-                })
-                .num("capacity", 50 + s.below(450))
-                .num("attending_count", r.below(50) + u64::from(rev));
-        }
-        _ => {
-            o.str("description", &format!("{} record", ctx.entity)).num("revision", rev);
-        }
     }
-    if skysync_core::catalog::find(ctx.entity).is_some_and(|e| e.include_inactive) {
-        o.bool("inactive", row.inactive());
-    }
-    o.str("date_added", &format_ticks(added)).str("date_modified", &format_ticks(row.modified));
-    out.push('}');
+}
+
+/// An event.
+fn event(o: &mut Obj<'_>, w: Who, added: i64, s: &mut SplitMix64, r: &mut SplitMix64) {
+    let Who { id, rev, .. } = w;
+    o.str("lookup_id", &format!("EVT-{id}"))
+        .str(
+            "name",
+            &format!("{} {}", s.pick(THEMES), s.pick(&["Gala", "Luncheon", "Reunion", "Golf Outing", "Concert"])),
+        )
+        .str("start_date", &format_ticks(added + 30 * 86_400 * TICKS_PER_SEC)[..10])
+        .str("start_time", "18:00")
+        .obj("category", |c| {
+            c.str("id", &(1 + s.below(5)).to_string()).str("name", "Fundraiser");
+        })
+        .num("capacity", 50 + s.below(450))
+        .num("attending_count", r.below(50) + u64::from(rev));
 }

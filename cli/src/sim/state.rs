@@ -18,11 +18,34 @@ use super::{Fault, SimConfig, SimStats};
 pub(crate) struct Shared {
     pub(crate) base_url: Url,
     inner: Mutex<Inner>,
+    /// Bumped by every release of the [`Fault::Hold`] latch; held requests wait for a change.
+    releases: tokio::sync::watch::Sender<u64>,
 }
 
 impl Shared {
     pub(crate) fn new(base_url: Url, cfg: SimConfig) -> Self {
-        Self { base_url, inner: Mutex::new(Inner::new(cfg)) }
+        Self { base_url, inner: Mutex::new(Inner::new(cfg)), releases: tokio::sync::watch::Sender::new(0) }
+    }
+
+    /// Lets every request waiting at a [`Fault::Hold`] latch go on.
+    pub(crate) fn release_held(&self) {
+        self.releases.send_modify(|n| *n += 1);
+    }
+
+    /// Waits at the latch until the next [`Self::release_held`]. [`SimStats::held`] counts the
+    /// request from before it can be released until it goes on (or its client goes away).
+    pub(crate) async fn hold(&self) {
+        struct Waiting<'a>(&'a Shared);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.lock().stats.held -= 1;
+            }
+        }
+        // Subscribed before it is counted: a release by whoever saw the count always wakes it.
+        let mut releases = self.releases.subscribe();
+        self.lock().stats.held += 1;
+        let _waiting = Waiting(self);
+        let _ = releases.changed().await;
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
