@@ -73,9 +73,6 @@ impl Context {
     pub fn new(profile: String, settings: Settings, data_dir: PathBuf, output: Output) -> Self {
         let at_rest = crate::token_crypto::AtRest::from_env();
         let store = Arc::new(FileTokenStore::new(data_dir.clone()).with_at_rest(at_rest));
-        if let Some(file) = &settings.db_password_file {
-            crate::sink::pg_auth::use_password_file(file.clone());
-        }
         Self { profile, settings, data_dir, output, store, http: OnceLock::new(), session: OnceLock::new() }
     }
 

@@ -92,7 +92,7 @@ impl Fixture {
             },
             Db::Postgres => {
                 let pg = PgServer::start().expect("PostgreSQL test server");
-                Fixture { spec: SinkSpec::Postgres(pg.url()), _dir: dir, _pg: Some(pg), _deadline: Deadline::start() }
+                Fixture { spec: SinkSpec::postgres(pg.url()), _dir: dir, _pg: Some(pg), _deadline: Deadline::start() }
             }
         }
     }
@@ -122,7 +122,7 @@ impl Fixture {
                 .collect::<Result<_, _>>()
                 .unwrap()
             }
-            SinkSpec::Postgres(url) => {
+            SinkSpec::Postgres { url, .. } => {
                 let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
                 let task = tokio::spawn(conn);
                 let sql = sql.replace("data,", "data::text,");

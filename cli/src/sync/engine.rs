@@ -327,7 +327,7 @@ impl Engine<'_> {
         };
         {
             let mut sink = self.sink.lock().await;
-            if let Err(e) = sink.finish_run(entity.name, &outcome).await
+            if let Err(e) = sink.finish_run(entity.name, &outcome, self.clock.now()).await
                 && result.is_ok()
             {
                 report.error = Some(e.to_string());
@@ -380,7 +380,8 @@ impl Engine<'_> {
             let step = cursor.advance(&page, hw.as_deref(), self.clock.now());
             let rows = into_rows(&mut page, keys);
             let bookmark = cursor.bookmark().to_json();
-            let commit = self.sink.lock().await.commit_page(entity.name, target, &rows, &bookmark).await?;
+            let commit =
+                self.sink.lock().await.commit_page(entity.name, target, &rows, &bookmark, self.clock.now()).await?;
             report.committed(target, commit, rows.len());
             if expected.is_none() {
                 expected = page.count.map(|c| c.max(rows.len() as u64));
@@ -442,7 +443,8 @@ impl Engine<'_> {
                 entity.name
             )));
         }
-        report.removed += self.sink.lock().await.finish_reconcile(entity.name, self.options.deletes).await?;
+        report.removed +=
+            self.sink.lock().await.finish_reconcile(entity.name, self.options.deletes, self.clock.now()).await?;
         report.reconciled = true;
         Ok(())
     }

@@ -21,7 +21,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use serde::Deserialize;
 use skysync_core::catalog::{self, CATALOG, DEFAULT_ENTITIES, Entity};
-use skysync_core::env::SystemClock;
+use skysync_core::env::{Clock, SystemClock};
 
 pub use demo::demo;
 pub use list::print_list;
@@ -184,7 +184,7 @@ pub async fn run(ctx: &Context, args: SyncArgs) -> anyhow::Result<()> {
     let budget = args.call_budget.or(cfg.call_budget);
     let wait = Duration::from_secs(args.lock_wait.or(cfg.lock_wait_secs).unwrap_or(DEFAULT_LOCK_WAIT_SECS));
     // Held until the run ends (dropped last): one sync per database at a time.
-    let _lock = sink::run_lock::acquire(&spec, wait).await?;
+    let _lock = sink::run_lock::acquire(&spec, wait, SystemClock.now()).await?;
     let api = ctx.api_client(rate, budget)?;
     let mut sink = sink::open(&spec).await?;
     let progress: Box<dyn Progress> = if out.stderr_tty { Box::new(Bars::new()) } else { Box::new(LogLines) };
@@ -252,7 +252,9 @@ fn sink_spec(ctx: &Context, a: &SinkArgs) -> anyhow::Result<SinkSpec> {
         cfg.db.as_deref()
     });
     let default = ctx.data_dir().join("skysync.db");
-    SinkSpec::parse(db, a.format.as_deref(), a.out.as_deref(), default).map_err(|e| UsageError(e.to_string()).into())
+    let spec =
+        SinkSpec::parse(db, a.format.as_deref(), a.out.as_deref(), default).map_err(|e| UsageError(e.to_string()))?;
+    Ok(spec.with_password_file(ctx.settings().db_password_file.clone()))
 }
 
 fn engine_options(args: &SyncArgs, cfg: &SyncConfig) -> Result<EngineOptions, UsageError> {
