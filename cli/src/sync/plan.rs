@@ -3,7 +3,6 @@
 use std::fmt::Write as _;
 
 use skysync_core::catalog::Entity;
-use skysync_core::env::{Clock, SystemClock};
 use skysync_core::paging::{Bookmark, Cursor, CursorOptions};
 use url::Url;
 
@@ -11,16 +10,16 @@ use super::engine::{EngineOptions, RunMode};
 use crate::context::Output;
 use crate::sink::{self, SinkSpec};
 
-/// Prints the plan.
+/// Prints the plan as of `now`.
 pub async fn run(
     out: &Output,
     spec: &SinkSpec,
     base: &Url,
     entities: &[&'static Entity],
     options: &EngineOptions,
+    now: time::OffsetDateTime,
 ) -> anyhow::Result<()> {
     let mut sink = sink::open(spec).await?;
-    let now = SystemClock.now();
     let copts = CursorOptions { page_size: options.page_size, overlap: options.overlap };
     let mut items = Vec::new();
     let mut text = format!("dry run: no API calls are made ({})\n", sink.describe());

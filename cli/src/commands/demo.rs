@@ -14,12 +14,15 @@ use skysync_core::secret::{ClientSecret, SubscriptionKey};
 use skysync_core::{ClientAuth, Endpoints, RenewalPolicy, parse_callback, start_authorization};
 use url::Url;
 
-use super::engine::{self, EngineOptions};
-use super::progress::{Bars, LogLines, Progress};
-use super::{DemoArgs, SyncConfig, report};
-use crate::context::{Context, Output, Settings};
+use crate::args::DemoArgs;
+use crate::config::SyncConfig;
+use crate::context::{Context, Output};
+use crate::settings::{DEFAULT_RATE_LIMIT, Settings};
 use crate::sim::{SimConfig, Simulator};
 use crate::sink::{self, SinkSpec};
+use crate::sync::engine::{self, EngineOptions};
+use crate::sync::progress::{Bars, LogLines, Progress};
+use crate::sync::report;
 
 /// The sample query the demo runs: the five largest gifts with their donors.
 pub const SAMPLE_QUERY: &str = "\
@@ -34,7 +37,7 @@ ORDER BY amount DESC
 LIMIT 5;";
 
 /// Runs the demo.
-pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
+pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let out = Output::detect(false);
     let sim = Simulator::start(SimConfig { records: args.records, ..SimConfig::default() })
         .await
@@ -60,6 +63,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         client_auth: ClientAuth::Basic,
         environment_id: None,
         db_password_file: None,
+        token_key_file: None,
         policy: RenewalPolicy::default(),
         sync: SyncConfig::default(),
     };
@@ -86,7 +90,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     ));
 
     let entities: Vec<_> = DEFAULT_ENTITIES.iter().filter_map(|n| catalog::find(n)).collect();
-    let api = ctx.api_client(super::DEFAULT_RATE_LIMIT, None)?;
+    let api = ctx.api_client(DEFAULT_RATE_LIMIT, None)?;
     let spec = SinkSpec::Sqlite(db_path.clone());
     let mut sink = sink::open(&spec).await?;
     // Smaller pages than production (5000) so the demo shows a few pages per entity.
