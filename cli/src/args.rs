@@ -293,12 +293,17 @@ pub struct DemoArgs {
     pub keep: bool,
 }
 
+/// `consent-page`'s default port. The page's redirect URI is `http://localhost:8321/callback`,
+/// the same one `skysync login` listens on, so a single registration with the application serves
+/// both.
+pub const CONSENT_PAGE_PORT: u16 = 8321;
+
 /// `skysync consent-page`.
 #[derive(Debug, Clone, Args)]
 pub struct ConsentPageArgs {
     /// Port on 127.0.0.1. The page is at http://localhost:PORT/callback, which must be registered
     /// as a redirect URI of the application (8321: the same URI as `skysync login`).
-    #[arg(long, default_value_t = crate::commands::consent_page::DEFAULT_PORT)]
+    #[arg(long, default_value_t = CONSENT_PAGE_PORT)]
     pub port: u16,
     /// Directory of the built page [default: web/dist of the source tree, built by web/build.sh].
     #[arg(long, value_name = "DIR")]

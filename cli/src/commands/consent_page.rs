@@ -16,9 +16,7 @@ use tokio::task::JoinHandle;
 
 use crate::args::ConsentPageArgs;
 
-/// The default port. The page's redirect URI is `http://localhost:8321/callback`, the same one
-/// `skysync login` listens on, so a single registration with the application serves both.
-pub const DEFAULT_PORT: u16 = 8321;
+pub use crate::args::CONSENT_PAGE_PORT as DEFAULT_PORT;
 
 /// Used when index.html carries no Content-Security-Policy meta tag (a hand-made page).
 const FALLBACK_CSP: &str = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; \
