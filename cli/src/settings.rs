@@ -12,7 +12,7 @@
 //! `sync`'s own flags go over the profile's `[sync]` table in [`SyncSettings::resolve`], by the
 //! same rule.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use skysync_core::config::{
@@ -22,13 +22,14 @@ use skysync_core::secret::{ClientSecret, SubscriptionKey};
 use skysync_core::{ClientAuth, Endpoints, RenewalPolicy};
 use url::Url;
 
-use crate::args::SyncArgs;
-use crate::config::{
-    ConfigError, ConfigSource, Env, LoadedFile, SyncConfig, credential_file, is_loopback_host, read_secret_file,
-};
-use crate::exit::UsageError;
-use crate::sink::DeleteMode;
-use crate::token_crypto::{KEY_CREDENTIAL, KEY_FILE_ENV};
+use crate::config::{ConfigError, ConfigSource, Env, LoadedFile, SyncConfig, is_loopback_host};
+
+mod secrets;
+mod sync;
+
+pub use secrets::DB_PASSWORD_CREDENTIAL;
+use secrets::{CLIENT_SECRET, SUBSCRIPTION_KEY, db_password_file_entry, secret_entry, token_key_file_entry};
+pub use sync::SyncSettings;
 
 /// Client-side pace when neither the command line nor the config sets one. Blackbaud has
 /// documented both 5 and 10 calls per second; 5 is safe under either, and a nightly sync is bound
@@ -372,183 +373,6 @@ impl Resolved {
             file: file.to_owned(),
             hint: HINT_SUBSCRIPTION,
         }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Where secrets come from (SECURITY.md, "Configuration").
-
-/// Where one secret may come from, in this order: the environment variable with the value, the
-/// environment variable naming a file, the systemd credential, the config file's value, the
-/// config file's `*_file` setting.
-struct SecretSetting {
-    name: &'static str,
-    env: &'static str,
-    env_file: &'static str,
-    file_key: &'static str,
-    /// The name under `$CREDENTIALS_DIRECTORY` (`LoadCredential=NAME:/path`).
-    credential: &'static str,
-}
-
-const CLIENT_SECRET: SecretSetting = SecretSetting {
-    name: "client_secret",
-    env: "SKYSYNC_CLIENT_SECRET",
-    env_file: "SKYSYNC_CLIENT_SECRET_FILE",
-    file_key: "client_secret_file",
-    credential: "client_secret",
-};
-
-const SUBSCRIPTION_KEY: SecretSetting = SecretSetting {
-    name: "subscription_key",
-    env: "SKYSYNC_SUBSCRIPTION_KEY",
-    env_file: "SKYSYNC_SUBSCRIPTION_KEY_FILE",
-    file_key: "subscription_key_file",
-    credential: "subscription_key",
-};
-
-/// The systemd credential holding the PostgreSQL password.
-pub const DB_PASSWORD_CREDENTIAL: &str = "db_password";
-
-/// The entry of one secret, read from wherever [`SecretSetting`] says it is.
-fn secret_entry(
-    s: &SecretSetting,
-    value: Option<String>,
-    file: Option<&Path>,
-    env: Env<'_>,
-) -> Result<Entry, ConfigError> {
-    let entry = |value: String, source| Entry { name: s.name, value: Some(value), secret: true, source };
-    Ok(if let Some(v) = env(s.env) {
-        entry(v, Source::Env(s.env))
-    } else if let Some(f) = env(s.env_file) {
-        entry(read_secret_file(Path::new(&f), s.env_file)?, Source::Env(s.env_file))
-    } else if let Some(f) = credential_file(s.credential, env) {
-        entry(read_secret_file(&f, "the systemd credential")?, Source::Credential(s.credential))
-    } else if let Some(v) = value {
-        entry(v, Source::File)
-    } else if let Some(f) = file {
-        entry(read_secret_file(f, s.file_key)?, Source::File)
-    } else {
-        Entry { name: s.name, value: None, secret: true, source: Source::Missing }
-    })
-}
-
-/// A file naming setting: the environment variable, else the systemd credential, else the
-/// config file's key.
-fn file_entry(
-    name: &'static str,
-    var: &'static str,
-    credential: &'static str,
-    file: Option<&Path>,
-    env: Env<'_>,
-) -> Entry {
-    let (path, source) = if let Some(f) = env(var) {
-        (Some(PathBuf::from(f)), Source::Env(var))
-    } else if let Some(f) = credential_file(credential, env) {
-        (Some(f), Source::Credential(credential))
-    } else if let Some(f) = file {
-        (Some(f.to_path_buf()), Source::File)
-    } else {
-        (None, Source::Missing)
-    };
-    Entry { name, value: path.map(|p| p.display().to_string()), secret: false, source }
-}
-
-/// The file holding the PostgreSQL password (not the password: the sink reads it when it
-/// connects). `SKYSYNC_DB_PASSWORD_FILE`, else the `db_password` credential, else the config's
-/// `db_password_file`. Checked here, so an unsafe file is a configuration error (exit 3).
-fn db_password_file_entry(file: Option<&Path>, env: Env<'_>) -> Result<Entry, ConfigError> {
-    const NAME: &str = "db_password_file";
-    let entry = file_entry(NAME, "SKYSYNC_DB_PASSWORD_FILE", DB_PASSWORD_CREDENTIAL, file, env);
-    if let Some(p) = &entry.value {
-        read_secret_file(Path::new(p), NAME)?;
-    }
-    Ok(entry)
-}
-
-/// The token store's key file: `SKYSYNC_TOKEN_KEY_FILE`, else the `skysync-token-key`
-/// credential, else the config's `token_key_file`. The key is read (and a key others can read is
-/// refused, exit 3) where the store is used, the same for each source: see
-/// [`crate::token_crypto`].
-fn token_key_file_entry(file: Option<&Path>, env: Env<'_>) -> Entry {
-    file_entry("token_key_file", KEY_FILE_ENV, KEY_CREDENTIAL, file, env)
-}
-
-// ---------------------------------------------------------------------------------------------
-// `sync`'s flags over the profile's `[sync]` table.
-
-/// What a sync run does, from its flags over the profile's `[sync]` table over the defaults.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SyncSettings {
-    /// Client-side pace in calls per second (0 = unpaced).
-    pub rate_limit: f64,
-    /// Most API calls the run may make.
-    pub call_budget: Option<u64>,
-    /// How long to wait for another run's lock.
-    pub lock_wait: Duration,
-    /// Entities synced at once (at least 1).
-    pub concurrency: usize,
-    /// What reconciliation does with deleted rows.
-    pub deletes: DeleteMode,
-    /// Overlap for list latency.
-    pub overlap: Duration,
-    /// Between automatic delete reconciliations.
-    pub reconcile_every: Option<Duration>,
-}
-
-impl SyncSettings {
-    /// `args` over `file` over the defaults. A value no run can use is a usage error (exit 2)
-    /// naming the flag or the config key it came from.
-    pub fn resolve(args: &SyncArgs, file: &SyncConfig) -> Result<SyncSettings, UsageError> {
-        let (rate, rate_from) =
-            layered(flag(args.rate_limit, "--rate-limit"), None, file.rate_limit, Some(DEFAULT_RATE_LIMIT));
-        let rate = rate.unwrap_or(DEFAULT_RATE_LIMIT);
-        if !(rate.is_finite() && rate >= 0.0) {
-            return Err(invalid(
-                "rate_limit",
-                &rate_from,
-                &format!("must be a number of calls per second, not {rate}"),
-            ));
-        }
-        let (concurrency, concurrency_from) =
-            layered(flag(args.concurrency, "--concurrency"), None, file.concurrency, Some(DEFAULT_CONCURRENCY));
-        let concurrency = concurrency.unwrap_or(DEFAULT_CONCURRENCY);
-        if concurrency == 0 {
-            return Err(invalid("concurrency", &concurrency_from, "must be at least 1"));
-        }
-        let (deletes, deletes_from) =
-            layered(flag(args.deletes.clone(), "--deletes"), None, file.deletes.clone(), None);
-        let deletes = match deletes.map(|d| d.to_ascii_lowercase()).as_deref() {
-            None | Some("mark") => DeleteMode::Mark,
-            Some("remove") => DeleteMode::Remove,
-            Some(other) => {
-                return Err(invalid("deletes", &deletes_from, &format!("must be `mark` or `remove`, not {other:?}")));
-            }
-        };
-        let (call_budget, _) = layered(flag(args.call_budget, "--call-budget"), None, file.call_budget, None);
-        let (wait, _) =
-            layered(flag(args.lock_wait, "--lock-wait"), None, file.lock_wait_secs, Some(DEFAULT_LOCK_WAIT_SECS));
-        Ok(SyncSettings {
-            rate_limit: rate,
-            call_budget,
-            lock_wait: Duration::from_secs(wait.unwrap_or(DEFAULT_LOCK_WAIT_SECS)),
-            concurrency,
-            deletes,
-            overlap: Duration::from_secs(file.overlap_minutes.unwrap_or(DEFAULT_OVERLAP_MINUTES) * 60),
-            reconcile_every: file.reconcile_every_days.map(|d| Duration::from_secs(d * 86_400)),
-        })
-    }
-}
-
-/// A flag's value with its name, for [`layered`].
-fn flag<T>(value: Option<T>, name: &'static str) -> Option<(T, &'static str)> {
-    value.map(|v| (v, name))
-}
-
-/// A usage error naming the flag, or the `[sync]` key of the config file, a bad value came from.
-fn invalid(key: &str, from: &Source, problem: &str) -> UsageError {
-    match from {
-        Source::Flag(flag) => UsageError(format!("{flag} {problem}")),
-        _ => UsageError(format!("`{key}` in the profile's [sync] table of the config file {problem}")),
     }
 }
 

@@ -6,8 +6,11 @@ use std::path::PathBuf;
 use clap::Parser;
 
 use super::*;
+use crate::args::SyncArgs;
 use crate::args::{Cli, Command};
 use crate::config::ProfileConfig;
+use crate::sink::DeleteMode;
+use crate::token_crypto::KEY_FILE_ENV;
 
 #[test]
 fn a_flag_beats_the_environment_beats_the_file_beats_the_default() {
