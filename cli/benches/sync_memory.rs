@@ -108,7 +108,7 @@ fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let spec = match std::env::var("SKYSYNC_BENCH_DB") {
-        Ok(url) if url.starts_with("postgres") => SinkSpec::Postgres(url),
+        Ok(url) if url.starts_with("postgres") => SinkSpec::postgres(url),
         _ => SinkSpec::Sqlite(dir.path().join("bench.db")),
     };
     let baseline = vm_hwm_kib();

@@ -72,11 +72,11 @@ pub enum Command {
     /// Run the SKY API simulator.
     Sim(crate::sim::args::SimArgs),
     /// Sync SKY API data into a database.
-    Sync(crate::sync::SyncArgs),
+    Sync(SyncArgs),
     /// A self-contained demo against the simulator.
-    Demo(crate::sync::DemoArgs),
+    Demo(DemoArgs),
     /// Serve the browser consent page on loopback (for admins who consent on their own machine).
-    ConsentPage(crate::consent_page::ConsentPageArgs),
+    ConsentPage(ConsentPageArgs),
     /// Encryption of the token store at rest: make a key, re-encrypt under a new key.
     #[command(subcommand)]
     TokenStore(TokenStoreCommand),
@@ -207,4 +207,105 @@ pub struct RekeyArgs {
     /// Decrypt the store back to a 0600 plaintext file.
     #[arg(long)]
     pub plaintext: bool,
+}
+
+/// `skysync sync` arguments.
+#[derive(Debug, Clone, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct SyncArgs {
+    /// `sync status`.
+    #[command(subcommand)]
+    pub command: Option<SyncCommand>,
+    /// Entities to sync (default: the config's list, else constituents and gifts; `all` for the
+    /// whole catalog; see --list).
+    #[arg(value_name = "ENTITY")]
+    pub entities: Vec<String>,
+    /// Where rows go.
+    #[command(flatten)]
+    pub sink: SinkArgs,
+    /// Re-sync from scratch; the old rows stay visible until the new set is complete.
+    #[arg(long)]
+    pub full: bool,
+    /// Also reconcile deletes (an id scan; rows gone from SKY are marked or removed).
+    #[arg(long)]
+    pub reconcile: bool,
+    /// What reconciliation does with deleted rows: mark (set deleted_at) or remove.
+    #[arg(long, value_name = "MODE")]
+    pub deletes: Option<String>,
+    /// Show what would be fetched, without calling the API.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the entity catalog and exit.
+    #[arg(long)]
+    pub list: bool,
+    /// Client-side pace in API calls per second (default 5).
+    #[arg(long, value_name = "N")]
+    pub rate_limit: Option<f64>,
+    /// Stop cleanly after this many API calls (keeps a run within a share of the daily quota).
+    #[arg(long, value_name = "N")]
+    pub call_budget: Option<u64>,
+    /// Entities synced at the same time (default 4).
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+    /// Seconds to wait while another sync holds this database's lock, then exit 6 (default 10).
+    #[arg(long, value_name = "SECS")]
+    pub lock_wait: Option<u64>,
+    /// Records per request (default: the endpoint's maximum). For tests.
+    #[arg(long, value_name = "N", hide = true)]
+    pub page_size: Option<u32>,
+}
+
+/// `skysync sync` subcommands.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum SyncCommand {
+    /// Show each entity's bookmark, last success, row count and last error (no API calls).
+    Status(SinkArgs),
+}
+
+/// The destination options shared by `sync` and `sync status`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct SinkArgs {
+    /// SQLite file or postgres:// URL (default: the config's `db`, else
+    /// $XDG_DATA_HOME/skysync/PROFILE/skysync.db). PostgreSQL TLS as in libpq:
+    /// `?sslmode=disable|prefer|require|verify-ca|verify-full` (default prefer: TLS if offered),
+    /// `&sslrootcert=/path/ca.pem` (else the system's roots); use verify-full for remote servers.
+    #[arg(long, value_name = "PATH|URL")]
+    pub db: Option<String>,
+    /// `db` (default) or `jsonl`.
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<String>,
+    /// With --format jsonl: a directory (one ENTITY.jsonl each) or `-` for stdout.
+    #[arg(long, value_name = "DIR|-")]
+    pub out: Option<String>,
+}
+
+/// `skysync demo` arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DemoArgs {
+    /// Constituents the simulator generates (gifts are twice as many).
+    #[arg(long, value_name = "N", default_value_t = 2000)]
+    pub records: u64,
+    /// SQLite file to sync into (default: a fresh file in a temporary directory).
+    #[arg(long, value_name = "PATH")]
+    pub db: Option<PathBuf>,
+    /// Keep the temporary directory (database and demo tokens) after the demo.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+/// `consent-page`'s default port. The page's redirect URI is `http://localhost:8321/callback`,
+/// the same one `skysync login` listens on, so a single registration with the application serves
+/// both.
+pub const CONSENT_PAGE_PORT: u16 = 8321;
+
+/// `skysync consent-page`.
+#[derive(Debug, Clone, Args)]
+pub struct ConsentPageArgs {
+    /// Port on 127.0.0.1. The page is at http://localhost:PORT/callback, which must be registered
+    /// as a redirect URI of the application (8321: the same URI as `skysync login`).
+    #[arg(long, default_value_t = CONSENT_PAGE_PORT)]
+    pub port: u16,
+    /// Directory of the built page [default: web/dist of the source tree, built by web/build.sh].
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }

@@ -4,57 +4,18 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-use skysync_core::config::{ApiConfig, OAuthConfig};
+use skysync_core::config::ApiConfig;
 use skysync_core::host::{OsEntropy, SystemClock};
 use skysync_core::http::{HttpClient, ReqwestClient};
-use skysync_core::secret::{ClientSecret, SubscriptionKey};
-use skysync_core::{ApiClient, ClientAuth, Endpoints, RenewalPolicy, Session, SessionParts};
-use url::Url;
+use skysync_core::{ApiClient, ClientAuth, Session, SessionParts};
 
-use crate::config::{ConfigError, Resolved};
+use crate::config::ConfigError;
 pub use crate::output::Output;
 use crate::runtime::TokioRuntime;
+use crate::settings::Resolved;
+pub use crate::settings::Settings;
+use crate::token_crypto::AtRest;
 use crate::token_store::FileTokenStore;
-
-/// The effective, validated settings of one profile.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// The application's "Application ID".
-    pub client_id: String,
-    /// The application secret (required for token calls unless `client_auth` is `none`).
-    pub client_secret: Option<ClientSecret>,
-    /// The `Bb-Api-Subscription-Key` (required for SKY API calls).
-    pub subscription_key: Option<SubscriptionKey>,
-    /// The redirect URI registered with the application.
-    pub redirect_uri: Url,
-    /// Authorization, token and API endpoints.
-    pub endpoints: Endpoints,
-    /// Client authentication at the token endpoint.
-    pub client_auth: ClientAuth,
-    /// Restricts consent to one environment.
-    pub environment_id: Option<String>,
-    /// The file holding the PostgreSQL password (`db_password_file`, `SKYSYNC_DB_PASSWORD_FILE`
-    /// or the `db_password` systemd credential), read when the sink connects.
-    pub db_password_file: Option<PathBuf>,
-    /// Refresh, rotation and warning windows.
-    pub policy: RenewalPolicy,
-    /// The profile's `[sync]` table.
-    pub sync: crate::sync::SyncConfig,
-}
-
-impl Settings {
-    /// The OAuth engine's view of these settings.
-    pub fn oauth(&self) -> OAuthConfig {
-        OAuthConfig {
-            client_id: self.client_id.clone(),
-            client_secret: self.client_secret.clone(),
-            redirect_uri: self.redirect_uri.clone(),
-            endpoints: self.endpoints.clone(),
-            client_auth: self.client_auth,
-            environment_id: self.environment_id.clone(),
-        }
-    }
-}
 
 /// One invocation's profile, settings and shared clients.
 #[derive(Debug)]
@@ -71,11 +32,8 @@ pub struct Context {
 impl Context {
     /// A context for `profile`, keeping state under `data_dir`.
     pub fn new(profile: String, settings: Settings, data_dir: PathBuf, output: Output) -> Self {
-        let at_rest = crate::token_crypto::AtRest::from_env();
+        let at_rest = AtRest::from_key_file(settings.token_key_file.as_deref());
         let store = Arc::new(FileTokenStore::new(data_dir.clone()).with_at_rest(at_rest));
-        if let Some(file) = &settings.db_password_file {
-            crate::sink::pg_auth::use_password_file(file.clone());
-        }
         Self { profile, settings, data_dir, output, store, http: OnceLock::new(), session: OnceLock::new() }
     }
 
@@ -111,6 +69,21 @@ impl Context {
         }
         let client = Arc::new(LoggedHttp(ReqwestClient::new()?));
         Ok(self.http.get_or_init(|| client).clone())
+    }
+
+    /// Fails with the key problem (exit code 3) when the token store's key is configured but
+    /// cannot be used, or is not the key the stored tokens were written with. Checked before a
+    /// consent, whose code works once: tokens that cannot be saved would be lost.
+    pub async fn require_usable_store_key(&self) -> Result<(), skysync_core::store::StoreError> {
+        use skysync_core::store::{StoreError, TokenStore};
+        if let AtRest::Unavailable(problem) = self.store.at_rest() {
+            return Err(StoreError::Key(problem.clone()));
+        }
+        match self.store.load().await {
+            Err(StoreError::Key(problem)) => Err(StoreError::Key(problem)),
+            // An unreadable or insecure store is the consent's to repair or report, as before.
+            _ => Ok(()),
+        }
     }
 
     /// Fails with a configuration error when token calls would lack the client secret.

@@ -4,15 +4,18 @@
 pub mod args;
 pub mod commands;
 pub mod config;
-pub mod consent_page;
 pub mod context;
 pub mod exit;
 pub mod login;
 pub mod loopback;
 pub mod output;
 pub mod runtime;
+pub mod settings;
 pub mod sim;
 pub mod sink;
 pub mod sync;
 pub mod token_crypto;
 pub mod token_store;
+
+/// `skysync consent-page`'s server, where the browser tests have always found it.
+pub use commands::consent_page;

@@ -8,7 +8,10 @@
 //!
 //! - `SKYSYNC_TOKEN_KEY_FILE=/path/to/key`, or
 //! - the systemd credential `skysync-token-key` (`LoadCredential=skysync-token-key:/etc/…` or
-//!   `LoadCredentialEncrypted=`), read from `$CREDENTIALS_DIRECTORY/skysync-token-key`.
+//!   `LoadCredentialEncrypted=`), read from `$CREDENTIALS_DIRECTORY/skysync-token-key`, or
+//! - `token_key_file = "/path/to/key"` in the profile of the config file,
+//!
+//! in that order ([`crate::settings`] resolves it). Every source gets the same checks.
 //!
 //! A key file holds 32 random bytes, raw or as base64 (`skysync token-store new-key FILE` makes
 //! one), and must not be readable by other users.
@@ -184,9 +187,10 @@ impl Envelope {
 }
 
 impl AtRest {
-    /// The configured key, if any: [`KEY_FILE_ENV`], else the systemd credential.
-    pub fn from_env() -> Self {
-        Self::configured_key_path().map_or(AtRest::Plaintext, |path| Self::with_key_file(&path))
+    /// Encrypted with the key in `path`, or plaintext without one: the profile's resolved
+    /// `token_key_file` (which is [`KEY_FILE_ENV`], the credential, or the config file's key).
+    pub fn from_key_file(path: Option<&Path>) -> Self {
+        path.map_or(AtRest::Plaintext, Self::with_key_file)
     }
 
     /// Encrypted with the key in `path` (or unavailable, with the reason).
@@ -195,17 +199,6 @@ impl AtRest {
             Ok(key) => AtRest::Encrypted(Arc::new(key)),
             Err(problem) => AtRest::Unavailable(problem),
         }
-    }
-
-    /// Where the configured key is: [`KEY_FILE_ENV`] if set, else the systemd credential when the
-    /// service was started with one.
-    pub fn configured_key_path() -> Option<PathBuf> {
-        if let Some(path) = std::env::var_os(KEY_FILE_ENV).filter(|v| !v.is_empty()) {
-            return Some(PathBuf::from(path));
-        }
-        let credential =
-            PathBuf::from(std::env::var_os("CREDENTIALS_DIRECTORY").filter(|v| !v.is_empty())?).join(KEY_CREDENTIAL);
-        credential.exists().then_some(credential)
     }
 
     /// The bytes to write for `plaintext` (a token file's JSON).

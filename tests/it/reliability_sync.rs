@@ -60,7 +60,7 @@ async fn converges_under_faults_and_kills(db: SinkSpec, fixture: Fixture) {
     });
     let db_arg = match &db {
         SinkSpec::Sqlite(p) => p.display().to_string(),
-        SinkSpec::Postgres(url) => url.clone(),
+        SinkSpec::Postgres { url, .. } => url.clone(),
         SinkSpec::Jsonl(_) => unreachable!(),
     };
     let mut args: Vec<&str> = vec!["sync", "--db", &db_arg, "--page-size", &page_size, "--rate-limit", "0"];

@@ -7,6 +7,7 @@ use skysync_cli::sink::{self, DeleteMode, FullSwap, JsonlOut, Row, RunOutcome, S
 use skysync_core::catalog::{self, Entity};
 use skysync_tests::db::{Reader, TestDb};
 use skysync_tests::pg::PgServer;
+use time::OffsetDateTime;
 
 const E: &str = "gifts";
 
@@ -130,11 +131,11 @@ both_backends!(
 async fn commit_page_upserts_and_counts_added_and_changed(f: Fixture) {
     let mut s = f.open().await;
     assert_eq!(s.state(E).await.unwrap(), None);
-    let c = s.commit_page(E, Target::Live, &rows(&["1", "2"], 1), "b1").await.unwrap();
+    let c = s.commit_page(E, Target::Live, &rows(&["1", "2"], 1), "b1", now()).await.unwrap();
     assert_eq!((c.added, c.changed), (2, 0));
-    let c = s.commit_page(E, Target::Live, &rows(&["2", "3"], 2), "b2").await.unwrap();
+    let c = s.commit_page(E, Target::Live, &rows(&["2", "3"], 2), "b2", now()).await.unwrap();
     assert_eq!((c.added, c.changed), (1, 1));
-    let c = s.commit_page(E, Target::Live, &[], "b3").await.unwrap();
+    let c = s.commit_page(E, Target::Live, &[], "b3", now()).await.unwrap();
     assert_eq!((c.added, c.changed), (0, 0));
 
     let r = f.reader().await;
@@ -153,7 +154,7 @@ async fn commit_page_upserts_and_counts_added_and_changed(f: Fixture) {
     odd.date_modified = Some("not a date".into());
     let mut none = row("5", 5);
     none.date_modified = None;
-    s.commit_page(E, Target::Live, &[odd, none], "b4").await.unwrap();
+    s.commit_page(E, Target::Live, &[odd, none], "b4", now()).await.unwrap();
     assert_eq!(r.date_modified(E, "4").await, None);
     assert_eq!(r.date_modified(E, "5").await, None);
     // The other entity's table is untouched.
@@ -163,9 +164,9 @@ async fn commit_page_upserts_and_counts_added_and_changed(f: Fixture) {
 async fn same_id_twice_is_one_row_latest_wins(f: Fixture) {
     let mut s = f.open().await;
     let page = vec![row("7", 1), row("8", 1), row("7", 2)];
-    let c = s.commit_page(E, Target::Live, &page, "b1").await.unwrap();
+    let c = s.commit_page(E, Target::Live, &page, "b1", now()).await.unwrap();
     assert_eq!((c.added, c.changed), (2, 0));
-    let c = s.commit_page(E, Target::Live, &page, "b1").await.unwrap();
+    let c = s.commit_page(E, Target::Live, &page, "b1", now()).await.unwrap();
     assert_eq!((c.added, c.changed), (0, 2), "replaying a page is idempotent");
     let got = f.reader().await.rows(E).await;
     assert_eq!(got.len(), 2);
@@ -175,10 +176,10 @@ async fn same_id_twice_is_one_row_latest_wins(f: Fixture) {
 
 async fn rows_and_bookmark_commit_together(f: Fixture) {
     let mut s = f.open().await;
-    s.commit_page(E, Target::Live, &rows(&["1"], 1), "b1").await.unwrap();
+    s.commit_page(E, Target::Live, &rows(&["1"], 1), "b1", now()).await.unwrap();
     let r = f.reader().await;
     r.break_bookmark_writes().await;
-    let err = s.commit_page(E, Target::Live, &rows(&["1", "2"], 2), "b2").await.unwrap_err();
+    let err = s.commit_page(E, Target::Live, &rows(&["1", "2"], 2), "b2", now()).await.unwrap_err();
     assert!(err.to_string().contains("injected bookmark failure"), "{err}");
     r.fix_bookmark_writes().await;
 
@@ -188,19 +189,19 @@ async fn rows_and_bookmark_commit_together(f: Fixture) {
     assert_eq!(s.state(E).await.unwrap().unwrap().bookmark.as_deref(), Some("b1"));
 
     // The sink is still usable after the failed transaction.
-    s.commit_page(E, Target::Live, &rows(&["1", "2"], 2), "b2").await.unwrap();
+    s.commit_page(E, Target::Live, &rows(&["1", "2"], 2), "b2", now()).await.unwrap();
     assert_eq!(r.ids(E).await, ["1", "2"]);
     assert_eq!(s.state(E).await.unwrap().unwrap().bookmark.as_deref(), Some("b2"));
 }
 
 async fn full_resync_keeps_old_rows_visible_until_finish(f: Fixture) {
     let mut s = f.open().await;
-    s.commit_page(E, Target::Live, &rows(&["1", "2", "3"], 1), "live1").await.unwrap();
-    let err = s.commit_page(E, Target::Staging, &rows(&["9"], 1), "x").await.unwrap_err();
+    s.commit_page(E, Target::Live, &rows(&["1", "2", "3"], 1), "live1", now()).await.unwrap();
+    let err = s.commit_page(E, Target::Staging, &rows(&["9"], 1), "x", now()).await.unwrap_err();
     assert!(matches!(err, SinkError::NoFullResync { .. }), "{err}");
 
     assert_eq!(s.begin_full(E).await.unwrap(), None);
-    let c = s.commit_page(E, Target::Staging, &rows(&["2", "4"], 2), "s1").await.unwrap();
+    let c = s.commit_page(E, Target::Staging, &rows(&["2", "4"], 2), "s1", now()).await.unwrap();
     assert_eq!((c.added, c.changed), (2, 0), "counts are against the staging table");
 
     let r = f.reader().await;
@@ -231,9 +232,9 @@ async fn full_resync_keeps_old_rows_visible_until_finish(f: Fixture) {
 /// error, and its next transaction sees the new table.
 async fn a_reader_transaction_spanning_the_swap_sees_one_consistent_table(f: Fixture) {
     let mut s = f.open().await;
-    s.commit_page(E, Target::Live, &rows(&["1", "2", "3"], 1), "live1").await.unwrap();
+    s.commit_page(E, Target::Live, &rows(&["1", "2", "3"], 1), "live1", now()).await.unwrap();
     s.begin_full(E).await.unwrap();
-    s.commit_page(E, Target::Staging, &rows(&["2", "4"], 2), "s1").await.unwrap();
+    s.commit_page(E, Target::Staging, &rows(&["2", "4"], 2), "s1", now()).await.unwrap();
 
     let r = f.reader().await;
     r.exec(if f.is_pg() { "BEGIN ISOLATION LEVEL REPEATABLE READ" } else { "BEGIN" }).await;
@@ -266,22 +267,28 @@ async fn a_reader_transaction_spanning_the_swap_sees_one_consistent_table(f: Fix
 async fn interrupted_full_resync_resumes_from_its_staging_bookmark(f: Fixture) {
     {
         let mut s = f.open().await;
-        s.commit_page(E, Target::Live, &rows(&["1"], 1), "live1").await.unwrap();
+        s.commit_page(E, Target::Live, &rows(&["1"], 1), "live1", now()).await.unwrap();
         assert_eq!(s.begin_full(E).await.unwrap(), None);
-        s.commit_page(E, Target::Staging, &rows(&["5"], 2), "s1").await.unwrap();
+        s.commit_page(E, Target::Staging, &rows(&["5"], 2), "s1", now()).await.unwrap();
         // The process dies here.
     }
     let mut s = f.open().await;
     assert_eq!(s.begin_full(E).await.unwrap().as_deref(), Some("s1"));
-    s.commit_page(E, Target::Staging, &rows(&["6"], 2), "s2").await.unwrap();
+    s.commit_page(E, Target::Staging, &rows(&["6"], 2), "s2", now()).await.unwrap();
     assert_eq!(s.finish_full(E, "live2").await.unwrap(), swap(2, 0, 1, 2));
     assert_eq!(f.reader().await.ids(E).await, ["5", "6"]);
 
     // A new full resync after a finished one starts clean.
     assert_eq!(s.begin_full(E).await.unwrap(), None);
-    s.commit_page(E, Target::Staging, &rows(&["7"], 3), "t1").await.unwrap();
+    s.commit_page(E, Target::Staging, &rows(&["7"], 3), "t1", now()).await.unwrap();
     assert_eq!(s.finish_full(E, "live3").await.unwrap(), swap(1, 0, 2, 1));
     assert_eq!(f.reader().await.ids(E).await, ["7"]);
+}
+
+/// The caller's clock: a fixed time, far from the system clock's, so a sink that stamped its own
+/// time would be seen. Microseconds: what both databases store.
+fn now() -> OffsetDateTime {
+    time::macros::datetime!(2031-02-03 04:05:06.123456 UTC)
 }
 
 fn swap(added: u64, changed: u64, removed: u64, row_count: u64) -> FullSwap {
@@ -291,16 +298,16 @@ fn swap(added: u64, changed: u64, removed: u64, row_count: u64) -> FullSwap {
 /// A full resync's counts compare the new set with the live rows readers saw, not with staging.
 async fn full_resync_counts_against_what_readers_saw(f: Fixture) {
     let mut s = f.open().await;
-    s.commit_page(E, Target::Live, &rows(&["1", "2", "3", "4", "5"], 1), "live1").await.unwrap();
+    s.commit_page(E, Target::Live, &rows(&["1", "2", "3", "4", "5"], 1), "live1", now()).await.unwrap();
     // "5" is marked deleted: readers do not see it as a live record.
     s.begin_reconcile(E).await.unwrap();
     s.add_seen_ids(E, &["1".into(), "2".into(), "3".into(), "4".into()]).await.unwrap();
-    assert_eq!(s.finish_reconcile(E, DeleteMode::Mark).await.unwrap(), 1);
+    assert_eq!(s.finish_reconcile(E, DeleteMode::Mark, now()).await.unwrap(), 1);
 
     // The same set again: nothing changed for readers.
     assert_eq!(s.begin_full(E).await.unwrap(), None);
-    s.commit_page(E, Target::Staging, &rows(&["1", "2"], 1), "s1").await.unwrap();
-    s.commit_page(E, Target::Staging, &rows(&["3", "4"], 1), "s2").await.unwrap();
+    s.commit_page(E, Target::Staging, &rows(&["1", "2"], 1), "s1", now()).await.unwrap();
+    s.commit_page(E, Target::Staging, &rows(&["3", "4"], 1), "s2", now()).await.unwrap();
     assert_eq!(s.finish_full(E, "live2").await.unwrap(), swap(0, 0, 0, 4));
 
     // "1" unchanged, "2" new data, "3" only a new date_modified, "4" gone, "5" back, "6" new.
@@ -311,7 +318,7 @@ async fn full_resync_counts_against_what_readers_saw(f: Fixture) {
     touched.date_modified = Some("2025-06-01T00:00:00Z".into());
     page.push(touched);
     page.extend(rows(&["5", "6"], 1));
-    s.commit_page(E, Target::Staging, &page, "t1").await.unwrap();
+    s.commit_page(E, Target::Staging, &page, "t1", now()).await.unwrap();
     assert_eq!(s.finish_full(E, "live3").await.unwrap(), swap(2, 2, 1, 5));
     assert_eq!(f.reader().await.ids(E).await, ["1", "2", "3", "5", "6"]);
     assert_eq!(s.state(E).await.unwrap().unwrap().row_count, 5);
@@ -319,29 +326,29 @@ async fn full_resync_counts_against_what_readers_saw(f: Fixture) {
 
 async fn reconcile_marks_then_removes_and_reappearing_rows_are_undeleted(f: Fixture) {
     let mut s = f.open().await;
-    s.commit_page(E, Target::Live, &rows(&["1", "2", "3", "4", "5"], 1), "b").await.unwrap();
+    s.commit_page(E, Target::Live, &rows(&["1", "2", "3", "4", "5"], 1), "b", now()).await.unwrap();
     let err = s.add_seen_ids(E, &["1".into()]).await.unwrap_err();
     assert!(matches!(err, SinkError::NoReconcile { .. }), "{err}");
-    let err = s.finish_reconcile(E, DeleteMode::Mark).await.unwrap_err();
+    let err = s.finish_reconcile(E, DeleteMode::Mark, now()).await.unwrap_err();
     assert!(matches!(err, SinkError::NoReconcile { .. }), "{err}");
 
     s.begin_reconcile(E).await.unwrap();
     assert!(s.state(E).await.unwrap().unwrap().reconcile_in_progress);
     s.add_seen_ids(E, &["1".into(), "2".into()]).await.unwrap();
     s.add_seen_ids(E, &["3".into(), "3".into(), "99".into()]).await.unwrap();
-    assert_eq!(s.finish_reconcile(E, DeleteMode::Mark).await.unwrap(), 2);
+    assert_eq!(s.finish_reconcile(E, DeleteMode::Mark, now()).await.unwrap(), 2);
     let st = s.state(E).await.unwrap().unwrap();
     assert!(!st.reconcile_in_progress);
-    assert!(st.last_reconcile_at.is_some());
+    assert_eq!(st.last_reconcile_at, Some(now()), "the caller's time, not the sink's clock");
 
     let r = f.reader().await;
     let deleted: Vec<_> = r.rows(E).await.into_iter().filter(|r| r.2).map(|r| r.0).collect();
     assert_eq!(deleted, ["4", "5"]);
-    s.finish_run(E, &RunOutcome::Success).await.unwrap();
+    s.finish_run(E, &RunOutcome::Success, now()).await.unwrap();
     assert_eq!(s.state(E).await.unwrap().unwrap().row_count, 3, "marked rows are not counted");
 
     // A marked row that comes back is live again (and it was known, so it counts as changed).
-    let c = s.commit_page(E, Target::Live, &rows(&["4"], 2), "b2").await.unwrap();
+    let c = s.commit_page(E, Target::Live, &rows(&["4"], 2), "b2", now()).await.unwrap();
     assert_eq!((c.added, c.changed), (0, 1));
     let deleted: Vec<_> = r.rows(E).await.into_iter().filter(|r| r.2).map(|r| r.0).collect();
     assert_eq!(deleted, ["5"]);
@@ -351,32 +358,34 @@ async fn reconcile_marks_then_removes_and_reappearing_rows_are_undeleted(f: Fixt
     s.add_seen_ids(E, &["3".into()]).await.unwrap();
     s.begin_reconcile(E).await.unwrap();
     s.add_seen_ids(E, &["1".into(), "2".into(), "4".into()]).await.unwrap();
-    assert_eq!(s.finish_reconcile(E, DeleteMode::Remove).await.unwrap(), 2, "3 and the marked 5");
+    assert_eq!(s.finish_reconcile(E, DeleteMode::Remove, now()).await.unwrap(), 2, "3 and the marked 5");
     assert_eq!(r.ids(E).await, ["1", "2", "4"]);
     assert!(r.rows(E).await.iter().all(|r| !r.2));
 }
 
 async fn finish_run_records_times_error_and_row_count(f: Fixture) {
     let mut s = f.open().await;
-    s.commit_page(E, Target::Live, &rows(&["1", "2"], 1), "b").await.unwrap();
-    s.finish_run(E, &RunOutcome::Failed("HTTP 503 from SKY".into())).await.unwrap();
+    s.commit_page(E, Target::Live, &rows(&["1", "2"], 1), "b", now()).await.unwrap();
+    s.finish_run(E, &RunOutcome::Failed("HTTP 503 from SKY".into()), now()).await.unwrap();
     let st = s.state(E).await.unwrap().unwrap();
-    assert!(st.last_run_at.is_some());
+    assert_eq!(st.last_run_at, Some(now()), "the caller's time, not the sink's clock");
     assert_eq!(st.last_success_at, None);
     assert_eq!(st.last_error.as_deref(), Some("HTTP 503 from SKY"));
     assert_eq!(st.row_count, 2);
     assert_eq!(st.bookmark.as_deref(), Some("b"));
 
-    s.commit_page(E, Target::Live, &rows(&["3"], 1), "b2").await.unwrap();
-    s.finish_run(E, &RunOutcome::Success).await.unwrap();
+    s.commit_page(E, Target::Live, &rows(&["3"], 1), "b2", now()).await.unwrap();
+    s.finish_run(E, &RunOutcome::Success, now()).await.unwrap();
     let st2 = s.state(E).await.unwrap().unwrap();
     assert_eq!(st2.last_error, None, "success clears the error");
-    assert_eq!(st2.last_success_at, st2.last_run_at);
-    assert!(st2.last_run_at >= st.last_run_at);
+    let later = now() + time::Duration::minutes(5);
+    s.finish_run(E, &RunOutcome::Success, later).await.unwrap();
+    let st2 = s.state(E).await.unwrap().unwrap();
+    assert_eq!((st2.last_run_at, st2.last_success_at), (Some(later), Some(later)));
     assert_eq!(st2.row_count, 3);
 
     // A run of an entity with no pages yet still gets a state.
-    s.finish_run("constituents", &RunOutcome::Success).await.unwrap();
+    s.finish_run("constituents", &RunOutcome::Success, now()).await.unwrap();
     let names: Vec<_> = s.states().await.unwrap().into_iter().map(|s| s.entity).collect();
     assert_eq!(names, ["constituents", "gifts"]);
 }
@@ -384,8 +393,8 @@ async fn finish_run_records_times_error_and_row_count(f: Fixture) {
 async fn reopening_keeps_rows_and_state(f: Fixture) {
     let before = {
         let mut s = f.open().await;
-        s.commit_page(E, Target::Live, &rows(&["1", "2"], 1), "b1").await.unwrap();
-        s.finish_run(E, &RunOutcome::Success).await.unwrap();
+        s.commit_page(E, Target::Live, &rows(&["1", "2"], 1), "b1", now()).await.unwrap();
+        s.finish_run(E, &RunOutcome::Success, now()).await.unwrap();
         s.state(E).await.unwrap().unwrap()
     };
     let mut s = f.open().await;
@@ -393,7 +402,7 @@ async fn reopening_keeps_rows_and_state(f: Fixture) {
     assert_eq!(s.state(E).await.unwrap().unwrap(), before);
     assert_eq!(s.states().await.unwrap(), vec![before]);
     assert_eq!(f.reader().await.ids(E).await, ["1", "2"]);
-    let c = s.commit_page(E, Target::Live, &rows(&["2"], 2), "b2").await.unwrap();
+    let c = s.commit_page(E, Target::Live, &rows(&["2"], 2), "b2", now()).await.unwrap();
     assert_eq!((c.added, c.changed), (0, 1));
     let d = s.describe();
     if f.is_pg() {
@@ -406,7 +415,7 @@ async fn reopening_keeps_rows_and_state(f: Fixture) {
 async fn unknown_entities_are_refused(f: Fixture) {
     let mut s = f.open().await;
     for name in ["nope", "sync_state", "gifts\"; DROP TABLE gifts; --", "Gifts"] {
-        let err = s.commit_page(name, Target::Live, &rows(&["1"], 1), "b").await.unwrap_err();
+        let err = s.commit_page(name, Target::Live, &rows(&["1"], 1), "b", now()).await.unwrap_err();
         assert!(matches!(err, SinkError::UnknownEntity(_)), "{name}: {err}");
         let err = s.state(name).await.unwrap_err();
         assert!(matches!(err, SinkError::UnknownEntity(_)), "{name}: {err}");
@@ -419,14 +428,14 @@ async fn postgres_rejected_rows_leave_the_bookmark_alone() {
     skysync_tests::skip_in_fast_tier!("PostgreSQL");
     let f = Fixture::postgres();
     let mut s = f.open().await;
-    s.commit_page(E, Target::Live, &rows(&["1"], 1), "b1").await.unwrap();
+    s.commit_page(E, Target::Live, &rows(&["1"], 1), "b1", now()).await.unwrap();
     // Valid JSON that jsonb refuses: the insert fails inside the page's transaction.
     let bad = Row {
         id: "2".into(),
         date_modified: None,
         data: RawValue::from_string(r#"{"note":"nul \u0000 byte"}"#.into()).unwrap(),
     };
-    let err = s.commit_page(E, Target::Live, &[row("1", 2), bad], "b2").await.unwrap_err();
+    let err = s.commit_page(E, Target::Live, &[row("1", 2), bad], "b2", now()).await.unwrap_err();
     assert!(matches!(err, SinkError::Postgres { .. }), "{err}");
     assert_eq!(s.state(E).await.unwrap().unwrap().bookmark.as_deref(), Some("b1"));
     let got = f.reader().await.rows(E).await;
@@ -444,8 +453,8 @@ async fn postgres_errors_and_descriptions_never_contain_the_password() {
     let with_pw = |db: &str| format!("postgres://skysync:{secret}@127.0.0.1:{}/{db}?sslmode=disable", pg.port());
 
     // The test server trusts loopback, so the password is accepted and ignored.
-    let s = sink::open(&SinkSpec::Postgres(with_pw(pg.db()))).await.unwrap();
-    let text = format!("{} {:?}", s.describe(), SinkSpec::Postgres(with_pw(pg.db())));
+    let s = sink::open(&SinkSpec::postgres(with_pw(pg.db()))).await.unwrap();
+    let text = format!("{} {:?}", s.describe(), SinkSpec::postgres(with_pw(pg.db())));
     assert!(!text.contains(secret), "{text}");
     assert!(text.contains("skysync@127.0.0.1"), "{text}");
 
@@ -457,7 +466,7 @@ async fn postgres_errors_and_descriptions_never_contain_the_password() {
         format!("postgres://skysync:{secret}@127.0.0.1:{}/x?connect_timeout=nope", pg.port()),
     ];
     for url in cases {
-        let err = match sink::open(&SinkSpec::Postgres(url.clone())).await {
+        let err = match sink::open(&SinkSpec::postgres(url.clone())).await {
             Ok(_) => panic!("{url} should fail"),
             Err(e) => e,
         };
@@ -486,7 +495,7 @@ async fn tls_round_trip(url: &str) -> Result<(), SinkError> {
     let mut s = sink::open(&spec).await?;
     s.prepare(&entities()).await?;
     let bookmark = format!("b-{}", url.len());
-    s.commit_page(E, Target::Live, &rows(&["1", "2"], 1), &bookmark).await?;
+    s.commit_page(E, Target::Live, &rows(&["1", "2"], 1), &bookmark, now()).await?;
     let mut again = sink::open(&spec).await?;
     assert_eq!(again.state(E).await?.and_then(|s| s.bookmark), Some(bookmark));
     Ok(())
@@ -588,7 +597,7 @@ async fn spec_parse_picks_the_backend() {
     let d = std::path::PathBuf::from("/var/lib/skysync/skysync.db");
     let p = |db, format, out| SinkSpec::parse(db, format, out, d.clone());
     assert_eq!(p(None, None, None).unwrap(), SinkSpec::Sqlite(d.clone()));
-    assert_eq!(p(Some("postgres://u@h/db"), None, None).unwrap(), SinkSpec::Postgres("postgres://u@h/db".into()));
+    assert_eq!(p(Some("postgres://u@h/db"), None, None).unwrap(), SinkSpec::postgres("postgres://u@h/db"));
     assert_eq!(p(Some("sqlite://rel.db"), None, None).unwrap(), SinkSpec::Sqlite("rel.db".into()));
     assert_eq!(p(None, Some("jsonl"), Some("-")).unwrap(), SinkSpec::Jsonl(JsonlOut::Stdout));
     let err = p(None, Some("jsonl"), None).unwrap_err();
@@ -604,9 +613,9 @@ async fn jsonl_dir_appends_lines_and_keeps_state() {
     {
         let mut s = sink::open(&spec).await.unwrap();
         s.prepare(&entities()).await.unwrap();
-        let c = s.commit_page(E, Target::Live, &rows(&["1", "2"], 1), "b1").await.unwrap();
+        let c = s.commit_page(E, Target::Live, &rows(&["1", "2"], 1), "b1", now()).await.unwrap();
         assert_eq!(c.added, 2);
-        s.finish_run(E, &RunOutcome::Success).await.unwrap();
+        s.finish_run(E, &RunOutcome::Success, now()).await.unwrap();
         let err = s.begin_reconcile(E).await.unwrap_err();
         assert!(matches!(err, SinkError::Unsupported { .. }), "{err}");
     }
@@ -625,7 +634,7 @@ async fn jsonl_dir_appends_lines_and_keeps_state() {
 
     // Full resync: staging file, resumable, renamed over the live file.
     assert_eq!(s.begin_full(E).await.unwrap(), None);
-    s.commit_page(E, Target::Staging, &rows(&["3"], 2), "s1").await.unwrap();
+    s.commit_page(E, Target::Staging, &rows(&["3"], 2), "s1", now()).await.unwrap();
     drop(s);
     let mut s = sink::open(&spec).await.unwrap();
     assert_eq!(s.begin_full(E).await.unwrap().as_deref(), Some("s1"));
@@ -641,13 +650,13 @@ async fn jsonl_dir_appends_lines_and_keeps_state() {
 async fn jsonl_stdout_keeps_no_state() {
     let mut s = sink::open(&SinkSpec::Jsonl(JsonlOut::Stdout)).await.unwrap();
     assert!(s.describe().contains("every run starts from the beginning"), "{}", s.describe());
-    s.commit_page(E, Target::Live, &rows(&["1"], 1), "b1").await.unwrap();
-    s.finish_run(E, &RunOutcome::Success).await.unwrap();
+    s.commit_page(E, Target::Live, &rows(&["1"], 1), "b1", now()).await.unwrap();
+    s.finish_run(E, &RunOutcome::Success, now()).await.unwrap();
     assert_eq!(s.state(E).await.unwrap(), None);
     assert!(s.states().await.unwrap().is_empty());
     // A full resync on stdout reports the lines it wrote.
     assert_eq!(s.begin_full(E).await.unwrap(), None);
-    s.commit_page(E, Target::Staging, &rows(&["1", "2"], 1), "s1").await.unwrap();
+    s.commit_page(E, Target::Staging, &rows(&["1", "2"], 1), "s1", now()).await.unwrap();
     assert_eq!(s.finish_full(E, "b2").await.unwrap(), swap(2, 0, 0, 2));
 }
 

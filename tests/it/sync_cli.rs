@@ -166,7 +166,7 @@ async fn postgres_sync_and_status() {
     skysync_tests::skip_in_fast_tier!("PostgreSQL");
     let sk = world(100).await;
     let pg = Fixture::postgres();
-    let SinkSpec::Postgres(url) = pg.spec().clone() else { unreachable!() };
+    let SinkSpec::Postgres { url, .. } = pg.spec().clone() else { unreachable!() };
     sk.sim.set_quota(Some(2));
     sk.run(&["sync", "--db", &url, "--page-size", "50"]).await.expect_code(5);
     sk.sim.set_quota(None);
@@ -262,7 +262,7 @@ async fn sigkill_mid_sync_on_postgres_then_rerun_is_complete_without_duplicates(
     skysync_tests::skip_in_fast_tier!("PostgreSQL");
     let sk = world(100).await;
     let pg = Fixture::postgres();
-    let SinkSpec::Postgres(url) = pg.spec().clone() else { unreachable!() };
+    let SinkSpec::Postgres { url, .. } = pg.spec().clone() else { unreachable!() };
     sigkill_at_call(&sk, &["sync", "gifts", "--db", &url, "--page-size", "20"], 4).await;
     let kept = pg.count("gifts").await;
     assert_eq!(kept, 80, "the four committed pages are kept");

@@ -116,7 +116,7 @@ async fn sqlite_second_sync_exits_6_and_a_killed_holder_frees_the_lock() {
 async fn postgres_second_sync_exits_6_and_a_killed_holder_frees_the_lock() {
     let sk = world(200).await;
     let fx = Fixture::postgres();
-    let SinkSpec::Postgres(url) = fx.spec().clone() else { unreachable!() };
+    let SinkSpec::Postgres { url, .. } = fx.spec().clone() else { unreachable!() };
     second_run_is_refused_then_a_killed_holder_frees_the_lock(sk, Target::Postgres(fx, url)).await;
 }
 

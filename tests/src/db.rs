@@ -29,7 +29,7 @@ impl TestDb {
     pub fn postgres() -> TestDb {
         let pg = PgServer::start().expect("PostgreSQL test server");
         let dir = tempfile::tempdir().expect("temp dir");
-        TestDb { spec: SinkSpec::Postgres(pg.url()), _dir: dir, _pg: Some(pg), _deadline: Deadline::start() }
+        TestDb { spec: SinkSpec::postgres(pg.url()), _dir: dir, _pg: Some(pg), _deadline: Deadline::start() }
     }
 
     /// An existing database (one the `skysync` binary wrote, say), not removed afterwards.
@@ -44,14 +44,14 @@ impl TestDb {
 
     /// Whether this is PostgreSQL.
     pub fn is_pg(&self) -> bool {
-        matches!(self.spec, SinkSpec::Postgres(_))
+        matches!(self.spec, SinkSpec::Postgres { .. })
     }
 
     /// A second, independent connection, as a reader of the database would have.
     pub async fn reader(&self) -> Reader {
         match &self.spec {
             SinkSpec::Sqlite(p) => Reader::Sqlite(rusqlite::Connection::open(p).expect("open SQLite")),
-            SinkSpec::Postgres(url) => {
+            SinkSpec::Postgres { url, .. } => {
                 let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect");
                 tokio::spawn(conn);
                 Reader::Pg(client)

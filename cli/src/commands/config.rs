@@ -1,9 +1,9 @@
 //! `skysync config show|path`.
 
 use crate::args::{ConfigCommand, GlobalArgs};
-use crate::config::resolve;
 use crate::context::Output;
 use crate::exit;
+use crate::settings::resolve;
 
 /// Prints the effective settings (secrets masked, with their sources) or the file's path.
 pub fn run(g: &GlobalArgs, cmd: ConfigCommand) -> anyhow::Result<u8> {

@@ -15,6 +15,7 @@ use crate::output::{relative, timestamp};
 /// Runs the consent and stores the tokens.
 pub async fn run(ctx: &Context, args: LoginArgs) -> anyhow::Result<u8> {
     ctx.require_client_secret()?;
+    ctx.require_usable_store_key().await?;
     let mut oauth = ctx.settings().oauth();
     let out = ctx.output();
     let timeout = Duration::from_secs(args.timeout.max(1));

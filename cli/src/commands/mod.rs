@@ -2,19 +2,23 @@
 
 pub mod api;
 pub mod config;
+pub mod consent_page;
+pub mod demo;
 pub mod import;
 pub mod login;
 pub mod logout;
 pub mod renew;
 pub mod status;
+pub mod sync;
 pub mod token;
 pub mod token_store;
 
 use tracing_subscriber::EnvFilter;
 
 use crate::args::{Cli, Command, GlobalArgs, LogFormat};
-use crate::config::{ConfigSource, resolve};
+use crate::config::ConfigSource;
 use crate::context::{Context, Output};
+use crate::settings::resolve;
 
 /// Runs a parsed command line and returns the exit code (errors are the caller's to report).
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
@@ -43,9 +47,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Sync(args) if args.list && args.command.is_none() => {
             crate::sync::print_list(&Output::detect(g.json)).map(|()| crate::exit::OK)
         }
-        Command::Sync(args) => crate::sync::run(&context(&g)?, args).await.map(|()| crate::exit::OK),
-        Command::Demo(args) => crate::sync::demo(args).await.map(|()| crate::exit::OK),
-        Command::ConsentPage(args) => crate::consent_page::run(args).await.map(|()| crate::exit::OK),
+        Command::Sync(args) => sync::run(&context(&g)?, args).await.map(|()| crate::exit::OK),
+        Command::Demo(args) => demo::run(args).await.map(|()| crate::exit::OK),
+        Command::ConsentPage(args) => consent_page::run(args).await.map(|()| crate::exit::OK),
         Command::TokenStore(cmd) => token_store::run(&g, cmd).await,
     }
 }

@@ -46,8 +46,10 @@ fn new_key(out: &Output, args: NewKeyArgs) -> anyhow::Result<u8> {
 }
 
 async fn rekey(g: &GlobalArgs, out: &Output, args: RekeyArgs) -> anyhow::Result<u8> {
-    let profile = crate::config::profile_name(g.profile.as_deref())?;
-    let current = AtRest::from_env();
+    // The profile's key: SKYSYNC_TOKEN_KEY_FILE, the credential, or the config's token_key_file.
+    let resolved = crate::settings::resolve(&crate::commands::config_source(g))?;
+    let profile = resolved.profile.clone();
+    let current = AtRest::from_key_file(resolved.token_key_file().as_deref());
     let target = match &args.new_key_file {
         Some(path) => AtRest::with_key_file(path),
         None => AtRest::Plaintext,

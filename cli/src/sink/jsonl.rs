@@ -17,9 +17,11 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use skysync_core::catalog::Entity;
+use time::OffsetDateTime;
 
 use super::{
-    DeleteMode, EntityState, FullSwap, JsonlOut, PageCommit, Row, RunOutcome, Sink, SinkError, Target, entity, now,
+    DeleteMode, EntityState, FullSwap, JsonlOut, PageCommit, Row, RunOutcome, Sink, SinkError, Target, entity,
+    to_micros,
 };
 
 /// What `describe` says for stdout.
@@ -191,6 +193,7 @@ impl Sink for JsonlSink {
         target: Target,
         rows: &[Row],
         bookmark: &str,
+        _now: OffsetDateTime,
     ) -> Result<PageCommit, SinkError> {
         let e = entity(name)?;
         let mut bytes = Vec::new();
@@ -294,17 +297,22 @@ impl Sink for JsonlSink {
         Err(self.unsupported("delete reconciliation (use --format db)"))
     }
 
-    async fn finish_reconcile(&mut self, name: &str, _mode: DeleteMode) -> Result<u64, SinkError> {
+    async fn finish_reconcile(
+        &mut self,
+        name: &str,
+        _mode: DeleteMode,
+        _now: OffsetDateTime,
+    ) -> Result<u64, SinkError> {
         entity(name)?;
         Err(self.unsupported("delete reconciliation (use --format db)"))
     }
 
-    async fn finish_run(&mut self, name: &str, outcome: &RunOutcome) -> Result<(), SinkError> {
+    async fn finish_run(&mut self, name: &str, outcome: &RunOutcome, now: OffsetDateTime) -> Result<(), SinkError> {
         let e = entity(name)?;
         if self.dir().is_none() {
             return Ok(());
         }
-        let t = now();
+        let t = to_micros(now);
         let st = self.state_mut(e.name);
         st.last_run_at = Some(t);
         match outcome {

@@ -16,6 +16,7 @@ mod pg_tls;
 mod postgres;
 pub mod run_lock;
 mod spec;
+mod sql;
 mod sqlite;
 #[cfg(test)]
 mod tests;
@@ -260,12 +261,14 @@ pub trait Sink: Send {
     /// Upserts `rows` (by id, idempotent: same id twice → one row, latest data wins; a previously
     /// deleted_at row that reappears is un-deleted) into the live or staging table AND stores
     /// `bookmark` (the live bookmark or the staging bookmark) in the SAME transaction.
+    /// `now` stamps the rows' `synced_at`.
     async fn commit_page(
         &mut self,
         entity: &str,
         target: Target,
         rows: &[Row],
         bookmark: &str,
+        now: OffsetDateTime,
     ) -> Result<PageCommit, SinkError>;
     /// Starts (or resumes) a full resync: ensures the staging table exists. Returns the staging
     /// bookmark if a previous full resync was interrupted (resume), else `None` after clearing staging.
@@ -279,17 +282,19 @@ pub trait Sink: Send {
     async fn begin_reconcile(&mut self, entity: &str) -> Result<(), SinkError>;
     /// Records ids seen in the source.
     async fn add_seen_ids(&mut self, entity: &str, ids: &[String]) -> Result<(), SinkError>;
-    /// Marks or removes live rows whose id was not seen; returns how many.
-    async fn finish_reconcile(&mut self, entity: &str, mode: DeleteMode) -> Result<u64, SinkError>;
-    /// Records the end of a run: times, last error, refreshed row count.
-    async fn finish_run(&mut self, entity: &str, outcome: &RunOutcome) -> Result<(), SinkError>;
+    /// Marks or removes live rows whose id was not seen; returns how many. `now` is the
+    /// `deleted_at` of marked rows and the `last_reconcile_at`.
+    async fn finish_reconcile(&mut self, entity: &str, mode: DeleteMode, now: OffsetDateTime)
+    -> Result<u64, SinkError>;
+    /// Records the end of a run at `now`: times, last error, refreshed row count.
+    async fn finish_run(&mut self, entity: &str, outcome: &RunOutcome, now: OffsetDateTime) -> Result<(), SinkError>;
 }
 
 /// Opens (and for SQLite creates) the sink described by `spec`. Call [`Sink::prepare`] next.
 pub async fn open(spec: &SinkSpec) -> Result<Box<dyn Sink>, SinkError> {
     Ok(match spec {
         SinkSpec::Sqlite(path) => Box::new(SqliteSink::open(path.clone()).await?),
-        SinkSpec::Postgres(url) => Box::new(PgSink::connect(url).await?),
+        SinkSpec::Postgres { url, password_file } => Box::new(PgSink::connect(url, password_file.as_deref()).await?),
         SinkSpec::Jsonl(out) => Box::new(JsonlSink::open(out.clone())?),
     })
 }
@@ -386,12 +391,10 @@ pub(crate) fn parse_ts(s: &str) -> Option<OffsetDateTime> {
     OffsetDateTime::parse(s, &Rfc3339).ok()
 }
 
-/// Now, truncated to microseconds so it round-trips through both databases unchanged.
+/// `t` truncated to microseconds, so it round-trips through both databases unchanged.
 ///
-/// Sinks stamp bookkeeping times (`synced_at`, `last_run_at`, `deleted_at`) with the wall clock;
-/// this is their one shim, since the trait carries no clock and the values are never policy inputs.
-#[allow(clippy::disallowed_methods)]
-pub(crate) fn now() -> OffsetDateTime {
-    let t = OffsetDateTime::now_utc();
+/// Sinks stamp bookkeeping times (`synced_at`, `last_run_at`, `deleted_at`) with the `now` their
+/// caller passes (the engine's injected clock); no sink reads a clock of its own.
+pub(crate) fn to_micros(t: OffsetDateTime) -> OffsetDateTime {
     t.replace_nanosecond(t.nanosecond() / 1000 * 1000).unwrap_or(t)
 }

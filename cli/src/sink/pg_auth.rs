@@ -3,7 +3,8 @@
 //! The password never needs to be in the URL (which lands in argv or the config file). In order:
 //! 1. the URL's own password (kept for compatibility; `skysync` warns that it is visible),
 //! 2. the profile's password file: `SKYSYNC_DB_PASSWORD_FILE`, the `db_password` systemd
-//!    credential, or `db_password_file` in the config (resolved by [`crate::config`]),
+//!    credential, or `db_password_file` in the config (resolved by [`crate::config`], passed in
+//!    [`super::SinkSpec::Postgres`]),
 //! 3. `PGPASSWORD`,
 //! 4. a libpq password file: `PGPASSFILE`, else `~/.pgpass` (lines `host:port:db:user:password`,
 //!    `*` matches anything, `\:` and `\\` escape; ignored with a warning when group or others can
@@ -16,17 +17,8 @@
 //! default) becomes `require`.
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
 use super::pg_tls::{SslMode, TlsSettings};
-
-/// The profile's password file, set once per process by [`crate::context::Context::new`].
-static PASSWORD_FILE: OnceLock<PathBuf> = OnceLock::new();
-
-/// Makes `file` the profile's PostgreSQL password file (the first call wins).
-pub fn use_password_file(file: PathBuf) {
-    let _ = PASSWORD_FILE.set(file);
-}
 
 /// Where the password came from (for the log; never the password itself).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,14 +56,15 @@ impl Auth {
     }
 }
 
-/// Fills in the password (unless the URL has one) and fixes the TLS mode. The error is a
-/// sentence for `SinkError::InvalidSpec`.
+/// Fills in the password (unless the URL has one; `password_file` is the profile's) and fixes
+/// the TLS mode. The error is a sentence for `SinkError::InvalidSpec`.
 pub(crate) fn apply(
     url: &url::Url,
     config: &mut tokio_postgres::Config,
     tls: &mut TlsSettings,
+    password_file: Option<&Path>,
 ) -> Result<Auth, String> {
-    let (password, source) = match find_password(url, config)? {
+    let (password, source) = match find_password(url, config, password_file)? {
         Some((p, s)) => (Some(p), Some(s)),
         None => (None, None),
     };
@@ -91,13 +84,17 @@ pub(crate) fn apply(
 }
 
 /// The password and where it came from, if any source has one.
-fn find_password(url: &url::Url, config: &tokio_postgres::Config) -> Result<Option<(String, PasswordSource)>, String> {
+fn find_password(
+    url: &url::Url,
+    config: &tokio_postgres::Config,
+    password_file: Option<&Path>,
+) -> Result<Option<(String, PasswordSource)>, String> {
     if let Some(p) = config.get_password().filter(|p| !p.is_empty()) {
         return Ok(Some((String::from_utf8_lossy(p).into_owned(), PasswordSource::Url)));
     }
-    if let Some(file) = PASSWORD_FILE.get() {
+    if let Some(file) = password_file {
         let p = crate::config::read_secret_file(file, "db_password_file").map_err(|e| e.to_string())?;
-        return Ok(Some((p, PasswordSource::File(file.clone()))));
+        return Ok(Some((p, PasswordSource::File(file.to_owned()))));
     }
     if let Some(p) = std::env::var("PGPASSWORD").ok().filter(|p| !p.is_empty()) {
         return Ok(Some((p, PasswordSource::Env)));

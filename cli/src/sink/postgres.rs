@@ -11,6 +11,7 @@
 //! rows) plus the bookmark update, in one transaction.
 
 use std::collections::HashSet;
+use std::path::Path;
 use std::time::Duration;
 
 use skysync_core::catalog::Entity;
@@ -21,8 +22,8 @@ use super::pg_auth;
 use super::pg_tls::{self, SslMode, TlsSettings};
 use super::spec::{check_pg_url, redact_url, scrub, url_secrets};
 use super::{
-    DeleteMode, EntityState, FullSwap, PageCommit, Row, RunOutcome, SCHEMA_VERSION, Sink, SinkError, Target, entity,
-    format_ts, now, page_rows, tables,
+    DeleteMode, EntityState, FullSwap, PageCommit, Row, RunOutcome, SCHEMA_VERSION, Sink, SinkError, Tables, Target,
+    entity, format_ts, page_rows, sql, tables,
 };
 
 const COLUMNS: &str = "id text PRIMARY KEY, data jsonb NOT NULL, date_modified timestamptz, \
@@ -69,6 +70,15 @@ fn message(e: &tokio_postgres::Error, secrets: &[String]) -> String {
     scrub(&m, secrets)
 }
 
+/// Maps driver errors of one action on one database to [`SinkError::Postgres`], password removed.
+fn failer<'a>(
+    target: &'a str,
+    secrets: &'a [String],
+    action: &'a str,
+) -> impl Fn(tokio_postgres::Error) -> SinkError + Copy + 'a {
+    move |e| SinkError::Postgres { target: target.to_owned(), action: action.to_owned(), message: message(&e, secrets) }
+}
+
 /// [`message`] plus what to do about the usual TLS mismatches.
 fn connect_message(e: &tokio_postgres::Error, tls: &TlsSettings, secrets: &[String]) -> String {
     let mut m = message(e, secrets);
@@ -103,18 +113,15 @@ fn connect_message(e: &tokio_postgres::Error, tls: &TlsSettings, secrets: &[Stri
 
 impl PgSink {
     /// Connects (10 s timeout unless the URL sets `connect_timeout`), with TLS as `sslmode` says.
-    pub async fn connect(url: &str) -> Result<Self, SinkError> {
+    /// `password_file` is the profile's (see [`super::pg_auth`]).
+    pub async fn connect(url: &str, password_file: Option<&Path>) -> Result<Self, SinkError> {
         let target = redact_url(url);
         let mut secrets = url_secrets(url);
         let parsed = check_pg_url(url)?;
         let mut tls = TlsSettings::from_url(&parsed).map_err(SinkError::InvalidSpec)?;
         let mut config: tokio_postgres::Config =
-            pg_tls::strip_handled_params(url).parse().map_err(|e: tokio_postgres::Error| SinkError::Postgres {
-                target: target.clone(),
-                action: "parsing the URL".to_owned(),
-                message: message(&e, &secrets),
-            })?;
-        let auth = pg_auth::apply(&parsed, &mut config, &mut tls).map_err(SinkError::InvalidSpec)?;
+            pg_tls::strip_handled_params(url).parse().map_err(failer(&target, &secrets, "parsing the URL"))?;
+        let auth = pg_auth::apply(&parsed, &mut config, &mut tls, password_file).map_err(SinkError::InvalidSpec)?;
         secrets.extend(auth.password.clone());
         let fail = |action: &str, message: String| SinkError::Postgres {
             target: target.clone(),
@@ -140,12 +147,8 @@ impl PgSink {
         Ok(PgSink { target, secrets, client, ensured: HashSet::new() })
     }
 
-    fn err<'a>(&'a self, action: &'a str) -> impl Fn(tokio_postgres::Error) -> SinkError + 'a {
-        move |e| SinkError::Postgres {
-            target: self.target.clone(),
-            action: action.to_owned(),
-            message: message(&e, &self.secrets),
-        }
+    fn err<'a>(&'a self, action: &'a str) -> impl Fn(tokio_postgres::Error) -> SinkError + Copy + 'a {
+        failer(&self.target, &self.secrets, action)
     }
 
     async fn ensure(&mut self, name: &str) -> Result<&'static Entity, SinkError> {
@@ -212,23 +215,20 @@ impl Sink for PgSink {
         for e in entities {
             entity(e.name)?;
         }
-        let target = self.target.clone();
-        let secrets = self.secrets.clone();
-        let fail = move |action: String| {
-            let target = target.clone();
-            let secrets = secrets.clone();
-            move |e: tokio_postgres::Error| SinkError::Postgres { target, action, message: message(&e, &secrets) }
-        };
-        let tx = self.client.transaction().await.map_err(fail("creating tables".into()))?;
+        let fail = failer(&self.target, &self.secrets, "creating tables");
+        let tx = self.client.transaction().await.map_err(fail)?;
         // Serialize concurrent `prepare`s of several skysync processes (CREATE TABLE IF NOT EXISTS
         // is not race-free in PostgreSQL).
-        tx.batch_execute("SELECT pg_advisory_xact_lock(7715533301)")
-            .await
-            .map_err(fail("taking the schema lock".into()))?;
+        tx.batch_execute("SELECT pg_advisory_xact_lock(7715533301)").await.map_err(failer(
+            &self.target,
+            &self.secrets,
+            "taking the schema lock",
+        ))?;
         let sink_view = PgSinkView { target: &self.target, secrets: &self.secrets };
         sink_view.init_meta(&tx).await?;
         for e in entities {
             let t = tables(e);
+            let action = format!("creating table {}", e.name);
             tx.batch_execute(&format!(
                 "CREATE TABLE IF NOT EXISTS {l} ({COLUMNS});
                  CREATE INDEX IF NOT EXISTS {i} ON {l} (date_modified);",
@@ -236,9 +236,9 @@ impl Sink for PgSink {
                 i = t.index
             ))
             .await
-            .map_err(fail(format!("creating table {}", e.name)))?;
+            .map_err(failer(&self.target, &self.secrets, &action))?;
         }
-        tx.commit().await.map_err(fail("creating tables".into()))?;
+        tx.commit().await.map_err(fail)?;
         self.ensured.extend(entities.iter().map(|e| e.name));
         Ok(())
     }
@@ -266,20 +266,17 @@ impl Sink for PgSink {
         target: Target,
         rows: &[Row],
         bookmark: &str,
+        now: OffsetDateTime,
     ) -> Result<PageCommit, SinkError> {
         let e = self.ensure(name).await?;
         let rows = page_rows(rows);
         let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
         let data: Vec<&str> = rows.iter().map(|r| r.data.as_str()).collect();
         let dms: Vec<Option<&str>> = rows.iter().map(|r| r.date_modified.as_deref()).collect();
-        let synced_at = ts(now());
+        let synced_at = ts(now);
         let t = tables(e);
-        let (fail_target, secrets) = (self.target.clone(), self.secrets.clone());
-        let fail = |e: tokio_postgres::Error| SinkError::Postgres {
-            target: fail_target.clone(),
-            action: format!("writing a page of {name}"),
-            message: message(&e, &secrets),
-        };
+        let action = format!("writing a page of {name}");
+        let fail = failer(&self.target, &self.secrets, &action);
         let tx = self.client.transaction().await.map_err(fail)?;
         let (table, column) = match target {
             Target::Live => (t.live, "bookmark"),
@@ -324,12 +321,8 @@ impl Sink for PgSink {
     async fn begin_full(&mut self, name: &str) -> Result<Option<String>, SinkError> {
         let e = self.ensure(name).await?;
         let t = tables(e);
-        let (fail_target, secrets) = (self.target.clone(), self.secrets.clone());
-        let fail = |e: tokio_postgres::Error| SinkError::Postgres {
-            target: fail_target.clone(),
-            action: format!("starting a full resync of {name}"),
-            message: message(&e, &secrets),
-        };
+        let action = format!("starting a full resync of {name}");
+        let fail = failer(&self.target, &self.secrets, &action);
         let tx = self.client.transaction().await.map_err(fail)?;
         ensure_state_row(&tx, e.name).await.map_err(fail)?;
         let resume: Option<String> = tx
@@ -356,84 +349,24 @@ impl Sink for PgSink {
     async fn finish_full(&mut self, name: &str, bookmark: &str) -> Result<FullSwap, SinkError> {
         let e = self.ensure(name).await?;
         let t = tables(e);
-        let (fail_target, secrets) = (self.target.clone(), self.secrets.clone());
-        let fail = |e: tokio_postgres::Error| SinkError::Postgres {
-            target: fail_target.clone(),
-            action: format!("swapping in the full resync of {name}"),
-            message: message(&e, &secrets),
-        };
+        let action = format!("swapping in the full resync of {name}");
+        let fail = failer(&self.target, &self.secrets, &action);
         let tx = self.client.transaction().await.map_err(fail)?;
         if !table_exists(&tx, &t.staging).await.map_err(fail)? {
             return Err(SinkError::NoFullResync { entity: e.name.to_owned() });
         }
-        let removed: i64 = tx
-            .query_one(
-                &format!(
-                    "SELECT count(*) FROM {l} WHERE {missing}",
-                    l = t.live,
-                    missing = t.live_rows_missing_from(&t.staging)
-                ),
-                &[],
-            )
-            .await
-            .map_err(fail)?
-            .get(0);
-        let counts = tx
-            .query_one(
-                &format!(
-                    "SELECT count(*) FILTER (WHERE l.id IS NULL),
-                            count(*) FILTER (WHERE l.id IS NOT NULL AND (l.data IS DISTINCT FROM s.data
-                                OR l.date_modified IS DISTINCT FROM s.date_modified))
-                     FROM {s} AS s LEFT JOIN {l} AS l ON l.id = s.id AND l.deleted_at IS NULL",
-                    l = t.live,
-                    s = t.staging
-                ),
-                &[],
-            )
-            .await
-            .map_err(fail)?;
-        let (added, changed): (i64, i64) = (counts.get(0), counts.get(1));
-        tx.batch_execute(&format!(
-            "DELETE FROM {l};
-             INSERT INTO {l} (id, data, date_modified, synced_at, deleted_at)
-                 SELECT id, data, date_modified, synced_at, NULL FROM {s};
-             DROP TABLE {s};",
-            l = t.live,
-            s = t.staging
-        ))
-        .await
-        .map_err(fail)?;
-        let count: i64 = tx
-            .query_one(&format!("SELECT count(*) FROM {} WHERE deleted_at IS NULL", t.live), &[])
-            .await
-            .map_err(fail)?
-            .get(0);
-        ensure_state_row(&tx, e.name).await.map_err(fail)?;
-        tx.execute(
-            "UPDATE sync_state SET bookmark = $1, staging_bookmark = NULL, row_count = $2
-             WHERE entity = $3",
-            &[&bookmark, &count, &e.name],
-        )
-        .await
-        .map_err(fail)?;
+        let (added, changed, removed) = count_swap(&tx, &t).await.map_err(fail)?;
+        tx.batch_execute(&sql::swap_in(&t)).await.map_err(fail)?;
+        let row_count = record_swap(&tx, &t, e.name, bookmark).await.map_err(fail)?;
         tx.commit().await.map_err(fail)?;
-        Ok(FullSwap {
-            added: added.max(0) as u64,
-            changed: changed.max(0) as u64,
-            removed: removed.max(0) as u64,
-            row_count: count.max(0) as u64,
-        })
+        Ok(sql::full_swap(added, changed, removed, row_count))
     }
 
     async fn begin_reconcile(&mut self, name: &str) -> Result<(), SinkError> {
         let e = self.ensure(name).await?;
         let t = tables(e);
-        let (fail_target, secrets) = (self.target.clone(), self.secrets.clone());
-        let fail = |e: tokio_postgres::Error| SinkError::Postgres {
-            target: fail_target.clone(),
-            action: format!("starting delete reconciliation of {name}"),
-            message: message(&e, &secrets),
-        };
+        let action = format!("starting delete reconciliation of {name}");
+        let fail = failer(&self.target, &self.secrets, &action);
         let tx = self.client.transaction().await.map_err(fail)?;
         tx.batch_execute(&format!("DROP TABLE IF EXISTS {s}; CREATE TABLE {s} (id text PRIMARY KEY);", s = t.seen))
             .await
@@ -448,7 +381,9 @@ impl Sink for PgSink {
     async fn add_seen_ids(&mut self, name: &str, ids: &[String]) -> Result<(), SinkError> {
         let e = self.ensure(name).await?;
         let t = tables(e);
-        if !table_exists(&self.client, &t.seen).await.map_err(self.err(&format!("recording seen ids of {name}")))? {
+        let action = format!("recording seen ids of {name}");
+        let fail = failer(&self.target, &self.secrets, &action);
+        if !table_exists(&self.client, &t.seen).await.map_err(fail)? {
             return Err(SinkError::NoReconcile { entity: e.name.to_owned() });
         }
         self.client
@@ -457,38 +392,34 @@ impl Sink for PgSink {
                 &[&ids],
             )
             .await
-            .map_err(self.err(&format!("recording seen ids of {name}")))?;
+            .map_err(fail)?;
         Ok(())
     }
 
-    async fn finish_reconcile(&mut self, name: &str, mode: DeleteMode) -> Result<u64, SinkError> {
+    async fn finish_reconcile(&mut self, name: &str, mode: DeleteMode, now: OffsetDateTime) -> Result<u64, SinkError> {
         let e = self.ensure(name).await?;
         let t = tables(e);
-        let (fail_target, secrets) = (self.target.clone(), self.secrets.clone());
-        let fail = |e: tokio_postgres::Error| SinkError::Postgres {
-            target: fail_target.clone(),
-            action: format!("finishing delete reconciliation of {name}"),
-            message: message(&e, &secrets),
-        };
+        let action = format!("finishing delete reconciliation of {name}");
+        let fail = failer(&self.target, &self.secrets, &action);
         let tx = self.client.transaction().await.map_err(fail)?;
         if !table_exists(&tx, &t.seen).await.map_err(fail)? {
             return Err(SinkError::NoReconcile { entity: e.name.to_owned() });
         }
-        let stamp = ts(now());
-        let unseen = format!("NOT EXISTS (SELECT 1 FROM {s} WHERE {s}.id = {l}.id)", s = t.seen, l = t.live);
+        let stamp = ts(now);
         let n = match mode {
             DeleteMode::Mark => {
                 tx.execute(
                     &format!(
                         "UPDATE {} SET deleted_at = $1::text::timestamptz
-                         WHERE deleted_at IS NULL AND {unseen}",
-                        t.live
+                         WHERE deleted_at IS NULL AND {}",
+                        t.live,
+                        sql::unseen(&t)
                     ),
                     &[&stamp],
                 )
                 .await
             }
-            DeleteMode::Remove => tx.execute(&format!("DELETE FROM {} WHERE {unseen}", t.live), &[]).await,
+            DeleteMode::Remove => tx.execute(&sql::remove_unseen(&t), &[]).await,
         }
         .map_err(fail)?;
         tx.batch_execute(&format!("DROP TABLE {}", t.seen)).await.map_err(fail)?;
@@ -505,20 +436,16 @@ impl Sink for PgSink {
         Ok(n)
     }
 
-    async fn finish_run(&mut self, name: &str, outcome: &RunOutcome) -> Result<(), SinkError> {
+    async fn finish_run(&mut self, name: &str, outcome: &RunOutcome, now: OffsetDateTime) -> Result<(), SinkError> {
         let e = self.ensure(name).await?;
         let t = tables(e);
-        let stamp = ts(now());
+        let stamp = ts(now);
         let (ok, error) = match outcome {
             RunOutcome::Success => (true, None),
             RunOutcome::Failed(m) => (false, Some(m.as_str())),
         };
-        let (fail_target, secrets) = (self.target.clone(), self.secrets.clone());
-        let fail = |e: tokio_postgres::Error| SinkError::Postgres {
-            target: fail_target.clone(),
-            action: format!("recording the end of the {name} run"),
-            message: message(&e, &secrets),
-        };
+        let action = format!("recording the end of the {name} run");
+        let fail = failer(&self.target, &self.secrets, &action);
         let tx = self.client.transaction().await.map_err(fail)?;
         ensure_state_row(&tx, e.name).await.map_err(fail)?;
         tx.execute(
@@ -539,6 +466,31 @@ impl Sink for PgSink {
     }
 }
 
+/// The swap's first phase: (added, changed, removed) as readers will see them.
+async fn count_swap(c: &impl GenericClient, t: &Tables) -> Result<(i64, i64, i64), tokio_postgres::Error> {
+    let removed: i64 = c.query_one(&sql::count_removed(t), &[]).await?.get(0);
+    let counts = c.query_one(&sql::count_added_changed(t), &[]).await?;
+    Ok((counts.get(0), counts.get(1), removed))
+}
+
+/// The swap's last phase: stores the new bookmark and live row count; returns the count.
+async fn record_swap(
+    c: &impl GenericClient,
+    t: &Tables,
+    entity: &str,
+    bookmark: &str,
+) -> Result<i64, tokio_postgres::Error> {
+    let count: i64 = c.query_one(&sql::count_live(t), &[]).await?.get(0);
+    ensure_state_row(c, entity).await?;
+    c.execute(
+        "UPDATE sync_state SET bookmark = $1, staging_bookmark = NULL, row_count = $2
+         WHERE entity = $3",
+        &[&bookmark, &count, &entity],
+    )
+    .await?;
+    Ok(count)
+}
+
 /// The parts of a [`PgSink`] error reporting needs, borrowable while a transaction holds the client.
 struct PgSinkView<'a> {
     target: &'a str,
@@ -547,11 +499,7 @@ struct PgSinkView<'a> {
 
 impl PgSinkView<'_> {
     async fn init_meta(&self, c: &impl GenericClient) -> Result<(), SinkError> {
-        let fail = |e: tokio_postgres::Error| SinkError::Postgres {
-            target: self.target.to_owned(),
-            action: "creating skysync_meta and sync_state".into(),
-            message: message(&e, self.secrets),
-        };
+        let fail = failer(self.target, self.secrets, "creating skysync_meta and sync_state");
         c.batch_execute(
             "CREATE TABLE IF NOT EXISTS skysync_meta (key text PRIMARY KEY, value text NOT NULL);
              CREATE TABLE IF NOT EXISTS sync_state (

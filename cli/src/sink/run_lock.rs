@@ -18,7 +18,9 @@ use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{JsonlOut, PgSink, SinkError, SinkSpec, format_ts, now};
+use time::OffsetDateTime;
+
+use super::{JsonlOut, PgSink, SinkError, SinkSpec, format_ts};
 
 /// Name of the lock file in a JSONL output directory.
 pub const JSONL_LOCK_FILE: &str = "sync.lock";
@@ -38,9 +40,9 @@ pub struct LockHolder {
 }
 
 impl LockHolder {
-    /// This process, now.
-    pub fn me() -> Self {
-        LockHolder { pid: std::process::id(), host: host_name(), since: format_ts(now()).unwrap_or_default() }
+    /// This process, taking the lock at `now`.
+    pub fn me(now: OffsetDateTime) -> Self {
+        LockHolder { pid: std::process::id(), host: host_name(), since: format_ts(now).unwrap_or_default() }
     }
 
     fn to_text(&self) -> String {
@@ -95,7 +97,7 @@ pub fn lock_location(spec: &SinkSpec) -> Option<String> {
     match spec {
         SinkSpec::Sqlite(db) => Some(sqlite_lock_path(db).display().to_string()),
         SinkSpec::Jsonl(JsonlOut::Dir(dir)) => Some(dir.join(JSONL_LOCK_FILE).display().to_string()),
-        SinkSpec::Postgres(_) => Some("a PostgreSQL advisory lock".to_owned()),
+        SinkSpec::Postgres { .. } => Some("a PostgreSQL advisory lock".to_owned()),
         SinkSpec::Jsonl(JsonlOut::Stdout) => None,
     }
 }
@@ -108,17 +110,18 @@ pub fn sqlite_lock_path(db: &Path) -> PathBuf {
 }
 
 /// Takes the sync lock of `spec`, trying again for up to `wait` while another run holds it; then
-/// fails with [`SinkError::Busy`] naming the holder.
-pub async fn acquire(spec: &SinkSpec, wait: Duration) -> Result<RunLock, SinkError> {
+/// fails with [`SinkError::Busy`] naming the holder. `now` is recorded as when the lock was taken.
+pub async fn acquire(spec: &SinkSpec, wait: Duration, now: OffsetDateTime) -> Result<RunLock, SinkError> {
     let deadline = tokio::time::Instant::now() + wait;
+    let me = LockHolder::me(now);
     match spec {
-        SinkSpec::Sqlite(db) => file_lock(sqlite_lock_path(db), spec, deadline).await,
-        SinkSpec::Jsonl(JsonlOut::Dir(dir)) => file_lock(dir.join(JSONL_LOCK_FILE), spec, deadline).await,
+        SinkSpec::Sqlite(db) => file_lock(sqlite_lock_path(db), spec, deadline, &me).await,
+        SinkSpec::Jsonl(JsonlOut::Dir(dir)) => file_lock(dir.join(JSONL_LOCK_FILE), spec, deadline, &me).await,
         SinkSpec::Jsonl(JsonlOut::Stdout) => Ok(RunLock { _held: Held::Nothing }),
-        SinkSpec::Postgres(url) => {
-            let session = PgSink::connect(url).await?;
+        SinkSpec::Postgres { url, password_file } => {
+            let session = PgSink::connect(url, password_file.as_deref()).await?;
             loop {
-                match session.try_sync_lock(&LockHolder::me()).await? {
+                match session.try_sync_lock(&me).await? {
                     Ok(()) => return Ok(RunLock { _held: Held::Postgres { _session: Box::new(session) } }),
                     Err(holder) if tokio::time::Instant::now() >= deadline => {
                         return Err(SinkError::Busy { target: spec.describe(), holder });
@@ -130,7 +133,12 @@ pub async fn acquire(spec: &SinkSpec, wait: Duration) -> Result<RunLock, SinkErr
     }
 }
 
-async fn file_lock(path: PathBuf, spec: &SinkSpec, deadline: tokio::time::Instant) -> Result<RunLock, SinkError> {
+async fn file_lock(
+    path: PathBuf,
+    spec: &SinkSpec,
+    deadline: tokio::time::Instant,
+    me: &LockHolder,
+) -> Result<RunLock, SinkError> {
     let io = |action: &str| {
         let path = path.clone();
         let action = action.to_owned();
@@ -159,7 +167,7 @@ async fn file_lock(path: PathBuf, spec: &SinkSpec, deadline: tokio::time::Instan
         }
     }
     // Holder info is advisory (the lock is the flock): a reader racing this write sees no holder.
-    let me = LockHolder::me().to_text();
+    let me = me.to_text();
     file.set_len(0).map_err(io("writing the sync lock file"))?;
     file.rewind().map_err(io("writing the sync lock file"))?;
     file.write_all(me.as_bytes()).map_err(io("writing the sync lock file"))?;
@@ -195,12 +203,13 @@ mod tests {
     async fn a_second_lock_on_the_same_file_waits_then_names_the_holder() {
         let dir = tempfile::tempdir().unwrap();
         let spec = SinkSpec::Sqlite(dir.path().join("x.db"));
-        let held = acquire(&spec, Duration::ZERO).await.unwrap();
-        match acquire(&spec, Duration::from_millis(300)).await {
+        let now = OffsetDateTime::UNIX_EPOCH;
+        let held = acquire(&spec, Duration::ZERO, now).await.unwrap();
+        match acquire(&spec, Duration::from_millis(300), now).await {
             Err(SinkError::Busy { holder: Some(h), .. }) => assert_eq!(h.pid, std::process::id()),
             other => panic!("{other:?}"),
         }
         drop(held);
-        acquire(&spec, Duration::ZERO).await.unwrap();
+        acquire(&spec, Duration::ZERO, now).await.unwrap();
     }
 }

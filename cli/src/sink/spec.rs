@@ -19,8 +19,14 @@ pub enum JsonlOut {
 pub enum SinkSpec {
     /// A SQLite database file (created with its parent directories).
     Sqlite(PathBuf),
-    /// A `postgres://` URL (libpq's `sslmode` and `sslrootcert` choose TLS).
-    Postgres(String),
+    /// A PostgreSQL database.
+    Postgres {
+        /// The `postgres://` URL (libpq's `sslmode` and `sslrootcert` choose TLS).
+        url: String,
+        /// The profile's password file (`db_password_file`, `SKYSYNC_DB_PASSWORD_FILE` or the
+        /// `db_password` systemd credential), read when the sink connects. See [`super::pg_auth`].
+        password_file: Option<PathBuf>,
+    },
     /// JSON lines.
     Jsonl(JsonlOut),
 }
@@ -29,13 +35,29 @@ impl fmt::Debug for SinkSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SinkSpec::Sqlite(p) => f.debug_tuple("Sqlite").field(p).finish(),
-            SinkSpec::Postgres(url) => f.debug_tuple("Postgres").field(&redact_url(url)).finish(),
+            SinkSpec::Postgres { url, password_file } => {
+                f.debug_struct("Postgres").field("url", &redact_url(url)).field("password_file", password_file).finish()
+            }
             SinkSpec::Jsonl(out) => f.debug_tuple("Jsonl").field(out).finish(),
         }
     }
 }
 
 impl SinkSpec {
+    /// PostgreSQL at `url`, with no password file.
+    pub fn postgres(url: impl Into<String>) -> Self {
+        SinkSpec::Postgres { url: url.into(), password_file: None }
+    }
+
+    /// The same spec; a PostgreSQL one reads its password from `file` (when the URL has none).
+    /// Other sinks have no password and ignore it.
+    pub fn with_password_file(self, file: Option<PathBuf>) -> Self {
+        match self {
+            SinkSpec::Postgres { url, .. } => SinkSpec::Postgres { url, password_file: file },
+            other => other,
+        }
+    }
+
     /// Interprets `--db`, `--format` and `--out`.
     ///
     /// - `--db postgres://…` or `postgresql://…` → PostgreSQL; `--db PATH` or `sqlite://PATH` →
@@ -83,7 +105,7 @@ impl SinkSpec {
     pub fn describe(&self) -> String {
         match self {
             SinkSpec::Sqlite(p) => format!("SQLite {}", p.display()),
-            SinkSpec::Postgres(url) => format!("PostgreSQL {}", redact_url(url)),
+            SinkSpec::Postgres { url, .. } => format!("PostgreSQL {}", redact_url(url)),
             SinkSpec::Jsonl(JsonlOut::Dir(d)) => format!("JSON lines in {}", d.display()),
             SinkSpec::Jsonl(JsonlOut::Stdout) => super::jsonl::STDOUT_DESCRIPTION.to_owned(),
         }
@@ -98,7 +120,7 @@ fn parse_db(db: &str) -> Result<SinkSpec, SinkError> {
     let lower = db.to_ascii_lowercase();
     if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
         check_pg_url(db)?;
-        return Ok(SinkSpec::Postgres(db.to_owned()));
+        return Ok(SinkSpec::postgres(db));
     }
     if lower.starts_with("sqlite://") {
         let path = &db["sqlite://".len()..];

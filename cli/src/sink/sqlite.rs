@@ -15,9 +15,11 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use skysync_core::catalog::Entity;
 
+use time::OffsetDateTime;
+
 use super::{
-    DeleteMode, EntityState, FullSwap, PageCommit, RunOutcome, SCHEMA_VERSION, Sink, SinkError, Target, entity,
-    format_ts, now, page_rows, parse_ts, tables,
+    DeleteMode, EntityState, FullSwap, PageCommit, RunOutcome, SCHEMA_VERSION, Sink, SinkError, Tables, Target, entity,
+    format_ts, page_rows, parse_ts, sql, tables,
 };
 
 const COLUMNS: &str = "id TEXT PRIMARY KEY NOT NULL, data TEXT NOT NULL, date_modified TEXT, \
@@ -169,7 +171,7 @@ fn ensure_state_row(conn: &Connection, entity: &str) -> rusqlite::Result<()> {
     conn.execute("INSERT INTO sync_state (entity) VALUES (?1) ON CONFLICT (entity) DO NOTHING", [entity]).map(|_| ())
 }
 
-fn ts(t: time::OffsetDateTime) -> String {
+fn ts(t: OffsetDateTime) -> String {
     format_ts(t).unwrap_or_default()
 }
 
@@ -251,13 +253,14 @@ impl Sink for SqliteSink {
         target: Target,
         rows: &[crate::sink::Row],
         bookmark: &str,
+        now: OffsetDateTime,
     ) -> Result<PageCommit, SinkError> {
         let e = self.ensure(name).await?;
         let rows = page_rows(rows);
         let bookmark = bookmark.to_owned();
         self.call(move |db| {
             let t = tables(e);
-            let synced_at = ts(now());
+            let synced_at = ts(now);
             let action = format!("writing a page of {}", e.name);
             let fail = failer(&db.path, &action);
             let tx = db.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(fail)?;
@@ -337,57 +340,11 @@ impl Sink for SqliteSink {
             if !table_exists(&tx, &t.staging_raw).map_err(fail)? {
                 return Err(SinkError::NoFullResync { entity: e.name.to_owned() });
             }
-            let removed: i64 = tx
-                .query_row(
-                    &format!(
-                        "SELECT count(*) FROM {l} WHERE {missing}",
-                        l = t.live,
-                        missing = t.live_rows_missing_from(&t.staging)
-                    ),
-                    [],
-                    |r| r.get(0),
-                )
-                .map_err(fail)?;
-            let (added, changed): (i64, i64) = tx
-                .query_row(
-                    &format!(
-                        "SELECT count(*) FILTER (WHERE l.id IS NULL),
-                                count(*) FILTER (WHERE l.id IS NOT NULL AND (l.data IS NOT s.data
-                                    OR l.date_modified IS NOT s.date_modified))
-                         FROM {s} AS s LEFT JOIN {l} AS l ON l.id = s.id AND l.deleted_at IS NULL",
-                        l = t.live,
-                        s = t.staging
-                    ),
-                    [],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .map_err(fail)?;
-            tx.execute_batch(&format!(
-                "DELETE FROM {l};
-                 INSERT INTO {l} (id, data, date_modified, synced_at, deleted_at)
-                     SELECT id, data, date_modified, synced_at, NULL FROM {s};
-                 DROP TABLE {s};",
-                l = t.live,
-                s = t.staging
-            ))
-            .map_err(fail)?;
-            let count: i64 = tx
-                .query_row(&format!("SELECT count(*) FROM {} WHERE deleted_at IS NULL", t.live), [], |r| r.get(0))
-                .map_err(fail)?;
-            ensure_state_row(&tx, e.name).map_err(fail)?;
-            tx.execute(
-                "UPDATE sync_state SET bookmark = ?1, staging_bookmark = NULL, row_count = ?2
-                 WHERE entity = ?3",
-                params![bookmark, count, e.name],
-            )
-            .map_err(fail)?;
+            let (added, changed, removed) = count_swap(&tx, &t).map_err(fail)?;
+            tx.execute_batch(&sql::swap_in(&t)).map_err(fail)?;
+            let row_count = record_swap(&tx, &t, e.name, &bookmark).map_err(fail)?;
             tx.commit().map_err(fail)?;
-            Ok(FullSwap {
-                added: added.max(0) as u64,
-                changed: changed.max(0) as u64,
-                removed: removed.max(0) as u64,
-                row_count: count.max(0) as u64,
-            })
+            Ok(sql::full_swap(added, changed, removed, row_count))
         })
         .await
     }
@@ -435,7 +392,7 @@ impl Sink for SqliteSink {
         .await
     }
 
-    async fn finish_reconcile(&mut self, name: &str, mode: DeleteMode) -> Result<u64, SinkError> {
+    async fn finish_reconcile(&mut self, name: &str, mode: DeleteMode, now: OffsetDateTime) -> Result<u64, SinkError> {
         let e = self.ensure(name).await?;
         self.call(move |db| {
             let t = tables(e);
@@ -445,14 +402,13 @@ impl Sink for SqliteSink {
             if !table_exists(&tx, &t.seen_raw).map_err(fail)? {
                 return Err(SinkError::NoReconcile { entity: e.name.to_owned() });
             }
-            let stamp = ts(now());
-            let unseen = format!("NOT EXISTS (SELECT 1 FROM {s} WHERE {s}.id = {l}.id)", s = t.seen, l = t.live);
+            let stamp = ts(now);
             let n = match mode {
                 DeleteMode::Mark => tx.execute(
-                    &format!("UPDATE {} SET deleted_at = ?1 WHERE deleted_at IS NULL AND {unseen}", t.live),
+                    &format!("UPDATE {} SET deleted_at = ?1 WHERE deleted_at IS NULL AND {}", t.live, sql::unseen(&t)),
                     [&stamp],
                 ),
-                DeleteMode::Remove => tx.execute(&format!("DELETE FROM {} WHERE {unseen}", t.live), []),
+                DeleteMode::Remove => tx.execute(&sql::remove_unseen(&t), []),
             }
             .map_err(fail)?;
             tx.execute_batch(&format!("DROP TABLE {}", t.seen)).map_err(fail)?;
@@ -469,12 +425,12 @@ impl Sink for SqliteSink {
         .await
     }
 
-    async fn finish_run(&mut self, name: &str, outcome: &RunOutcome) -> Result<(), SinkError> {
+    async fn finish_run(&mut self, name: &str, outcome: &RunOutcome, now: OffsetDateTime) -> Result<(), SinkError> {
         let e = self.ensure(name).await?;
         let outcome = outcome.clone();
         self.call(move |db| {
             let t = tables(e);
-            let stamp = ts(now());
+            let stamp = ts(now);
             let (ok, error) = match outcome {
                 RunOutcome::Success => (true, None),
                 RunOutcome::Failed(m) => (false, Some(m)),
@@ -499,6 +455,25 @@ impl Sink for SqliteSink {
         })
         .await
     }
+}
+
+/// The swap's first phase: (added, changed, removed) as readers will see them.
+fn count_swap(conn: &Connection, t: &Tables) -> rusqlite::Result<(i64, i64, i64)> {
+    let removed: i64 = conn.query_row(&sql::count_removed(t), [], |r| r.get(0))?;
+    let (added, changed) = conn.query_row(&sql::count_added_changed(t), [], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok((added, changed, removed))
+}
+
+/// The swap's last phase: stores the new bookmark and live row count; returns the count.
+fn record_swap(conn: &Connection, t: &Tables, entity: &str, bookmark: &str) -> rusqlite::Result<i64> {
+    let count: i64 = conn.query_row(&sql::count_live(t), [], |r| r.get(0))?;
+    ensure_state_row(conn, entity)?;
+    conn.execute(
+        "UPDATE sync_state SET bookmark = ?1, staging_bookmark = NULL, row_count = ?2
+         WHERE entity = ?3",
+        params![bookmark, count, entity],
+    )?;
+    Ok(count)
 }
 
 /// Path of the database, for tests and status output.

@@ -101,7 +101,7 @@ fn spec_parse_cases() {
     assert_eq!(parse(Some("sqlite:///var/x.db"), Some("db"), None).unwrap(), SinkSpec::Sqlite("/var/x.db".into()));
     assert_eq!(
         parse(Some("postgresql://u:pw@h/db"), None, None).unwrap(),
-        SinkSpec::Postgres("postgresql://u:pw@h/db".into())
+        SinkSpec::postgres("postgresql://u:pw@h/db")
     );
     assert_eq!(parse(None, Some("JSONL"), Some("-")).unwrap(), SinkSpec::Jsonl(JsonlOut::Stdout));
     assert_eq!(parse(None, Some("jsonl"), Some("out")).unwrap(), SinkSpec::Jsonl(JsonlOut::Dir("out".into())));
@@ -128,7 +128,7 @@ fn spec_parse_cases() {
 fn spec_accepts_libpq_sslmodes_and_refuses_the_rest_without_leaking_the_password() {
     for mode in ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] {
         let url = format!("postgres://u:hunter2@h/db?sslmode={mode}&sslrootcert=/etc/ca.pem");
-        assert_eq!(parse(Some(&url), None, None).unwrap(), SinkSpec::Postgres(url.clone()));
+        assert_eq!(parse(Some(&url), None, None).unwrap(), SinkSpec::postgres(url.clone()));
     }
     for (query, expect) in [
         ("sslmode=verify", "disable, prefer (the default), require, verify-ca or verify-full"),

@@ -177,7 +177,7 @@ impl Engine<'_> {
         };
         {
             let mut sink = self.sink.lock().await;
-            if let Err(e) = sink.finish_run(entity.name, &outcome).await
+            if let Err(e) = sink.finish_run(entity.name, &outcome, self.clock.now()).await
                 && result.is_ok()
             {
                 report.error = Some(e.to_string());
@@ -222,7 +222,8 @@ impl Engine<'_> {
                             let target = if outcome.phase == Phase::Full { Target::Staging } else { Target::Live };
                             let rows: Vec<Row> = records.into_iter().map(row).collect();
                             let mut sink = self.sink.lock().await;
-                            let commit = sink.commit_page(entity.name, target, &rows, &bookmark).await?;
+                            let commit =
+                                sink.commit_page(entity.name, target, &rows, &bookmark, self.clock.now()).await?;
                             report.committed(target, commit, rows.len());
                         }
                         Commit::SeenIds(ids) => {
@@ -244,8 +245,12 @@ impl Engine<'_> {
                     plan.reconcile_started(self.clock.now())?;
                 }
                 Next::FinishReconcile => {
-                    report.removed +=
-                        self.sink.lock().await.finish_reconcile(entity.name, self.options.deletes).await?;
+                    report.removed += self
+                        .sink
+                        .lock()
+                        .await
+                        .finish_reconcile(entity.name, self.options.deletes, self.clock.now())
+                        .await?;
                     report.reconciled = true;
                     plan.reconcile_finished()?;
                 }

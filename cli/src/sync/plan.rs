@@ -2,7 +2,6 @@
 
 use std::fmt::Write as _;
 
-use skysync_core::host::{Clock, SystemClock};
 use skysync_core::sync::{Bookmark, Cursor, Entity, RunMode, reconcile_due};
 use url::Url;
 
@@ -10,16 +9,16 @@ use super::engine::{EngineOptions, stored_state};
 use crate::context::Output;
 use crate::sink::{self, SinkSpec};
 
-/// Prints the plan.
+/// Prints the plan as of `now`.
 pub async fn run(
     out: &Output,
     spec: &SinkSpec,
     base: &Url,
     entities: &[&'static Entity],
     options: &EngineOptions,
+    now: time::OffsetDateTime,
 ) -> anyhow::Result<()> {
     let mut sink = sink::open(spec).await?;
-    let now = SystemClock.now();
     let sync = options.sync();
     let mut items = Vec::new();
     let mut text = format!("dry run: no API calls are made ({})\n", sink.describe());

@@ -1,50 +1,8 @@
 mod engine;
 
-use clap::Parser;
 use skysync_core::sync::Bookmark;
 
 use super::status::describe_bookmark;
-use super::{SyncCommand, select_entities};
-use crate::args::{Cli, Command};
-
-fn sync_args(argv: &[&str]) -> super::SyncArgs {
-    let mut full = vec!["skysync", "sync"];
-    full.extend_from_slice(argv);
-    match Cli::try_parse_from(full).unwrap().command {
-        Command::Sync(a) => a,
-        other => panic!("{other:?}"),
-    }
-}
-
-#[test]
-fn status_is_a_subcommand_and_entities_are_positional() {
-    let a = sync_args(&["status", "--db", "x.db"]);
-    assert!(matches!(a.command, Some(SyncCommand::Status(ref s)) if s.db.as_deref() == Some("x.db")));
-    let a = sync_args(&["gifts", "constituents", "--full", "--page-size", "50", "--call-budget", "9"]);
-    assert!(a.command.is_none());
-    assert_eq!(a.entities, ["gifts", "constituents"]);
-    assert!(a.full && !a.reconcile);
-    assert_eq!((a.page_size, a.call_budget), (Some(50), Some(9)));
-    let a = sync_args(&["--list"]);
-    assert!(a.list && a.entities.is_empty());
-}
-
-#[test]
-fn entities_come_from_the_command_line_then_config_then_defaults() {
-    let names = |v: Vec<&skysync_core::catalog::Entity>| v.iter().map(|e| e.name).collect::<Vec<_>>();
-    assert_eq!(names(select_entities(&[], &[]).unwrap()), ["constituents", "gifts"]);
-    assert_eq!(names(select_entities(&[], &["funds".into()]).unwrap()), ["funds"]);
-    assert_eq!(
-        names(select_entities(&["Email-Addresses".into(), "gifts".into()], &["funds".into()]).unwrap()),
-        ["email_addresses", "gifts"]
-    );
-    assert_eq!(
-        select_entities(&["all".into(), "gifts".into()], &[]).unwrap().len(),
-        skysync_core::catalog::CATALOG.len()
-    );
-    let err = select_entities(&["giftz".into()], &[]).unwrap_err();
-    assert!(err.to_string().contains("--list"));
-}
 
 #[test]
 fn bookmarks_are_described_without_urls() {

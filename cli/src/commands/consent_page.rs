@@ -14,26 +14,14 @@ use axum::response::{IntoResponse, Response};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-/// The default port. The page's redirect URI is `http://localhost:8321/callback`, the same one
-/// `skysync login` listens on, so a single registration with the application serves both.
-pub const DEFAULT_PORT: u16 = 8321;
+use crate::args::ConsentPageArgs;
+
+pub use crate::args::CONSENT_PAGE_PORT as DEFAULT_PORT;
 
 /// Used when index.html carries no Content-Security-Policy meta tag (a hand-made page).
 const FALLBACK_CSP: &str = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; \
      img-src 'self'; connect-src 'self' https://oauth2.sky.blackbaud.com https://api.sky.blackbaud.com \
      http://127.0.0.1:* http://localhost:*; base-uri 'none'; form-action 'none'";
-
-/// Options of `skysync consent-page`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct ConsentPageArgs {
-    /// Port on 127.0.0.1. The page is at http://localhost:PORT/callback, which must be registered
-    /// as a redirect URI of the application (8321: the same URI as `skysync login`).
-    #[arg(long, default_value_t = DEFAULT_PORT)]
-    pub port: u16,
-    /// Directory of the built page [default: web/dist of the source tree, built by web/build.sh].
-    #[arg(long, value_name = "DIR")]
-    pub dir: Option<PathBuf>,
-}
 
 /// Where `web/build.sh` puts the page in this source tree.
 pub fn default_dir() -> PathBuf {
@@ -286,7 +274,7 @@ mod tests {
 
     #[test]
     fn the_shipped_page_has_a_csp_the_server_can_repeat() {
-        let index = include_str!("../../web/www/index.html");
+        let index = include_str!("../../../web/www/index.html");
         let csp = meta_csp(index).expect("index.html has a CSP meta tag");
         assert!(csp.contains("script-src 'self' 'wasm-unsafe-eval'"));
         assert!(!csp.contains("unsafe-inline"));
@@ -317,7 +305,7 @@ mod tests {
         std::fs::write(root.path().join("outside.txt"), "outside secret").unwrap();
         let dir = root.path().join("dist");
         std::fs::create_dir_all(dir.join("pkg")).unwrap();
-        std::fs::write(dir.join("index.html"), include_str!("../../web/www/index.html")).unwrap();
+        std::fs::write(dir.join("index.html"), include_str!("../../../web/www/index.html")).unwrap();
         std::fs::write(dir.join("app.js"), "export {};").unwrap();
         std::fs::write(dir.join("pkg").join("skysync_web_bg.wasm"), b"\0asm\x01\0\0\0").unwrap();
         std::fs::write(dir.join(".env"), "hidden secret").unwrap();
@@ -327,7 +315,7 @@ mod tests {
         assert!(head.starts_with("http/1.1 200"), "{head}");
         assert!(head.contains("content-type: text/html; charset=utf-8"), "{head}");
         assert!(String::from_utf8_lossy(&body).contains("Content-Security-Policy"));
-        let csp = meta_csp(include_str!("../../web/www/index.html")).unwrap().to_ascii_lowercase();
+        let csp = meta_csp(include_str!("../../../web/www/index.html")).unwrap().to_ascii_lowercase();
         assert!(head.contains(&format!("content-security-policy: {csp}; frame-ancestors 'none'")), "{head}");
         for h in ["x-content-type-options: nosniff", "referrer-policy: no-referrer", "cache-control: no-store"] {
             assert!(head.contains(h), "{h} missing: {head}");

@@ -1,0 +1,165 @@
+//! `skysync sync`: settings, then the lock, the API client and the sink, then the engine
+//! ([`crate::sync::engine`]), then the summary.
+
+use anyhow::Context as _;
+use skysync_core::catalog::{self, CATALOG, DEFAULT_ENTITIES, Entity};
+use skysync_core::env::{Clock, SystemClock};
+
+use crate::args::{SinkArgs, SyncArgs, SyncCommand};
+use crate::context::{Context, Output};
+use crate::exit::UsageError;
+use crate::settings::SyncSettings;
+use crate::sink::{self, JsonlOut, SinkSpec};
+use crate::sync::progress::{Bars, LogLines, Progress};
+use crate::sync::{EngineOptions, RunReport, engine, plan, print_list, report, status};
+
+/// `skysync sync …`.
+pub async fn run(ctx: &Context, args: SyncArgs) -> anyhow::Result<()> {
+    let out = ctx.output();
+    if let Some(SyncCommand::Status(sink_args)) = &args.command {
+        let spec = sink_spec(ctx, sink_args)?;
+        return status::run(out, &spec).await;
+    }
+    if args.list {
+        return print_list(out);
+    }
+    let cfg = &ctx.settings().sync;
+    let entities = select_entities(&args.entities, &cfg.entities)?;
+    let spec = sink_spec(ctx, &args.sink)?;
+    let settings = SyncSettings::resolve(&args, cfg)?;
+    let options = engine_options(&args, &settings)?;
+    let clock = SystemClock;
+    if args.dry_run {
+        return plan::run(out, &spec, &ctx.settings().endpoints.api, &entities, &options, clock.now()).await;
+    }
+    // Held until the run ends (dropped last): one sync per database at a time.
+    let _lock = sink::run_lock::acquire(&spec, settings.lock_wait, clock.now()).await?;
+    let api = ctx.api_client(settings.rate_limit, settings.call_budget)?;
+    let mut sink = sink::open(&spec).await?;
+    let progress: Box<dyn Progress> = if out.stderr_tty { Box::new(Bars::new()) } else { Box::new(LogLines) };
+    let report = engine::run(&api, sink.as_mut(), &entities, &options, &clock, progress.as_ref())
+        .await
+        .with_context(|| format!("sync into {}", spec.describe()))?;
+    drop(progress);
+    finish(out, &spec, &report)
+}
+
+/// Prints the summary and turns an unfinished run into an error (exit 5 for quota, budget and
+/// rate limits, via the API error in the chain).
+fn finish(out: &Output, spec: &SinkSpec, report: &RunReport) -> anyhow::Result<()> {
+    let summary_on_stderr = matches!(spec, SinkSpec::Jsonl(JsonlOut::Stdout));
+    if out.json && !summary_on_stderr {
+        out.json_value(&report::json(report))?;
+    } else if summary_on_stderr {
+        out.note(report::render(report));
+    } else {
+        out.line(report::render(report))?;
+    }
+    if let Some(stop) = &report.stopped {
+        return Err(anyhow::Error::new(stop.clone()).context("the sync stopped early; every committed page is kept"));
+    }
+    let failed: Vec<&str> = report.entities.iter().filter(|e| e.error.is_some()).map(|e| e.entity).collect();
+    if !failed.is_empty() {
+        let first = report.entities.iter().find_map(|e| e.error.as_deref()).unwrap_or_default();
+        anyhow::bail!("sync failed for {} ({first})", failed.join(", "));
+    }
+    Ok(())
+}
+
+/// The entities to sync: the command line's, else the config's, else the defaults.
+pub fn select_entities(cli: &[String], config: &[String]) -> Result<Vec<&'static Entity>, UsageError> {
+    let names: Vec<&str> = if !cli.is_empty() {
+        cli.iter().map(String::as_str).collect()
+    } else if !config.is_empty() {
+        config.iter().map(String::as_str).collect()
+    } else {
+        DEFAULT_ENTITIES.to_vec()
+    };
+    let mut out: Vec<&'static Entity> = Vec::new();
+    for name in names {
+        let found: Vec<&'static Entity> = if name.eq_ignore_ascii_case("all") {
+            CATALOG.iter().collect()
+        } else {
+            vec![catalog::find(name).ok_or_else(|| {
+                UsageError(format!("unknown entity {name:?}; `skysync sync --list` shows the catalog"))
+            })?]
+        };
+        for e in found {
+            if !out.iter().any(|o| o.name == e.name) {
+                out.push(e);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Where rows go: `--db`/`--format`/`--out`, else the config's `db`, else the profile's SQLite
+/// file; a PostgreSQL sink gets the profile's password file.
+fn sink_spec(ctx: &Context, a: &SinkArgs) -> anyhow::Result<SinkSpec> {
+    let cfg = &ctx.settings().sync;
+    let jsonl = a.format.as_deref().is_some_and(|f| f.eq_ignore_ascii_case("jsonl"));
+    let db = a.db.as_deref().or(if jsonl { None } else { cfg.db.as_deref() });
+    let default = ctx.data_dir().join("skysync.db");
+    let spec =
+        SinkSpec::parse(db, a.format.as_deref(), a.out.as_deref(), default).map_err(|e| UsageError(e.to_string()))?;
+    Ok(spec.with_password_file(ctx.settings().db_password_file.clone()))
+}
+
+fn engine_options(args: &SyncArgs, s: &SyncSettings) -> Result<EngineOptions, UsageError> {
+    if args.page_size == Some(0) {
+        return Err(UsageError("--page-size must be at least 1".into()));
+    }
+    Ok(EngineOptions {
+        page_size: args.page_size,
+        overlap: s.overlap,
+        full: args.full,
+        reconcile: args.reconcile,
+        reconcile_every: s.reconcile_every,
+        deletes: s.deletes,
+        concurrency: s.concurrency,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::args::{Cli, Command};
+
+    fn sync_args(argv: &[&str]) -> SyncArgs {
+        let mut full = vec!["skysync", "sync"];
+        full.extend_from_slice(argv);
+        match Cli::try_parse_from(full).unwrap().command {
+            Command::Sync(a) => a,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn status_is_a_subcommand_and_entities_are_positional() {
+        let a = sync_args(&["status", "--db", "x.db"]);
+        assert!(matches!(a.command, Some(SyncCommand::Status(ref s)) if s.db.as_deref() == Some("x.db")));
+        let a = sync_args(&["gifts", "constituents", "--full", "--page-size", "50", "--call-budget", "9"]);
+        assert!(a.command.is_none());
+        assert_eq!(a.entities, ["gifts", "constituents"]);
+        assert!(a.full && !a.reconcile);
+        assert_eq!((a.page_size, a.call_budget), (Some(50), Some(9)));
+        let a = sync_args(&["--list"]);
+        assert!(a.list && a.entities.is_empty());
+    }
+
+    #[test]
+    fn entities_come_from_the_command_line_then_config_then_defaults() {
+        let names = |v: Vec<&Entity>| v.iter().map(|e| e.name).collect::<Vec<_>>();
+        assert_eq!(names(select_entities(&[], &[]).unwrap()), ["constituents", "gifts"]);
+        assert_eq!(names(select_entities(&[], &["funds".into()]).unwrap()), ["funds"]);
+        assert_eq!(
+            names(select_entities(&["Email-Addresses".into(), "gifts".into()], &["funds".into()]).unwrap()),
+            ["email_addresses", "gifts"]
+        );
+        assert_eq!(select_entities(&["all".into(), "gifts".into()], &[]).unwrap().len(), CATALOG.len());
+        let err = select_entities(&["giftz".into()], &[]).unwrap_err();
+        assert!(err.to_string().contains("--list"));
+    }
+}

@@ -1,0 +1,85 @@
+//! `sync`'s flags over the profile's `[sync]` table, by the same rule as every setting.
+
+use std::time::Duration;
+
+use super::{DEFAULT_CONCURRENCY, DEFAULT_LOCK_WAIT_SECS, DEFAULT_RATE_LIMIT, Source, layered};
+use crate::args::SyncArgs;
+use crate::config::SyncConfig;
+use crate::exit::UsageError;
+use crate::sink::DeleteMode;
+
+/// What a sync run does, from its flags over the profile's `[sync]` table over the defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncSettings {
+    /// Client-side pace in calls per second (0 = unpaced).
+    pub rate_limit: f64,
+    /// Most API calls the run may make.
+    pub call_budget: Option<u64>,
+    /// How long to wait for another run's lock.
+    pub lock_wait: Duration,
+    /// Entities synced at once (at least 1).
+    pub concurrency: usize,
+    /// What reconciliation does with deleted rows.
+    pub deletes: DeleteMode,
+    /// Overlap for list latency.
+    pub overlap: Duration,
+    /// Between automatic delete reconciliations.
+    pub reconcile_every: Option<Duration>,
+}
+
+impl SyncSettings {
+    /// `args` over `file` over the defaults. A value no run can use is a usage error (exit 2)
+    /// naming the flag or the config key it came from.
+    pub fn resolve(args: &SyncArgs, file: &SyncConfig) -> Result<SyncSettings, UsageError> {
+        let (rate, rate_from) =
+            layered(flag(args.rate_limit, "--rate-limit"), None, file.rate_limit, Some(DEFAULT_RATE_LIMIT));
+        let rate = rate.unwrap_or(DEFAULT_RATE_LIMIT);
+        if !(rate.is_finite() && rate >= 0.0) {
+            return Err(invalid(
+                "rate_limit",
+                &rate_from,
+                &format!("must be a number of calls per second, not {rate}"),
+            ));
+        }
+        let (concurrency, concurrency_from) =
+            layered(flag(args.concurrency, "--concurrency"), None, file.concurrency, Some(DEFAULT_CONCURRENCY));
+        let concurrency = concurrency.unwrap_or(DEFAULT_CONCURRENCY);
+        if concurrency == 0 {
+            return Err(invalid("concurrency", &concurrency_from, "must be at least 1"));
+        }
+        let (deletes, deletes_from) =
+            layered(flag(args.deletes.clone(), "--deletes"), None, file.deletes.clone(), None);
+        let deletes = match deletes.map(|d| d.to_ascii_lowercase()).as_deref() {
+            None | Some("mark") => DeleteMode::Mark,
+            Some("remove") => DeleteMode::Remove,
+            Some(other) => {
+                return Err(invalid("deletes", &deletes_from, &format!("must be `mark` or `remove`, not {other:?}")));
+            }
+        };
+        let (call_budget, _) = layered(flag(args.call_budget, "--call-budget"), None, file.call_budget, None);
+        let (wait, _) =
+            layered(flag(args.lock_wait, "--lock-wait"), None, file.lock_wait_secs, Some(DEFAULT_LOCK_WAIT_SECS));
+        Ok(SyncSettings {
+            rate_limit: rate,
+            call_budget,
+            lock_wait: Duration::from_secs(wait.unwrap_or(DEFAULT_LOCK_WAIT_SECS)),
+            concurrency,
+            deletes,
+            overlap: file.overlap_minutes.map_or(skysync_core::sync::DEFAULT_OVERLAP, |m| Duration::from_secs(m * 60)),
+            reconcile_every: file.reconcile_every_days.map(|d| Duration::from_secs(d * 86_400)),
+        })
+    }
+}
+
+/// A flag's value with its name, for [`layered`].
+fn flag<T>(value: Option<T>, name: &'static str) -> Option<(T, &'static str)> {
+    value.map(|v| (v, name))
+}
+
+/// A usage error naming the flag, or the `[sync]` key of the config file, a bad value came from.
+fn invalid(key: &str, from: &Source, problem: &str) -> UsageError {
+    match from {
+        Source::Flag(flag) => UsageError(format!("{flag} {problem}")),
+        _ => UsageError(format!("`{key}` in the profile's [sync] table of the config file {problem}")),
+    }
+}
