@@ -184,6 +184,23 @@ pub enum TokenStoreCommand {
     /// Re-encrypt the token file and its backup under a new key (or back to plaintext), atomically
     /// and under the store lock. Reads them with the configured key (or as plaintext).
     Rekey(RekeyArgs),
+    /// Move this profile's tokens to another store (`file` or a postgres:// URL), then remove
+    /// them from the configured one.
+    Migrate(MigrateArgs),
+}
+
+/// `skysync token-store migrate`.
+#[derive(Debug, Clone, Args)]
+#[command(after_help = "\
+Both stores are locked while the tokens move; they are written to the destination, read back,
+and only then removed from the configured store, so there is never a second live copy. An
+interrupted migrate is finished by running it again. Afterwards set token_store in the profile
+(or SKYSYNC_TOKEN_STORE) to the destination. The URL must not hold a password: use PGPASSWORD,
+~/.pgpass or db_password_file.")]
+pub struct MigrateArgs {
+    /// The destination: `file` (the profile's token file) or a postgres:// URL.
+    #[arg(long, value_name = "URL|file")]
+    pub to: String,
 }
 
 /// `skysync token-store new-key`.

@@ -128,6 +128,7 @@ struct ProfileConfig {
     subscription_key: Option<String>,
     subscription_key_file: Option<PathBuf>,
     db_password_file: Option<PathBuf>,
+    token_store: Option<String>,
     redirect_uri: Option<String>,
     auth_url: Option<String>,
     token_url: Option<String>,
@@ -240,6 +241,7 @@ pub fn resolve(src: &ConfigSource) -> Result<Resolved, ConfigError> {
     plain("api_url", "SKYSYNC_API_URL", p.api_url, Some(BLACKBAUD_API_URL), false);
     plain("client_auth", "SKYSYNC_CLIENT_AUTH", p.client_auth, Some("basic"), false);
     plain("environment_id", "SKYSYNC_ENVIRONMENT_ID", p.environment_id, None, false);
+    plain("token_store", "SKYSYNC_TOKEN_STORE", p.token_store.clone(), Some("file"), false);
     let skew = d.access_skew.as_secs().to_string();
     let renew = (d.renewal_window.as_secs() / 86_400).to_string();
     let warn = (d.warn_window.as_secs() / 86_400).to_string();
@@ -265,6 +267,10 @@ pub fn resolve(src: &ConfigSource) -> Result<Resolved, ConfigError> {
         false,
     );
 
+    // A token store URL may carry a password: then `config show` masks it.
+    for e in entries.iter_mut().filter(|e| e.name == "token_store") {
+        e.secret = e.value.as_deref().is_some_and(url_has_password);
+    }
     Ok(Resolved { profile, path, file_found, entries, sync: p.sync.unwrap_or_default() })
 }
 
@@ -354,6 +360,16 @@ impl Resolved {
         Ok(n)
     }
 
+    /// Where the profile's tokens live (`token_store`), validated; needs no other setting, so
+    /// `logout` and `token-store` work before the application is configured.
+    pub fn token_store(&self) -> Result<crate::token_store::StoreSpec, ConfigError> {
+        crate::token_store::StoreSpec::parse(self.value("token_store")).map_err(|problem| ConfigError::Invalid {
+            name: "token_store",
+            origin: self.source("token_store"),
+            problem,
+        })
+    }
+
     /// Validates everything into [`Settings`].
     pub fn settings(&self) -> Result<Settings, ConfigError> {
         let client_id =
@@ -387,6 +403,7 @@ impl Resolved {
             client_auth,
             environment_id: self.value("environment_id").map(str::to_owned),
             db_password_file: self.value("db_password_file").map(PathBuf::from),
+            token_store: self.token_store()?,
             policy,
             sync: self.sync.clone(),
         })
@@ -590,6 +607,7 @@ fn check_secret_fields(path: &Path, p: &ProfileConfig) -> Result<(), ConfigError
         ("client_secret", p.client_secret.is_some()),
         ("subscription_key", p.subscription_key.is_some()),
         ("a db URL with a password", db_password),
+        ("a token_store URL with a password", p.token_store.as_deref().is_some_and(url_has_password)),
     ]
     .into_iter()
     .filter_map(|(name, held)| held.then_some(name))

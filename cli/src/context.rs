@@ -14,7 +14,7 @@ use url::Url;
 use crate::config::{ConfigError, Resolved};
 pub use crate::output::Output;
 use crate::runtime::TokioRuntime;
-use crate::token_store::FileTokenStore;
+use crate::token_store::ProfileStore;
 
 /// The effective, validated settings of one profile.
 #[derive(Debug, Clone)]
@@ -36,6 +36,8 @@ pub struct Settings {
     /// The file holding the PostgreSQL password (`db_password_file`, `SKYSYNC_DB_PASSWORD_FILE`
     /// or the `db_password` systemd credential), read when the sink connects.
     pub db_password_file: Option<PathBuf>,
+    /// Where the tokens live (`token_store`, `SKYSYNC_TOKEN_STORE`): the file, or PostgreSQL.
+    pub token_store: crate::token_store::StoreSpec,
     /// Refresh, rotation and warning windows.
     pub policy: RenewalPolicy,
     /// The profile's `[sync]` table.
@@ -63,7 +65,7 @@ pub struct Context {
     settings: Settings,
     data_dir: PathBuf,
     output: Output,
-    store: Arc<FileTokenStore>,
+    store: Arc<ProfileStore>,
     http: OnceLock<Arc<LoggedHttp>>,
     session: OnceLock<Session>,
 }
@@ -72,10 +74,10 @@ impl Context {
     /// A context for `profile`, keeping state under `data_dir`.
     pub fn new(profile: String, settings: Settings, data_dir: PathBuf, output: Output) -> Self {
         let at_rest = crate::token_crypto::AtRest::from_env();
-        let store = Arc::new(FileTokenStore::new(data_dir.clone()).with_at_rest(at_rest));
         if let Some(file) = &settings.db_password_file {
             crate::sink::pg_auth::use_password_file(file.clone());
         }
+        let store = Arc::new(ProfileStore::open(&profile, data_dir.clone(), &settings.token_store, at_rest));
         Self { profile, settings, data_dir, output, store, http: OnceLock::new(), session: OnceLock::new() }
     }
 
@@ -100,7 +102,7 @@ impl Context {
     }
 
     /// The profile's token store.
-    pub fn store(&self) -> Arc<FileTokenStore> {
+    pub fn store(&self) -> Arc<ProfileStore> {
         self.store.clone()
     }
 
@@ -121,7 +123,7 @@ impl Context {
         Ok(())
     }
 
-    /// The token session (file store, reqwest, the system clock, tokio). Shared by every caller
+    /// The token session (the profile's store, reqwest, the system clock, tokio). Shared by every caller
     /// in this process, so refreshes are single-flight here and the store lock covers the rest.
     pub fn session(&self) -> anyhow::Result<Session> {
         if let Some(s) = self.session.get() {

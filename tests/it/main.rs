@@ -12,6 +12,7 @@ mod foreign_hosts;
 mod oauth_fidelity;
 mod paging_fidelity;
 mod pg_auth;
+mod pg_token_store;
 mod reliability_sync;
 mod reliability_tokens;
 mod security_config;

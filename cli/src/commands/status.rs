@@ -1,4 +1,4 @@
-//! `skysync status`: what expires when, from the token file alone (no network).
+//! `skysync status`: what expires when, from the token store alone (no call to Blackbaud).
 
 use skysync_core::env::{Clock, SystemClock};
 use skysync_core::store::TokenStore;
@@ -35,7 +35,7 @@ pub async fn run(ctx: &Context) -> anyhow::Result<u8> {
         Health::Warning => exit::WARNING,
         Health::Expired => exit::CONSENT,
     };
-    let rescue = ctx.store().pending_rescue();
+    let rescue = ctx.store().pending_rescue().await;
     let advice = match (health, need) {
         _ if refused => match (t.rotation_started_at, t.grant_refused_at) {
             (Some(sent), Some(at)) => format!(
@@ -90,6 +90,7 @@ pub async fn run(ctx: &Context) -> anyhow::Result<u8> {
             "rescue_file": rescue,
             "needs_rotation": need == Need::Rotate,
             "token_file": ctx.store().path(),
+            "token_store": ctx.store().kind(),
         }))?;
     } else {
         let access = match t.access_expires_at {

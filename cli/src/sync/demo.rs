@@ -60,6 +60,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         client_auth: ClientAuth::Basic,
         environment_id: None,
         db_password_file: None,
+        token_store: crate::token_store::StoreSpec::File,
         policy: RenewalPolicy::default(),
         sync: SyncConfig::default(),
     };
