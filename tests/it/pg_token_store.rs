@@ -164,7 +164,8 @@ async fn a_held_lock_times_out_with_exit_6_and_a_killed_holder_releases_it() {
     let tokens = w.s.minted_tokens(|_| {});
     let access = tokens.access_token.as_ref().unwrap().secret().to_owned();
     w.s.seed(tokens).await;
-    assert!(!w.lock_held().await);
+    // The import's lock goes with its connection, which the server closes on its own time.
+    wait_until(LIMIT, "the import's lock is released", || async { !w.lock_held().await }).await;
     w.s.sim.set_token_delay(Duration::from_secs(30), Duration::ZERO);
     let mut holder = w.s.command(&["renew"]).spawn().unwrap();
     wait_until(LIMIT, "the rotation is in flight", || async { w.s.sim.stats().token_calls >= 1 }).await;
@@ -277,8 +278,13 @@ async fn a_failed_save_is_rescued_locally_and_adopted_into_the_table() {
     let status = w.s.run(&["status", "--json"]).await;
     let v: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
     assert!(v["rescue_file"].is_string(), "{}", status.stdout);
-    w.s.run(&["renew"]).await.expect_code(0);
+    // The next run that takes the lock adopts it, whether or not it calls the token endpoint.
+    let calls = w.s.sim.stats().token_calls;
+    w.s.run(&["token"]).await.expect_code(0);
+    assert_eq!(w.s.sim.stats().token_calls, calls, "the rescued access token is still valid");
+    assert_eq!(w.stored_refresh_token().await, rotated, "adopted into the table");
     assert!(skysync_tests::procs::files_starting_with(&w.s.data_dir(), "tokens.rescue-").is_empty());
+    w.s.run(&["renew"]).await.expect_code(0);
     assert_eq!(w.s.sim.refresh_token_state(&w.stored_refresh_token().await), RefreshTokenState::Live);
     w.s.run(&["logout", "--yes"]).await.expect_code(0);
     let gone = w.db.query_one("SELECT count(*) FROM skysync_token_sets", &[]).await.unwrap();
