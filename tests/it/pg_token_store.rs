@@ -291,3 +291,15 @@ async fn a_failed_save_is_rescued_locally_and_adopted_into_the_table() {
     assert_eq!(gone.get::<_, i64>(0), 0);
     w.s.run(&["status"]).await.expect_code(4);
 }
+
+/// A `token_store` that is neither `file` nor a postgres:// URL is a configuration error (exit 3)
+/// naming the setting, with the password left out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_token_store_is_a_configuration_error() {
+    let s = Skysync::start().await;
+    s.set_env("SKYSYNC_TOKEN_STORE", Some("mysql://app:Sekrit-Pass@db.example/tokens"));
+    let run = s.run(&["token"]).await;
+    run.expect_code(3);
+    assert!(run.stderr.contains("token_store") && run.stderr.contains("postgres://"), "{}", run.stderr);
+    assert!(!run.stderr.contains("Sekrit-Pass"), "{}", run.stderr);
+}

@@ -134,7 +134,7 @@ pub enum ProfileStore {
     /// `<data_dir>/tokens.json`.
     File(FileTokenStore),
     /// A row of [`TOKEN_TABLE`].
-    Postgres(PgTokenStore),
+    Postgres(Box<PgTokenStore>),
 }
 
 impl ProfileStore {
@@ -143,7 +143,9 @@ impl ProfileStore {
     pub fn open(profile: &str, data_dir: PathBuf, spec: &StoreSpec, at_rest: AtRest) -> ProfileStore {
         match spec {
             StoreSpec::File => ProfileStore::File(FileTokenStore::new(data_dir).with_at_rest(at_rest)),
-            StoreSpec::Postgres(url) => ProfileStore::Postgres(PgTokenStore::new(url, profile, data_dir, at_rest)),
+            StoreSpec::Postgres(url) => {
+                ProfileStore::Postgres(Box::new(PgTokenStore::new(url, profile, data_dir, at_rest)))
+            }
         }
     }
 
@@ -226,7 +228,7 @@ impl ProfileStore {
     fn backend(&self) -> &dyn TokenStore {
         match self {
             ProfileStore::File(f) => f,
-            ProfileStore::Postgres(p) => p,
+            ProfileStore::Postgres(p) => p.as_ref(),
         }
     }
 }
