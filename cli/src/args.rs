@@ -38,6 +38,10 @@ pub struct GlobalArgs {
     /// Profile in the config file (one per Blackbaud environment).
     #[arg(long, env = "SKYSYNC_PROFILE", value_name = "NAME", global = true)]
     pub profile: Option<String>,
+    /// Ping this URL when the command starts (URL/start), succeeds (URL) or fails (URL/fail), as
+    /// healthchecks.io expects.
+    #[arg(long, env = "SKYSYNC_PING_URL", value_name = "URL", global = true, hide_env_values = true)]
+    pub ping_url: Option<url::Url>,
 }
 
 /// Log line format.

@@ -129,6 +129,7 @@ struct ProfileConfig {
     subscription_key_file: Option<PathBuf>,
     db_password_file: Option<PathBuf>,
     token_store: Option<String>,
+    notify_command: Option<String>,
     redirect_uri: Option<String>,
     auth_url: Option<String>,
     token_url: Option<String>,
@@ -242,6 +243,7 @@ pub fn resolve(src: &ConfigSource) -> Result<Resolved, ConfigError> {
     plain("client_auth", "SKYSYNC_CLIENT_AUTH", p.client_auth, Some("basic"), false);
     plain("environment_id", "SKYSYNC_ENVIRONMENT_ID", p.environment_id, None, false);
     plain("token_store", "SKYSYNC_TOKEN_STORE", p.token_store.clone(), Some("file"), false);
+    plain("notify_command", "SKYSYNC_NOTIFY_COMMAND", p.notify_command, None, false);
     let skew = d.access_skew.as_secs().to_string();
     let renew = (d.renewal_window.as_secs() / 86_400).to_string();
     let warn = (d.warn_window.as_secs() / 86_400).to_string();
@@ -404,6 +406,7 @@ impl Resolved {
             environment_id: self.value("environment_id").map(str::to_owned),
             db_password_file: self.value("db_password_file").map(PathBuf::from),
             token_store: self.token_store()?,
+            notify_command: self.value("notify_command").filter(|c| !c.trim().is_empty()).map(str::to_owned),
             policy,
             sync: self.sync.clone(),
         })

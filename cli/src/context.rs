@@ -38,6 +38,9 @@ pub struct Settings {
     pub db_password_file: Option<PathBuf>,
     /// Where the tokens live (`token_store`, `SKYSYNC_TOKEN_STORE`): the file, or PostgreSQL.
     pub token_store: crate::token_store::StoreSpec,
+    /// Run with a JSON payload on stdin when a person should hear about a run (see
+    /// [`crate::notify`]).
+    pub notify_command: Option<String>,
     /// Refresh, rotation and warning windows.
     pub policy: RenewalPolicy,
     /// The profile's `[sync]` table.

@@ -9,6 +9,7 @@ mod cli_tokens;
 mod config_precedence;
 mod exit_codes;
 mod foreign_hosts;
+mod monitoring;
 mod oauth_fidelity;
 mod paging_fidelity;
 mod pg_auth;

@@ -61,6 +61,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         environment_id: None,
         db_password_file: None,
         token_store: crate::token_store::StoreSpec::File,
+        notify_command: None,
         policy: RenewalPolicy::default(),
         sync: SyncConfig::default(),
     };
