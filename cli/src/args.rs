@@ -42,6 +42,10 @@ pub struct GlobalArgs {
     /// healthchecks.io expects.
     #[arg(long, env = "SKYSYNC_PING_URL", value_name = "URL", global = true, hide_env_values = true)]
     pub ping_url: Option<url::Url>,
+    /// Write OpenMetrics for node_exporter's textfile collector to this file after the command
+    /// (token days left, last exit code, per-entity sync age, records and calls per run).
+    #[arg(long, env = "SKYSYNC_METRICS_FILE", value_name = "PATH", global = true)]
+    pub metrics_file: Option<PathBuf>,
 }
 
 /// Log line format.

@@ -9,6 +9,7 @@ pub mod context;
 pub mod exit;
 pub mod login;
 pub mod loopback;
+pub mod metrics;
 pub mod notify;
 pub mod output;
 pub mod ping;

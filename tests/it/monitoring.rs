@@ -154,3 +154,56 @@ async fn notify_command_gets_no_secrets_and_cannot_change_the_exit_code() {
     assert!(!env.contains("SKYSYNC_CLIENT_SECRET") && !env.contains(&s.sim.config().client_secret));
     assert!(!env.contains(&s.sim.config().subscription_key));
 }
+
+/// The samples of a metrics file: `name{labels}` → value.
+fn samples(text: &str) -> std::collections::BTreeMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let (k, v) = l.rsplit_once(' ').expect("name value");
+            (k.to_owned(), v.parse().expect("a number"))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_file_after_a_sync_and_after_a_quota_stop() {
+    let s = Skysync::with_sim(skysync_cli::sim::SimConfig { records: 60, ..Default::default() }).await;
+    s.seed(s.minted_tokens(|_| {})).await;
+    let dir = s.home().join("textfile");
+    std::fs::create_dir(&dir).unwrap();
+    let path = dir.join("skysync.prom");
+    let m = path.to_str().unwrap();
+    s.run(&["--metrics-file", m, "sync", "constituents", "--page-size", "25"]).await.expect_code(0);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    assert!(text.contains("# TYPE skysync_refresh_token_days_left gauge"), "{text}");
+    let v = samples(&text);
+    let p = r#"profile="default""#;
+    assert_eq!(v[&format!("skysync_last_exit_code{{{p},command=\"sync\"}}")], 0.0, "{text}");
+    assert!(v[&format!("skysync_refresh_token_days_left{{{p}}}")] >= 364.0, "{text}");
+    assert_eq!(v[&format!("skysync_run_records{{{p},entity=\"constituents\"}}")], 60.0, "{text}");
+    assert_eq!(v[&format!("skysync_entity_rows{{{p},entity=\"constituents\"}}")], 60.0, "{text}");
+    let calls = v[&format!("skysync_run_api_calls{{{p},entity=\"constituents\"}}")];
+    assert_eq!(calls, s.sim.stats().api_calls as f64, "{text}");
+    assert_eq!(v[&format!("skysync_run_quota_calls_used{{{p}}}")], calls);
+    assert!(v[&format!("skysync_entity_last_success_age_seconds{{{p},entity=\"constituents\"}}")] >= 0.0);
+    assert_eq!(v[&format!("skysync_run_quota_exhausted{{{p}}}")], 0.0);
+    assert_eq!(skysync_tests::procs::mode(&path) & 0o777, 0o644);
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1, "no temporary file is left");
+
+    // Out of quota: exit 5, and the file says so; the entity's last success is still there.
+    s.sim.set_quota(Some(0));
+    s.run(&["--metrics-file", m, "sync", "constituents", "--full"]).await.expect_code(5);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let v = samples(&text);
+    assert_eq!(v[&format!("skysync_last_exit_code{{{p},command=\"sync\"}}")], 5.0, "{text}");
+    assert_eq!(v[&format!("skysync_run_quota_exhausted{{{p}}}")], 1.0, "{text}");
+    assert!(v.contains_key(&format!("skysync_entity_last_success_age_seconds{{{p},entity=\"constituents\"}}")));
+
+    // Any command can write it: `status` gives the token metrics and its exit code.
+    s.run(&["--metrics-file", m, "status"]).await.expect_code(0);
+    let v = samples(&std::fs::read_to_string(&path).unwrap());
+    assert_eq!(v[&format!("skysync_last_exit_code{{{p},command=\"status\"}}")], 0.0);
+    assert!(!v.keys().any(|k| k.starts_with("skysync_run_")), "no sync ran");
+}

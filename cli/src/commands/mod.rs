@@ -44,6 +44,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     {
         crate::notify::after(&ctx, name, code, error).await;
     }
+    if let Some(path) = &g.metrics_file {
+        let ctx = context(&g).ok();
+        let profile = match &ctx {
+            Some(ctx) => ctx.profile().to_owned(),
+            None => crate::config::profile_name(g.profile.as_deref()).unwrap_or_else(|_| "default".into()),
+        };
+        crate::metrics::write(path, ctx.as_ref(), &profile, name, code).await;
+    }
     result
 }
 
