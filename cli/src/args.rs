@@ -35,9 +35,14 @@ pub struct GlobalArgs {
     /// Config file (default: $XDG_CONFIG_HOME/skysync/config.toml).
     #[arg(long, env = "SKYSYNC_CONFIG", value_name = "PATH", global = true)]
     pub config: Option<PathBuf>,
-    /// Profile in the config file (one per Blackbaud environment).
-    #[arg(long, env = "SKYSYNC_PROFILE", value_name = "NAME", global = true)]
-    pub profile: Option<String>,
+    /// Profile in the config file (one per Blackbaud environment). `sync` and `status` take it
+    /// more than once to work on several profiles.
+    #[arg(long = "profile", env = "SKYSYNC_PROFILE", value_name = "NAME", global = true, action = clap::ArgAction::Append)]
+    pub profiles: Vec<String>,
+    /// `sync` and `status`: every profile of the config file, in parallel (at most
+    /// SKYSYNC_PARALLEL_PROFILES at once, default 4); the exit code is the worst.
+    #[arg(long, global = true, conflicts_with = "profiles")]
+    pub all_profiles: bool,
     /// Ping this URL when the command starts (URL/start), succeeds (URL) or fails (URL/fail), as
     /// healthchecks.io expects.
     #[arg(long, env = "SKYSYNC_PING_URL", value_name = "URL", global = true, hide_env_values = true)]
@@ -46,6 +51,13 @@ pub struct GlobalArgs {
     /// (token days left, last exit code, per-entity sync age, records and calls per run).
     #[arg(long, env = "SKYSYNC_METRICS_FILE", value_name = "PATH", global = true)]
     pub metrics_file: Option<PathBuf>,
+}
+
+impl GlobalArgs {
+    /// The profile named on the command line (the last `--profile`), if any.
+    pub fn profile(&self) -> Option<&str> {
+        self.profiles.last().map(String::as_str)
+    }
 }
 
 /// Log line format.

@@ -206,6 +206,25 @@ pub fn profile_name(from_cli: Option<&str>) -> Result<String, ConfigError> {
     Ok(name)
 }
 
+/// The profiles the config file defines (`[profiles.NAME]`), in name order; none without a file.
+pub fn profile_names(path: Option<&Path>) -> Result<Vec<String>, ConfigError> {
+    let path = match path.map(Path::to_path_buf).or_else(|| env("SKYSYNC_CONFIG").map(PathBuf::from)) {
+        Some(p) => p,
+        None => match default_config_path() {
+            Some(p) => p,
+            None => return Ok(Vec::new()),
+        },
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            check_config_file(&path)?;
+            Ok(parse_config_text(&path, &text)?.profiles.into_keys().collect())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(ConfigError::File(format!("cannot read config file {}: {e}", path.display()))),
+    }
+}
+
 /// Reads the config file and the environment.
 pub fn resolve(src: &ConfigSource) -> Result<Resolved, ConfigError> {
     let profile = profile_name(src.profile.as_deref())?;

@@ -7,6 +7,7 @@ pub mod config;
 pub mod consent_page;
 pub mod context;
 pub mod exit;
+pub mod fleet;
 pub mod login;
 pub mod loopback;
 pub mod metrics;

@@ -8,6 +8,7 @@ mod cli_store;
 mod cli_tokens;
 mod config_precedence;
 mod exit_codes;
+mod fleet;
 mod foreign_hosts;
 mod monitoring;
 mod oauth_fidelity;

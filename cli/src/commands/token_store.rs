@@ -127,7 +127,7 @@ fn new_key(out: &Output, args: NewKeyArgs) -> anyhow::Result<u8> {
 }
 
 async fn rekey(g: &GlobalArgs, out: &Output, args: RekeyArgs) -> anyhow::Result<u8> {
-    let profile = crate::config::profile_name(g.profile.as_deref())?;
+    let profile = crate::config::profile_name(g.profile())?;
     let current = AtRest::from_env();
     let target = match &args.new_key_file {
         Some(path) => AtRest::with_key_file(path),
