@@ -7,6 +7,7 @@ mod cli_snapshots;
 mod cli_store;
 mod cli_tokens;
 mod config_precedence;
+mod contrib;
 mod exit_codes;
 mod fleet;
 mod foreign_hosts;
