@@ -35,9 +35,29 @@ pub struct GlobalArgs {
     /// Config file (default: $XDG_CONFIG_HOME/skysync/config.toml).
     #[arg(long, env = "SKYSYNC_CONFIG", value_name = "PATH", global = true)]
     pub config: Option<PathBuf>,
-    /// Profile in the config file (one per Blackbaud environment).
-    #[arg(long, env = "SKYSYNC_PROFILE", value_name = "NAME", global = true)]
-    pub profile: Option<String>,
+    /// Profile in the config file (one per Blackbaud environment). `sync` and `status` take it
+    /// more than once to work on several profiles.
+    #[arg(long = "profile", env = "SKYSYNC_PROFILE", value_name = "NAME", global = true, action = clap::ArgAction::Append)]
+    pub profiles: Vec<String>,
+    /// `sync` and `status`: every profile of the config file, in parallel (at most
+    /// SKYSYNC_PARALLEL_PROFILES at once, default 4); the exit code is the worst.
+    #[arg(long, global = true, conflicts_with = "profiles")]
+    pub all_profiles: bool,
+    /// Ping this URL when the command starts (URL/start), succeeds (URL) or fails (URL/fail), as
+    /// healthchecks.io expects.
+    #[arg(long, env = "SKYSYNC_PING_URL", value_name = "URL", global = true, hide_env_values = true)]
+    pub ping_url: Option<url::Url>,
+    /// Write OpenMetrics for node_exporter's textfile collector to this file after the command
+    /// (token days left, last exit code, per-entity sync age, records and calls per run).
+    #[arg(long, env = "SKYSYNC_METRICS_FILE", value_name = "PATH", global = true)]
+    pub metrics_file: Option<PathBuf>,
+}
+
+impl GlobalArgs {
+    /// The profile named on the command line (the last `--profile`), if any.
+    pub fn profile(&self) -> Option<&str> {
+        self.profiles.last().map(String::as_str)
+    }
 }
 
 /// Log line format.
@@ -184,6 +204,23 @@ pub enum TokenStoreCommand {
     /// Re-encrypt the token file and its backup under a new key (or back to plaintext), atomically
     /// and under the store lock. Reads them with the configured key (or as plaintext).
     Rekey(RekeyArgs),
+    /// Move this profile's tokens to another store (`file` or a postgres:// URL), then remove
+    /// them from the configured one.
+    Migrate(MigrateArgs),
+}
+
+/// `skysync token-store migrate`.
+#[derive(Debug, Clone, Args)]
+#[command(after_help = "\
+Both stores are locked while the tokens move; they are written to the destination, read back,
+and only then removed from the configured store, so there is never a second live copy. An
+interrupted migrate is finished by running it again. Afterwards set token_store in the profile
+(or SKYSYNC_TOKEN_STORE) to the destination. The URL must not hold a password: use PGPASSWORD,
+~/.pgpass or db_password_file.")]
+pub struct MigrateArgs {
+    /// The destination: `file` (the profile's token file) or a postgres:// URL.
+    #[arg(long, value_name = "URL|file")]
+    pub to: String,
 }
 
 /// `skysync token-store new-key`.

@@ -78,6 +78,8 @@ pub struct ProfileConfig {
     pub db_password_file: Option<PathBuf>,
     /// The token store's key file (as `SKYSYNC_TOKEN_KEY_FILE`; see [`crate::token_crypto`]).
     pub token_key_file: Option<PathBuf>,
+    pub token_store: Option<String>,
+    pub notify_command: Option<String>,
     pub redirect_uri: Option<String>,
     pub auth_url: Option<String>,
     pub token_url: Option<String>,
@@ -155,7 +157,7 @@ pub fn process_env(name: &str) -> Option<String> {
 /// Which config file: `--config`, else `SKYSYNC_CONFIG`, else the XDG default. The flag is
 /// `Some` when the file was named (then it must exist).
 pub fn locate(flag: Option<&Path>, env: Env<'_>) -> Result<(PathBuf, bool), ConfigError> {
-    let explicit = flag.map(Path::to_path_buf).or_else(|| env("SKYSYNC_CONFIG").map(PathBuf::from));
+    let explicit = flag.map(Path::to_path_buf).or_else(|| process_env("SKYSYNC_CONFIG").map(PathBuf::from));
     match explicit {
         Some(p) => Ok((p, true)),
         None => default_config_path().map(|p| (p, false)).ok_or_else(|| {
@@ -220,6 +222,25 @@ pub fn profile_name_in(from_cli: Option<&str>, env: Env<'_>) -> Result<String, C
         });
     }
     Ok(name)
+}
+
+/// The profiles the config file defines (`[profiles.NAME]`), in name order; none without a file.
+pub fn profile_names(path: Option<&Path>) -> Result<Vec<String>, ConfigError> {
+    let path = match path.map(Path::to_path_buf).or_else(|| env("SKYSYNC_CONFIG").map(PathBuf::from)) {
+        Some(p) => p,
+        None => match default_config_path() {
+            Some(p) => p,
+            None => return Ok(Vec::new()),
+        },
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            check_config_file(&path)?;
+            Ok(parse_config_text(&path, &text)?.profiles.into_keys().collect())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(ConfigError::File(format!("cannot read config file {}: {e}", path.display()))),
+    }
 }
 
 /// Refuses a secret-bearing file that other users can read.
@@ -341,6 +362,7 @@ fn check_secret_fields(path: &Path, p: &ProfileConfig) -> Result<(), ConfigError
         ("client_secret", p.client_secret.is_some()),
         ("subscription_key", p.subscription_key.is_some()),
         ("a db URL with a password", db_password),
+        ("a token_store URL with a password", p.token_store.as_deref().is_some_and(url_has_password)),
     ]
     .into_iter()
     .filter_map(|(name, held)| held.then_some(name))
@@ -352,7 +374,7 @@ fn check_secret_fields(path: &Path, p: &ProfileConfig) -> Result<(), ConfigError
 }
 
 /// Whether a `postgres://` URL carries a password (in the user info or as `?password=`).
-fn url_has_password(db: &str) -> bool {
+pub(crate) fn url_has_password(db: &str) -> bool {
     Url::parse(db).is_ok_and(|u| u.password().is_some() || u.query_pairs().any(|(k, _)| k == "password"))
 }
 

@@ -15,7 +15,7 @@ use crate::runtime::TokioRuntime;
 use crate::settings::Resolved;
 pub use crate::settings::Settings;
 use crate::token_crypto::AtRest;
-use crate::token_store::FileTokenStore;
+use crate::token_store::ProfileStore;
 
 /// One invocation's profile, settings and shared clients.
 #[derive(Debug)]
@@ -24,7 +24,7 @@ pub struct Context {
     settings: Settings,
     data_dir: PathBuf,
     output: Output,
-    store: Arc<FileTokenStore>,
+    store: Arc<ProfileStore>,
     http: OnceLock<Arc<LoggedHttp>>,
     session: OnceLock<Session>,
 }
@@ -33,7 +33,13 @@ impl Context {
     /// A context for `profile`, keeping state under `data_dir`.
     pub fn new(profile: String, settings: Settings, data_dir: PathBuf, output: Output) -> Self {
         let at_rest = AtRest::from_key_file(settings.token_key_file.as_deref());
-        let store = Arc::new(FileTokenStore::new(data_dir.clone()).with_at_rest(at_rest));
+        let store = Arc::new(ProfileStore::open(
+            &profile,
+            data_dir.clone(),
+            &settings.token_store,
+            at_rest,
+            settings.db_password_file.clone(),
+        ));
         Self { profile, settings, data_dir, output, store, http: OnceLock::new(), session: OnceLock::new() }
     }
 
@@ -58,7 +64,7 @@ impl Context {
     }
 
     /// The profile's token store.
-    pub fn store(&self) -> Arc<FileTokenStore> {
+    pub fn store(&self) -> Arc<ProfileStore> {
         self.store.clone()
     }
 
@@ -94,7 +100,7 @@ impl Context {
         Ok(())
     }
 
-    /// The token session (file store, reqwest, the system clock, tokio). Shared by every caller
+    /// The token session (the profile's store, reqwest, the system clock, tokio). Shared by every caller
     /// in this process, so refreshes are single-flight here and the store lock covers the rest.
     pub fn session(&self) -> anyhow::Result<Session> {
         if let Some(s) = self.session.get() {

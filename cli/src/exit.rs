@@ -25,7 +25,8 @@ pub const CONFIG: u8 = 3;
 pub const CONSENT: u8 = 4;
 /// Rate-limited or out of daily quota.
 pub const THROTTLED: u8 = 5;
-/// `skysync sync`: another sync holds this database's lock (it waited `--lock-wait` seconds).
+/// `skysync sync`: another sync holds this database's lock (it waited `--lock-wait` seconds); any
+/// command: another process held the PostgreSQL token store's lock too long.
 pub const BUSY: u8 = 6;
 /// `skysync status`: the refresh token expires within the warning window.
 pub const WARNING: u8 = 10;
@@ -45,7 +46,9 @@ Exit codes:
       rotated refresh token could not be saved (the message names the rescue file holding it;
       the next run adopts it)
   5   throttled (HTTP 429 from the API or the token endpoint) or out of SKY API quota
-  6   `skysync sync`: another sync is running on the same database (waited --lock-wait seconds)
+  6   busy: `skysync sync`: another sync is running on the same database (waited --lock-wait
+      seconds); any command with a PostgreSQL token store: another process, on this host or
+      another, held the profile's token lock longer than SKYSYNC_TOKEN_LOCK_WAIT (120 s)
   10  `skysync status`: the refresh token expires within the warning window
   129 130 143  stopped by SIGHUP, SIGINT or SIGTERM (a token call in flight is finished and
                saved first)";
@@ -97,6 +100,8 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
             }
         } else if let Some(StoreError::Key(_)) = cause.downcast_ref::<StoreError>() {
             return CONFIG;
+        } else if let Some(StoreError::Busy(_)) = cause.downcast_ref::<StoreError>() {
+            return BUSY;
         } else if let Some(crate::sink::SinkError::Busy { .. }) = cause.downcast_ref::<crate::sink::SinkError>() {
             return BUSY;
         } else if cause.downcast_ref::<ConfigError>().is_some() {

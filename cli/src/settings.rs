@@ -149,6 +149,11 @@ pub struct Settings {
     /// The token store's key file (`token_key_file`, `SKYSYNC_TOKEN_KEY_FILE` or the
     /// `skysync-token-key` systemd credential); `None` keeps the store in plaintext.
     pub token_key_file: Option<PathBuf>,
+    /// Where the tokens live (`token_store`, `SKYSYNC_TOKEN_STORE`): the file, or PostgreSQL.
+    pub token_store: crate::token_store::StoreSpec,
+    /// Run with a JSON payload on stdin when a person should hear about a run (see
+    /// [`crate::notify`]).
+    pub notify_command: Option<String>,
     /// Refresh, rotation and warning windows.
     pub policy: RenewalPolicy,
     /// The profile's `[sync]` table.
@@ -213,6 +218,8 @@ impl Resolved {
             plain("api_url", "SKYSYNC_API_URL", p.api_url, Some(BLACKBAUD_API_URL.into())),
             plain("client_auth", "SKYSYNC_CLIENT_AUTH", p.client_auth, Some("basic".into())),
             plain("environment_id", "SKYSYNC_ENVIRONMENT_ID", p.environment_id, None),
+            plain("token_store", "SKYSYNC_TOKEN_STORE", p.token_store, Some("file".into())),
+            plain("notify_command", "SKYSYNC_NOTIFY_COMMAND", p.notify_command, None),
             plain(
                 "access_skew_secs",
                 "SKYSYNC_ACCESS_SKEW_SECS",
@@ -227,6 +234,11 @@ impl Resolved {
             ),
             plain("warn_window_days", "SKYSYNC_WARN_WINDOW_DAYS", number(p.warn_window_days), days(d.warn_window)),
         ];
+        let mut entries = entries;
+        // A token store URL may carry a password: then `config show` masks it.
+        for e in entries.iter_mut().filter(|e| e.name == "token_store") {
+            e.secret = e.value.as_deref().is_some_and(crate::config::url_has_password);
+        }
         Ok(Resolved { profile, path: file.path, file_found: file.found, entries, sync: p.sync.unwrap_or_default() })
     }
 
@@ -248,6 +260,16 @@ impl Resolved {
         self.value("token_key_file").map(PathBuf::from)
     }
 
+    /// Where the profile's tokens live (`token_store`), validated; needs no other setting, so
+    /// `logout` and `token-store` work before the application is configured.
+    pub fn token_store(&self) -> Result<crate::token_store::StoreSpec, ConfigError> {
+        crate::token_store::StoreSpec::parse(self.value("token_store")).map_err(|problem| ConfigError::Invalid {
+            name: "token_store",
+            origin: self.source("token_store"),
+            problem,
+        })
+    }
+
     /// Phase 2: validates everything into [`Settings`].
     pub fn settings(&self) -> Result<Settings, ConfigError> {
         let client_id = self.value("client_id").ok_or_else(|| ConfigError::Missing {
@@ -267,6 +289,8 @@ impl Resolved {
             environment_id: self.value("environment_id").map(str::to_owned),
             db_password_file: self.value("db_password_file").map(PathBuf::from),
             token_key_file: self.token_key_file(),
+            token_store: self.token_store()?,
+            notify_command: self.value("notify_command").filter(|c| !c.trim().is_empty()).map(str::to_owned),
             policy: self.policy()?,
             sync: self.sync.clone(),
         })

@@ -39,6 +39,10 @@ pub enum StoreError {
     /// with (the message names the file and the fix). Nothing was read or changed.
     #[error("{0}")]
     Key(String),
+    /// Another process (on this host or another) held the store's lock longer than this one may
+    /// wait. Nothing was read or changed.
+    #[error("{0}")]
+    Busy(String),
 }
 
 /// Holds a store's exclusive lock until dropped.

@@ -75,6 +75,8 @@ fn sim_settings(sim: &SimHandle) -> Settings {
         environment_id: None,
         db_password_file: None,
         token_key_file: None,
+        token_store: crate::token_store::StoreSpec::File,
+        notify_command: None,
         policy: RenewalPolicy::default(),
         sync: SyncConfig::default(),
     }

@@ -77,7 +77,7 @@ pub async fn run(ctx: &Context, args: ImportArgs) -> anyhow::Result<u8> {
                 let _lock = store.lock().await?;
                 check_code_bundle(ctx, &hash, obtained_at, args.force).await?;
                 // Durable before the code leaves: a run killed mid-exchange still burnt it.
-                store.remember_code(&hash)?;
+                store.remember_code(&hash).await?;
             }
             let tokens = exchange_and_replace(ctx, code, Some(code_verifier), &redirect_uri, replace).await?;
             (tokens, "a used authorization code")
@@ -129,7 +129,7 @@ async fn check_refresh_bundle(
 /// Refuses a code already sent, and (without `force`) one older than the stored consent.
 async fn check_code_bundle(ctx: &Context, hash: &str, obtained_at: OffsetDateTime, force: bool) -> anyhow::Result<()> {
     let store = ctx.store();
-    if let Some(sent_at) = store.code_sent_at(hash)? {
+    if let Some(sent_at) = store.code_sent_at(hash).await? {
         return Err(UsageError(format!(
             "this bundle's authorization code was already sent to the token endpoint at {}; a code works only once, and a server may revoke the whole consent when one is replayed. Nothing was sent or changed; consent again for a new bundle",
             timestamp(sent_at)

@@ -1,4 +1,4 @@
-//! `skysync logout`: forget this profile's tokens.
+//! `skysync logout`: forget this profile's tokens (in the file or the PostgreSQL store).
 
 use std::io::{BufRead, IsTerminal, Write};
 
@@ -7,14 +7,12 @@ use skysync_core::store::TokenStore;
 use crate::args::{GlobalArgs, LogoutArgs};
 use crate::context::Output;
 use crate::exit::{self, UsageError};
-use crate::token_store::FileTokenStore;
 
-/// Removes the token file, its backups and any rescue file (under the lock), after confirmation.
+/// Removes the tokens, the previous set and any rescue file (under the lock), after confirmation.
 pub async fn run(g: &GlobalArgs, args: LogoutArgs) -> anyhow::Result<u8> {
-    let profile = crate::config::profile_name(g.profile.as_deref())?;
-    let store = FileTokenStore::new(crate::config::data_dir(&profile)?);
+    let (profile, store) = super::token_store::profile_store(g)?;
     let out = Output::detect(g.json);
-    if !store.has_files() {
+    if !store.has_tokens().await? {
         if out.json {
             out.json_value(&serde_json::json!({"profile": profile, "removed": false}))?;
         } else {

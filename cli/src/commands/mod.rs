@@ -33,7 +33,66 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     if !matches!(cli.command, Command::Config(_) | Command::Sim(_) | Command::Demo(_) | Command::ConsentPage(_)) {
         crate::runtime::defer_termination_signals();
     }
-    match cli.command {
+    let name = command_name(&cli.command);
+    let pinger = crate::ping::Pinger::new(g.ping_url.clone());
+    pinger.start().await;
+    let fleet = crate::fleet::wanted(&g);
+    let result = match name {
+        "sync" | "status" if fleet => crate::fleet::run(&g, name).await,
+        _ if fleet => Err(crate::exit::UsageError(format!(
+            "--all-profiles and more than one --profile work with `sync` and `status`, not `{name}`"
+        ))
+        .into()),
+        _ => run_command(&g, cli.command).await,
+    };
+    let (code, error) = match &result {
+        Ok(code) => (*code, None),
+        Err(e) if crate::exit::is_broken_pipe(e) => (crate::exit::OK, None),
+        Err(e) => (crate::exit::code_for(e), Some(format!("{e:#}"))),
+    };
+    pinger.finish(code, error.clone()).await;
+    // A fleet's children notify and write metrics for their own profiles.
+    if fleet {
+        return result;
+    }
+    if matches!(name, "sync" | "token" | "renew" | "status" | "api")
+        && let Ok(ctx) = context(&g)
+    {
+        crate::notify::after(&ctx, name, code, error).await;
+    }
+    if let Some(path) = &g.metrics_file {
+        let ctx = context(&g).ok();
+        let profile = match &ctx {
+            Some(ctx) => ctx.profile().to_owned(),
+            None => crate::config::profile_name(g.profile()).unwrap_or_else(|_| "default".into()),
+        };
+        crate::metrics::write(path, ctx.as_ref(), &profile, name, code).await;
+    }
+    result
+}
+
+/// The subcommand's name, for pings and notifications.
+fn command_name(command: &Command) -> &'static str {
+    match command {
+        Command::Login(_) => "login",
+        Command::Import(_) => "import",
+        Command::Token(_) => "token",
+        Command::Status(_) => "status",
+        Command::Renew => "renew",
+        Command::Api(_) => "api",
+        Command::Logout(_) => "logout",
+        Command::Config(_) => "config",
+        Command::Sim(_) => "sim",
+        Command::Sync(_) => "sync",
+        Command::Demo(_) => "demo",
+        Command::ConsentPage(_) => "consent-page",
+        Command::TokenStore(_) => "token-store",
+    }
+}
+
+async fn run_command(g: &GlobalArgs, command: Command) -> anyhow::Result<u8> {
+    let g = g.clone();
+    match command {
         Command::Config(cmd) => config::run(&g, cmd),
         Command::Sim(args) => crate::sim::args::run(args).await.map(|()| crate::exit::OK),
         Command::Logout(args) => logout::run(&g, args).await,
@@ -56,7 +115,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
 
 /// Where the config lives according to the global options.
 pub fn config_source(g: &GlobalArgs) -> ConfigSource {
-    ConfigSource { path: g.config.clone(), profile: g.profile.clone() }
+    ConfigSource { path: g.config.clone(), profile: g.profile().map(str::to_owned) }
 }
 
 /// The context for commands that need the profile's settings.

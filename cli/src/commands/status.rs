@@ -1,4 +1,4 @@
-//! `skysync status`: what expires when, from the token file alone (no network).
+//! `skysync status`: what expires when, from the token store alone (no call to Blackbaud).
 
 use skysync_core::host::{Clock, SystemClock};
 use skysync_core::store::TokenStore;
@@ -13,7 +13,8 @@ use crate::output::{coarse, relative, timestamp, timestamp_or_never};
 pub async fn run(ctx: &Context) -> anyhow::Result<u8> {
     let tokens = load(ctx).await?;
     let now = SystemClock.now();
-    let a = assess(ctx, &tokens, now);
+    let rescue = ctx.store().pending_rescue().await;
+    let a = assess(ctx, &tokens, now, rescue);
     if ctx.output().json {
         print_json(ctx, &tokens, &a)?;
     } else {
@@ -49,7 +50,7 @@ struct Assessment {
     rescue: Option<std::path::PathBuf>,
 }
 
-fn assess(ctx: &Context, t: &TokenSet, now: time::OffsetDateTime) -> Assessment {
+fn assess(ctx: &Context, t: &TokenSet, now: time::OffsetDateTime, rescue: Option<std::path::PathBuf>) -> Assessment {
     let policy = ctx.settings().policy;
     let health = policy.health(t, now);
     let need = policy.need(t, now);
@@ -63,7 +64,6 @@ fn assess(ctx: &Context, t: &TokenSet, now: time::OffsetDateTime) -> Assessment 
         Health::Warning => exit::WARNING,
         Health::Expired => exit::CONSENT,
     };
-    let rescue = ctx.store().pending_rescue();
     let advice = advice(t, health, need, left, rescue.is_some());
     Assessment { health, need, left, refused, access_valid, code, advice, rescue }
 }
@@ -125,6 +125,7 @@ fn print_json(ctx: &Context, t: &TokenSet, a: &Assessment) -> anyhow::Result<()>
         "rescue_file": a.rescue,
         "needs_rotation": a.need == Need::Rotate,
         "token_file": ctx.store().path(),
+        "token_store": ctx.store().kind(),
     }))?;
     Ok(())
 }

@@ -41,6 +41,7 @@ pub async fn run(ctx: &Context, args: SyncArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("sync into {}", spec.describe()))?;
     drop(progress);
+    crate::metrics::record_sync(&spec, &report);
     finish(out, &spec, &report)
 }
 

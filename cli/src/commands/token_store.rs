@@ -1,4 +1,5 @@
-//! `skysync token-store`: make a key for the token store, re-encrypt the store under a new key.
+//! `skysync token-store`: make a key for the token store, re-encrypt the store under a new key,
+//! move a profile's tokens between the file and PostgreSQL.
 //!
 //! The encryption itself is [`crate::token_crypto`]; this is the key rotation around it.
 
@@ -8,11 +9,11 @@ use std::path::Path;
 use anyhow::Context as _;
 use skysync_core::store::{StoreError, TokenStore};
 
-use crate::args::{GlobalArgs, NewKeyArgs, RekeyArgs, TokenStoreCommand};
+use crate::args::{GlobalArgs, MigrateArgs, NewKeyArgs, RekeyArgs, TokenStoreCommand};
 use crate::context::Output;
-use crate::exit;
+use crate::exit::{self, UsageError};
 use crate::token_crypto::{AtRest, OpenError, TokenKey, key_id_of, new_key_text};
-use crate::token_store::{FileTokenStore, STORE_FORMAT};
+use crate::token_store::{FileTokenStore, ProfileStore, STORE_FORMAT, StoreSpec};
 
 /// Dispatches `token-store` subcommands.
 pub async fn run(g: &GlobalArgs, cmd: TokenStoreCommand) -> anyhow::Result<u8> {
@@ -20,7 +21,101 @@ pub async fn run(g: &GlobalArgs, cmd: TokenStoreCommand) -> anyhow::Result<u8> {
     match cmd {
         TokenStoreCommand::NewKey(args) => new_key(&out, args),
         TokenStoreCommand::Rekey(args) => rekey(g, &out, args).await,
+        TokenStoreCommand::Migrate(args) => migrate(g, &out, args).await,
     }
+}
+
+/// The profile's name and its configured token store, from the config file and the environment
+/// alone (no application settings needed, so `logout` works before anything else is set up).
+pub fn profile_store(g: &GlobalArgs) -> anyhow::Result<(String, ProfileStore)> {
+    let resolved = crate::settings::resolve(&super::config_source(g))?;
+    let spec = resolved.token_store()?;
+    let data_dir = crate::config::data_dir(&resolved.profile)?;
+    let store = ProfileStore::open(&resolved.profile, data_dir, &spec, at_rest(&resolved), password_file(&resolved));
+    Ok((resolved.profile, store))
+}
+
+/// The profile's token-store key (see [`crate::token_crypto`]).
+fn at_rest(resolved: &crate::settings::Resolved) -> AtRest {
+    AtRest::from_key_file(resolved.token_key_file().as_deref())
+}
+
+/// The profile's PostgreSQL password file, if one is configured.
+fn password_file(resolved: &crate::settings::Resolved) -> Option<std::path::PathBuf> {
+    resolved.entry("db_password_file").and_then(|e| e.value.clone()).map(Into::into)
+}
+
+/// Moves the tokens: both stores locked, written to the destination, read back, then removed
+/// from the source. A rerun after an interruption finds the same set in both and finishes.
+async fn migrate(g: &GlobalArgs, out: &Output, args: MigrateArgs) -> anyhow::Result<u8> {
+    let (profile, from) = profile_store(g)?;
+    let resolved = crate::settings::resolve(&super::config_source(g))?;
+    let spec = StoreSpec::parse(Some(&args.to)).map_err(|m| UsageError(format!("--to: {m}")))?;
+    if let StoreSpec::Postgres(url) = &spec
+        && !crate::sink::url_secrets(url).is_empty()
+    {
+        return Err(UsageError(
+            "--to: the URL holds a password, which would be visible in the process list; \
+             leave it out and use PGPASSWORD, ~/.pgpass or db_password_file"
+                .into(),
+        )
+        .into());
+    }
+    let to = ProfileStore::open(
+        &profile,
+        crate::config::data_dir(&profile)?,
+        &spec,
+        at_rest(&resolved),
+        password_file(&resolved),
+    );
+    if to.path() == from.path() {
+        return Err(UsageError(format!("profile `{profile}` already keeps its tokens in {}", from.path())).into());
+    }
+    let _from_lock = from.lock().await?;
+    let _to_lock = to.lock().await?;
+    let Some(current) = from.load().await? else {
+        return Err(UsageError(format!(
+            "no tokens are stored for profile `{profile}` in {}; nothing was moved",
+            from.path()
+        ))
+        .into());
+    };
+    let same = |a: &skysync_core::token_set::TokenSet| a.refresh_token.ct_eq(&current.tokens.refresh_token);
+    match to.load().await? {
+        // An earlier migrate stopped after writing the destination: finish it.
+        Some(there) if same(&there.tokens) => {}
+        Some(_) => {
+            return Err(UsageError(format!(
+                "{} already holds tokens for profile `{profile}`; nothing was moved. Remove them there first (`skysync logout` with token_store pointing at it), or migrate another profile",
+                to.path()
+            ))
+            .into());
+        }
+        None => {
+            to.save(&current.tokens, None).await?;
+        }
+    }
+    let written = to.load().await?;
+    anyhow::ensure!(
+        written.as_ref().is_some_and(|w| same(&w.tokens)),
+        "the tokens read back from {} differ from what was written; the source {} is unchanged",
+        to.path(),
+        from.path()
+    );
+    from.remove().await?;
+    if out.json {
+        out.json_value(&serde_json::json!({"profile": profile, "from": from.path(), "to": to.path()}))?;
+    } else {
+        out.line(format_args!("Moved the tokens of profile `{profile}` from {} to {}.", from.path(), to.path()))?;
+        out.note(format_args!(
+            "Now set token_store = \"{}\" in profile `{profile}` (or SKYSYNC_TOKEN_STORE); until then skysync finds no tokens (exit code 4).",
+            match &spec {
+                StoreSpec::File => "file".to_owned(),
+                StoreSpec::Postgres(url) => url.clone(),
+            }
+        ));
+    }
+    Ok(exit::OK)
 }
 
 fn new_key(out: &Output, args: NewKeyArgs) -> anyhow::Result<u8> {
@@ -56,6 +151,14 @@ async fn rekey(g: &GlobalArgs, out: &Output, args: RekeyArgs) -> anyhow::Result<
     };
     if let AtRest::Unavailable(problem) = &target {
         return Err(StoreError::Key(problem.clone()).into());
+    }
+    if let (_, ProfileStore::Postgres(_)) = profile_store(g)? {
+        return Err(UsageError(
+            "rekey re-encrypts the token file; this profile keeps its tokens in PostgreSQL. \
+             Migrate them to the file (`skysync token-store migrate --to file`), rekey, and migrate them back"
+                .into(),
+        )
+        .into());
     }
     let store = FileTokenStore::new(crate::config::data_dir(&profile)?).with_at_rest(current.clone());
     let _lock = store.lock().await?;

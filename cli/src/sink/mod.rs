@@ -33,7 +33,9 @@ use time::macros::format_description;
 
 pub use jsonl::JsonlSink;
 pub use postgres::PgSink;
+pub(crate) use postgres::{Connected, connect_client, driver_message};
 pub use spec::{JsonlOut, SinkSpec, redact_url};
+pub(crate) use spec::{check_pg_url, url_secrets};
 pub use sqlite::SqliteSink;
 
 /// Version of the table layout this build writes. Stored in `skysync_meta`.

@@ -111,39 +111,68 @@ fn connect_message(e: &tokio_postgres::Error, tls: &TlsSettings, secrets: &[Stri
     m
 }
 
+/// A connected client, the URL without password and the secrets to scrub from driver messages.
+/// The sink and the PostgreSQL token store connect the same way (TLS, password sources).
+pub(crate) struct Connected {
+    pub(crate) client: Client,
+    pub(crate) target: String,
+    pub(crate) secrets: Vec<String>,
+}
+
+impl std::fmt::Debug for Connected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connected").field("target", &self.target).finish_non_exhaustive()
+    }
+}
+
+/// Connects (10 s timeout unless the URL sets `connect_timeout`), with TLS as `sslmode` says.
+pub(crate) async fn connect_client(url: &str, password_file: Option<&Path>) -> Result<Connected, SinkError> {
+    let target = redact_url(url);
+    let mut secrets = url_secrets(url);
+    let parsed = check_pg_url(url)?;
+    let mut tls = TlsSettings::from_url(&parsed).map_err(SinkError::InvalidSpec)?;
+    let mut config: tokio_postgres::Config =
+        pg_tls::strip_handled_params(url).parse().map_err(|e: tokio_postgres::Error| SinkError::Postgres {
+            target: target.clone(),
+            action: "parsing the URL".to_owned(),
+            message: message(&e, &secrets),
+        })?;
+    let auth = pg_auth::apply(&parsed, &mut config, &mut tls, password_file).map_err(SinkError::InvalidSpec)?;
+    secrets.extend(auth.password.clone());
+    let fail = |action: &str, message: String| SinkError::Postgres {
+        target: target.clone(),
+        action: action.to_owned(),
+        message: scrub(&message, &secrets),
+    };
+    config.ssl_mode(tls.mode.driver_mode());
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(Duration::from_secs(10));
+    }
+    let connector = tls.connector().map_err(|m| fail("setting up TLS", m))?;
+    let (client, connection) = config
+        .connect(connector)
+        .await
+        .map_err(|e| fail("connecting", auth.explain(connect_message(&e, &tls, &secrets))))?;
+    let log_target = target.clone();
+    let log_secrets = secrets.clone();
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!(target = %log_target, error = %message(&e, &log_secrets), "PostgreSQL connection closed");
+        }
+    });
+    Ok(Connected { client, target, secrets })
+}
+
+/// Driver error text with the server's detail and hint, `secrets` removed.
+pub(crate) fn driver_message(e: &tokio_postgres::Error, secrets: &[String]) -> String {
+    message(e, secrets)
+}
+
 impl PgSink {
     /// Connects (10 s timeout unless the URL sets `connect_timeout`), with TLS as `sslmode` says.
     /// `password_file` is the profile's (see [`super::pg_auth`]).
     pub async fn connect(url: &str, password_file: Option<&Path>) -> Result<Self, SinkError> {
-        let target = redact_url(url);
-        let mut secrets = url_secrets(url);
-        let parsed = check_pg_url(url)?;
-        let mut tls = TlsSettings::from_url(&parsed).map_err(SinkError::InvalidSpec)?;
-        let mut config: tokio_postgres::Config =
-            pg_tls::strip_handled_params(url).parse().map_err(failer(&target, &secrets, "parsing the URL"))?;
-        let auth = pg_auth::apply(&parsed, &mut config, &mut tls, password_file).map_err(SinkError::InvalidSpec)?;
-        secrets.extend(auth.password.clone());
-        let fail = |action: &str, message: String| SinkError::Postgres {
-            target: target.clone(),
-            action: action.to_owned(),
-            message: scrub(&message, &secrets),
-        };
-        config.ssl_mode(tls.mode.driver_mode());
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(Duration::from_secs(10));
-        }
-        let connector = tls.connector().map_err(|m| fail("setting up TLS", m))?;
-        let (client, connection) = config
-            .connect(connector)
-            .await
-            .map_err(|e| fail("connecting", auth.explain(connect_message(&e, &tls, &secrets))))?;
-        let log_target = target.clone();
-        let log_secrets = secrets.clone();
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::warn!(target = %log_target, error = %message(&e, &log_secrets), "PostgreSQL connection closed");
-            }
-        });
+        let Connected { client, target, secrets } = connect_client(url, password_file).await?;
         Ok(PgSink { target, secrets, client, ensured: HashSet::new() })
     }
 

@@ -1,4 +1,4 @@
-//! The token file: one profile's [`TokenSet`] in `<data_dir>/tokens.json`.
+//! The file backend (the default): one profile's [`TokenSet`] in `<data_dir>/tokens.json`.
 //!
 //! - The directory is 0700 and the file 0600; either being open to other users is refused with
 //!   the `chmod` that fixes it, as ssh does for private keys.
@@ -41,6 +41,7 @@ use skysync_core::store::{StoreError, StoreLock, TokenStore, Versioned};
 use skysync_core::token_set::TokenSet;
 use time::OffsetDateTime;
 
+use super::{Envelope, decode_envelope, encode_envelope, is_newer};
 use crate::runtime::CriticalSection;
 use crate::token_crypto::{AtRest, OpenError};
 
@@ -59,22 +60,8 @@ pub const USED_CODES_FILE: &str = "exchanged-codes.json";
 const USED_CODES_KEPT: usize = 100;
 /// The lock file.
 pub const LOCK_FILE: &str = "tokens.lock";
-/// The `format` marker of the token file.
-pub const STORE_FORMAT: &str = "skysync-tokens";
-/// The token file version this build writes.
-pub const STORE_VERSION: u32 = 1;
 /// A token file is a few KiB; anything much larger is not one.
 const MAX_FILE_BYTES: u64 = 1024 * 1024;
-
-#[derive(Serialize, Deserialize)]
-struct Envelope {
-    format: String,
-    version: u32,
-    generation: u64,
-    #[serde(with = "time::serde::rfc3339")]
-    saved_at: OffsetDateTime,
-    tokens: TokenSet,
-}
 
 /// Why one file could not be read.
 enum ReadError {
@@ -164,7 +151,7 @@ impl FileTokenStore {
         }
     }
 
-    fn ensure_dir(&self) -> Result<(), StoreError> {
+    pub(super) fn ensure_dir(&self) -> Result<(), StoreError> {
         if self.check_dir()? {
             return Ok(());
         }
@@ -221,25 +208,7 @@ impl FileTokenStore {
             OpenError::Key(m) => ReadError::Key(m),
             OpenError::Unreadable(m) => ReadError::Unreadable(m),
         })?;
-        let value: serde_json::Value = serde_json::from_slice(&bytes)
-            .map_err(|e| ReadError::Unreadable(format!("it is not valid JSON ({})", redact_quoted(&e.to_string()))))?;
-        if value.get("format").and_then(|f| f.as_str()) != Some(STORE_FORMAT) {
-            return Err(ReadError::Unreadable(format!(
-                "it is not a skysync token file (no \"format\": \"{STORE_FORMAT}\")"
-            )));
-        }
-        match value.get("version").and_then(|v| v.as_u64()) {
-            Some(v) if v == u64::from(STORE_VERSION) => {}
-            Some(v) => {
-                return Err(ReadError::Unreadable(format!(
-                    "it has version {v}, and this skysync reads version {STORE_VERSION}; upgrade skysync"
-                )));
-            }
-            None => return Err(ReadError::Unreadable("it has no numeric \"version\"".into())),
-        }
-        serde_json::from_value(value)
-            .map(Some)
-            .map_err(|e| ReadError::Unreadable(format!("it is incomplete ({})", redact_quoted(&e.to_string()))))
+        decode_envelope(&bytes).map(Some).map_err(ReadError::Unreadable)
     }
 
     /// The current envelope and whether it came from the backup.
@@ -293,24 +262,11 @@ impl FileTokenStore {
         ))
     }
 
-    fn envelope(tokens: &TokenSet, generation: u64) -> Result<Vec<u8>, serde_json::Error> {
-        let envelope = Envelope {
-            format: STORE_FORMAT.into(),
-            version: STORE_VERSION,
-            generation,
-            saved_at: SystemClock.now(),
-            tokens: tokens.clone(),
-        };
-        let mut json = serde_json::to_vec_pretty(&envelope)?;
-        json.push(b'\n');
-        Ok(json)
-    }
-
     /// Writes `tokens` as `generation`, first keeping the current file as the newest backup when
     /// `keep_backup`. The caller holds the lock.
     fn write(&self, tokens: &TokenSet, generation: u64, keep_backup: bool) -> Result<(), StoreError> {
         self.ensure_dir()?;
-        let json = Self::envelope(tokens, generation).map_err(|e| self.write_failed("serializing", e))?;
+        let json = encode_envelope(tokens, generation).map_err(|e| self.write_failed("serializing", e))?;
         if let Some(e) = injected_fault(FaultSite::TokenFile) {
             return Err(self.write_failed("writing", e));
         }
@@ -437,7 +393,7 @@ impl FileTokenStore {
     }
 
     /// Rescue files beside the store, oldest first, with what each holds (`None`: unreadable).
-    fn rescues(&self) -> Vec<(PathBuf, Option<Envelope>)> {
+    pub(super) fn rescues(&self) -> Vec<(PathBuf, Option<Envelope>)> {
         self.rescue_paths()
             .into_iter()
             .map(|p| {
@@ -454,7 +410,7 @@ impl FileTokenStore {
     }
 
     /// The newest rescue file that holds a newer token set than `current`.
-    fn newer_rescue(&self, current: Option<&TokenSet>) -> Option<(PathBuf, Envelope)> {
+    pub(super) fn newer_rescue(&self, current: Option<&TokenSet>) -> Option<(PathBuf, Envelope)> {
         self.rescues()
             .into_iter()
             .filter_map(|(p, env)| env.map(|e| (p, e)))
@@ -580,15 +536,6 @@ struct UsedCode {
     at: OffsetDateTime,
 }
 
-/// Whether rescued tokens are newer than the stored ones: the same application and consent (a
-/// later consent or import supersedes a rescue), refreshed later, and no older refresh token.
-fn is_newer(rescued: &TokenSet, stored: &TokenSet) -> bool {
-    rescued.client_id == stored.client_id
-        && rescued.consented_at >= stored.consented_at
-        && rescued.refresh_obtained_at >= stored.refresh_obtained_at
-        && rescued.last_refreshed_at > stored.last_refreshed_at
-}
-
 #[cfg(unix)]
 fn foreign_owner(path: &Path, meta: &std::fs::Metadata, what: &str) -> Option<String> {
     use std::os::unix::fs::MetadataExt;
@@ -613,13 +560,13 @@ fn is_symlink_refusal(path: &Path, e: &std::io::Error) -> bool {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum FaultSite {
+pub(super) enum FaultSite {
     TokenFile,
     Rescue,
 }
 
 /// The test-only write fault of `SKYSYNC_TEST_SAVE_FAULT` (see the module docs).
-fn injected_fault(site: FaultSite) -> Option<std::io::Error> {
+pub(super) fn injected_fault(site: FaultSite) -> Option<std::io::Error> {
     static WRITES: AtomicU32 = AtomicU32::new(0);
     let spec = std::env::var("SKYSYNC_TEST_SAVE_FAULT").ok()?;
     let (kind, allowed) = spec.split_once(':').unwrap_or((spec.as_str(), "0"));
@@ -747,7 +694,7 @@ impl TokenStore for FileTokenStore {
         );
         let path = self.dir.join(format!("{RESCUE_PREFIX}{stamp}-{}{RESCUE_SUFFIX}", std::process::id()));
         let failed = |e: &dyn std::fmt::Display| StoreError::Io(format!("cannot write {}: {e}", path.display()));
-        let json = Self::envelope(tokens, 0).map_err(|e| failed(&e))?;
+        let json = encode_envelope(tokens, 0).map_err(|e| failed(&e))?;
         let json = self.at_rest.seal(json).map_err(StoreError::Key)?;
         if let Some(e) = injected_fault(FaultSite::Rescue) {
             return Err(failed(&e));
