@@ -157,7 +157,7 @@ pub fn process_env(name: &str) -> Option<String> {
 /// Which config file: `--config`, else `SKYSYNC_CONFIG`, else the XDG default. The flag is
 /// `Some` when the file was named (then it must exist).
 pub fn locate(flag: Option<&Path>, env: Env<'_>) -> Result<(PathBuf, bool), ConfigError> {
-    let explicit = flag.map(Path::to_path_buf).or_else(|| process_env("SKYSYNC_CONFIG").map(PathBuf::from));
+    let explicit = flag.map(Path::to_path_buf).or_else(|| env("SKYSYNC_CONFIG").map(PathBuf::from));
     match explicit {
         Some(p) => Ok((p, true)),
         None => default_config_path().map(|p| (p, false)).ok_or_else(|| {
@@ -226,7 +226,7 @@ pub fn profile_name_in(from_cli: Option<&str>, env: Env<'_>) -> Result<String, C
 
 /// The profiles the config file defines (`[profiles.NAME]`), in name order; none without a file.
 pub fn profile_names(path: Option<&Path>) -> Result<Vec<String>, ConfigError> {
-    let path = match path.map(Path::to_path_buf).or_else(|| env("SKYSYNC_CONFIG").map(PathBuf::from)) {
+    let path = match path.map(Path::to_path_buf).or_else(|| process_env("SKYSYNC_CONFIG").map(PathBuf::from)) {
         Some(p) => p,
         None => match default_config_path() {
             Some(p) => p,

@@ -260,6 +260,11 @@ impl Resolved {
         self.value("token_key_file").map(PathBuf::from)
     }
 
+    /// The PostgreSQL password file, if one is configured (see [`Settings::db_password_file`]).
+    pub fn db_password_file(&self) -> Option<PathBuf> {
+        self.value("db_password_file").map(PathBuf::from)
+    }
+
     /// Where the profile's tokens live (`token_store`), validated; needs no other setting, so
     /// `logout` and `token-store` work before the application is configured.
     pub fn token_store(&self) -> Result<crate::token_store::StoreSpec, ConfigError> {

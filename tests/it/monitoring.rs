@@ -87,7 +87,9 @@ async fn pings_start_then_success_or_fail() {
     assert!(body.starts_with("exit code 4: "), "{body}");
 
     // An unreachable ping URL is a warning; the run's exit code is its own.
-    s.set_env("SKYSYNC_PING_URL", Some(&format!("http://127.0.0.1:{}/x", skysync_tests::cli::free_port())));
+    // A port that was just free and is closed again: connections to it are refused.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    s.set_env("SKYSYNC_PING_URL", Some(&format!("http://127.0.0.1:{closed}/x")));
     s.seed_expired_access().await;
     let run = s.run(&["token"]).await;
     run.expect_code(0);

@@ -42,7 +42,7 @@ fn at_rest(resolved: &crate::settings::Resolved) -> AtRest {
 
 /// The profile's PostgreSQL password file, if one is configured.
 fn password_file(resolved: &crate::settings::Resolved) -> Option<std::path::PathBuf> {
-    resolved.entry("db_password_file").and_then(|e| e.value.clone()).map(Into::into)
+    resolved.db_password_file()
 }
 
 /// Moves the tokens: both stores locked, written to the destination, read back, then removed

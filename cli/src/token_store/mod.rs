@@ -150,11 +150,17 @@ impl ProfileStore {
     ) -> ProfileStore {
         match spec {
             StoreSpec::File => ProfileStore::File(FileTokenStore::new(data_dir).with_at_rest(at_rest)),
-            StoreSpec::Postgres(url) => {
-                ProfileStore::Postgres(Box::new(
-                    PgTokenStore::new(url, profile, data_dir, at_rest).with_password_file(password_file),
-                ))
-            }
+            StoreSpec::Postgres(url) => ProfileStore::Postgres(Box::new(
+                PgTokenStore::new(url, profile, data_dir, at_rest).with_password_file(password_file),
+            )),
+        }
+    }
+
+    /// How the tokens are kept at rest (the key, or plaintext).
+    pub fn at_rest(&self) -> &AtRest {
+        match self {
+            ProfileStore::File(f) => f.at_rest(),
+            ProfileStore::Postgres(p) => p.at_rest(),
         }
     }
 

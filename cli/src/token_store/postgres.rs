@@ -110,6 +110,11 @@ impl PgTokenStore {
         self
     }
 
+    /// How the tokens are kept at rest.
+    pub fn at_rest(&self) -> &AtRest {
+        &self.at_rest
+    }
+
     /// `profile P in TABLE at URL` (the URL without its password).
     pub fn describe(&self) -> String {
         format!("profile `{}` in {TOKEN_TABLE} at {}", self.profile, crate::sink::redact_url(&self.url))
@@ -132,7 +137,9 @@ impl PgTokenStore {
         let connected = self
             .client
             .get_or_try_init(|| async {
-                let c = connect_client(&self.url, self.password_file.as_deref()).await.map_err(|e| self.connect_failed(e))?;
+                let c = connect_client(&self.url, self.password_file.as_deref())
+                    .await
+                    .map_err(|e| self.connect_failed(e))?;
                 ensure_schema(&c.client).await.map_err(|e| {
                     StoreError::Io(format!(
                         "token store {}: creating the tables: {}",
@@ -388,7 +395,8 @@ impl TokenStore for PgTokenStore {
         self.local.ensure_dir()?;
         // Tables first, on the shared connection.
         self.client().await?;
-        let held = connect_client(&self.url, self.password_file.as_deref()).await.map_err(|e| self.connect_failed(e))?;
+        let held =
+            connect_client(&self.url, self.password_file.as_deref()).await.map_err(|e| self.connect_failed(e))?;
         let wait = Self::lock_wait();
         let locked = async {
             held.client.batch_execute(&format!("SET lock_timeout = {}", wait.as_millis().max(1))).await?;
