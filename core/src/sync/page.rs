@@ -54,10 +54,16 @@ pub fn parse_page(url: &Url, response: &HttpResponse) -> Result<Page, PageError>
     }
     let raw: RawPage = serde_json::from_slice(&response.body).map_err(|e| bad(format!("not a list envelope: {e}")))?;
     let value = raw.value.ok_or_else(|| bad("no \"value\" array".into()))?;
-    let next_link = raw.next_link.filter(|l| !l.is_empty());
-    if let Some(link) = &next_link {
-        same_origin_link(url, link).map_err(bad)?;
-    }
+    // An absolute link (Blackbaud's are) is kept verbatim, its sort_token as received. A relative
+    // one is resolved against the page's URL: the link becomes the bookmark, read again by later
+    // runs that no longer know that URL.
+    let next_link = match raw.next_link.filter(|l| !l.is_empty()) {
+        Some(link) => {
+            let target = same_origin_link(url, &link).map_err(bad)?;
+            Some(if Url::parse(&link).is_ok() { link } else { target.to_string() })
+        }
+        None => None,
+    };
     Ok(Page {
         count: raw.count,
         next_link,
@@ -70,12 +76,12 @@ pub fn parse_page(url: &Url, response: &HttpResponse) -> Result<Page, PageError>
 /// refuses such a request too, but the page's rows are committed together with the link as the
 /// bookmark before it is requested; a foreign link stored there would break every later run (and
 /// an empty page's link is not requested until the next run).
-fn same_origin_link(page_url: &Url, link: &str) -> Result<(), String> {
+fn same_origin_link(page_url: &Url, link: &str) -> Result<Url, String> {
     let target = page_url.join(link).map_err(|e| format!("next_link is not a URL: {e}"))?;
     if target.origin() != page_url.origin() {
         return Err(format!("next_link points to another host ({}); not following it", redacted_url(&target)));
     }
-    Ok(())
+    Ok(target)
 }
 
 /// The fields of a record the sync needs besides the record itself.

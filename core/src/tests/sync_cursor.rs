@@ -58,6 +58,20 @@ fn chain_follows_next_link_verbatim_and_stops_on_empty_page() {
 }
 
 #[test]
+fn a_relative_next_link_is_resolved_against_the_page_so_later_runs_can_follow_it() {
+    let e = find("gifts").unwrap();
+    let mut c = Cursor::resume(e, &base(), None, CursorOptions { page_size: Some(1), ..Default::default() }, T0);
+    let p = page(
+        r#"{"count":2,"next_link":"/gift/v1/gifts?limit=1&sort_token=AB%2bC","value":[{"id":"1","date_modified":"2020-01-01T00:00:00+00:00"}]}"#,
+    );
+    assert_eq!(p.next_link.as_deref(), Some("https://api.sky.blackbaud.com/gift/v1/gifts?limit=1&sort_token=AB%2bC"));
+    assert_eq!(c.advance(&p, &keys(&p)), Step::More);
+    let stored = Bookmark::from_json(&c.bookmark().to_json()).unwrap();
+    let resumed = Cursor::resume(e, &base(), Some(stored), CursorOptions::default(), T0);
+    assert_eq!(resumed.request_url().unwrap().path(), "/gift/v1/gifts");
+}
+
+#[test]
 fn events_page_by_offset_and_restart_with_overlap() {
     let e = find("events").unwrap();
     let opts = CursorOptions { page_size: Some(2), overlap: Duration::from_secs(1800) };
@@ -279,8 +293,14 @@ fn a_next_link_to_another_host_is_refused_with_the_page() {
         assert!(e.contains("another host"), "{link}: {e}");
         assert!(!e.contains("secret"), "query values are hidden: {e}");
     }
-    for link in ["https://api.sky.blackbaud.com/constituent/v1/constituents?sort_token=a", "/constituent/v1/x"] {
+    for (link, kept) in [
+        (
+            "https://api.sky.blackbaud.com/constituent/v1/constituents?sort_token=a",
+            "https://api.sky.blackbaud.com/constituent/v1/constituents?sort_token=a",
+        ),
+        ("/constituent/v1/x", "https://api.sky.blackbaud.com/constituent/v1/x"),
+    ] {
         let body = serde_json::json!({"count": 0, "value": [], "next_link": link}).to_string();
-        assert_eq!(page(&body).next_link.as_deref(), Some(link));
+        assert_eq!(page(&body).next_link.as_deref(), Some(kept));
     }
 }
