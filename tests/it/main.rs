@@ -11,6 +11,7 @@ mod exit_codes;
 mod foreign_hosts;
 mod oauth_fidelity;
 mod paging_fidelity;
+mod partition_sync;
 mod pg_auth;
 mod reliability_sync;
 mod reliability_tokens;

@@ -23,6 +23,7 @@ use serde::Deserialize;
 use skysync_core::catalog::{self, CATALOG, DEFAULT_ENTITIES, Entity};
 use skysync_core::host::SystemClock;
 use skysync_core::sync::DEFAULT_OVERLAP;
+use skysync_core::sync::partition::{DEFAULT_PARTITIONS, MAX_PARTITIONS};
 
 pub use demo::demo;
 pub use list::print_list;
@@ -65,6 +66,9 @@ pub struct SyncConfig {
     /// Seconds a run waits for another run on the same database to finish (default 10).
     #[serde(default)]
     pub lock_wait_secs: Option<u64>,
+    /// Most chains one initial or full scan is split into (default 8; 1 turns splitting off).
+    #[serde(default)]
+    pub partitions: Option<usize>,
 }
 
 /// Client-side pace when neither the command line nor the config sets one. Blackbaud has
@@ -115,6 +119,10 @@ pub struct SyncArgs {
     /// Entities synced at the same time (default 4).
     #[arg(long, value_name = "N")]
     pub concurrency: Option<usize>,
+    /// Most chains an initial or --full scan of one entity is split into, run side by side
+    /// (default 8; 1 = one chain). The number used also follows the rate limit and page latency.
+    #[arg(long, value_name = "N")]
+    pub partitions: Option<usize>,
     /// Seconds to wait while another sync holds this database's lock, then exit 6 (default 10).
     #[arg(long, value_name = "SECS")]
     pub lock_wait: Option<u64>,
@@ -174,7 +182,7 @@ pub async fn run(ctx: &Context, args: SyncArgs) -> anyhow::Result<()> {
     let cfg = &ctx.settings().sync;
     let entities = select_entities(&args.entities, &cfg.entities)?;
     let spec = sink_spec(ctx, &args.sink)?;
-    let options = engine_options(&args, cfg)?;
+    let mut options = engine_options(&args, cfg)?;
     if args.dry_run {
         return plan::run(out, &spec, &ctx.settings().endpoints.api, &entities, &options).await;
     }
@@ -182,6 +190,7 @@ pub async fn run(ctx: &Context, args: SyncArgs) -> anyhow::Result<()> {
     if !(rate.is_finite() && rate >= 0.0) {
         return Err(UsageError(format!("--rate-limit must be a number of calls per second, not {rate}")).into());
     }
+    options.rate_limit = rate;
     let budget = args.call_budget.or(cfg.call_budget);
     let wait = Duration::from_secs(args.lock_wait.or(cfg.lock_wait_secs).unwrap_or(DEFAULT_LOCK_WAIT_SECS));
     // Held until the run ends (dropped last): one sync per database at a time.
@@ -265,6 +274,10 @@ fn engine_options(args: &SyncArgs, cfg: &SyncConfig) -> Result<EngineOptions, Us
     if args.page_size == Some(0) || args.concurrency == Some(0) {
         return Err(UsageError("--page-size and --concurrency must be at least 1".into()));
     }
+    let partitions = args.partitions.or(cfg.partitions).unwrap_or(DEFAULT_PARTITIONS);
+    if !(1..=MAX_PARTITIONS).contains(&partitions) {
+        return Err(UsageError(format!("partitions must be between 1 and {MAX_PARTITIONS}, not {partitions}")));
+    }
     Ok(EngineOptions {
         page_size: args.page_size,
         overlap: cfg.overlap_minutes.map_or(DEFAULT_OVERLAP, |m| Duration::from_secs(m * 60)),
@@ -273,5 +286,7 @@ fn engine_options(args: &SyncArgs, cfg: &SyncConfig) -> Result<EngineOptions, Us
         reconcile_every: cfg.reconcile_every_days.map(|d| Duration::from_secs(d * 86_400)),
         deletes,
         concurrency: args.concurrency.or(cfg.concurrency).unwrap_or(DEFAULT_CONCURRENCY),
+        partitions,
+        rate_limit: 0.0,
     })
 }

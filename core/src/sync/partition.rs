@@ -10,12 +10,12 @@
 //! - chain 0 continues the first page's `next_link` and stops before t_1;
 //! - chain i starts at `last_modified=t_i`, follows its own `sort_token`, drops rows with
 //!   `date_modified >= t_(i+1)` and stops at the first page that reaches t_(i+1);
-//! - the last chain is open-ended, and its end is the incremental bookmark, exactly as with one
-//!   chain ([`PartitionTable::final_bookmark`]).
+//! - the last chain is open-ended and ends after every other chain (it reads on from its end if
+//!   it finished first: [`PartitionTable::reopen_last_chain`]); its end is the incremental
+//!   bookmark, exactly as with one chain ([`PartitionTable::final_bookmark`]).
 //!
 //! Nothing is missed: `sort_token` chains run in change order, so a record changed during the run
-//! moves past every cut into the last chain (or, once that chain has ended, past the final
-//! bookmark into the next run); a record read twice is an idempotent upsert. Cuts are times, so
+//! moves past every cut into the last chain; a record read twice is an idempotent upsert. Cuts are times, so
 //! records sharing one `date_modified` always land in one chain: a tie block (a display-name
 //! change that bumps thousands of records to one timestamp) that holds several quantiles leaves
 //! fewer, larger chains rather than splitting it.
@@ -60,8 +60,9 @@ pub struct Pace {
 pub fn chains_for(pages_left: u64, pace: Pace, cap: usize) -> usize {
     let by_pages = usize::try_from(pages_left / MIN_PAGES_PER_CHAIN).unwrap_or(usize::MAX);
     let by_rate = if pace.rate > 0.0 && pace.rate.is_finite() {
-        // Calls in flight that the pace allows: one chain waits `latency` per call.
-        (pace.rate * pace.latency.as_secs_f64()).ceil().max(1.0) as usize
+        // Calls the pace allows while one chain waits for a page: a second chain pays off only
+        // when a page takes at least two pacing intervals.
+        (pace.rate * pace.latency.as_secs_f64()).floor().max(1.0) as usize
     } else {
         usize::MAX
     };
@@ -236,6 +237,15 @@ impl PartitionTable {
                 c.high_water.clone_from(high_water);
             }
             c.done = scan.done;
+        }
+    }
+
+    /// Marks the last chain open again. The last chain must end after every other one: a record
+    /// changed while a bounded chain runs moves past every cut into the last chain's range, so a
+    /// last chain that ended first reads on from its end once the others are done.
+    pub fn reopen_last_chain(&mut self) {
+        if let Some(last) = self.partitions.last_mut() {
+            last.done = false;
         }
     }
 
