@@ -202,7 +202,12 @@ async fn sigkill_mid_partitioned_run_then_rerun_resumes_every_chain() {
     run.expect_code(0);
     let v: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
     let e = &v["entities"][0];
-    assert_eq!(e["changed"].as_u64().unwrap(), 0, "no committed page is fetched again ({} chains seen)", seen.partitions.len());
+    assert_eq!(
+        e["changed"].as_u64().unwrap(),
+        0,
+        "no committed page is fetched again ({} chains seen)",
+        seen.partitions.len()
+    );
     assert_eq!(e["added"].as_u64().unwrap() as usize, GIFTS as usize - kept);
     let db = Fixture::at(SinkSpec::Sqlite(path.clone()));
     db.assert_equals_source(&sk.sim, "gifts").await;

@@ -256,7 +256,8 @@ impl Engine<'_> {
                         Commit::Records { records, bookmark } => {
                             let target = if outcome.phase == Phase::Full { Target::Staging } else { Target::Live };
                             let rows: Vec<Row> = records.into_iter().map(row).collect();
-                            let commit = self.sink.lock().await.commit_page(entity.name, target, &rows, &bookmark).await?;
+                            let commit =
+                                self.sink.lock().await.commit_page(entity.name, target, &rows, &bookmark).await?;
                             report.committed(target, commit, rows.len());
                             // After the first page of an initial or full scan: split the rest?
                             let splittable = std::mem::take(&mut first_page)
@@ -264,7 +265,10 @@ impl Engine<'_> {
                                 && !plan.reconciles()
                                 && plan.next()? == Next::Fetch;
                             let table = match splittable {
-                                true => self.split(entity, &bookmark, (outcome.expected, outcome.done), latency, report).await?,
+                                true => {
+                                    self.split(entity, &bookmark, (outcome.expected, outcome.done), latency, report)
+                                        .await?
+                                }
                                 false => None,
                             };
                             if let Some(table) = table {

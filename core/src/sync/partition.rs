@@ -132,7 +132,10 @@ impl Split {
     /// The probes to GET, in order: each asks for the `count` of records modified on or after
     /// one time (`limit=1`, so each is cheap).
     pub fn probe_urls(&self) -> Vec<Url> {
-        self.probes.iter().map(|t| Cursor::list_url(self.entity, &self.base, 1, &[("last_modified", t.as_str())])).collect()
+        self.probes
+            .iter()
+            .map(|t| Cursor::list_url(self.entity, &self.base, 1, &[("last_modified", t.as_str())]))
+            .collect()
     }
 
     /// Takes in the probes' answers (in [`Split::probe_urls`] order) and lays out the chains;

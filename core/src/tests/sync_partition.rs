@@ -103,7 +103,10 @@ fn a_split_probes_after_the_first_page_and_lays_out_chains() {
     for (i, c) in table.partitions.iter().enumerate().skip(1) {
         let start = table.partitions[i - 1].until.clone().unwrap();
         let url = Url::parse(&c.next_link).unwrap();
-        assert!(url.query_pairs().any(|(k, v)| k == "last_modified" && v == start.as_str()), "chain {i} starts at its cut");
+        assert!(
+            url.query_pairs().any(|(k, v)| k == "last_modified" && v == start.as_str()),
+            "chain {i} starts at its cut"
+        );
         assert!(url.query_pairs().any(|(k, v)| k == "limit" && v == "10"));
     }
     assert!(table.partitions.last().unwrap().until.is_none(), "the last chain is open-ended");
@@ -116,8 +119,7 @@ fn a_split_probes_after_the_first_page_and_lays_out_chains() {
 }
 
 fn page(link: &str, rows: &[(&str, &str)]) -> String {
-    let value: Vec<String> =
-        rows.iter().map(|(id, dm)| format!(r#"{{"id":"{id}","date_modified":"{dm}"}}"#)).collect();
+    let value: Vec<String> = rows.iter().map(|(id, dm)| format!(r#"{{"id":"{id}","date_modified":"{dm}"}}"#)).collect();
     format!(r#"{{"count":99,"next_link":"{link}","value":[{}]}}"#, value.join(","))
 }
 
@@ -140,15 +142,15 @@ fn a_chain_drops_rows_past_its_end_and_stops_there_and_the_last_chain_sets_the_b
     // Chain 0: a page inside its range goes on; the page reaching the cut keeps only what is before it.
     let c0 = &mut chains[0];
     let url = c0.request_url().unwrap();
-    let (rows, step) =
-        c0.page(&url, &json(200, &page(&link("B"), &[("1", "2024-01-01T00:00:00Z"), ("2", "2024-02-01T00:00:00Z")])))
-            .unwrap();
+    let (rows, step) = c0
+        .page(&url, &json(200, &page(&link("B"), &[("1", "2024-01-01T00:00:00Z"), ("2", "2024-02-01T00:00:00Z")])))
+        .unwrap();
     assert_eq!((rows.len(), step), (2, Step::More));
     table.record(c0);
     assert_eq!(c0.request_url().unwrap().as_str(), link("B"));
-    let (rows, step) =
-        c0.page(&url, &json(200, &page(&link("C"), &[("3", "2024-05-31T23:59:59Z"), ("4", "2024-06-01T00:00:00Z")])))
-            .unwrap();
+    let (rows, step) = c0
+        .page(&url, &json(200, &page(&link("C"), &[("3", "2024-05-31T23:59:59Z"), ("4", "2024-06-01T00:00:00Z")])))
+        .unwrap();
     assert_eq!(rows.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["3"], "a row at the cut is the next chain's");
     assert_eq!(step, Step::Done);
     table.record(c0);

@@ -29,8 +29,7 @@ impl Engine<'_> {
         let pace = Pace { rate: self.options.rate_limit, latency };
         let now = self.clock.now();
         let cap = self.options.partitions;
-        let Some(split) = split(entity, &self.base, &self.sync, bookmark, expected, read, pace, cap, now)
-        else {
+        let Some(split) = split(entity, &self.base, &self.sync, bookmark, expected, read, pace, cap, now) else {
             return Ok(None);
         };
         let probes = split.probe_urls();
