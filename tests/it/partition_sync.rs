@@ -136,6 +136,27 @@ async fn changes_during_a_partitioned_run_are_all_stored() {
 }
 
 #[tokio::test]
+async fn partitioned_initial_and_full_runs_into_postgres_store_exactly_the_source() {
+    let sim = start_sim(sim_config(GIFTS / 2)).await;
+    let api = client(&sim);
+    let db = Db { fx: Fixture::postgres(), _dir: tempfile::tempdir().unwrap() };
+    let hook = Hook(|pages| {
+        if pages % 8 == 0 {
+            sim.modify("gifts", 10);
+            sim.add("gifts", 2);
+        }
+    });
+    let before = gift_calls(&sim);
+    run(&db, &api, &split_into(4), &hook).await;
+    assert!(gift_calls(&sim) - before > 41, "split");
+    db.fx.assert_equals_source(&sim, "gifts").await;
+    let r = run(&db, &api, &EngineOptions { full: true, ..split_into(4) }, &hook).await;
+    assert_eq!(r.entities[0].mode, RunMode::Full);
+    db.fx.assert_equals_source(&sim, "gifts").await;
+    assert_eq!(db.fx.count("gifts").await, sim.live_ids("gifts").len(), "no duplicates");
+}
+
+#[tokio::test]
 async fn a_partitioned_run_under_faults_stores_exactly_the_source() {
     let sim = start_sim(sim_config(GIFTS / 2)).await;
     sim.set_fault_rates(FaultRates {

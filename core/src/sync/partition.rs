@@ -14,7 +14,9 @@
 //!   it finished first: [`PartitionTable::reopen_last_chain`]); its end is the incremental
 //!   bookmark, exactly as with one chain ([`PartitionTable::final_bookmark`]).
 //!
-//! Nothing is missed: `sort_token` chains run in change order, so a record changed during the run
+//! Chains rely on Blackbaud's documented order: a `last_modified` list is "ascending by
+//! last-modified", so a chain that meets a row at or past its end has read every row before it (the
+//! simulator keeps the same order). Nothing is missed: a record changed during the run
 //! moves past every cut into the last chain; a record read twice is an idempotent upsert. Cuts are times, so
 //! records sharing one `date_modified` always land in one chain: a tie block (a display-name
 //! change that bumps thousands of records to one timestamp) that holds several quantiles leaves
