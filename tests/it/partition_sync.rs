@@ -90,12 +90,12 @@ async fn every_number_of_chains_stores_exactly_the_source() {
         db.fx.assert_equals_source(&sim, "gifts").await;
         assert_eq!(db.fx.count("gifts").await, GIFTS as usize, "k={k}: no duplicates");
         assert_eq!(r.entities[0].mode, RunMode::Initial);
-        // One chain: 40 pages and the empty one. K chains: the same pages, the probes (two per
-        // chain), at most one overshoot page per chain and the last chain's final empty page.
+        // One chain: 40 pages and the empty one. K chains: the same pages, the probes (one per
+        // cut), at most one overshoot page per chain and the last chain's final empty page.
         if k == 1 {
             assert_eq!(calls, 41, "k=1 is one chain");
         } else {
-            assert!(calls > 41 && calls <= 41 + 3 * k as u64 + 1, "k={k}: split with bounded waste: {calls} calls");
+            assert!(calls > 41 && calls <= 41 + 2 * k as u64, "k={k}: split with bounded waste: {calls} calls");
         }
         // The scan's end is a plain chain bookmark: the next run costs one call and reads nothing.
         let b = stored_bookmark(db.fx.spec()).await.unwrap();

@@ -43,10 +43,9 @@ use crate::http::HttpResponse;
 pub const DEFAULT_PARTITIONS: usize = 8;
 /// The highest cap accepted.
 pub const MAX_PARTITIONS: usize = 32;
-/// Probes sampled per chain wanted: more probes place the cuts closer to the quantiles.
-const PROBES_PER_CHAIN: usize = 2;
-/// A chain is worth its overshoot page and probes only with at least this many pages to read.
-const MIN_PAGES_PER_CHAIN: u64 = 2;
+/// Pages left per extra chain: each chain beyond the first costs about two calls (its probe and
+/// the page that overshoots its end), so at most half a call more per page than one chain.
+const PAGES_PER_EXTRA_CHAIN: u64 = 4;
 
 /// How fast the API can be called, for choosing K.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -58,9 +57,9 @@ pub struct Pace {
 }
 
 /// How many chains the rest of a scan is split into: enough to keep `rate × latency` calls in
-/// flight, at most one per [`MIN_PAGES_PER_CHAIN`] pages left, at most `cap`.
+/// flight, one more per [`PAGES_PER_EXTRA_CHAIN`] pages left, at most `cap`.
 pub fn chains_for(pages_left: u64, pace: Pace, cap: usize) -> usize {
-    let by_pages = usize::try_from(pages_left / MIN_PAGES_PER_CHAIN).unwrap_or(usize::MAX);
+    let by_pages = usize::try_from(pages_left / PAGES_PER_EXTRA_CHAIN + 1).unwrap_or(usize::MAX);
     let by_rate = if pace.rate > 0.0 && pace.rate.is_finite() {
         // Calls the pace allows while one chain waits for a page: a second chain pays off only
         // when a page takes at least two pacing intervals.
@@ -119,7 +118,8 @@ pub fn split(
     if chains < 2 {
         return None;
     }
-    let m = chains * PROBES_PER_CHAIN;
+    // One probe per cut, evenly spaced in time; the counts then move, merge or drop the cuts.
+    let m = chains - 1;
     let span = now - from;
     let probes = (1..=m).map(|j| rfc3339(from + span * (j as f64 / (m + 1) as f64))).collect();
     Some(Split { entity, base: base.clone(), limit, chains, first: (next_link, high_water), remaining, probes })
