@@ -217,6 +217,16 @@ async fn sigkill_mid_partitioned_run_then_rerun_resumes_every_chain() {
     let kept = sk_count(&path);
     assert!(kept < GIFTS as usize, "killed mid-run: {kept} rows");
 
+    // `sync status` and `--dry-run` say where the scan stands (no API calls).
+    let status = sk.run(&["sync", "status"]).await;
+    status.expect_code(0);
+    assert!(status.stdout.contains("partitioned scan in progress"), "{}", status.stdout);
+    let calls = sk.sim.stats().api_calls;
+    let dry = sk.run(&["sync", "gifts", "--dry-run"]).await;
+    dry.expect_code(0);
+    assert!(dry.stdout.contains("resumes a partitioned scan"), "{}", dry.stdout);
+    assert_eq!(sk.sim.stats().api_calls, calls);
+
     // The rerun resumes every chain: nothing read before the kill is read again.
     sk.sim.set_fault_rates(FaultRates::default());
     let run = sk.run(&["sync", "gifts", "--page-size", "50", "--rate-limit", "0", "--json"]).await;
