@@ -3,9 +3,11 @@
 //! source changes during the run, under faults, and after a SIGKILL mid-run and a rerun.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use skysync_cli::runtime::TokioRuntime;
 use skysync_cli::sim::{FaultRates, SimConfig, SimHandle};
 use skysync_cli::sink::{self, SinkSpec};
 use skysync_cli::sync::EntityReport;
@@ -13,11 +15,17 @@ use skysync_cli::sync::engine::{self, EngineOptions, RunMode, RunReport};
 use skysync_cli::sync::progress::{Phase, Progress, Silent};
 use skysync_core::api::{ApiClient, RetryPolicy};
 use skysync_core::catalog::{self, Entity};
+use skysync_core::config::ApiConfig;
+use skysync_core::host::OsEntropy;
 use skysync_core::host::SystemClock;
+use skysync_core::http::{HttpClient, HttpRequest, HttpResponse, ReqwestClient, TransportError};
+use skysync_core::secret::SubscriptionKey;
+use skysync_core::store::MemoryStore;
 use skysync_core::sync::Bookmark;
 use skysync_core::sync::partition::PartitionTable;
+use skysync_core::token_set::RenewalPolicy;
 use skysync_tests::cli::Skysync;
-use skysync_tests::sky::{api_client, sim_config, start_sim};
+use skysync_tests::sky::{api_client, minted_tokens, session, sim_config, start_sim};
 use tempfile::TempDir;
 
 use crate::sync::Fixture;
@@ -175,6 +183,56 @@ async fn a_partitioned_run_under_faults_stores_exactly_the_source() {
     assert!(stats.server_errors + stats.rate_limited + stats.dropped + stats.truncated > 0, "{stats:?}");
     db.fx.assert_equals_source(&sim, "gifts").await;
     assert_eq!(db.fx.count("gifts").await, GIFTS as usize);
+}
+
+/// The API's HTTP transport, counting the requests in flight.
+#[derive(Default)]
+struct InFlight {
+    now: AtomicUsize,
+    most: AtomicUsize,
+    http: Option<ReqwestClient>,
+}
+
+#[async_trait::async_trait]
+impl HttpClient for InFlight {
+    async fn execute(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
+        let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(n, Ordering::SeqCst);
+        let answer = self.http.as_ref().expect("a transport").execute(request).await;
+        self.now.fetch_sub(1, Ordering::SeqCst);
+        answer
+    }
+}
+
+/// The most requests in flight at once during a partitioned run with `concurrency`.
+async fn most_in_flight(concurrency: usize) -> usize {
+    let sim = start_sim(sim_config(GIFTS / 2)).await;
+    // Slow answers, so that requests sent side by side overlap.
+    sim.set_fault_rates(FaultRates { api_slow: 1.0, slow_ms: 40, ..FaultRates::default() });
+    let http = Arc::new(InFlight { http: Some(ReqwestClient::new().unwrap()), ..InFlight::default() });
+    let store = Arc::new(MemoryStore::with(minted_tokens(&sim)));
+    let config =
+        ApiConfig { base: sim.api_url(), subscription_key: SubscriptionKey::new(sim.config().subscription_key) };
+    let api = ApiClient::new(
+        session(&sim, store, RenewalPolicy::default()),
+        http.clone(),
+        Arc::new(TokioRuntime),
+        Arc::new(SystemClock),
+        Arc::new(OsEntropy),
+        config,
+        0.0,
+    );
+    let db = sqlite();
+    run(&db, &api, &EngineOptions { concurrency, ..split_into(8) }, &Silent).await;
+    db.fx.assert_equals_source(&sim, "gifts").await;
+    http.most.load(Ordering::SeqCst)
+}
+
+#[tokio::test]
+async fn chains_run_side_by_side_within_the_concurrency_bound() {
+    assert_eq!(most_in_flight(2).await, 2, "--concurrency 2 bounds the requests in flight");
+    let most = most_in_flight(8).await;
+    assert!((3..=8).contains(&most), "eight chains run side by side: {most} in flight at most");
 }
 
 /// The table stored in the SQLite file the binary writes, read through a separate connection.
