@@ -185,6 +185,32 @@ async fn a_partitioned_run_under_faults_stores_exactly_the_source() {
     assert_eq!(db.fx.count("gifts").await, GIFTS as usize);
 }
 
+#[tokio::test]
+async fn quota_exhaustion_mid_partitioned_run_keeps_every_chain_and_the_next_run_resumes_them() {
+    let sim = start_sim(sim_config(GIFTS / 2)).await;
+    let api = client(&sim);
+    let db = sqlite();
+    // The first page, the probes and a few chain pages, then the day's quota is gone.
+    sim.set_quota(Some(14));
+    let mut sink = sink::open(db.fx.spec()).await.unwrap();
+    let gifts: Vec<&'static Entity> = vec![catalog::find("gifts").unwrap()];
+    let r = engine::run(&api, sink.as_mut(), &gifts, &split_into(4), &SystemClock, &Silent).await.unwrap();
+    drop(sink);
+    assert!(r.stopped.as_ref().is_some_and(|e| e.to_string().contains("quota")), "{:?}", r.stopped);
+    let table = PartitionTable::from_json(&stored_bookmark(db.fx.spec()).await.unwrap()).expect("a chain table");
+    assert!(!table.finished() && table.partitions.len() > 1);
+    let kept = db.fx.count("gifts").await as u64;
+    assert!(kept > PAGE as u64 && kept < GIFTS, "pages of several chains kept: {kept}");
+
+    sim.set_quota(None);
+    let r = run(&db, &api, &split_into(4), &Silent).await;
+    let e = &r.entities[0];
+    assert_eq!((e.changed, e.added), (0, GIFTS - kept), "every chain resumed where it stopped");
+    db.fx.assert_equals_source(&sim, "gifts").await;
+    let b = stored_bookmark(db.fx.spec()).await.unwrap();
+    assert!(matches!(Bookmark::from_json(&b), Ok(Bookmark::Chain { .. })), "{b}");
+}
+
 /// The API's HTTP transport, counting the requests in flight.
 #[derive(Default)]
 struct InFlight {
