@@ -256,9 +256,10 @@ impl Engine<'_> {
                         Commit::Records { records, bookmark } => {
                             let target = if outcome.phase == Phase::Full { Target::Staging } else { Target::Live };
                             let rows: Vec<Row> = records.into_iter().map(row).collect();
-                            let commit =
-                                self.sink.lock().await.commit_page(entity.name, target, &rows, &bookmark).await?;
+                            let mut sink = self.sink.lock().await;
+                            let commit = sink.commit_page(entity.name, target, &rows, &bookmark).await?;
                             report.committed(target, commit, rows.len());
+                            drop(sink);
                             // After the first page of an initial or full scan: split the rest?
                             let splittable = std::mem::take(&mut first_page)
                                 && plan.mode() != RunMode::Incremental

@@ -3,9 +3,10 @@
 use std::fmt::Write as _;
 
 use skysync_core::host::{Clock, SystemClock};
-use skysync_core::sync::partition::PartitionTable;
 use skysync_core::sync::{Bookmark, Cursor, Entity, RunMode, reconcile_due};
 use url::Url;
+
+use skysync_core::sync::partition::PartitionTable;
 
 use super::engine::{EngineOptions, stored_state};
 use crate::context::Output;
