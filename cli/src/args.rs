@@ -284,6 +284,10 @@ pub struct SyncArgs {
     /// Entities synced at the same time (default 4).
     #[arg(long, value_name = "N")]
     pub concurrency: Option<usize>,
+    /// Most chains an initial or --full scan of one entity is split into, run side by side
+    /// (default 8; 1 = one chain). The number used also follows the rate limit and page latency.
+    #[arg(long, value_name = "N")]
+    pub partitions: Option<usize>,
     /// Seconds to wait while another sync holds this database's lock, then exit 6 (default 10).
     #[arg(long, value_name = "SECS")]
     pub lock_wait: Option<u64>,

@@ -124,6 +124,9 @@ pub struct SyncConfig {
     /// Seconds a run waits for another run on the same database to finish (default 10).
     #[serde(default)]
     pub lock_wait_secs: Option<u64>,
+    /// Most chains one initial or full scan is split into (default 8; 1 turns splitting off).
+    #[serde(default)]
+    pub partitions: Option<usize>,
 }
 
 /// The config file of one invocation, with the chosen profile's table.

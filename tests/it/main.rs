@@ -1,4 +1,5 @@
 mod bad_input;
+mod bench_partition;
 mod browser;
 mod bundle_seal;
 mod cli_login;
@@ -15,6 +16,7 @@ mod foreign_hosts;
 mod monitoring;
 mod oauth_fidelity;
 mod paging_fidelity;
+mod partition_sync;
 mod pg_auth;
 mod pg_token_store;
 mod reliability_sync;

@@ -118,6 +118,8 @@ fn engine_options(args: &SyncArgs, s: &SyncSettings) -> Result<EngineOptions, Us
         reconcile_every: s.reconcile_every,
         deletes: s.deletes,
         concurrency: s.concurrency,
+        partitions: s.partitions,
+        rate_limit: s.rate_limit,
     })
 }
 

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use skysync_core::sync::partition::{DEFAULT_PARTITIONS, MAX_PARTITIONS};
+
 use super::{DEFAULT_CONCURRENCY, DEFAULT_LOCK_WAIT_SECS, DEFAULT_RATE_LIMIT, Source, layered};
 use crate::args::SyncArgs;
 use crate::config::SyncConfig;
@@ -25,6 +27,8 @@ pub struct SyncSettings {
     pub overlap: Duration,
     /// Between automatic delete reconciliations.
     pub reconcile_every: Option<Duration>,
+    /// Most chains an initial or full scan is split into (1 = one chain).
+    pub partitions: usize,
 }
 
 impl SyncSettings {
@@ -56,6 +60,16 @@ impl SyncSettings {
                 return Err(invalid("deletes", &deletes_from, &format!("must be `mark` or `remove`, not {other:?}")));
             }
         };
+        let (partitions, partitions_from) =
+            layered(flag(args.partitions, "--partitions"), None, file.partitions, Some(DEFAULT_PARTITIONS));
+        let partitions = partitions.unwrap_or(DEFAULT_PARTITIONS);
+        if !(1..=MAX_PARTITIONS).contains(&partitions) {
+            return Err(invalid(
+                "partitions",
+                &partitions_from,
+                &format!("must be between 1 and {MAX_PARTITIONS}, not {partitions}"),
+            ));
+        }
         let (call_budget, _) = layered(flag(args.call_budget, "--call-budget"), None, file.call_budget, None);
         let (wait, _) =
             layered(flag(args.lock_wait, "--lock-wait"), None, file.lock_wait_secs, Some(DEFAULT_LOCK_WAIT_SECS));
@@ -67,6 +81,7 @@ impl SyncSettings {
             deletes,
             overlap: file.overlap_minutes.map_or(skysync_core::sync::DEFAULT_OVERLAP, |m| Duration::from_secs(m * 60)),
             reconcile_every: file.reconcile_every_days.map(|d| Duration::from_secs(d * 86_400)),
+            partitions,
         })
     }
 }

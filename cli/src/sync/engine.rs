@@ -4,6 +4,11 @@
 //! one rate limiter) and one sink (serialized behind a mutex, so at most one page per running
 //! entity is held in memory). Every decision (which request, what to commit, when to reconcile,
 //! when the run stops) is core's ([`skysync_core::sync`]).
+//!
+//! An initial or `--full` scan of a long `sort_token` list may be split into chains that run side
+//! by side ([`partitioned`]); `concurrency` bounds the requests in flight over the whole run.
+
+mod partitioned;
 
 use std::sync::Mutex as StdMutex;
 use std::time::Duration;
@@ -12,11 +17,13 @@ use futures::StreamExt;
 use skysync_core::api::{ApiClient, ApiCounters, ApiError, CallStats};
 use skysync_core::host::Clock;
 use skysync_core::http::{HttpResponse, Method};
+use skysync_core::sync::partition::PartitionTable;
 use skysync_core::sync::{
     Commit, DEFAULT_OVERLAP, Entity, EntityPlan, Next, Phase, PlanError, Record, RunStop, StoredState, SyncOptions,
+    reconcile_due,
 };
 use time::OffsetDateTime;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, Semaphore};
 use url::Url;
 
 use super::progress::Progress;
@@ -39,8 +46,12 @@ pub struct EngineOptions {
     pub reconcile_every: Option<Duration>,
     /// What reconciliation does with rows the source no longer has.
     pub deletes: DeleteMode,
-    /// Entities synced at the same time.
+    /// Entities synced at the same time, and the most requests in flight over the whole run.
     pub concurrency: usize,
+    /// Most chains one initial or full scan is split into (`1`: never split).
+    pub partitions: usize,
+    /// The client's pace in calls per second (`0` = unpaced), for choosing how many chains.
+    pub rate_limit: f64,
 }
 
 impl Default for EngineOptions {
@@ -53,6 +64,8 @@ impl Default for EngineOptions {
             reconcile_every: None,
             deletes: DeleteMode::Mark,
             concurrency: 4,
+            partitions: 1,
+            rate_limit: 0.0,
         }
     }
 }
@@ -118,6 +131,7 @@ pub async fn run(
         progress,
         base,
         stop: StdMutex::default(),
+        in_flight: Semaphore::new(options.concurrency.max(1)),
     };
     let mut reports: Vec<(usize, EntityReport)> = futures::stream::iter(entities.iter().copied().enumerate())
         .map(|(i, e)| {
@@ -158,6 +172,8 @@ struct Engine<'a> {
     progress: &'a dyn Progress,
     base: Url,
     stop: StdMutex<RunStop>,
+    /// One permit per request in flight.
+    in_flight: Semaphore,
 }
 
 impl Engine<'_> {
@@ -201,20 +217,39 @@ impl Engine<'_> {
     async fn sync_entity(
         &self,
         entity: &'static Entity,
-        stored: Option<StoredState>,
+        mut stored: Option<StoredState>,
         report: &mut EntityReport,
     ) -> Result<(), EntityError> {
+        // An interrupted partitioned scan resumes every chain first.
+        let live_table = stored.as_ref().and_then(|s| s.bookmark.as_deref()).and_then(PartitionTable::from_json);
+        if let Some(table) = live_table.filter(|_| !self.sync.full) {
+            let done = self.run_chains(entity, table, Target::Live, None, report).await?;
+            self.finish_chains(entity, Target::Live, &done, report).await?;
+            if !reconcile_due(&self.sync, stored.as_ref(), self.clock.now()) {
+                return Ok(());
+            }
+            // Deletes are due: go on as an incremental run from the scan's end, then reconcile.
+            stored.as_mut().expect("a stored table").bookmark = Some(done);
+        }
         let mut plan = EntityPlan::new(entity, &self.base, stored.as_ref(), &self.sync, self.clock.now())?;
+        let mut first_page = true;
         loop {
             match plan.next()? {
                 Next::OpenStaging => {
                     let resume = self.sink.lock().await.begin_full(entity.name).await?;
+                    if let Some(table) = resume.as_deref().and_then(PartitionTable::from_json) {
+                        let done = self.run_chains(entity, table, Target::Staging, None, report).await?;
+                        self.finish_chains(entity, Target::Staging, &done, report).await?;
+                        return Ok(());
+                    }
                     plan.staging_opened(resume.as_deref(), self.clock.now())?;
                 }
                 Next::Fetch => {
                     self.check_stop()?;
                     let url = plan.request_url()?;
+                    let sent = self.clock.now();
                     let response = self.fetch(&url, report).await?;
+                    let latency = elapsed(sent, self.clock.now());
                     let outcome = plan.page(&url, &response)?;
                     drop(response);
                     match outcome.commit {
@@ -225,6 +260,24 @@ impl Engine<'_> {
                             let commit =
                                 sink.commit_page(entity.name, target, &rows, &bookmark, self.clock.now()).await?;
                             report.committed(target, commit, rows.len());
+                            drop(sink);
+                            // After the first page of an initial or full scan: split the rest?
+                            let splittable = std::mem::take(&mut first_page)
+                                && plan.mode() != RunMode::Incremental
+                                && !plan.reconciles()
+                                && plan.next()? == Next::Fetch;
+                            let table = match splittable {
+                                true => {
+                                    self.split(entity, &bookmark, (outcome.expected, outcome.done), latency, report)
+                                        .await?
+                                }
+                                false => None,
+                            };
+                            if let Some(table) = table {
+                                self.progress.page(entity, outcome.phase, outcome.done, report.pages, outcome.expected);
+                                let done = self.run_chains(entity, table, target, outcome.expected, report).await?;
+                                return self.finish_chains(entity, target, &done, report).await;
+                            }
                         }
                         Commit::SeenIds(ids) => {
                             self.sink.lock().await.add_seen_ids(entity.name, &ids).await?;
@@ -268,13 +321,21 @@ impl Engine<'_> {
 
     /// One GET; an error that stops the whole run is noted for the other entities.
     async fn fetch(&self, url: &Url, report: &mut EntityReport) -> Result<HttpResponse, EntityError> {
+        let (sent, calls) = self.fetch_counted(url).await;
+        report.requests += calls;
+        sent
+    }
+
+    /// One GET (waiting for a request slot) and the HTTP calls it took, retries included.
+    async fn fetch_counted(&self, url: &Url) -> (Result<HttpResponse, EntityError>, u64) {
+        let _slot = self.in_flight.acquire().await.expect("the request semaphore is never closed");
         let stats = CallStats::new();
         let sent = self.api.send_with(Method::Get, url.as_str(), None, &stats).await;
-        report.requests += stats.snapshot().calls;
-        sent.map_err(|e| {
+        let sent = sent.map_err(|e| {
             self.stop.lock().unwrap_or_else(|p| p.into_inner()).note(&e);
             e.into()
-        })
+        });
+        (sent, stats.snapshot().calls)
     }
 }
 

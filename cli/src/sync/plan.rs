@@ -5,6 +5,8 @@ use std::fmt::Write as _;
 use skysync_core::sync::{Bookmark, Cursor, Entity, RunMode, reconcile_due};
 use url::Url;
 
+use skysync_core::sync::partition::PartitionTable;
+
 use super::engine::{EngineOptions, stored_state};
 use crate::context::Output;
 use crate::sink::{self, SinkSpec};
@@ -32,6 +34,13 @@ pub async fn run(
             RunMode::Full => state.as_ref().and_then(|s| s.staging_bookmark.as_deref()),
             _ => state.as_ref().and_then(|s| s.bookmark.as_deref()),
         };
+        if let Some(table) = bookmark.and_then(PartitionTable::from_json) {
+            let open = table.partitions.iter().filter(|c| !c.done).count();
+            let _ =
+                writeln!(text, "{:<18} {:<11} resumes a partitioned scan ({open} chains open)", e.name, mode.label());
+            items.push(serde_json::json!({ "entity": e.name, "mode": mode, "partitioned": true, "open_chains": open }));
+            continue;
+        }
         let bookmark = bookmark.and_then(|b| Bookmark::from_json(b).ok());
         let cursor = Cursor::resume(e, base, bookmark, sync.cursor(), now);
         let request = cursor.request_url().map(|u| u.to_string()).unwrap_or_else(|e| e.to_string());

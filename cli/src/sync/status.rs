@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 
 use skysync_core::sync::Bookmark;
+use skysync_core::sync::partition::PartitionTable;
 
 use crate::context::Output;
 use crate::output::timestamp_or_never;
@@ -11,6 +12,13 @@ use crate::sink::{self, EntityState, SinkSpec};
 /// Where a stored bookmark points, in words (no URL: the position is what matters).
 pub fn describe_bookmark(bookmark: Option<&str>) -> String {
     let Some(raw) = bookmark else { return "none (the next run starts from the beginning)".into() };
+    if let Some(table) = PartitionTable::from_json(raw) {
+        let done = table.partitions.iter().filter(|c| c.done).count();
+        return format!(
+            "partitioned scan in progress: {done} of {} chains done (the next run resumes every chain)",
+            table.partitions.len()
+        );
+    }
     match Bookmark::from_json(raw) {
         Ok(Bookmark::Chain { next_link, high_water }) => {
             let url = url::Url::parse(&next_link).ok();

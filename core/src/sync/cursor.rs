@@ -186,7 +186,7 @@ impl Cursor {
         &self.state
     }
 
-    fn list_url(entity: &Entity, base: &Url, limit: u32, extra: &[(&str, &str)]) -> Url {
+    pub(crate) fn list_url(entity: &Entity, base: &Url, limit: u32, extra: &[(&str, &str)]) -> Url {
         let mut url = base.clone();
         let path = format!("{}{}", base.path().trim_end_matches('/'), entity.path);
         url.set_path(&path);

@@ -7,6 +7,7 @@
 //! - [`bookmark`](crate::sync::bookmark): what is stored with each page's rows, and the high-water mark.
 //! - [`cursor`](crate::sync::cursor): where the next page of one list scan comes from.
 //! - [`plan`](crate::sync::plan): one entity's run, step by step ([`EntityPlan`](crate::sync::EntityPlan)).
+//! - [`partition`](crate::sync::partition): an initial or full scan split into chains that run side by side.
 //! - [`schedule`](crate::sync::schedule): when a reconciliation is due, and which errors stop the whole run.
 //!
 //! Nothing here awaits or does I/O: a caller (the CLI's engine, or a browser app) runs an
@@ -17,6 +18,7 @@ pub mod catalog;
 pub mod cursor;
 pub mod filters;
 pub mod page;
+pub mod partition;
 pub mod plan;
 pub mod schedule;
 

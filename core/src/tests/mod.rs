@@ -13,6 +13,7 @@ mod retry;
 #[cfg(not(target_arch = "wasm32"))]
 mod session;
 mod sync_cursor;
+mod sync_partition;
 mod sync_plan;
 mod token_set;
 
