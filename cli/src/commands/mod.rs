@@ -104,7 +104,7 @@ async fn run_command(g: &GlobalArgs, command: Command) -> anyhow::Result<u8> {
         Command::Api(args) => api::run(&context(&g)?, args).await,
         // The catalog needs no profile: it works before anything is configured.
         Command::Sync(args) if args.list && args.command.is_none() => {
-            crate::sync::print_list(&Output::detect(g.json)).map(|()| crate::exit::OK)
+            sync::print_list(&Output::detect(g.json)).map(|()| crate::exit::OK)
         }
         Command::Sync(args) => sync::run(&context(&g)?, args).await.map(|()| crate::exit::OK),
         Command::Demo(args) => demo::run(args).await.map(|()| crate::exit::OK),

@@ -6,13 +6,9 @@
 //! shared API client (one rate limiter) and one sink.
 
 pub mod engine;
-pub mod list;
-pub mod plan;
 pub mod progress;
 pub mod report;
-pub mod status;
 #[cfg(test)]
 mod tests;
 
 pub use engine::{EngineOptions, EntityReport, RunMode, RunReport};
-pub use list::print_list;

@@ -3,7 +3,7 @@
 
 use anyhow::Context as _;
 use skysync_core::catalog::{self, CATALOG, DEFAULT_ENTITIES, Entity};
-use skysync_core::env::{Clock, SystemClock};
+use skysync_core::host::{Clock, SystemClock};
 
 use crate::args::{SinkArgs, SyncArgs, SyncCommand};
 use crate::context::{Context, Output};
@@ -11,7 +11,13 @@ use crate::exit::UsageError;
 use crate::settings::SyncSettings;
 use crate::sink::{self, JsonlOut, SinkSpec};
 use crate::sync::progress::{Bars, LogLines, Progress};
-use crate::sync::{EngineOptions, RunReport, engine, plan, print_list, report, status};
+use crate::sync::{EngineOptions, RunReport, engine, report};
+
+mod dry_run;
+mod list;
+mod status;
+
+pub use list::print_list;
 
 /// `skysync sync …`.
 pub async fn run(ctx: &Context, args: SyncArgs) -> anyhow::Result<()> {
@@ -30,7 +36,7 @@ pub async fn run(ctx: &Context, args: SyncArgs) -> anyhow::Result<()> {
     let options = engine_options(&args, &settings)?;
     let clock = SystemClock;
     if args.dry_run {
-        return plan::run(out, &spec, &ctx.settings().endpoints.api, &entities, &options, clock.now()).await;
+        return dry_run::run(out, &spec, &ctx.settings().endpoints.api, &entities, &options, clock.now()).await;
     }
     // Held until the run ends (dropped last): one sync per database at a time.
     let _lock = sink::run_lock::acquire(&spec, settings.lock_wait, clock.now()).await?;

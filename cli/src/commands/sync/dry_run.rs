@@ -7,9 +7,9 @@ use url::Url;
 
 use skysync_core::sync::partition::PartitionTable;
 
-use super::engine::{EngineOptions, stored_state};
 use crate::context::Output;
 use crate::sink::{self, SinkSpec};
+use crate::sync::engine::{EngineOptions, stored_state};
 
 /// Prints the plan as of `now`.
 pub async fn run(

@@ -56,3 +56,15 @@ pub fn print_list(out: &Output) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_catalog_listing_names_every_entity_and_the_full_scan_ones() {
+        let text = super::render();
+        for e in skysync_core::catalog::CATALOG {
+            assert!(text.contains(e.name) && text.contains(e.path), "{}", e.name);
+        }
+        assert!(text.contains("no sort_token"), "events say how they are kept current");
+    }
+}
