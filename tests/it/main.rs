@@ -8,6 +8,7 @@ mod cli_store;
 mod cli_tokens;
 mod config_precedence;
 mod exit_codes;
+mod export;
 mod foreign_hosts;
 mod oauth_fidelity;
 mod paging_fidelity;

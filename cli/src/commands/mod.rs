@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod config;
+pub mod export;
 pub mod import;
 pub mod login;
 pub mod logout;
@@ -35,6 +36,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Logout(args) => logout::run(&g, args).await,
         Command::Login(args) => login::run(&context(&g)?, args).await,
         Command::Import(args) => import::run(&context(&g)?, args).await,
+        Command::Export(args) => export::run(&context(&g)?, args).await,
         Command::Token(args) => token::run(&context(&g)?, args).await,
         Command::Status(_) => status::run(&context(&g)?).await,
         Command::Renew => renew::run(&context(&g)?).await,
