@@ -126,3 +126,63 @@ async fn export_refuses_an_existing_file_and_an_empty_profile_and_hands_nothing_
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep me", "never overwritten");
     s.run(&["token"]).await.expect_code(0);
 }
+
+/// Runs `program args…` in `dir` to completion and returns its stdout, panicking with its output
+/// on failure.
+async fn run_ok(program: &str, args: &[&str], dir: &Path, env: &[(String, String)]) -> String {
+    let out = tokio::process::Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .kill_on_drop(true)
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("{program} could not start ({e}); install Node 18+ with npm"));
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{program} {args:?} failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}");
+    stdout.into_owned()
+}
+
+/// The npm package `web/build.sh` makes, packed and installed like any package (no install
+/// scripts, nothing downloaded), runs in Node with a bundle `skysync export` handed over: it
+/// refreshes the expired access token and pages through every constituent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handed_over_bundle_works_in_node_through_the_npm_package() {
+    skysync_tests::skip_in_fast_tier!("Node and web/build.sh");
+    let root = skysync_tests::cli::workspace_root();
+    let package = root.join("web/dist/npm");
+    assert!(package.join("package.json").exists(), "{} is missing: run web/build.sh", package.display());
+    let s = Skysync::start().await;
+    s.seed_expired_access().await;
+    let bundle = s.home().join("for-node.json");
+    s.run(&["export", path_str(&bundle)]).await.expect_code(0);
+
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(package.join("package.json")).unwrap()).unwrap();
+    assert!(manifest.get("scripts").is_none(), "no install step: {manifest}");
+    let app = s.home().join("app");
+    std::fs::create_dir(&app).unwrap();
+    let packed = run_ok("npm", &["pack", "--pack-destination", path_str(&app)], &package, &[]).await;
+    let tarball = packed.lines().last().expect("npm pack names the tarball").trim().to_owned();
+    std::fs::write(app.join("package.json"), r#"{ "name": "app", "private": true, "type": "module" }"#).unwrap();
+    let install = ["install", "--offline", "--ignore-scripts", "--no-audit", "--no-fund", tarball.as_str()];
+    run_ok("npm", &install, &app, &[]).await;
+    std::fs::copy(root.join("web/examples/node-api.mjs"), app.join("node-api.mjs")).unwrap();
+
+    let env: Vec<(String, String)> = [
+        "SKYSYNC_CLIENT_ID",
+        "SKYSYNC_CLIENT_SECRET",
+        "SKYSYNC_SUBSCRIPTION_KEY",
+        "SKYSYNC_REDIRECT_URI",
+        "SKYSYNC_TOKEN_URL",
+        "SKYSYNC_API_URL",
+    ]
+    .iter()
+    .map(|k| (k.to_string(), s.env_value(k).expect(k)))
+    .collect();
+    let token_calls = s.sim.stats().token_calls;
+    let out = run_ok("node", &["node-api.mjs", path_str(&bundle)], &app, &env).await;
+    let all = s.sim.live_ids("constituents").len();
+    assert_eq!(out.trim(), format!("fetched {all} constituents"));
+    assert_eq!(s.sim.stats().token_calls, token_calls + 1, "Node refreshed the expired access token once");
+}
