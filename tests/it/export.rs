@@ -36,6 +36,9 @@ async fn assert_handed_over(s: &Skysync, to: &str) {
     }
     let run = s.run(&["token"]).await;
     assert!(run.stdout.trim().is_empty(), "no token printed: {}", run.stdout);
+    let status = s.run(&["status"]).await;
+    status.expect_code(4);
+    assert!(status.stderr.contains(to), "status says where the tokens went: {}", status.stderr);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
