@@ -153,13 +153,27 @@ async fn run_ok(program: &str, args: &[&str], dir: &Path, env: &[(String, String
 async fn a_handed_over_bundle_works_in_node_through_the_npm_package() {
     skysync_tests::skip_in_fast_tier!("Node and web/build.sh");
     let root = skysync_tests::cli::workspace_root();
-    let package = root.join("web/dist/npm");
-    assert!(package.join("package.json").exists(), "{} is missing: run web/build.sh", package.display());
     let s = Skysync::start().await;
     s.seed_expired_access().await;
     let bundle = s.home().join("for-node.json");
     s.run(&["export", path_str(&bundle)]).await.expect_code(0);
 
+    let app = install_package(&s).await;
+    std::fs::copy(root.join("web/examples/node-api.mjs"), app.join("node-api.mjs")).unwrap();
+
+    let env = node_env(&s);
+    let token_calls = s.sim.stats().token_calls;
+    let out = run_ok("node", &["node-api.mjs", path_str(&bundle)], &app, &env).await;
+    let all = s.sim.live_ids("constituents").len();
+    assert_eq!(out.trim(), format!("fetched {all} constituents"));
+    assert_eq!(s.sim.stats().token_calls, token_calls + 1, "Node refreshed the expired access token once");
+}
+
+/// Packs `web/dist/npm` (from `web/build.sh`) and installs the tarball offline, with no install
+/// scripts, in a new app directory, which it returns.
+async fn install_package(s: &Skysync) -> PathBuf {
+    let package = skysync_tests::cli::workspace_root().join("web/dist/npm");
+    assert!(package.join("package.json").exists(), "{} is missing: run web/build.sh", package.display());
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(package.join("package.json")).unwrap()).unwrap();
     assert!(manifest.get("scripts").is_none(), "no install step: {manifest}");
@@ -170,9 +184,12 @@ async fn a_handed_over_bundle_works_in_node_through_the_npm_package() {
     std::fs::write(app.join("package.json"), r#"{ "name": "app", "private": true, "type": "module" }"#).unwrap();
     let install = ["install", "--offline", "--ignore-scripts", "--no-audit", "--no-fund", tarball.as_str()];
     run_ok("npm", &install, &app, &[]).await;
-    std::fs::copy(root.join("web/examples/node-api.mjs"), app.join("node-api.mjs")).unwrap();
+    app
+}
 
-    let env: Vec<(String, String)> = [
+/// The `SKYSYNC_*` variables the Node examples read, from this world.
+fn node_env(s: &Skysync) -> Vec<(String, String)> {
+    [
         "SKYSYNC_CLIENT_ID",
         "SKYSYNC_CLIENT_SECRET",
         "SKYSYNC_SUBSCRIPTION_KEY",
@@ -182,10 +199,65 @@ async fn a_handed_over_bundle_works_in_node_through_the_npm_package() {
     ]
     .iter()
     .map(|k| (k.to_string(), s.env_value(k).expect(k)))
-    .collect();
+    .collect()
+}
+
+/// Runs `web/examples/node-store.mjs` with a bundle handed over by `skysync export`, and returns
+/// its stderr lines that log saves, and the refresh token its store file ends with.
+async fn node_store_run(s: &Skysync) -> (Vec<String>, String, String) {
+    let bundle = s.home().join("for-node.json");
+    s.run(&["export", path_str(&bundle)]).await.expect_code(0);
+    let exported = refresh_token_of(&std::fs::read_to_string(&bundle).unwrap());
+    let app = install_package(s).await;
+    std::fs::copy(skysync_tests::cli::workspace_root().join("web/examples/node-store.mjs"), app.join("node-store.mjs"))
+        .unwrap();
+    let store = app.join("tokens.json");
+    let out = tokio::process::Command::new("node")
+        .args(["node-store.mjs", path_str(&bundle), path_str(&store)])
+        .current_dir(&app)
+        .envs(node_env(s))
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("node runs");
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "node-store.mjs failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}");
+    assert!(stdout.contains("access token ok, 10 constituents on the first page"), "{stdout}");
+    assert_eq!(mode(&store), 0o600);
+    let saves = stderr.lines().filter(|l| l.starts_with("saved generation")).map(str::to_owned).collect();
+    let record: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&store).unwrap()).unwrap();
+    let tokens: serde_json::Value = serde_json::from_str(record["json"].as_str().unwrap()).unwrap();
+    (saves, exported, tokens["refresh_token"].as_str().unwrap().to_owned())
+}
+
+/// A routine refresh through the app's store (`SkyAuth.withStore(config, store)`): one `/token` call
+/// for two concurrent callers, one compare-and-swap save, and the refresh token preserved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_js_token_store_keeps_the_refresh_token_on_a_routine_refresh() {
+    skysync_tests::skip_in_fast_tier!("Node and web/build.sh");
+    let s = Skysync::start().await;
+    s.seed_expired_access().await;
     let token_calls = s.sim.stats().token_calls;
-    let out = run_ok("node", &["node-api.mjs", path_str(&bundle)], &app, &env).await;
-    let all = s.sim.live_ids("constituents").len();
-    assert_eq!(out.trim(), format!("fetched {all} constituents"));
-    assert_eq!(s.sim.stats().token_calls, token_calls + 1, "Node refreshed the expired access token once");
+    let (saves, exported, stored) = node_store_run(&s).await;
+    assert_eq!(saves, ["saved generation 1", "saved generation 2"], "the seed, then the refresh");
+    assert_eq!(stored, exported, "a routine refresh preserves the refresh token");
+    assert_eq!(s.sim.stats().token_calls, token_calls + 1, "single flight: one refresh for two callers");
+}
+
+/// Inside the renewal window the refresh rotates, and the intent is saved in the app's store
+/// before the rotation is sent; the new refresh token is the one the simulator knows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_js_token_store_records_the_rotation_intent_before_rotating() {
+    skysync_tests::skip_in_fast_tier!("Node and web/build.sh");
+    let s = Skysync::start().await;
+    let now = s.sim.now();
+    s.seed(s.minted_tokens(|t| {
+        t.access_expires_at = Some(now - time::Duration::hours(1));
+        t.refresh_expires_at = now + time::Duration::days(2);
+    }))
+    .await;
+    let (saves, exported, stored) = node_store_run(&s).await;
+    assert_eq!(saves, ["saved generation 1", "saved generation 2 (rotation intent)", "saved generation 3"]);
+    assert_ne!(stored, exported, "rotated");
+    assert!(s.sim.refresh_token_expiry(&stored).is_some(), "the stored refresh token is the simulator's new one");
 }

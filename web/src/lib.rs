@@ -19,6 +19,8 @@ pub mod web_config;
 #[cfg(target_arch = "wasm32")]
 mod browser_env;
 #[cfg(target_arch = "wasm32")]
+pub mod js_store;
+#[cfg(target_arch = "wasm32")]
 mod pending_store;
 #[cfg(target_arch = "wasm32")]
 pub mod sky_auth;
