@@ -44,12 +44,19 @@ wasm-bindgen --target web --out-dir "$dist/pkg" \
   -o "$dist/pkg/skysync_web_bg.wasm" "$dist/pkg/skysync_web_bg.wasm"
 cp web/www/index.html web/www/app.js web/www/style.css "$dist/"
 
-# The npm package: one bindgen output serves browsers and bundlers (`default`, with init()) and
-# Node 18+ (`node`: node.js instantiates the same wasm from the package directory).
+# The npm package: the crate again with the feature `app-store` (SkyAuth.withStore, which the
+# page does not use, so the page's wasm does not carry it). One bindgen output serves browsers
+# and bundlers (`default`, with init()) and Node 18+ (`node`: node.js instantiates the same wasm
+# from the package directory).
 npm_dir="$dist/npm"
 mkdir -p "$npm_dir"
-cp "$dist"/pkg/skysync_web.js "$dist"/pkg/skysync_web.d.ts "$dist"/pkg/skysync_web_bg.wasm \
-  "$dist"/pkg/skysync_web_bg.wasm.d.ts web/npm/node.js web/npm/node.d.ts web/npm/README.md "$npm_dir/"
+cargo build -p skysync-web --lib --target wasm32-unknown-unknown --profile wasm-release --locked --features app-store
+wasm-bindgen --target web --out-dir "$npm_dir" \
+  target/wasm32-unknown-unknown/wasm-release/skysync_web.wasm
+"$wasm_opt" -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+  --enable-mutable-globals --enable-reference-types --enable-multivalue \
+  -o "$npm_dir/skysync_web_bg.wasm" "$npm_dir/skysync_web_bg.wasm"
+cp web/npm/node.js web/npm/node.d.ts web/npm/README.md "$npm_dir/"
 version="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)"
 cat >"$npm_dir/package.json" <<JSON
 {
@@ -88,6 +95,8 @@ echo "web/dist (shipped sizes, raw and gzip -9):"
 for f in "$dist"/pkg/skysync_web_bg.wasm "$dist"/pkg/skysync_web.js "$dist"/app.js "$dist"/index.html "$dist"/style.css; do
   printf '  %-32s %9d B  %9d B gz\n' "${f#"$dist"/}" "$(wc -c <"$f")" "$(gzip -9c "$f" | wc -c)"
 done
-echo "  npm/ (npm package $version; \`cd $npm_dir && npm pack\`)"
+f="$npm_dir/skysync_web_bg.wasm"
+printf '  %-32s %9d B  %9d B gz   (npm package %s; `cd %s && npm pack`)\n' "npm/skysync_web_bg.wasm" \
+  "$(wc -c <"$f")" "$(gzip -9c "$f" | wc -c)" "$version" "$npm_dir"
 echo
 echo "Serve it with: skysync consent-page   (or any static host; register the page URL as a redirect URI)"
