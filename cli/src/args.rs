@@ -76,6 +76,8 @@ pub enum Command {
     Login(LoginArgs),
     /// Store a token bundle exported by the consent page.
     Import(ImportArgs),
+    /// Hand this profile's tokens over as a bundle (for another host or app).
+    Export(ExportArgs),
     /// Print a valid access token (refreshing it if due).
     Token(TokenArgs),
     /// Show who consented and when the tokens expire (works offline).
@@ -145,6 +147,24 @@ pub struct ImportArgs {
     /// where `skysync consent-page` serves it).
     #[arg(long, value_name = "URL", requires = "prepare")]
     pub page_url: Option<url::Url>,
+}
+
+/// `skysync export`.
+#[derive(Debug, Clone, Args)]
+#[command(after_help = "\
+The bundle is what `skysync import` (on another host or profile) and the JavaScript bindings read.
+It holds the refresh token in plain text: move it once, import it, delete it.
+A grant must have one refresher (each refresh may rotate the refresh token and leave the other
+holder with a dead one), so this profile hands its tokens over: `token`, `sync` and `api` then exit
+4 naming where they went, until a bundle is imported here again. --copy keeps using them here too.")]
+pub struct ExportArgs {
+    /// Where to write the bundle (a new file, mode 0600), or `-` for stdout.
+    #[arg(value_name = "FILE|-")]
+    pub file: String,
+    /// Copy instead of handing over: this profile keeps refreshing the tokens too (only safe when
+    /// the other holder never refreshes them).
+    #[arg(long)]
+    pub copy: bool,
 }
 
 /// `skysync token`.

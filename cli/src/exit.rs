@@ -44,7 +44,8 @@ Exit codes:
   4   consent needed (run `skysync login`): no tokens, the refresh token expired or was refused
       (invalid_grant, a lost rotation included), an imported authorization code expired, or a
       rotated refresh token could not be saved (the message names the rescue file holding it;
-      the next run adopts it)
+      the next run adopts it), or the tokens were handed over with `skysync export` (the
+      message says where; `skysync import` of a bundle takes them back)
   5   throttled (HTTP 429 from the API or the token endpoint) or out of SKY API quota
   6   busy: `skysync sync`: another sync is running on the same database (waited --lock-wait
       seconds); any command with a PostgreSQL token store: another process, on this host or
@@ -102,6 +103,8 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
             return CONFIG;
         } else if let Some(StoreError::Busy(_)) = cause.downcast_ref::<StoreError>() {
             return BUSY;
+        } else if let Some(StoreError::HandedOver(_)) = cause.downcast_ref::<StoreError>() {
+            return CONSENT;
         } else if let Some(crate::sink::SinkError::Busy { .. }) = cause.downcast_ref::<crate::sink::SinkError>() {
             return BUSY;
         } else if cause.downcast_ref::<ConfigError>().is_some() {

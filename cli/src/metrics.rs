@@ -25,7 +25,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use skysync_core::api::ApiError;
-use skysync_core::env::{Clock, SystemClock};
+use skysync_core::host::{Clock, SystemClock};
 use skysync_core::store::TokenStore;
 use time::OffsetDateTime;
 

@@ -16,7 +16,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use skysync_core::env::{Clock, SystemClock};
+use skysync_core::host::{Clock, SystemClock};
 use skysync_core::store::TokenStore;
 use skysync_core::{Health, TokenSet};
 use tokio::io::AsyncWriteExt;

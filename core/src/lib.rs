@@ -38,9 +38,6 @@ pub mod bundle_seal;
 pub mod config;
 pub mod exchange;
 pub mod host;
-/// The old name of [`host`], kept until the branches written against it are merged.
-#[doc(hidden)]
-pub use host as env;
 pub mod http;
 pub mod pkce;
 pub mod sanitize;

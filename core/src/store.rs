@@ -43,6 +43,11 @@ pub enum StoreError {
     /// wait. Nothing was read or changed.
     #[error("{0}")]
     Busy(String),
+    /// The tokens were handed over to another holder (the CLI's `skysync export`) and are not
+    /// used or refreshed here: two refreshers of one grant destroy each other's rotations. The
+    /// message says where they went and when.
+    #[error("{0}")]
+    HandedOver(String),
 }
 
 /// Holds a store's exclusive lock until dropped.

@@ -11,6 +11,7 @@ mod cli_tokens;
 mod config_precedence;
 mod contrib;
 mod exit_codes;
+mod export;
 mod fleet;
 mod foreign_hosts;
 mod monitoring;

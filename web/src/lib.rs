@@ -18,6 +18,8 @@ pub mod web_config;
 
 #[cfg(target_arch = "wasm32")]
 mod browser_env;
+#[cfg(all(target_arch = "wasm32", feature = "app-store"))]
+pub mod js_store;
 #[cfg(target_arch = "wasm32")]
 mod pending_store;
 #[cfg(target_arch = "wasm32")]

@@ -22,6 +22,8 @@ use wasm_bindgen_futures::future_to_promise;
 use crate::browser_env::{BrowserClock, BrowserRuntime};
 use crate::consent::{ReceivedCode, TokenInfo, bundle_for, is_redirect, to_rfc3339};
 use crate::error::{ErrorKind, Failure};
+#[cfg(feature = "app-store")]
+use crate::js_store::{AppStore, JsTokenStore};
 use crate::pending_store::{Pending, PendingStore};
 use crate::web_config::WebConfig;
 
@@ -104,9 +106,16 @@ export type SkyErrorName =
   | "QuotaExhaustedError" | "ApiUnavailableError" | "ApiError" | "BundleError";
 "#;
 
+/// Where the live tokens are kept: in memory (the default), or in the app's store.
+enum Kept {
+    Memory(Arc<MemoryStore>),
+    #[cfg(feature = "app-store")]
+    App(Arc<AppStore>),
+}
+
 /// Tokens obtained in this tab, with the session and API client over them.
 struct Live {
-    store: Arc<MemoryStore>,
+    store: Kept,
     session: Session,
     api: Option<ApiClient>,
 }
@@ -330,9 +339,52 @@ impl SkyAuth {
     }
 }
 
+/// The npm package's extras (feature `app-store`; the consent page is built without them).
+#[cfg(feature = "app-store")]
+#[wasm_bindgen]
+impl SkyAuth {
+    /// `new SkyAuth(config)` whose tokens are loaded from and saved to the app's `store` (a
+    /// `SkyTokenStore`: compare-and-swap), with the CLI's policy: routine refreshes keep the
+    /// refresh token, one inside the renewal window rotates it (saving the intent first), and
+    /// concurrent callers share one refresh. Seed the store with `SkyAuth.storeRecord(bundle)`.
+    #[wasm_bindgen(js_name = withStore)]
+    pub fn with_store(
+        #[wasm_bindgen(unchecked_param_type = "SkyAuthConfig")] config: JsValue,
+        store: JsTokenStore,
+    ) -> JsResult<SkyAuth> {
+        let auth = Self::new(config)?;
+        // The core shares stores as `Arc<dyn TokenStore>`; wasm has one thread.
+        #[allow(clippy::arc_with_non_send_sync)]
+        let store = Arc::new(AppStore::new(store));
+        auth.inner.keep(Kept::App(store));
+        Ok(auth)
+    }
+
+    /// The record to put in a `SkyTokenStore` (its `json`) for the tokens of a refresh-token
+    /// bundle (`skysync export`, or the consent page's). Throws `BundleError`.
+    #[wasm_bindgen(js_name = storeRecord)]
+    pub fn store_record(bundle: &str) -> JsResult<String> {
+        let bundle = TokenBundle::parse(bundle.as_bytes()).map_err(Failure::from)?;
+        let BundleContent::RefreshToken { tokens } = bundle.content else {
+            return Err(Failure::new(
+                ErrorKind::Bundle,
+                "an authorization-code bundle must be exchanged by `skysync import`",
+            )
+            .into());
+        };
+        serde_json::to_string(&tokens).map_err(|e| Failure::new(ErrorKind::Bundle, e.to_string()).into())
+    }
+}
+
 impl Inner {
     fn tokens(&self) -> Option<TokenSet> {
-        self.live.borrow().as_ref().and_then(|l| l.store.snapshot()).map(|v| v.tokens)
+        let live = self.live.borrow();
+        let snapshot = match &live.as_ref()?.store {
+            Kept::Memory(store) => store.snapshot(),
+            #[cfg(feature = "app-store")]
+            Kept::App(store) => store.snapshot(),
+        };
+        snapshot.map(|v| v.tokens)
     }
 
     fn session(&self) -> Result<Session, Failure> {
@@ -349,12 +401,21 @@ impl Inner {
 
     /// Replaces the tokens (and the session over them).
     fn install(&self, tokens: TokenSet) {
-        let store = Arc::new(MemoryStore::with(tokens));
+        self.keep(Kept::Memory(Arc::new(MemoryStore::with(tokens))));
+    }
+
+    /// A session (and API client) over `store`.
+    fn keep(&self, store: Kept) {
+        let dyn_store: Arc<dyn TokenStore> = match &store {
+            Kept::Memory(s) => s.clone(),
+            #[cfg(feature = "app-store")]
+            Kept::App(s) => s.clone(),
+        };
         let session = Session::new(SessionParts {
             oauth: self.oauth.clone(),
             policy: RenewalPolicy::default(),
             http: self.http.clone(),
-            store: store.clone() as Arc<dyn TokenStore>,
+            store: dyn_store,
             clock: self.clock.clone(),
             runtime: self.runtime.clone(),
         });

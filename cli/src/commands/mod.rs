@@ -4,6 +4,7 @@ pub mod api;
 pub mod config;
 pub mod consent_page;
 pub mod demo;
+pub mod export;
 pub mod import;
 pub mod login;
 pub mod logout;
@@ -76,6 +77,7 @@ fn command_name(command: &Command) -> &'static str {
     match command {
         Command::Login(_) => "login",
         Command::Import(_) => "import",
+        Command::Export(_) => "export",
         Command::Token(_) => "token",
         Command::Status(_) => "status",
         Command::Renew => "renew",
@@ -98,6 +100,7 @@ async fn run_command(g: &GlobalArgs, command: Command) -> anyhow::Result<u8> {
         Command::Logout(args) => logout::run(&g, args).await,
         Command::Login(args) => login::run(&context(&g)?, args).await,
         Command::Import(args) => import::run(&context(&g)?, args).await,
+        Command::Export(args) => export::run(&context(&g)?, args).await,
         Command::Token(args) => token::run(&context(&g)?, args).await,
         Command::Status(_) => status::run(&context(&g)?).await,
         Command::Renew => renew::run(&context(&g)?).await,

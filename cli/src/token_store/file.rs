@@ -25,6 +25,10 @@
 //! For tests, `SKYSYNC_TEST_SAVE_FAULT=KIND:N` lets the first `N` writes of `tokens.json` in a
 //! process succeed and fails the later ones as a full (`enospc`) or read-only (`erofs`) disk
 //! would; `enospc-all` fails rescue files too.
+//! - `handed-over.json` (written by `skysync export` under the lock) says the tokens went to
+//!   another holder: [`TokenStore::load`] and [`TokenStore::save`] then fail with
+//!   [`StoreError::HandedOver`] naming where and when, so no process here refreshes them again.
+//!   [`FileTokenStore::replace`] (a new consent or import) removes it.
 //! - With a key configured, every file's bytes (the token file, its backups and rescue files) go
 //!   through [`AtRest`] (see [`crate::token_crypto`]): sealed on write, opened on read. A missing
 //!   or wrong key is [`StoreError::Key`], never "corrupt", and never falls back to the backup.
@@ -58,10 +62,33 @@ const RESCUE_SUFFIX: &str = ".json";
 pub const USED_CODES_FILE: &str = "exchanged-codes.json";
 /// How many code hashes are remembered.
 const USED_CODES_KEPT: usize = 100;
+/// The hand-over mark of `skysync export`.
+pub const HANDED_OVER_FILE: &str = "handed-over.json";
 /// The lock file.
 pub const LOCK_FILE: &str = "tokens.lock";
 /// A token file is a few KiB; anything much larger is not one.
 const MAX_FILE_BYTES: u64 = 1024 * 1024;
+
+/// Where `skysync export` sent this profile's tokens, and when (no secrets: kept in plain text).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HandedOver {
+    /// The bundle's path, or `stdout`.
+    pub to: String,
+    /// When the bundle was written.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+}
+
+impl HandedOver {
+    /// The refusal every later use of the store gets.
+    pub fn refusal(&self) -> StoreError {
+        StoreError::HandedOver(format!(
+            "this profile's tokens were handed over to {} at {} (`skysync export`), so they are no longer used or refreshed here: two holders refreshing one grant destroy each other's rotations. To take them back, import a bundle from their holder (`skysync import FILE`), or consent again (`skysync login`)",
+            self.to,
+            crate::output::timestamp(self.at)
+        ))
+    }
+}
 
 /// Why one file could not be read.
 enum ReadError {
@@ -336,10 +363,12 @@ impl FileTokenStore {
         };
         let generation = found + 1;
         self.write(tokens, generation, keep)?;
-        // A new consent supersedes whatever a failed save left behind.
+        // A new consent supersedes whatever a failed save left behind, and takes back tokens
+        // handed over with `skysync export`.
         for (path, _) in self.rescues() {
             let _ = std::fs::remove_file(path);
         }
+        self.clear_handed_over()?;
         Ok(generation)
     }
 
@@ -464,9 +493,81 @@ impl FileTokenStore {
         for entry in entries.flatten() {
             let name = entry.file_name();
             let name = name.to_string_lossy();
-            if name.starts_with(".tokens.") && name.ends_with(".tmp") || name == ".exchanged-codes.tmp" {
+            if name.starts_with(".tokens.") && name.ends_with(".tmp")
+                || name == ".exchanged-codes.tmp"
+                || name == ".handed-over.tmp"
+            {
                 let _ = std::fs::remove_file(entry.path());
             }
+        }
+    }
+
+    /// `handed-over.json`.
+    pub fn handed_over_path(&self) -> PathBuf {
+        self.dir.join(HANDED_OVER_FILE)
+    }
+
+    /// Where the tokens were handed over to, if `skysync export` did.
+    pub fn handed_over(&self) -> Result<Option<HandedOver>, StoreError> {
+        let path = self.handed_over_path();
+        let bytes = match OpenOptions::new().read(true).no_follow().open(&path) {
+            Ok(mut f) => {
+                let mut bytes = Vec::new();
+                f.read_to_end(&mut bytes)
+                    .map_err(|e| StoreError::Io(format!("cannot read {}: {e}", path.display())))?;
+                bytes
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StoreError::Io(format!("cannot open {}: {e}", path.display()))),
+        };
+        serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+            StoreError::Corrupt(format!(
+                "{} is unreadable ({e}); the tokens were handed over with `skysync export`: import a bundle to take them back",
+                path.display()
+            ))
+        })
+    }
+
+    /// Marks the tokens handed over to `to` (durably: temp file, fsync, rename). The caller holds
+    /// the lock.
+    pub fn mark_handed_over(&self, mark: &HandedOver) -> Result<(), StoreError> {
+        let path = self.handed_over_path();
+        let failed = |e: &dyn std::fmt::Display| StoreError::Io(format!("could not write {} ({e})", path.display()));
+        let json = serde_json::to_vec_pretty(mark).map_err(|e| failed(&e))?;
+        let tmp = self.dir.join(".handed-over.tmp");
+        let _ = std::fs::remove_file(&tmp);
+        let written = (|| {
+            let mut f = OpenOptions::new().write(true).create_new(true).mode_private().open(&tmp)?;
+            f.write_all(&json)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &path)?;
+            sync_dir(&self.dir)
+        })();
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        written.map_err(|e| failed(&e))
+    }
+
+    /// Removes the hand-over mark (new tokens were stored here). The caller holds the lock.
+    fn clear_handed_over(&self) -> Result<(), StoreError> {
+        match std::fs::remove_file(self.handed_over_path()) {
+            Ok(()) => {
+                sync_dir(&self.dir).map_err(|e| StoreError::Io(format!("cannot sync {}: {e}", self.dir.display())))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::Io(format!(
+                "the tokens were stored, but {} could not be removed ({e}); remove it by hand",
+                self.handed_over_path().display()
+            ))),
+        }
+    }
+
+    /// Fails when the tokens were handed over.
+    fn check_not_handed_over(&self) -> Result<(), StoreError> {
+        match self.handed_over()? {
+            Some(mark) => Err(mark.refusal()),
+            None => Ok(()),
         }
     }
 
@@ -617,6 +718,7 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 #[async_trait::async_trait]
 impl TokenStore for FileTokenStore {
     async fn load(&self) -> Result<Option<Versioned>, StoreError> {
+        self.check_not_handed_over()?;
         let current = self.read_current()?;
         if let Some((env, _)) = &current
             && let Some((path, rescued)) = self.newer_rescue(Some(&env.tokens))
@@ -631,6 +733,7 @@ impl TokenStore for FileTokenStore {
 
     /// The caller holds the lock (see the module docs).
     async fn save(&self, tokens: &TokenSet, expected: Option<u64>) -> Result<u64, StoreError> {
+        self.check_not_handed_over()?;
         let current = self.read_current()?;
         let found = current.as_ref().map(|(env, _)| env.generation);
         if found != expected {

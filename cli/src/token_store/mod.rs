@@ -19,14 +19,17 @@ mod postgres;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
-use skysync_core::env::{Clock, SystemClock};
+use skysync_core::host::{Clock, SystemClock};
 use skysync_core::secret::redact_quoted;
 use skysync_core::store::{StoreError, StoreLock, TokenStore, Versioned};
 use skysync_core::token_set::TokenSet;
 use time::OffsetDateTime;
 
 use crate::token_crypto::AtRest;
-pub use file::{BACKUP_FILE, BACKUP_GENERATIONS, FileTokenStore, LOCK_FILE, TOKENS_FILE, USED_CODES_FILE};
+pub use file::{
+    BACKUP_FILE, BACKUP_GENERATIONS, FileTokenStore, HANDED_OVER_FILE, HandedOver, LOCK_FILE, TOKENS_FILE,
+    USED_CODES_FILE,
+};
 pub use postgres::{DEFAULT_LOCK_WAIT, LOCK_WAIT_ENV, PgTokenStore, TOKEN_TABLE};
 
 /// The `format` marker of a stored token set.
