@@ -303,3 +303,29 @@ async fn an_unknown_token_store_is_a_configuration_error() {
     assert!(run.stderr.contains("token_store") && run.stderr.contains("postgres://"), "{}", run.stderr);
     assert!(!run.stderr.contains("Sekrit-Pass"), "{}", run.stderr);
 }
+
+/// `export` hands over only a token file: a PostgreSQL store is shared by several hosts, so it is
+/// refused (exit 2, nothing written, the row untouched) unless `--copy` asks for a copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_refuses_to_hand_over_a_postgres_store_but_copies_on_request() {
+    let w = world().await;
+    w.s.set_env("SKYSYNC_TOKEN_STORE", None);
+    let tokens = w.s.minted_tokens(|_| {});
+    w.s.seed(tokens.clone()).await;
+    w.s.run(&["token-store", "migrate", "--to", &w.pg.url()]).await.expect_code(0);
+    w.s.set_env("SKYSYNC_TOKEN_STORE", Some(&w.pg.url()));
+    let generation = w.generation().await;
+
+    let file = w.s.home().join("bundle.json");
+    let refused = w.s.run(&["export", file.to_str().unwrap()]).await;
+    refused.expect_code(2);
+    assert!(refused.stderr.contains("token-store migrate --to file"), "{}", refused.stderr);
+    assert!(!file.exists(), "nothing was written");
+    assert_eq!(w.generation().await, generation, "the row is untouched");
+
+    let copied = w.s.run(&["export", "--copy", file.to_str().unwrap()]).await;
+    copied.expect_code(0);
+    let bundle = std::fs::read_to_string(&file).expect("the copy");
+    assert!(bundle.contains(tokens.refresh_token.secret()), "the copy carries the stored refresh token");
+    w.s.run(&["token"]).await.expect_code(0);
+}
