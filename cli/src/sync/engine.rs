@@ -6,7 +6,7 @@
 //! when the run stops) is core's ([`skysync_core::sync`]).
 //!
 //! An initial or `--full` scan of a long `sort_token` list may be split into chains that run side
-//! by side ([`partitioned`]); `concurrency` bounds the requests in flight over the whole run.
+//! by side (`engine/partitioned.rs`); `concurrency` bounds the requests in flight over the whole run.
 
 mod partitioned;
 

@@ -10,7 +10,7 @@
 //! - the envelope (`format`, `version`, `generation`, `saved_at`, `tokens`), so encryption at rest
 //!   ([`crate::token_crypto`]) seals the same bytes in a file or a `bytea` column, and
 //!   `token-store migrate` moves a set between them unchanged;
-//! - which rescued set is newer than the stored one ([`is_newer`]);
+//! - which rescued set is newer than the stored one (`is_newer`);
 //! - [`ProfileStore`], the one type commands use, whichever backend the profile names.
 
 mod file;

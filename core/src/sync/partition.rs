@@ -57,7 +57,7 @@ pub struct Pace {
 }
 
 /// How many chains the rest of a scan is split into: enough to keep `rate × latency` calls in
-/// flight, one more per [`PAGES_PER_EXTRA_CHAIN`] pages left, at most `cap`.
+/// flight, one more per `PAGES_PER_EXTRA_CHAIN` pages left, at most `cap`.
 pub fn chains_for(pages_left: u64, pace: Pace, cap: usize) -> usize {
     let by_pages = usize::try_from(pages_left / PAGES_PER_EXTRA_CHAIN + 1).unwrap_or(usize::MAX);
     let by_rate = if pace.rate > 0.0 && pace.rate.is_finite() {
