@@ -5,6 +5,14 @@
 //! a free port, keeps its socket in its temp dir, trusts every connection (test only) and runs
 //! with `fsync=off`.
 //!
+//! Ports: every other test server binds port 0 and hands its listener over, but PostgreSQL must be
+//! told a number. So this module probes a free port and passes it to `pg_ctl`; if another process
+//! takes it in between, PostgreSQL cannot bind, `pg_ctl -w start` fails, and the start is retried
+//! on a new port (up to [`START_ATTEMPTS`] times). A port taken that way never yields a server on
+//! someone else's socket: PostgreSQL refuses to start rather than share a port. A Unix-socket-only
+//! server would avoid the probe, but the TLS and password tests need TCP, and the CLI's TCP path is
+//! what users run.
+//!
 //! Cleanup: a `static` is never dropped, so each server is paired with a detached watchdog
 //! (`setsid sh -c 'while kill -0 <test pid>; do sleep 1; done; pg_ctl stop; rm -rf <dir>'`) that
 //! stops it and removes its files once the test process is gone, however it ended (even `SIGKILL`).
@@ -142,6 +150,14 @@ impl PgServer {
         Ok(PgServer { instance: Handle::Owned(instance), db })
     }
 
+    /// Like [`PgServer::start_dedicated`], but each start attempt takes its port from `ports`
+    /// (the harness's own test of the retry on a taken port).
+    pub fn start_dedicated_on(ports: impl FnMut() -> Result<u16>) -> Result<PgServer> {
+        let instance = Instance::start_on(false, false, ports)?;
+        let db = instance.create_db()?;
+        Ok(PgServer { instance: Handle::Owned(instance), db })
+    }
+
     fn instance(&self) -> &Instance {
         match &self.instance {
             Handle::Shared(i) => i,
@@ -210,6 +226,9 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
+/// How many ports a server start tries before giving up (see the module docs).
+pub const START_ATTEMPTS: usize = 5;
+
 fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0").context("finding a free port")?.local_addr()?.port())
 }
@@ -248,6 +267,11 @@ impl Instance {
     /// With `password`, TCP logins as [`PASSWORD_USER`] need [`PASSWORD`] (SCRAM), with or
     /// without TLS (`host` lines), while [`USER`] stays trusted for `createdb`.
     fn start_with(tls: bool, password: bool) -> Result<Instance> {
+        Instance::start_on(tls, password, free_port)
+    }
+
+    /// [`Instance::start_with`], taking each attempt's port from `ports`.
+    fn start_on(tls: bool, password: bool, mut ports: impl FnMut() -> Result<u16>) -> Result<Instance> {
         let bin = find_bin()?;
         let run_as = is_root().then_some(SERVICE_ACCOUNT);
         let tmp = tempfile::Builder::new().prefix("skysync-pg-").tempdir().context("creating the server's temp dir")?;
@@ -274,8 +298,8 @@ impl Instance {
         }
         // A free port can be taken between probing and binding: retry with another one.
         let mut last_err = None;
-        for _ in 0..5 {
-            instance.port = free_port()?;
+        for _ in 0..START_ATTEMPTS {
+            instance.port = ports()?;
             let mut start = instance.command("pg_ctl");
             start
                 .arg("-D")
@@ -451,5 +475,44 @@ impl Instance {
 impl Drop for Instance {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The retry on a taken port (module docs): the first port offered is held by a listener of
+    /// this test, so that attempt must fail and the next one, on a free port, must serve.
+    #[test]
+    fn a_port_taken_between_probe_and_start_is_retried_on_another() {
+        crate::skip_in_fast_tier!("PostgreSQL");
+        let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+        let taken_port = taken.local_addr().unwrap().port();
+        let mut offered = Vec::new();
+        let server = PgServer::start_dedicated_on(|| {
+            let port = if offered.is_empty() { taken_port } else { free_port()? };
+            offered.push(port);
+            Ok(port)
+        })
+        .expect("the second attempt starts the server");
+        assert_eq!(offered.len(), 2, "one failed attempt on the taken port, then one on a free port: {offered:?}");
+        assert_ne!(server.port(), taken_port);
+        // The server answers on its port; the holder of the taken port still has it.
+        let mut psql = Command::new(server.instance().bin.join("psql"));
+        psql.args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &server.port().to_string(),
+            "-U",
+            USER,
+            "-d",
+            server.db(),
+            "-c",
+            "SELECT 1",
+        ]);
+        run(psql, "psql on the started server").unwrap();
+        assert_eq!(taken.local_addr().unwrap().port(), taken_port);
     }
 }
