@@ -92,38 +92,47 @@ fn form_encode_component(s: &str) -> String {
 }
 
 /// The identity and environment fields Blackbaud returns with tokens.
+///
+/// An empty or blank string counts as absent (some responses carry `"email": ""`), so the
+/// displays say "unknown user" rather than nothing, and [`Identity::merge`] keeps a known value.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Identity {
     /// Environment id, e.g. `p-abcdef1234567890ABCDEFG`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "blank_is_none", skip_serializing_if = "Option::is_none")]
     pub environment_id: Option<String>,
     /// Environment display name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "blank_is_none", skip_serializing_if = "Option::is_none")]
     pub environment_name: Option<String>,
     /// Legal entity id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "blank_is_none", skip_serializing_if = "Option::is_none")]
     pub legal_entity_id: Option<String>,
     /// Legal entity name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "blank_is_none", skip_serializing_if = "Option::is_none")]
     pub legal_entity_name: Option<String>,
     /// The consenting Blackbaud user's id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "blank_is_none", skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
     /// The consenting user's email.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "blank_is_none", skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
     /// Given name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "blank_is_none", skip_serializing_if = "Option::is_none")]
     pub given_name: Option<String>,
     /// Family name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "blank_is_none", skip_serializing_if = "Option::is_none")]
     pub family_name: Option<String>,
     /// Access mode (`Full` or `Limited`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "blank_is_none", skip_serializing_if = "Option::is_none")]
     pub mode: Option<String>,
     /// Space-delimited scopes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "blank_is_none", skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+}
+
+/// Deserializes an optional string, treating `""` and whitespace as absent.
+fn blank_is_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let s = Option::<String>::deserialize(d)?;
+    Ok(s.filter(|s| !s.trim().is_empty()))
 }
 
 impl Identity {

@@ -10,7 +10,9 @@ use crate::host::testing::SeededEntropy;
 use crate::http::{HttpResponse, Method};
 use crate::pkce::CsrfState;
 use crate::secret::{AuthorizationCode, ClientSecret, PkceVerifier, RefreshToken};
-use crate::token::{RefreshMode, TokenError, authorization_code_request, parse_token_response, refresh_request};
+use crate::token::{
+    Identity, RefreshMode, TokenError, authorization_code_request, parse_token_response, refresh_request,
+};
 
 pub fn config(auth: ClientAuth) -> OAuthConfig {
     let mut c = OAuthConfig::new(
@@ -204,6 +206,20 @@ fn token_response_keeps_every_blackbaud_field_and_is_lenient() {
     assert_eq!(id.user_display(), "Ada Lovelace <a@b.org>");
     let minimal = parse_token_response(&token_url(), &json(200, r#"{"access_token":"a"}"#)).unwrap();
     assert!(minimal.refresh_token.is_none() && minimal.expires_in.is_none());
+}
+
+#[test]
+fn blank_identity_fields_count_as_absent() {
+    let body = r#"{"access_token":"a","email":"","given_name":" ","family_name":"","user_id":"",
+        "environment_id":"p-env","environment_name":""}"#;
+    let id = parse_token_response(&token_url(), &json(200, body)).unwrap().identity;
+    assert_eq!(id.email, None);
+    assert_eq!(id.user_display(), "unknown user");
+    assert_eq!(id.environment_display(), "p-env");
+    // A later blank response does not erase what an earlier one said.
+    let mut known = Identity { email: Some("a@b.org".into()), ..Identity::default() };
+    known.merge(id);
+    assert_eq!(known.user_display(), "a@b.org");
 }
 
 #[test]
