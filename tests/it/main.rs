@@ -15,6 +15,8 @@ mod export;
 mod fleet;
 mod foreign_hosts;
 mod monitoring;
+mod node_app;
+mod node_sync;
 mod oauth_fidelity;
 mod paging_fidelity;
 mod partition_sync;

@@ -117,4 +117,14 @@ impl TokenStore for AppStore {
         *self.last.borrow_mut() = Some(Versioned { tokens: tokens.clone(), generation });
         Ok(generation)
     }
+
+    /// A rotated refresh token the store refused: the only one that works now. There is no
+    /// second place to write it, so it stays in this object (`exportBundle()`, `tokenInfo(true)`
+    /// hand it out) and the session reports `RotationLostError`, never silence.
+    async fn rescue(&self, tokens: &TokenSet) -> Result<String, StoreError> {
+        let mut last = self.last.borrow_mut();
+        let generation = last.as_ref().map_or(0, |v| v.generation);
+        *last = Some(Versioned { tokens: tokens.clone(), generation });
+        Err(StoreError::Io("the app's token store has no second place for them".into()))
+    }
 }
