@@ -206,3 +206,39 @@ async fn a_js_token_store_records_the_rotation_intent_before_rotating() {
     assert_ne!(stored, exported, "rotated");
     assert!(s.sim.refresh_token_expiry(&stored).is_some(), "the stored refresh token is the simulator's new one");
 }
+
+/// `export --json` describes a bundle written to a file, with no secret in it; with `-` (the
+/// bundle on stdout) it is refused before anything is exported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_json_describes_the_hand_over_without_secrets_and_is_refused_for_stdout() {
+    let s = Skysync::start().await;
+    s.seed(s.minted_tokens(|_| {})).await;
+    let (refresh, access) = (s.stored_refresh_token(), s.stored_access_token());
+
+    let refused = s.run(&["--json", "export", "-"]).await;
+    refused.expect_code(2);
+    assert!(refused.stdout.is_empty(), "{}", refused.stdout);
+    assert!(refused.stderr.contains("stdout carries the bundle"), "{}", refused.stderr);
+    assert!(!s.data_dir().join("handed-over.json").exists(), "nothing was handed over");
+
+    let copy = s.home().join("copy.json");
+    let run = s.run(&["--json", "export", "--copy", path_str(&copy)]).await;
+    run.expect_code(0);
+    let result: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    assert_eq!((&result["bundle"], &result["handed_over"]), (&path_str(&copy).into(), &false.into()));
+
+    let file = s.home().join("moved.json");
+    let run = s.run(&["--json", "export", path_str(&file)]).await;
+    run.expect_code(0);
+    let result: serde_json::Value =
+        serde_json::from_str(run.stdout.trim()).unwrap_or_else(|e| panic!("{e}: {}", run.stdout));
+    assert_eq!(result["bundle"], path_str(&file));
+    assert_eq!(result["profile"], "default");
+    assert_eq!(result["handed_over"], true);
+    assert!(result["generation"].as_u64().is_some_and(|g| g >= 1), "{result}");
+    assert!(result["exported_at"].is_string(), "{result}");
+    for secret in [&refresh, &access] {
+        assert!(!run.stdout.contains(secret.as_str()) && !run.stderr.contains(secret.as_str()), "a token leaked");
+    }
+    assert_handed_over(&s, path_str(&file)).await;
+}
