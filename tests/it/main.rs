@@ -1,6 +1,7 @@
 mod bad_input;
 mod bench_partition;
 mod browser;
+mod browser_sync;
 mod bundle_seal;
 mod cli_login;
 mod cli_misc;
