@@ -5,6 +5,9 @@
 //! where its tokens went (exit 4). Also the `SkyTokenStore` contract (web/tests/store-contract.mjs)
 //! in Node: a compare-and-swap conflict, a save that fails after a rotation, a lost rotation.
 
+use std::time::Duration;
+
+use skysync_cli::sim::Fault;
 use skysync_tests::cli::Skysync;
 
 use crate::node_app::{install_package, node_env, path_str, run, run_ok};
@@ -108,4 +111,43 @@ async fn the_js_token_store_contract_holds_in_node() {
     let out = run_ok("node", &["store-contract-node.mjs", path_str(&records)], &app, &node_env(&s)).await;
     let result: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
     assert_store_contract(&s, &result, token_calls);
+}
+
+/// The SKY API's part is skysync's: a 429, a 500 and a 401 (the simulator's clock moved past the
+/// access token's life, the app's did not) within one run are ridden out with one refresh; an
+/// exhausted quota stops the run with `QuotaExhaustedError`, and the bookmark stays where it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_sync_rides_out_429_500_and_401_and_stops_on_the_quota_by_name() {
+    skysync_tests::skip_in_fast_tier!("Node and web/build.sh");
+    let s = Skysync::start().await;
+    s.seed_expired_access().await;
+    let bundle = s.home().join("for-node.json");
+    s.run(&["export", path_str(&bundle)]).await.expect_code(0);
+    let app = install_package(&s).await;
+    let env = node_env(&s);
+    let args = ["node-sync.mjs", path_str(&bundle)];
+    let all = s.sim.live_ids("constituents").len();
+    assert_eq!(run_ok("node", &args, &app, &env).await.trim(), format!("synced {all} constituents"));
+
+    s.sim.advance_clock(Duration::from_secs(2 * 3600));
+    let added = s.sim.add("constituents", 4);
+    s.sim.fail_next_api(1, Fault::TooManyRequests { retry_after_secs: 1 });
+    s.sim.fail_next_api(1, Fault::Status { code: 500 });
+    let before = s.sim.stats();
+    assert_eq!(run_ok("node", &args, &app, &env).await.trim(), format!("synced {} constituents", added.len()));
+    let after = s.sim.stats();
+    assert_eq!(after.rate_limited - before.rate_limited, 1);
+    assert_eq!(after.server_errors - before.server_errors, 1);
+    assert_eq!(after.unauthorized - before.unauthorized, 1, "the stale access token was refused once");
+    assert_eq!(after.token_calls - before.token_calls, 1, "one refresh for the 401");
+
+    let bookmark = std::fs::read_to_string(app.join("constituents.bookmark")).unwrap();
+    s.sim.add("constituents", 1);
+    s.sim.fail_next_api(1, Fault::Quota);
+    let out = run("node", &args, &app, &env).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.starts_with("QuotaExhaustedError: "), "{stderr}");
+    assert_eq!(std::fs::read_to_string(app.join("constituents.bookmark")).unwrap(), bookmark);
+    assert_eq!(run_ok("node", &args, &app, &env).await.trim(), "synced 1 constituents");
 }
