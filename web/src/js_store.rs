@@ -28,6 +28,9 @@ export interface SkyTokenStore {
    * "ConflictError". */
   save(json: string, expectedGeneration: number | null): Promise<number>;
 }
+// A save that fails after a rotation (the store took the rotation intent, then not the new
+// tokens) is reported as RotationLostError: the stored refresh token no longer works, and the
+// same SkyAuth's exportBundle() holds the new one until the object is gone.
 "#;
 
 #[wasm_bindgen]
