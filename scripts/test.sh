@@ -65,7 +65,7 @@ say "clippy (native)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 say "clippy (wasm32: core and web)"
 cargo clippy -p skysync-core -p skysync-web --target wasm32-unknown-unknown --all-targets --locked -- -D warnings
-cargo clippy -p skysync-web --target wasm32-unknown-unknown --all-targets --features app-store --locked -- -D warnings
+cargo clippy -p skysync-web --target wasm32-unknown-unknown --all-targets --features app-store,sync --locked -- -D warnings
 
 say "rustdoc (no broken links or stray HTML)"
 RUSTDOCFLAGS="-D warnings" cargo doc -p skysync-core -p skysync-cli -p skysync-web --no-deps --locked

@@ -44,13 +44,13 @@ wasm-bindgen --target web --out-dir "$dist/pkg" \
   -o "$dist/pkg/skysync_web_bg.wasm" "$dist/pkg/skysync_web_bg.wasm"
 cp web/www/index.html web/www/app.js web/www/style.css "$dist/"
 
-# The npm package: the crate again with the feature `app-store` (SkyAuth.withStore, which the
-# page does not use, so the page's wasm does not carry it). One bindgen output serves browsers
+# The npm package: the crate again with the features `app-store` (SkyAuth.withStore) and `sync`
+# (SkySync), which the page does not use, so the page's wasm does not carry them. One bindgen output serves browsers
 # and bundlers (`default`, with init()) and Node 18+ (`node`: node.js instantiates the same wasm
 # from the package directory).
 npm_dir="$dist/npm"
 mkdir -p "$npm_dir"
-cargo build -p skysync-web --lib --target wasm32-unknown-unknown --profile wasm-release --locked --features app-store
+cargo build -p skysync-web --lib --target wasm32-unknown-unknown --profile wasm-release --locked --features app-store,sync
 wasm-bindgen --target web --out-dir "$npm_dir" \
   target/wasm32-unknown-unknown/wasm-release/skysync_web.wasm
 "$wasm_opt" -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \

@@ -27,7 +27,7 @@ use skysync_tests::cli::{Skysync, workspace_root};
 const WAIT: Duration = Duration::from_secs(30);
 
 /// One browser at a time: two cores, and each Chromium is heavy.
-static BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub(crate) static BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn page_dir() -> PathBuf {
     consent_page::page_dir(None).unwrap_or_else(|e| {
@@ -51,8 +51,8 @@ fn chromedriver_path() -> PathBuf {
 
 /// chromedriver on a free port, killed when dropped, plus the browser's throwaway profile and
 /// download directory.
-struct Browser {
-    client: Client,
+pub(crate) struct Browser {
+    pub(crate) client: Client,
     _driver: tokio::process::Child,
     _profile: tempfile::TempDir,
     downloads: tempfile::TempDir,
@@ -60,7 +60,7 @@ struct Browser {
 }
 
 impl Browser {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         // Port 0: chromedriver binds a free port itself and says which; no probe-then-bind race.
         let mut driver = tokio::process::Command::from(skysync_tests::process::command(chromedriver_path()))
             .arg("--port=0")
@@ -132,7 +132,7 @@ impl Browser {
         self.client.find(Locator::Id(id)).await.unwrap().prop("value").await.unwrap().unwrap_or_default()
     }
 
-    async fn js(&self, script: &str) -> Value {
+    pub(crate) async fn js(&self, script: &str) -> Value {
         self.client.execute(script, vec![]).await.unwrap_or_else(|e| panic!("{script}: {e}"))
     }
 
@@ -150,7 +150,7 @@ impl Browser {
     }
 
     /// Waits until the element `id` is shown with text that starts with `start`.
-    async fn wait_text(&self, id: &str, start: &str) -> String {
+    pub(crate) async fn wait_text(&self, id: &str, start: &str) -> String {
         let xpath = format!("//*[@id='{id}' and not(@hidden) and starts-with(normalize-space(.), {start:?})]");
         if let Err(e) = self.client.wait().at_most(WAIT).for_element(Locator::XPath(&xpath)).await {
             let now = self.js(&format!("return document.getElementById('{id}').textContent")).await;

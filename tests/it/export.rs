@@ -8,16 +8,14 @@ use std::path::{Path, PathBuf};
 use skysync_core::bundle::{BundleContent, TokenBundle};
 use skysync_tests::cli::Skysync;
 
+use crate::node_app::{install_package, node_env, path_str, run_ok};
+
 fn refresh_token_of(bundle: &str) -> String {
     let bundle = TokenBundle::parse(bundle.as_bytes()).expect("the export is a bundle `import` reads");
     match bundle.content {
         BundleContent::RefreshToken { tokens } => tokens.refresh_token.secret().to_owned(),
         other => panic!("a refresh-token bundle, not {other:?}"),
     }
-}
-
-fn path_str(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
 }
 
 fn mode(p: &Path) -> u32 {
@@ -130,36 +128,18 @@ async fn export_refuses_an_existing_file_and_an_empty_profile_and_hands_nothing_
     s.run(&["token"]).await.expect_code(0);
 }
 
-/// Runs `program args…` in `dir` to completion and returns its stdout, panicking with its output
-/// on failure.
-async fn run_ok(program: &str, args: &[&str], dir: &Path, env: &[(String, String)]) -> String {
-    let out = tokio::process::Command::new(program)
-        .args(args)
-        .current_dir(dir)
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .kill_on_drop(true)
-        .output()
-        .await
-        .unwrap_or_else(|e| panic!("{program} could not start ({e}); install Node 18+ with npm"));
-    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "{program} {args:?} failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}");
-    stdout.into_owned()
-}
-
 /// The npm package `web/build.sh` makes, packed and installed like any package (no install
 /// scripts, nothing downloaded), runs in Node with a bundle `skysync export` handed over: it
 /// refreshes the expired access token and pages through every constituent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_handed_over_bundle_works_in_node_through_the_npm_package() {
     skysync_tests::skip_in_fast_tier!("Node and web/build.sh");
-    let root = skysync_tests::cli::workspace_root();
     let s = Skysync::start().await;
     s.seed_expired_access().await;
     let bundle = s.home().join("for-node.json");
     s.run(&["export", path_str(&bundle)]).await.expect_code(0);
 
     let app = install_package(&s).await;
-    std::fs::copy(root.join("web/examples/node-api.mjs"), app.join("node-api.mjs")).unwrap();
 
     let env = node_env(&s);
     let token_calls = s.sim.stats().token_calls;
@@ -169,39 +149,6 @@ async fn a_handed_over_bundle_works_in_node_through_the_npm_package() {
     assert_eq!(s.sim.stats().token_calls, token_calls + 1, "Node refreshed the expired access token once");
 }
 
-/// Packs `web/dist/npm` (from `web/build.sh`) and installs the tarball offline, with no install
-/// scripts, in a new app directory, which it returns.
-async fn install_package(s: &Skysync) -> PathBuf {
-    let package = skysync_tests::cli::workspace_root().join("web/dist/npm");
-    assert!(package.join("package.json").exists(), "{} is missing: run web/build.sh", package.display());
-    let manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(package.join("package.json")).unwrap()).unwrap();
-    assert!(manifest.get("scripts").is_none(), "no install step: {manifest}");
-    let app = s.home().join("app");
-    std::fs::create_dir(&app).unwrap();
-    let packed = run_ok("npm", &["pack", "--pack-destination", path_str(&app)], &package, &[]).await;
-    let tarball = packed.lines().last().expect("npm pack names the tarball").trim().to_owned();
-    std::fs::write(app.join("package.json"), r#"{ "name": "app", "private": true, "type": "module" }"#).unwrap();
-    let install = ["install", "--offline", "--ignore-scripts", "--no-audit", "--no-fund", tarball.as_str()];
-    run_ok("npm", &install, &app, &[]).await;
-    app
-}
-
-/// The `SKYSYNC_*` variables the Node examples read, from this world.
-fn node_env(s: &Skysync) -> Vec<(String, String)> {
-    [
-        "SKYSYNC_CLIENT_ID",
-        "SKYSYNC_CLIENT_SECRET",
-        "SKYSYNC_SUBSCRIPTION_KEY",
-        "SKYSYNC_REDIRECT_URI",
-        "SKYSYNC_TOKEN_URL",
-        "SKYSYNC_API_URL",
-    ]
-    .iter()
-    .map(|k| (k.to_string(), s.env_value(k).expect(k)))
-    .collect()
-}
-
 /// Runs `web/examples/node-store.mjs` with a bundle handed over by `skysync export`, and returns
 /// its stderr lines that log saves, and the refresh token its store file ends with.
 async fn node_store_run(s: &Skysync) -> (Vec<String>, String, String) {
@@ -209,8 +156,6 @@ async fn node_store_run(s: &Skysync) -> (Vec<String>, String, String) {
     s.run(&["export", path_str(&bundle)]).await.expect_code(0);
     let exported = refresh_token_of(&std::fs::read_to_string(&bundle).unwrap());
     let app = install_package(s).await;
-    std::fs::copy(skysync_tests::cli::workspace_root().join("web/examples/node-store.mjs"), app.join("node-store.mjs"))
-        .unwrap();
     let store = app.join("tokens.json");
     let out = tokio::process::Command::new("node")
         .args(["node-store.mjs", path_str(&bundle), path_str(&store)])
@@ -260,4 +205,40 @@ async fn a_js_token_store_records_the_rotation_intent_before_rotating() {
     assert_eq!(saves, ["saved generation 1", "saved generation 2 (rotation intent)", "saved generation 3"]);
     assert_ne!(stored, exported, "rotated");
     assert!(s.sim.refresh_token_expiry(&stored).is_some(), "the stored refresh token is the simulator's new one");
+}
+
+/// `export --json` describes a bundle written to a file, with no secret in it; with `-` (the
+/// bundle on stdout) it is refused before anything is exported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_json_describes_the_hand_over_without_secrets_and_is_refused_for_stdout() {
+    let s = Skysync::start().await;
+    s.seed(s.minted_tokens(|_| {})).await;
+    let (refresh, access) = (s.stored_refresh_token(), s.stored_access_token());
+
+    let refused = s.run(&["--json", "export", "-"]).await;
+    refused.expect_code(2);
+    assert!(refused.stdout.is_empty(), "{}", refused.stdout);
+    assert!(refused.stderr.contains("stdout carries the bundle"), "{}", refused.stderr);
+    assert!(!s.data_dir().join("handed-over.json").exists(), "nothing was handed over");
+
+    let copy = s.home().join("copy.json");
+    let run = s.run(&["--json", "export", "--copy", path_str(&copy)]).await;
+    run.expect_code(0);
+    let result: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    assert_eq!((&result["bundle"], &result["handed_over"]), (&path_str(&copy).into(), &false.into()));
+
+    let file = s.home().join("moved.json");
+    let run = s.run(&["--json", "export", path_str(&file)]).await;
+    run.expect_code(0);
+    let result: serde_json::Value =
+        serde_json::from_str(run.stdout.trim()).unwrap_or_else(|e| panic!("{e}: {}", run.stdout));
+    assert_eq!(result["bundle"], path_str(&file));
+    assert_eq!(result["profile"], "default");
+    assert_eq!(result["handed_over"], true);
+    assert!(result["generation"].as_u64().is_some_and(|g| g >= 1), "{result}");
+    assert!(result["exported_at"].is_string(), "{result}");
+    for secret in [&refresh, &access] {
+        assert!(!run.stdout.contains(secret.as_str()) && !run.stderr.contains(secret.as_str()), "a token leaked");
+    }
+    assert_handed_over(&s, path_str(&file)).await;
 }

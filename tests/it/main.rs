@@ -1,6 +1,7 @@
 mod bad_input;
 mod bench_partition;
 mod browser;
+mod browser_sync;
 mod bundle_seal;
 mod cli_login;
 mod cli_misc;
@@ -15,6 +16,8 @@ mod export;
 mod fleet;
 mod foreign_hosts;
 mod monitoring;
+mod node_app;
+mod node_sync;
 mod oauth_fidelity;
 mod paging_fidelity;
 mod partition_sync;

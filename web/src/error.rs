@@ -56,11 +56,16 @@ pub enum ErrorKind {
     Api,
     /// A token bundle that cannot be used.
     Bundle,
+    /// A rotation's new refresh token was lost: its answer never arrived, or the store could not
+    /// save it. The stored refresh token no longer works.
+    RotationLost,
+    /// A sync bookmark that `SkySync` did not hand out (or one of another entity).
+    Bookmark,
 }
 
 impl ErrorKind {
     /// Every kind, for documentation and tests.
-    pub const ALL: [ErrorKind; 19] = [
+    pub const ALL: [ErrorKind; 21] = [
         ErrorKind::Config,
         ErrorKind::Storage,
         ErrorKind::NoPendingAuthorization,
@@ -80,6 +85,8 @@ impl ErrorKind {
         ErrorKind::ApiUnavailable,
         ErrorKind::Api,
         ErrorKind::Bundle,
+        ErrorKind::RotationLost,
+        ErrorKind::Bookmark,
     ];
 
     /// The JavaScript `Error.name`. Stable: part of the public API.
@@ -104,6 +111,8 @@ impl ErrorKind {
             ErrorKind::ApiUnavailable => "ApiUnavailableError",
             ErrorKind::Api => "ApiError",
             ErrorKind::Bundle => "BundleError",
+            ErrorKind::RotationLost => "RotationLostError",
+            ErrorKind::Bookmark => "BookmarkError",
         }
     }
 }
@@ -155,11 +164,14 @@ fn kind_of_token(e: &TokenError) -> ErrorKind {
 fn kind_of_session(e: &SessionError) -> ErrorKind {
     match e {
         SessionError::NotLoggedIn => ErrorKind::NotLoggedIn,
-        SessionError::RefreshTokenExpired { .. } | SessionError::RotationLost { .. } => ErrorKind::ConsentRequired,
+        SessionError::RefreshTokenExpired { .. } | SessionError::GrantRefused { .. } => ErrorKind::ConsentRequired,
+        SessionError::RotationLost { .. }
+        | SessionError::RotationRescued { .. }
+        | SessionError::RotationUnsaved { .. } => ErrorKind::RotationLost,
         SessionError::WrongClient { .. } => ErrorKind::Config,
         SessionError::Token(t) => kind_of_token(t),
         SessionError::Transport(_) => ErrorKind::TokenEndpointUnreachable,
-        SessionError::Store(_) | SessionError::SaveFailed(_) => ErrorKind::Storage,
+        SessionError::Store(_) | SessionError::SaveFailed(_) | SessionError::StoreNotWritable(_) => ErrorKind::Storage,
         _ => ErrorKind::TokenEndpoint,
     }
 }
@@ -189,11 +201,38 @@ macro_rules! failure_from {
     )*};
 }
 
+/// The core's words, except where they name the CLI's token file: an app's store has no rescue
+/// file, but the `SkyAuth` object still holds the new tokens (`exportBundle()`).
+fn message_of_session(e: &SessionError) -> String {
+    match e {
+        SessionError::RotationUnsaved { error, .. } | SessionError::RotationRescued { error, .. } => format!(
+            "the refresh token was rotated, but the new one could not be saved in the token store: {error}. The \
+             stored refresh token no longer works. Until this SkyAuth object is gone, exportBundle() returns the \
+             new tokens: keep them (SkyAuth.storeRecord turns the bundle into a store record), or consent again"
+        ),
+        e => e.to_string(),
+    }
+}
+
+impl From<SessionError> for Failure {
+    fn from(e: SessionError) -> Self {
+        Failure::new(kind_of_session(&e), message_of_session(&e))
+    }
+}
+
+impl From<ApiError> for Failure {
+    fn from(e: ApiError) -> Self {
+        let message = match &e {
+            ApiError::Session(s) => message_of_session(s),
+            e => e.to_string(),
+        };
+        Failure::new(kind_of_api(&e), message)
+    }
+}
+
 failure_from! {
     CallbackError => kind_of_callback,
     TokenError => kind_of_token,
-    SessionError => kind_of_session,
-    ApiError => kind_of_api,
     BundleError => |_: &BundleError| ErrorKind::Bundle,
     SealError => |_: &SealError| ErrorKind::Bundle,
     StoreError => |_: &StoreError| ErrorKind::Storage,

@@ -28,6 +28,9 @@ export interface SkyTokenStore {
    * "ConflictError". */
   save(json: string, expectedGeneration: number | null): Promise<number>;
 }
+// A save that fails after a rotation (the store took the rotation intent, then not the new
+// tokens) is reported as RotationLostError: the stored refresh token no longer works, and the
+// same SkyAuth's exportBundle() holds the new one until the object is gone.
 "#;
 
 #[wasm_bindgen]
@@ -116,5 +119,15 @@ impl TokenStore for AppStore {
         })? as u64;
         *self.last.borrow_mut() = Some(Versioned { tokens: tokens.clone(), generation });
         Ok(generation)
+    }
+
+    /// A rotated refresh token the store refused: the only one that works now. There is no
+    /// second place to write it, so it stays in this object (`exportBundle()`, `tokenInfo(true)`
+    /// hand it out) and the session reports `RotationLostError`, never silence.
+    async fn rescue(&self, tokens: &TokenSet) -> Result<String, StoreError> {
+        let mut last = self.last.borrow_mut();
+        let generation = last.as_ref().map_or(0, |v| v.generation);
+        *last = Some(Versioned { tokens: tokens.clone(), generation });
+        Err(StoreError::Io("the app's token store has no second place for them".into()))
     }
 }

@@ -14,6 +14,7 @@
 
 pub mod consent;
 pub mod error;
+pub mod sync_config;
 pub mod web_config;
 
 #[cfg(target_arch = "wasm32")]
@@ -24,9 +25,13 @@ pub mod js_store;
 mod pending_store;
 #[cfg(target_arch = "wasm32")]
 pub mod sky_auth;
+#[cfg(all(target_arch = "wasm32", feature = "sync"))]
+pub mod sky_sync;
 
 #[cfg(target_arch = "wasm32")]
 pub use sky_auth::SkyAuth;
+#[cfg(all(target_arch = "wasm32", feature = "sync"))]
+pub use sky_sync::SkySync;
 
 #[cfg(test)]
 mod tests;

@@ -97,13 +97,18 @@ export interface TokenInfo {
  * - QuotaExhaustedError: the daily call quota is used up.
  * - ApiUnavailableError: the SKY API could not be reached, or kept failing with 5xx.
  * - ApiError: any other SKY API failure.
- * - BundleError: a token bundle that cannot be used. */
+ * - BundleError: a token bundle that cannot be used.
+ * - RotationLostError: a rotated refresh token was lost (its answer never arrived, or the token
+ *   store could not save it): the stored one no longer works. When the store's save failed,
+ *   `exportBundle()` of the same object still returns the new tokens: keep them, or consent again.
+ * - BookmarkError: `SkySync.run` was given a bookmark it did not hand out for that entity. */
 export type SkyErrorName =
   | "ConfigError" | "StorageError" | "NoPendingAuthorizationError" | "StateMismatchError"
   | "ConsentDeniedError" | "InvalidRedirectError" | "ConsentRequiredError" | "InvalidClientError"
   | "TokenEndpointUnreachableError" | "TokenEndpointError" | "NoRefreshTokenError"
   | "NotLoggedInError" | "SubscriptionKeyError" | "UnauthorizedError" | "RateLimitedError"
-  | "QuotaExhaustedError" | "ApiUnavailableError" | "ApiError" | "BundleError";
+  | "QuotaExhaustedError" | "ApiUnavailableError" | "ApiError" | "BundleError" | "RotationLostError"
+  | "BookmarkError";
 "#;
 
 /// Where the live tokens are kept: in memory (the default), or in the app's store.
@@ -120,7 +125,8 @@ struct Live {
     api: Option<ApiClient>,
 }
 
-struct Inner {
+/// What a `SkyAuth` object holds; shared with the `SkySync` objects made from it.
+pub(crate) struct Inner {
     oauth: OAuthConfig,
     config: WebConfig,
     http: Arc<dyn HttpClient>,
@@ -155,7 +161,7 @@ impl std::fmt::Debug for SkyAuth {
 
 type JsResult<T> = Result<T, JsValue>;
 
-fn to_js<T: Serialize>(value: &T) -> Result<JsValue, Failure> {
+pub(crate) fn to_js<T: Serialize>(value: &T) -> Result<JsValue, Failure> {
     value
         .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
         .map_err(|e| Failure::new(ErrorKind::Api, format!("could not convert a value for JavaScript: {e}")))
@@ -339,6 +345,15 @@ impl SkyAuth {
     }
 }
 
+/// For `SkySync` (feature `sync`).
+#[cfg(feature = "sync")]
+impl SkyAuth {
+    /// What this object holds, shared.
+    pub(crate) fn shared(&self) -> Rc<Inner> {
+        self.inner.clone()
+    }
+}
+
 /// The npm package's extras (feature `app-store`; the consent page is built without them).
 #[cfg(feature = "app-store")]
 #[wasm_bindgen]
@@ -391,12 +406,26 @@ impl Inner {
         self.live.borrow().as_ref().map(|l| l.session.clone()).ok_or_else(not_logged_in)
     }
 
-    fn api(&self) -> Result<ApiClient, Failure> {
+    pub(crate) fn api(&self) -> Result<ApiClient, Failure> {
         let live = self.live.borrow();
         let live = live.as_ref().ok_or_else(not_logged_in)?;
         live.api
             .clone()
             .ok_or_else(|| Failure::new(ErrorKind::Config, "apiGet needs subscriptionKey in the configuration"))
+    }
+
+    /// The SKY API base URL.
+    #[cfg(feature = "sync")]
+    pub(crate) fn api_base(&self) -> Result<url::Url, Failure> {
+        self.config.api()?.map(|c| c.base).ok_or_else(|| {
+            Failure::new(ErrorKind::Config, "SkySync needs subscriptionKey in the SkyAuth configuration")
+        })
+    }
+
+    /// The browser's (or Node's) clock.
+    #[cfg(feature = "sync")]
+    pub(crate) fn now(&self) -> time::OffsetDateTime {
+        self.clock.now()
     }
 
     /// Replaces the tokens (and the session over them).

@@ -4,6 +4,7 @@ use skysync_core::bundle::{BundleContent, TokenBundle};
 use skysync_core::config::ClientAuth;
 use skysync_core::secret::{AccessToken, AuthorizationCode, PkceVerifier, RefreshToken};
 use skysync_core::session::SessionError;
+use skysync_core::store::StoreError;
 use skysync_core::token::{Identity, OAuthErrorBody, TokenError};
 use skysync_core::token_set::TokenSet;
 use time::macros::datetime;
@@ -11,6 +12,7 @@ use url::Url;
 
 use crate::consent::{ReceivedCode, TokenInfo, bundle_for, is_redirect};
 use crate::error::{ErrorKind, Failure};
+use crate::sync_config::{SyncConfig, plan_failure};
 use crate::web_config::WebConfig;
 
 const T0: time::OffsetDateTime = datetime!(2026-01-01 12:00 UTC);
@@ -82,6 +84,20 @@ fn core_errors_map_to_their_kinds() {
         (ApiError::QuotaExhausted { retry_after: None, message: String::new() }.into(), ErrorKind::QuotaExhausted),
         (ApiError::RateLimited { attempts: 3 }.into(), ErrorKind::RateLimited),
         (ApiError::ForeignUrl("x".into()).into(), ErrorKind::Config),
+        (SessionError::RotationLost { started_at: String::new() }.into(), ErrorKind::RotationLost),
+        (
+            SessionError::RotationUnsaved {
+                error: StoreError::Io("full".into()),
+                rescue_error: StoreError::Io("no".into()),
+            }
+            .into(),
+            ErrorKind::RotationLost,
+        ),
+        (
+            SessionError::StoreNotWritable(StoreError::Conflict { expected: Some(1), found: None }).into(),
+            ErrorKind::Storage,
+        ),
+        (SessionError::GrantRefused { refused_at: String::new() }.into(), ErrorKind::ConsentRequired),
     ];
     for (failure, kind) in cases {
         assert_eq!(failure.kind, kind, "{failure}");
@@ -190,4 +206,46 @@ fn redirects_are_recognised() {
     assert!(!is_redirect("http://localhost:8321/callback"));
     assert!(!is_redirect("http://localhost:8321/callback?code=c"));
     assert!(!is_redirect("garbage"));
+}
+
+#[test]
+fn a_lost_rotation_in_the_apps_store_points_at_export_bundle_not_a_rescue_file() {
+    let unsaved = SessionError::RotationUnsaved {
+        error: StoreError::Io("the app's token store failed to save: Error: disk full".into()),
+        rescue_error: StoreError::Io("no second place".into()),
+    };
+    let failure = Failure::from(ApiError::Session(unsaved));
+    assert_eq!(failure.name(), "RotationLostError");
+    assert!(failure.message.contains("disk full") && failure.message.contains("exportBundle()"), "{failure}");
+    assert!(!failure.message.contains("rescue file") && !failure.message.contains("directory"), "{failure}");
+}
+
+#[test]
+fn sync_options_name_a_catalog_entity_and_a_page_size_it_accepts() {
+    let c = SyncConfig::from_json(r#"{"entity":"constituents"}"#).unwrap();
+    assert_eq!(c.entity.name, "constituents");
+    assert_eq!(c.options.page_size, None);
+    assert!(!c.options.full && !c.options.reconcile && c.options.reconcile_every.is_none(), "incremental only");
+    assert_eq!(SyncConfig::from_json(r#"{"entity":"gifts","pageSize":50}"#).unwrap().options.page_size, Some(50));
+    for bad in [
+        r#"{"entity":"nope"}"#,
+        r#"{"entity":"gifts","pageSize":0}"#,
+        r#"{"entity":"gifts","pageSize":5001}"#,
+        r#"{"entity":"gifts","full":true}"#,
+        r#"{}"#,
+    ] {
+        let e = SyncConfig::from_json(bad).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Config, "{bad}: {e}");
+    }
+}
+
+#[test]
+fn a_bookmark_the_planner_cannot_read_is_a_bookmark_error() {
+    let entity = skysync_core::sync::find("gifts").unwrap();
+    let stored = skysync_core::sync::StoredState { bookmark: Some("not a bookmark".into()), ..Default::default() };
+    let base = Url::parse("https://api.sky.blackbaud.com/").unwrap();
+    let e = skysync_core::sync::EntityPlan::new(entity, &base, Some(&stored), &Default::default(), T0).unwrap_err();
+    let failure = plan_failure(e);
+    assert_eq!(failure.name(), "BookmarkError");
+    assert!(failure.message.contains("pass back the bookmark"), "{failure}");
 }

@@ -12,6 +12,11 @@
 //!
 //! The bundle is the consent page's refresh-token bundle ([`skysync_core::bundle`]), so
 //! `skysync import` reads it as it is.
+//!
+//! `--json` prints the result on stdout (`bundle`: the file's absolute path, `profile`,
+//! `handed_over`, `generation`: the token store's generation that was exported, `exported_at`),
+//! never a token. With `-` stdout carries the bundle itself, so `--json` is refused there (exit
+//! 2, nothing exported) rather than mixed into it or moved to stderr beside the notes.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -30,6 +35,13 @@ use crate::token_store::{HandedOver, ProfileStore};
 
 /// Writes the bundle and, without `--copy`, marks the profile's tokens handed over.
 pub async fn run(ctx: &Context, args: ExportArgs) -> anyhow::Result<u8> {
+    let out = ctx.output();
+    if out.json && args.file == "-" {
+        return Err(UsageError(
+            "--json describes a bundle written to a file: with `-`, stdout carries the bundle itself. Name a new file, or drop --json; nothing was exported".into(),
+        )
+        .into());
+    }
     let store = ctx.store();
     // The hand-over mark lives beside the token file; a PostgreSQL store is shared by several
     // hosts, so moving its tokens out is `token-store migrate`'s job (or an explicit --copy).
@@ -49,7 +61,7 @@ pub async fn run(ctx: &Context, args: ExportArgs) -> anyhow::Result<u8> {
     let Some(current) = store.load().await? else {
         return Err(SessionError::NotLoggedIn.into());
     };
-    let tokens = current.tokens;
+    let (tokens, generation) = (current.tokens, current.generation);
     let now = SystemClock.now();
     if tokens.refresh_expires_at <= now {
         return Err(anyhow::Error::from(SessionError::RefreshTokenExpired {
@@ -69,7 +81,6 @@ pub async fn run(ctx: &Context, args: ExportArgs) -> anyhow::Result<u8> {
     }
     let json = TokenBundle::new(BundleContent::RefreshToken { tokens: Box::new(tokens) }, now).to_json();
 
-    let out = ctx.output();
     let destination = if args.file == "-" { None } else { Some(absolute(Path::new(&args.file))?) };
     match &destination {
         Some(path) => write_new_private_file(path, json.as_bytes())?,
@@ -90,7 +101,7 @@ pub async fn run(ctx: &Context, args: ExportArgs) -> anyhow::Result<u8> {
             ctx.profile()
         ));
         out.note(format_args!("Copied profile `{}`'s tokens to {to}.", ctx.profile()));
-        return Ok(exit::OK);
+        return report(ctx, &to, false, generation, now);
     }
     let marked = match file_store {
         Some(f) => f.mark_handed_over(&HandedOver { to: to.clone(), at: now }),
@@ -116,6 +127,21 @@ pub async fn run(ctx: &Context, args: ExportArgs) -> anyhow::Result<u8> {
         out.note(format_args!(
             "The bundle holds the refresh token in plain text: import it once where it goes (`skysync import {to}`), then delete it."
         ));
+    }
+    report(ctx, &to, true, generation, now)
+}
+
+/// With `--json`, the result on stdout (never a token: the bundle went to a file).
+fn report(ctx: &Context, to: &str, handed_over: bool, generation: u64, at: time::OffsetDateTime) -> anyhow::Result<u8> {
+    let out = ctx.output();
+    if out.json {
+        out.json_value(&serde_json::json!({
+            "bundle": to,
+            "profile": ctx.profile(),
+            "handed_over": handed_over,
+            "generation": generation,
+            "exported_at": timestamp(at),
+        }))?;
     }
     Ok(exit::OK)
 }
