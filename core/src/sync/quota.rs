@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use url::Url;
 
-use super::bookmark::Bookmark;
+use super::bookmark::{Bookmark, parse_time, rfc3339};
 use super::catalog::{Entity, Incremental};
 use super::cursor::Cursor;
 use super::partition::{self, Pace, PartitionTable};
@@ -123,25 +123,6 @@ impl QuotaLedger {
     }
 }
 
-/// The most calls a run may make, and what sets that limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Allowance {
-    /// Calls allowed (`None`: no limit).
-    pub calls: Option<u64>,
-    /// Whether the daily quota, not `--call-budget`, is the tighter limit.
-    pub by_daily_quota: bool,
-}
-
-/// The run's allowance: the call budget, or what is left of `daily_quota` today if less.
-pub fn allowance(call_budget: Option<u64>, daily_quota: Option<u64>, ledger: &QuotaLedger) -> Allowance {
-    let left = daily_quota.map(|q| ledger.remaining(q));
-    match (call_budget, left) {
-        (Some(b), Some(l)) if l < b => Allowance { calls: Some(l), by_daily_quota: true },
-        (None, Some(l)) => Allowance { calls: Some(l), by_daily_quota: true },
-        (b, _) => Allowance { calls: b, by_daily_quota: false },
-    }
-}
-
 /// How far the estimate was off: actual / estimated (`None` without an estimate or when it was 0).
 pub fn accuracy(actual: u64, estimated: Option<u64>) -> Option<f64> {
     match estimated {
@@ -213,9 +194,11 @@ impl EstimatePlan {
             None
         } else {
             let probe = match &bookmark {
-                // Count what changed since the newest record read, not since the chain's start.
+                // Count what changed after the newest record read, not since the chain's start:
+                // the records at the high-water mark itself were read already.
                 Some(Bookmark::Chain { high_water: Some(hw), .. }) if entity.incremental == Incremental::SortToken => {
-                    Some(Cursor::list_url(entity, base, 1, &[("last_modified", hw.as_str())]))
+                    let after = parse_time(hw).map_or_else(|| hw.clone(), |t| rfc3339(t + Duration::from_micros(1)));
+                    Some(Cursor::list_url(entity, base, 1, &[("last_modified", after.as_str())]))
                 }
                 Some(Bookmark::Offset { offset, .. }) => {
                     already_read = *offset;

@@ -71,23 +71,21 @@ pub enum Health {
 
 /// The entity's health and the sentence that says it.
 pub fn verdict(s: &EntityState) -> (Health, String) {
-    let position = describe_bookmark(s.bookmark.as_deref());
+    let next = match s.bookmark.as_deref() {
+        None => "the next run starts from the beginning".to_owned(),
+        Some(b) => format!("the next run continues from {}", describe_bookmark(Some(b))),
+    };
     let at = timestamp_or_never(s.last_run_at);
     match (&s.last_error, s.last_success_at) {
         (Some(e), _) if report::planned_stop_text(e) => {
-            (Health::Stopped, format!("stopped as planned at {at} ({e}); the next run continues from {position}"))
+            (Health::Stopped, format!("stopped as planned at {at} ({e}); {next}"))
         }
         (Some(e), _) => (Health::Failed, format!("last run failed at {at}: {e}")),
-        (None, Some(ok)) => (
-            Health::UpToDate,
-            format!("up to date as of {}; the next run continues from {position}", timestamp(ok)),
-        ),
+        (None, Some(ok)) => (Health::UpToDate, format!("up to date as of {}; {next}", timestamp(ok))),
         (None, None) if s.bookmark.is_none() && s.staging_bookmark.is_none() => {
             (Health::NeverSynced, "never synced".to_owned())
         }
-        (None, None) => {
-            (Health::Unfinished, format!("the first run has not finished; the next run continues from {position}"))
-        }
+        (None, None) => (Health::Unfinished, format!("the first run has not finished; {next}")),
     }
 }
 
@@ -204,7 +202,7 @@ mod tests {
             for text in [stop.to_string(), format!("stopped: {stop}")] {
                 let (health, said) = verdict(&with_error(text));
                 assert_eq!(health, Health::Stopped, "{said}");
-                assert!(said.contains("next run continues"), "{said}");
+                assert!(said.contains("the next run starts from the beginning"), "{said}");
             }
         }
         let quota = ApiError::QuotaExhausted { retry_after: None, message: "Out of call volume quota.".into() };
