@@ -113,7 +113,9 @@ impl QuotaLedger {
     /// the day ends then, and it has no calls left under `quota`.
     pub fn record_exhausted(&mut self, now: OffsetDateTime, retry_after: Option<Duration>, quota: Option<u64>) {
         if let Some(wait) = retry_after {
+            // Whole seconds, as Retry-After counts them.
             let reset = now + wait;
+            let reset = reset.replace_nanosecond(0).unwrap_or(reset);
             self.announced_reset = Some(reset);
             self.day_ends_at = reset;
         }

@@ -52,7 +52,8 @@ fn the_ledger_counts_calls_per_day_and_starts_over_the_next_day() {
 fn a_quota_403_ends_the_day_when_blackbaud_says_and_uses_it_up() {
     let mut l = QuotaLedger::today(None, T0);
     l.record_run(5, None, T0);
-    l.record_exhausted(T0, Some(Duration::from_secs(406)), Some(1000));
+    // Retry-After counts whole seconds, and so does the reset.
+    l.record_exhausted(T0 + Duration::from_millis(300), Some(Duration::from_secs(406)), Some(1000));
     assert_eq!(l.day_ends_at, T0 + Duration::from_secs(406));
     assert_eq!(l.announced_reset, Some(T0 + Duration::from_secs(406)));
     assert_eq!(l.remaining(1000), 0, "nothing left until the reset");

@@ -58,7 +58,7 @@ pub async fn record(
     match &report.stopped {
         Some(ApiError::QuotaExhausted { retry_after, .. }) => {
             ledger.record_exhausted(now, *retry_after, daily_quota);
-            resume_at = retry_after.map(|d| now + d);
+            resume_at = retry_after.and(ledger.announced_reset);
         }
         Some(ApiError::DailyQuotaReached { .. }) => resume_at = Some(ledger.day_ends_at),
         _ => {}
