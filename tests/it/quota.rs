@@ -112,7 +112,11 @@ async fn daily_quota_stops_before_the_day_runs_out_and_the_next_day_continues(sk
     assert_eq!(sk.sim.stats().api_calls, 8, "no call once the day is used up");
     let text = sk.run(&[&with_quota[..args.len() - 1], &["--daily-quota", "8"]].concat()).await;
     text.expect_code(0);
-    assert!(text.stdout.contains("stopped as planned") && text.stdout.contains("left for the next run"), "{}", text.stdout);
+    assert!(
+        text.stdout.contains("stopped as planned") && text.stdout.contains("left for the next run"),
+        "{}",
+        text.stdout
+    );
     assert!(text.stdout.contains("the quota resets at"), "{}", text.stdout);
     let status = sk.run(&["sync", "status", "--db", db]).await;
     status.expect_code(0);
@@ -197,7 +201,8 @@ async fn blackbauds_quota_403_exits_5_with_resume_at() {
     // The simulator's quota day ends 6 hours after it starts; its 403's Retry-After says when.
     let day = Duration::from_secs(6 * 3600);
     let before = OffsetDateTime::now_utc();
-    let sk = Skysync::with_sim(SimConfig { records: 100, quota_day_ends_after: Some(day), ..SimConfig::default() }).await;
+    let sk =
+        Skysync::with_sim(SimConfig { records: 100, quota_day_ends_after: Some(day), ..SimConfig::default() }).await;
     let after = OffsetDateTime::now_utc();
     sk.seed(sk.minted_tokens(|_| {})).await;
     sk.sim.set_quota(Some(3));

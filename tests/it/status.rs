@@ -88,7 +88,9 @@ fn redactions(s: &Skysync) -> insta::Settings {
 
 fn regex_escape(text: &str) -> String {
     text.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '/' || c == '_' || c == '-' { c.to_string() } else { format!("\\{c}") })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '/' || c == '_' || c == '-' { c.to_string() } else { format!("\\{c}") }
+        })
         .collect()
 }
 
@@ -100,10 +102,24 @@ fn pretty(run: &Run) -> String {
 async fn the_json_contract_of_sync_and_sync_status() {
     let sk = world(100).await;
     let settings = redactions(&sk);
-    let run = sk.run(&["sync", "gifts", "--page-size", "50", "--partitions", "1", "--json", "--daily-quota", "1000"]).await;
+    let run =
+        sk.run(&["sync", "gifts", "--page-size", "50", "--partitions", "1", "--json", "--daily-quota", "1000"]).await;
     run.expect_code(0);
     settings.bind(|| insta::assert_snapshot!("sync_json", pretty(&run)));
-    let run = sk.run(&["sync", "gifts", "constituents", "--page-size", "50", "--call-budget", "1", "--concurrency", "1", "--json"]).await;
+    let run = sk
+        .run(&[
+            "sync",
+            "gifts",
+            "constituents",
+            "--page-size",
+            "50",
+            "--call-budget",
+            "1",
+            "--concurrency",
+            "1",
+            "--json",
+        ])
+        .await;
     run.expect_code(0);
     settings.bind(|| insta::assert_snapshot!("sync_json_planned_stop", pretty(&run)));
     let run = sk.run(&["sync", "status", "--json"]).await;

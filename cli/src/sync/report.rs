@@ -294,9 +294,11 @@ pub fn json(report: &RunReport) -> serde_json::Value {
 fn stopped_json(report: &RunReport) -> serde_json::Value {
     let Some(stop) = &report.stopped else { return serde_json::Value::Null };
     let resume_at = match stop {
-        ApiError::QuotaExhausted { .. } | ApiError::DailyQuotaReached { .. } => {
-            report.quota.as_ref().and_then(|q| q.resume_at).and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-        }
+        ApiError::QuotaExhausted { .. } | ApiError::DailyQuotaReached { .. } => report
+            .quota
+            .as_ref()
+            .and_then(|q| q.resume_at)
+            .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()),
         _ => None,
     };
     serde_json::json!({

@@ -81,11 +81,7 @@ impl QuotaLedger {
     pub fn today(stored: Option<&QuotaLedger>, now: OffsetDateTime) -> QuotaLedger {
         match stored {
             Some(s) if now < s.day_ends_at => s.clone(),
-            Some(s) => QuotaLedger {
-                day_ends_at: quota_day_end(now, s.announced_reset),
-                calls_today: 0,
-                ..s.clone()
-            },
+            Some(s) => QuotaLedger { day_ends_at: quota_day_end(now, s.announced_reset), calls_today: 0, ..s.clone() },
             None => QuotaLedger {
                 day_ends_at: quota_day_end(now, None),
                 calls_today: 0,

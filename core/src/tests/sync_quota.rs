@@ -100,7 +100,11 @@ fn an_initial_run_is_probed_from_the_beginning_and_an_incremental_one_from_its_h
     let stored = StoredState { bookmark: Some(chain.clone()), ..StoredState::default() };
     let plan = EstimatePlan::new(gifts, &base(), Some(&stored), Some(&chain), &options, T0);
     let probes = plan.probe_urls();
-    assert_eq!(probes[0].query(), Some("limit=1&last_modified=2026-01-14T10%3A00%3A00.000001Z"), "no sort_token, after the high water");
+    assert_eq!(
+        probes[0].query(),
+        Some("limit=1&last_modified=2026-01-14T10%3A00%3A00.000001Z"),
+        "no sort_token, after the high water"
+    );
     let e = plan.finish(&[Some(3)], SLOW, 8);
     assert_eq!((e.mode, e.scan_calls, e.partition_calls, e.calls), (RunMode::Incremental, 2, 0, 2));
 }
@@ -109,7 +113,9 @@ fn an_initial_run_is_probed_from_the_beginning_and_an_incremental_one_from_its_h
 fn a_due_reconciliation_adds_its_id_scan_and_a_long_initial_scan_its_partitions() {
     let gifts = find("gifts").unwrap();
     let done = Bookmark::Chain {
-        next_link: "https://api.sky.blackbaud.com/gift/v1/gifts?limit=50&last_modified=1600-01-01T00:00:00Z&sort_token=x".into(),
+        next_link:
+            "https://api.sky.blackbaud.com/gift/v1/gifts?limit=50&last_modified=1600-01-01T00:00:00Z&sort_token=x"
+                .into(),
         high_water: Some("2026-01-14T10:00:00Z".into()),
     }
     .to_json();

@@ -104,12 +104,8 @@ fn render(states: &[EntityState], quota: Option<&QuotaLedger>) -> String {
         out.push_str("never synced: run `skysync sync`\n");
     }
     if let Some(q) = quota {
-        let _ = write!(
-            out,
-            "quota: {} calls used today; the quota day ends {}",
-            q.calls_today,
-            timestamp(q.day_ends_at)
-        );
+        let _ =
+            write!(out, "quota: {} calls used today; the quota day ends {}", q.calls_today, timestamp(q.day_ends_at));
         if let Some(calls) = q.last_run_calls {
             let _ = write!(out, "; the last run made {calls} calls");
         }
@@ -197,7 +193,8 @@ mod tests {
     #[test]
     fn planned_stops_are_not_failures() {
         let at = time::macros::datetime!(2026-11-30 02:00 UTC);
-        let with_error = |e: String| EntityState { last_error: Some(e), last_run_at: Some(at), ..EntityState::new("gifts") };
+        let with_error =
+            |e: String| EntityState { last_error: Some(e), last_run_at: Some(at), ..EntityState::new("gifts") };
         for stop in [ApiError::BudgetSpent { budget: 9 }, ApiError::DailyQuotaReached { quota: 900, used: 900 }] {
             for text in [stop.to_string(), format!("stopped: {stop}")] {
                 let (health, said) = verdict(&with_error(text));
