@@ -200,10 +200,9 @@ async fn a_call_budget_stop_exits_0_with_its_own_field() {
 async fn blackbauds_quota_403_exits_5_with_resume_at() {
     // The simulator's quota day ends 6 hours after it starts; its 403's Retry-After says when.
     let day = Duration::from_secs(6 * 3600);
-    let before = OffsetDateTime::now_utc();
     let sk =
         Skysync::with_sim(SimConfig { records: 100, quota_day_ends_after: Some(day), ..SimConfig::default() }).await;
-    let after = OffsetDateTime::now_utc();
+    let started = sk.sim.now();
     sk.seed(sk.minted_tokens(|_| {})).await;
     sk.sim.set_quota(Some(3));
     let run = sk.run(&["sync", "gifts", "--page-size", "50", "--json"]).await;
@@ -213,8 +212,8 @@ async fn blackbauds_quota_403_exits_5_with_resume_at() {
     assert_eq!(stopped["reason"], "quota_exhausted", "{v}");
     assert_eq!(stopped["planned"], false);
     let resume_at = time(&stopped["resume_at"]);
-    let slack = time::Duration::seconds(5);
-    assert!(resume_at >= before + day - slack && resume_at <= after + day + slack, "{resume_at}: {v}");
+    let slack = time::Duration::seconds(30);
+    assert!(resume_at >= started + day - slack && resume_at <= started + day + slack, "{resume_at}: {v}");
     // The announced reset is kept: later quota days end at the same time of day.
     let st = json(&sk.run(&["sync", "status", "--json"]).await.stdout);
     assert_eq!(time(&st["quota"]["day_ends_at"]), resume_at, "{st}");
