@@ -208,7 +208,7 @@ mod tests {
         assert!(said.starts_with("last run failed at 2026-11-30T02:00:00Z: out of SKY API call quota"), "{said}");
         assert_eq!(verdict(&EntityState::new("gifts")).0, Health::NeverSynced);
         let ok = EntityState { last_success_at: Some(at), last_run_at: Some(at), ..EntityState::new("gifts") };
-        assert!(verdict(&ok).1.starts_with("up to date as of 2026-11-30T02:00:00Z; the next run continues from"));
+        assert!(verdict(&ok).1.starts_with("up to date as of 2026-11-30T02:00:00Z; the next run "));
     }
 
     #[test]
