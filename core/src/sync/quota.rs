@@ -67,7 +67,7 @@ pub struct QuotaLedger {
     /// The reset a `403` last announced; later days end whole days after it.
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub announced_reset: Option<OffsetDateTime>,
-    /// Calls of the last run.
+    /// Calls of the last run (its estimate's probes not included).
     #[serde(default)]
     pub last_run_calls: Option<u64>,
     /// What the last run was estimated to cost, when it was estimated.
@@ -97,10 +97,11 @@ impl QuotaLedger {
         quota.saturating_sub(self.calls_today)
     }
 
-    /// Adds a finished run's calls (a run that crossed the day's end counts wholly in the new day).
-    pub fn record_run(&mut self, calls: u64, estimate: Option<u64>, now: OffsetDateTime) {
+    /// Adds a finished run's calls and the calls its estimate's probes took (a run that crossed
+    /// the day's end counts wholly in the new day).
+    pub fn record_run(&mut self, calls: u64, probes: u64, estimate: Option<u64>, now: OffsetDateTime) {
         *self = QuotaLedger::today(Some(self), now);
-        self.calls_today += calls;
+        self.calls_today += calls + probes;
         self.last_run_calls = Some(calls);
         self.last_run_estimate = estimate;
     }

@@ -37,8 +37,8 @@ fn the_quota_day_ends_at_midnight_utc_until_a_reset_is_announced() {
 fn the_ledger_counts_calls_per_day_and_starts_over_the_next_day() {
     let mut l = QuotaLedger::today(None, T0);
     assert_eq!((l.calls_today, l.day_ends_at), (0, datetime!(2026-01-16 00:00 UTC)));
-    l.record_run(40, Some(42), T0);
-    l.record_run(10, None, T0 + Duration::from_secs(3600));
+    l.record_run(38, 2, Some(42), T0);
+    l.record_run(10, 0, None, T0 + Duration::from_secs(3600));
     assert_eq!((l.calls_today, l.last_run_calls, l.last_run_estimate), (50, Some(10), None));
     assert_eq!(l.remaining(60), 10);
     assert_eq!(l.remaining(30), 0);
@@ -51,7 +51,7 @@ fn the_ledger_counts_calls_per_day_and_starts_over_the_next_day() {
 #[test]
 fn a_quota_403_ends_the_day_when_blackbaud_says_and_uses_it_up() {
     let mut l = QuotaLedger::today(None, T0);
-    l.record_run(5, None, T0);
+    l.record_run(5, 0, None, T0);
     // Retry-After counts whole seconds, and so does the reset.
     l.record_exhausted(T0 + Duration::from_millis(300), Some(Duration::from_secs(406)), Some(1000));
     assert_eq!(l.day_ends_at, T0 + Duration::from_secs(406));

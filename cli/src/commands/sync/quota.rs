@@ -53,7 +53,9 @@ pub async fn record(
     now: OffsetDateTime,
 ) -> anyhow::Result<()> {
     let estimated = estimate.map(Estimate::calls);
-    ledger.record_run(total_calls, estimated, now);
+    let probes = estimate.map_or(0, |e| e.probe_calls);
+    // Every call counts against the day; the run's own (probes aside) against its estimate.
+    ledger.record_run(report.api.calls, total_calls.saturating_sub(report.api.calls), estimated, now);
     let mut resume_at = None;
     match &report.stopped {
         Some(ApiError::QuotaExhausted { retry_after, .. }) => {
@@ -75,7 +77,7 @@ pub async fn record(
         remaining_today: daily_quota.map(|q| ledger.remaining(q)),
         day_ends_at: ledger.day_ends_at,
         estimated_calls: estimated,
-        probe_calls: estimate.map_or(0, |e| e.probe_calls),
+        probe_calls: probes,
         accuracy: accuracy(report.api.calls, estimated),
         resume_at,
     });
