@@ -110,6 +110,7 @@ async fn daily_quota_stops_before_the_day_runs_out_and_the_next_day_continues(sk
     run.expect_code(0);
     assert_eq!(json(&run.stdout)["stopped"]["reason"], "daily_quota");
     assert_eq!(sk.sim.stats().api_calls, 8, "no call once the day is used up");
+    assert!(!run.stderr.contains("could not be estimated"), "no estimate is tried: {}", run.stderr);
     let text = sk.run(&[&with_quota[..args.len() - 1], &["--daily-quota", "8"]].concat()).await;
     text.expect_code(0);
     assert!(

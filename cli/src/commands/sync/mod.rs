@@ -49,14 +49,17 @@ pub async fn run(ctx: &Context, args: SyncArgs) -> anyhow::Result<u8> {
     let api = quota::limit(ctx.api_client(settings.rate_limit, settings.call_budget)?, settings.daily_quota, &ledger);
     // A quota-aware run estimates its calls first (the probes count against the quota too).
     let estimate = match settings.daily_quota {
-        Some(_) => match estimate::estimate(&api, sink.as_mut(), &entities, &options, &clock).await {
-            Ok(e) => Some(e),
-            Err(e) => {
-                out.note(format_args!("warning: the run's calls could not be estimated: {e:#}"));
-                None
+        // Nothing left today: the run stops before its first call, so there is nothing to estimate.
+        Some(q) if ledger.remaining(q) > 0 => {
+            match estimate::estimate(&api, sink.as_mut(), &entities, &options, &clock).await {
+                Ok(e) => Some(e),
+                Err(e) => {
+                    out.note(format_args!("warning: the run's calls could not be estimated: {e:#}"));
+                    None
+                }
             }
-        },
-        None => None,
+        }
+        _ => None,
     };
     let progress: Box<dyn Progress> = if out.stderr_tty { Box::new(Bars::new()) } else { Box::new(LogLines) };
     let mut report = engine::run(&api, sink.as_mut(), &entities, &options, &clock, progress.as_ref())
