@@ -301,6 +301,14 @@ pub struct SyncArgs {
     /// Stop cleanly after this many API calls (keeps a run within a share of the daily quota).
     #[arg(long, value_name = "N")]
     pub call_budget: Option<u64>,
+    /// Most API calls per quota day over every run (env SKYSYNC_DAILY_QUOTA, config
+    /// `daily_quota`); a run stops cleanly before the next call would go over.
+    #[arg(long, value_name = "N")]
+    pub daily_quota: Option<u64>,
+    /// With --dry-run: count what each entity would read (one `limit=1` call per list, counted
+    /// against the quota) and estimate the run's API calls.
+    #[arg(long, requires = "dry_run")]
+    pub estimate: bool,
     /// Entities synced at the same time (default 4).
     #[arg(long, value_name = "N")]
     pub concurrency: Option<usize>,
@@ -320,7 +328,27 @@ pub struct SyncArgs {
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum SyncCommand {
     /// Show each entity's bookmark, last success, row count and last error (no API calls).
-    Status(SinkArgs),
+    Status(SyncStatusArgs),
+}
+
+/// `skysync sync status`: where the sync state is (no `--format`: a JSONL sync is named by its
+/// directory).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct SyncStatusArgs {
+    /// SQLite file or postgres:// URL (default: the config's `db`, else
+    /// $XDG_DATA_HOME/skysync/PROFILE/skysync.db).
+    #[arg(long, value_name = "PATH|URL", conflicts_with = "out")]
+    pub db: Option<String>,
+    /// The directory of a `sync --format jsonl --out DIR`.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<String>,
+}
+
+impl SyncStatusArgs {
+    /// The same destination as `sync`'s options name it.
+    pub fn sink(&self) -> SinkArgs {
+        SinkArgs { db: self.db.clone(), format: self.out.as_ref().map(|_| "jsonl".into()), out: self.out.clone() }
+    }
 }
 
 /// The destination options shared by `sync` and `sync status`.

@@ -109,6 +109,10 @@ pub struct SyncConfig {
     /// Most API calls one run may make.
     #[serde(default)]
     pub call_budget: Option<u64>,
+    /// Most API calls per quota day, over every run (set it to a share of the subscription's
+    /// daily quota).
+    #[serde(default)]
+    pub daily_quota: Option<u64>,
     /// Minutes of overlap for list latency.
     #[serde(default)]
     pub overlap_minutes: Option<u64>,

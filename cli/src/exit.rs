@@ -30,6 +30,8 @@ pub const THROTTLED: u8 = 5;
 pub const BUSY: u8 = 6;
 /// `skysync status`: the refresh token expires within the warning window.
 pub const WARNING: u8 = 10;
+/// `skysync sync status`: the last run of at least one entity failed.
+pub const LAST_RUN_FAILED: u8 = 11;
 
 /// The text `--help` shows after the options.
 pub const HELP_TEXT: &str = "\
@@ -47,10 +49,13 @@ Exit codes:
       the next run adopts it), or the tokens were handed over with `skysync export` (the
       message says where; `skysync import` of a bundle takes them back)
   5   throttled (HTTP 429 from the API or the token endpoint) or out of SKY API quota
+      (Blackbaud's 403; `sync --json` says when it replenishes in stopped.resume_at). A
+      planned stop at --call-budget or the daily_quota setting is not an error: exit 0
   6   busy: `skysync sync`: another sync is running on the same database (waited --lock-wait
       seconds); any command with a PostgreSQL token store: another process, on this host or
       another, held the profile's token lock longer than SKYSYNC_TOKEN_LOCK_WAIT (120 s)
   10  `skysync status`: the refresh token expires within the warning window
+  11  `skysync sync status`: the last run of at least one entity failed
   129 130 143  stopped by SIGHUP, SIGINT or SIGTERM (a token call in flight is finished and
                saved first)";
 
@@ -83,7 +88,10 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
             return CONSENT;
         } else if let Some(e) = cause.downcast_ref::<ApiError>() {
             match e {
-                ApiError::QuotaExhausted { .. } | ApiError::RateLimited { .. } | ApiError::BudgetSpent { .. } => {
+                ApiError::QuotaExhausted { .. }
+                | ApiError::RateLimited { .. }
+                | ApiError::BudgetSpent { .. }
+                | ApiError::DailyQuotaReached { .. } => {
                     return THROTTLED;
                 }
                 // `Session` is transparent, so the chain never shows the inner error by itself.

@@ -157,12 +157,18 @@ enum Observe {
     PlannedSink,
     /// The exit code of `sync` (dry run or real, as the row's arguments say).
     ExitCode,
+    /// `stopped.reason` of `sync --json` (`null` when the run finished).
+    StopReason,
 }
 
 async fn observe(s: &Skysync, args: &[&str], what: Observe) -> String {
     let run = s.run(args).await;
     match what {
         Observe::ExitCode => run.code.to_string(),
+        Observe::StopReason => {
+            let v: Value = serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stdout));
+            v["stopped"]["reason"].as_str().unwrap_or("null").to_owned()
+        }
         Observe::PlannedEntities | Observe::PlannedSink => {
             run.expect_code(0);
             let v: Value = serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stdout));
@@ -220,11 +226,11 @@ async fn every_sync_key_with_a_flag_loses_to_its_flag() {
         (
             "call_budget",
             "call_budget = 1",
-            &["sync", "gifts", "--page-size", "2"],
+            &["sync", "gifts", "--page-size", "2", "--json"],
             &["--call-budget", "1000"],
-            Observe::ExitCode,
-            "5",
-            "0",
+            Observe::StopReason,
+            "call_budget",
+            "null",
         ),
         (
             "concurrency",

@@ -123,14 +123,13 @@ async fn quota_exhaustion_exits_5_keeps_pages_and_the_next_run_completes() {
 }
 
 #[tokio::test]
-async fn call_budget_exits_5_with_a_budget_message() {
+async fn call_budget_is_a_planned_stop_with_exit_0() {
     let sk = world(100).await;
     let run = sk.run(&["sync", "gifts", "--page-size", "50", "--call-budget", "2", "--json"]).await;
-    run.expect_code(5);
-    assert!(run.stderr.contains("budget"), "{}", run.stderr);
+    run.expect_code(0);
     let v = json(&run.stdout);
-    assert_eq!(v["ok"], false);
-    assert!(v["stopped"].as_str().unwrap().contains("budget"));
+    assert_eq!((&v["ok"], &v["complete"]), (&Value::Bool(true), &Value::Bool(false)));
+    assert!(v["stopped"]["message"].as_str().unwrap().contains("budget"));
     assert_eq!(sk.sim.stats().api_calls, 2);
     assert_eq!(default_db(&sk).count("gifts").await, 100);
 }

@@ -109,7 +109,7 @@ async fn run_command(g: &GlobalArgs, command: Command) -> anyhow::Result<u8> {
         Command::Sync(args) if args.list && args.command.is_none() => {
             sync::print_list(&Output::detect(g.json)).map(|()| crate::exit::OK)
         }
-        Command::Sync(args) => sync::run(&context(&g)?, args).await.map(|()| crate::exit::OK),
+        Command::Sync(args) => sync::run(&context(&g)?, args).await,
         Command::Demo(args) => demo::run(args).await.map(|()| crate::exit::OK),
         Command::ConsentPage(args) => consent_page::run(args).await.map(|()| crate::exit::OK),
         Command::TokenStore(cmd) => token_store::run(&g, cmd).await,

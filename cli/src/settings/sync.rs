@@ -6,7 +6,7 @@ use skysync_core::sync::partition::{DEFAULT_PARTITIONS, MAX_PARTITIONS};
 
 use super::{DEFAULT_CONCURRENCY, DEFAULT_LOCK_WAIT_SECS, DEFAULT_RATE_LIMIT, Source, layered};
 use crate::args::SyncArgs;
-use crate::config::SyncConfig;
+use crate::config::{Env, SyncConfig, process_env};
 use crate::exit::UsageError;
 use crate::sink::DeleteMode;
 
@@ -17,6 +17,9 @@ pub struct SyncSettings {
     pub rate_limit: f64,
     /// Most API calls the run may make.
     pub call_budget: Option<u64>,
+    /// Most API calls per quota day, over every run (`daily_quota`, `--daily-quota`,
+    /// `SKYSYNC_DAILY_QUOTA`).
+    pub daily_quota: Option<u64>,
     /// How long to wait for another run's lock.
     pub lock_wait: Duration,
     /// Entities synced at once (at least 1).
@@ -35,6 +38,11 @@ impl SyncSettings {
     /// `args` over `file` over the defaults. A value no run can use is a usage error (exit 2)
     /// naming the flag or the config key it came from.
     pub fn resolve(args: &SyncArgs, file: &SyncConfig) -> Result<SyncSettings, UsageError> {
+        Self::resolve_in(args, file, &process_env)
+    }
+
+    /// [`resolve`](Self::resolve) with `env` as the environment.
+    pub fn resolve_in(args: &SyncArgs, file: &SyncConfig, env: Env<'_>) -> Result<SyncSettings, UsageError> {
         let (rate, rate_from) =
             layered(flag(args.rate_limit, "--rate-limit"), None, file.rate_limit, Some(DEFAULT_RATE_LIMIT));
         let rate = rate.unwrap_or(DEFAULT_RATE_LIMIT);
@@ -71,11 +79,13 @@ impl SyncSettings {
             ));
         }
         let (call_budget, _) = layered(flag(args.call_budget, "--call-budget"), None, file.call_budget, None);
+        let daily_quota = daily_quota(args, file, env)?;
         let (wait, _) =
             layered(flag(args.lock_wait, "--lock-wait"), None, file.lock_wait_secs, Some(DEFAULT_LOCK_WAIT_SECS));
         Ok(SyncSettings {
             rate_limit: rate,
             call_budget,
+            daily_quota,
             lock_wait: Duration::from_secs(wait.unwrap_or(DEFAULT_LOCK_WAIT_SECS)),
             concurrency,
             deletes,
@@ -83,6 +93,25 @@ impl SyncSettings {
             reconcile_every: file.reconcile_every_days.map(|d| Duration::from_secs(d * 86_400)),
             partitions,
         })
+    }
+}
+
+/// `--daily-quota` over `SKYSYNC_DAILY_QUOTA` over `daily_quota`: at least 1 when set.
+fn daily_quota(args: &SyncArgs, file: &SyncConfig, env: Env<'_>) -> Result<Option<u64>, UsageError> {
+    const VAR: &str = "SKYSYNC_DAILY_QUOTA";
+    let from_env = match env(VAR) {
+        Some(raw) => Some((
+            raw.trim().parse::<u64>().map_err(|_| {
+                UsageError(format!("{VAR} must be a whole number of API calls per day, not {:?}", raw.trim()))
+            })?,
+            VAR,
+        )),
+        None => None,
+    };
+    let (quota, from) = layered(flag(args.daily_quota, "--daily-quota"), from_env, file.daily_quota, None);
+    match quota {
+        Some(0) => Err(invalid("daily_quota", &from, "must be at least 1 (leave it unset for no limit)")),
+        q => Ok(q),
     }
 }
 
@@ -94,7 +123,7 @@ fn flag<T>(value: Option<T>, name: &'static str) -> Option<(T, &'static str)> {
 /// A usage error naming the flag, or the `[sync]` key of the config file, a bad value came from.
 fn invalid(key: &str, from: &Source, problem: &str) -> UsageError {
     match from {
-        Source::Flag(flag) => UsageError(format!("{flag} {problem}")),
+        Source::Flag(flag) | Source::Env(flag) => UsageError(format!("{flag} {problem}")),
         _ => UsageError(format!("`{key}` in the profile's [sync] table of the config file {problem}")),
     }
 }

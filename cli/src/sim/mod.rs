@@ -64,6 +64,10 @@
 //!   to `next_link` lists get an `offset` link while rows remain, as in Blackbaud's examples.
 //! - **Deletes**: a deleted record disappears from every list, as Blackbaud's lists report no
 //!   deletions.
+//! - **Quota day** (knob `quota_day_ends_after`, `advance_clock` moves it): the daily quota
+//!   refills at midnight UTC of the simulator's clock, or when the knob says. Blackbaud documents
+//!   a daily window and a 403 whose `Retry-After` says when it renews, not the time of day it
+//!   starts; skysync learns it from that 403 (`skysync_core::sync::quota`).
 //! - **Errors**: 400/401/403/429 bodies use Blackbaud's `{"statusCode","message"}` shape with the
 //!   simulator's own wording; random faults (`FaultRates`) add 500s, 429s, dropped connections,
 //!   bodies cut off halfway (`Content-Length` unmet) and slow answers.

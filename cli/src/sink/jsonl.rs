@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use skysync_core::catalog::Entity;
+use skysync_core::sync::quota::QuotaLedger;
 use time::OffsetDateTime;
 
 use super::{
@@ -147,6 +148,16 @@ impl JsonlSink {
         };
         let bytes = self.state_bytes();
         blocking(move || replace_file(&dir, &dir.join(STATE_FILE), &bytes)).await
+    }
+
+    /// Every profile's quota bookkeeping in the directory (none on stdout).
+    fn quota_ledgers(&self) -> Result<BTreeMap<String, QuotaLedger>, SinkError> {
+        let Some(path) = self.dir().map(|d| d.join(super::quota::JSONL_FILE)) else { return Ok(BTreeMap::new()) };
+        match std::fs::read(&path) {
+            Ok(bytes) => super::quota::jsonl_parse(&bytes).map_err(|source| SinkError::CorruptState { path, source }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+            Err(e) => Err(io(&path, "reading the quota bookkeeping")(e)),
+        }
     }
 
     fn unsupported(&self, what: &str) -> SinkError {
@@ -305,6 +316,18 @@ impl Sink for JsonlSink {
     ) -> Result<u64, SinkError> {
         entity(name)?;
         Err(self.unsupported("delete reconciliation (use --format db)"))
+    }
+
+    async fn quota_ledger(&mut self, scope: &str) -> Result<Option<QuotaLedger>, SinkError> {
+        Ok(self.quota_ledgers()?.remove(scope))
+    }
+
+    async fn save_quota_ledger(&mut self, scope: &str, ledger: &QuotaLedger) -> Result<(), SinkError> {
+        let Some(dir) = self.dir().map(Path::to_owned) else { return Ok(()) };
+        let mut all = self.quota_ledgers()?;
+        all.insert(scope.to_owned(), ledger.clone());
+        let bytes = serde_json::to_vec_pretty(&all).unwrap_or_default();
+        blocking(move || replace_file(&dir, &dir.join(super::quota::JSONL_FILE), &bytes)).await
     }
 
     async fn finish_run(&mut self, name: &str, outcome: &RunOutcome, now: OffsetDateTime) -> Result<(), SinkError> {

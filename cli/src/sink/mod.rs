@@ -14,6 +14,7 @@ mod jsonl;
 pub mod pg_auth;
 mod pg_tls;
 mod postgres;
+mod quota;
 pub mod run_lock;
 mod spec;
 mod sql;
@@ -27,6 +28,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use skysync_core::catalog::{CATALOG, Entity};
+use skysync_core::sync::quota::QuotaLedger;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
@@ -290,6 +292,15 @@ pub trait Sink: Send {
     -> Result<u64, SinkError>;
     /// Records the end of a run at `now`: times, last error, refreshed row count.
     async fn finish_run(&mut self, entity: &str, outcome: &RunOutcome, now: OffsetDateTime) -> Result<(), SinkError>;
+    /// The daily-quota bookkeeping of `scope` (a profile), if any was stored. A sink without
+    /// saved state (JSONL on stdout) has none.
+    async fn quota_ledger(&mut self, _scope: &str) -> Result<Option<QuotaLedger>, SinkError> {
+        Ok(None)
+    }
+    /// Stores the daily-quota bookkeeping of `scope` (see [`Sink::quota_ledger`]).
+    async fn save_quota_ledger(&mut self, _scope: &str, _ledger: &QuotaLedger) -> Result<(), SinkError> {
+        Ok(())
+    }
 }
 
 /// Opens (and for SQLite creates) the sink described by `spec`. Call [`Sink::prepare`] next.

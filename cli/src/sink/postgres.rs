@@ -15,6 +15,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use skysync_core::catalog::Entity;
+use skysync_core::sync::quota::QuotaLedger;
 use time::OffsetDateTime;
 use tokio_postgres::{Client, GenericClient};
 
@@ -463,6 +464,14 @@ impl Sink for PgSink {
         .map_err(fail)?;
         tx.commit().await.map_err(fail)?;
         Ok(n)
+    }
+
+    async fn quota_ledger(&mut self, scope: &str) -> Result<Option<QuotaLedger>, SinkError> {
+        super::quota::pg_read(&self.client, scope).await.map_err(self.err("reading skysync_quota"))
+    }
+
+    async fn save_quota_ledger(&mut self, scope: &str, ledger: &QuotaLedger) -> Result<(), SinkError> {
+        super::quota::pg_write(&self.client, scope, ledger).await.map_err(self.err("writing skysync_quota"))
     }
 
     async fn finish_run(&mut self, name: &str, outcome: &RunOutcome, now: OffsetDateTime) -> Result<(), SinkError> {

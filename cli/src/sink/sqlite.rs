@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use skysync_core::catalog::Entity;
+use skysync_core::sync::quota::QuotaLedger;
 
 use time::OffsetDateTime;
 
@@ -421,6 +422,19 @@ impl Sink for SqliteSink {
             .map_err(fail)?;
             tx.commit().map_err(fail)?;
             Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn quota_ledger(&mut self, scope: &str) -> Result<Option<QuotaLedger>, SinkError> {
+        let scope = scope.to_owned();
+        self.call(move |db| super::quota::sqlite_read(&db.conn, &scope).map_err(db.err("reading skysync_quota"))).await
+    }
+
+    async fn save_quota_ledger(&mut self, scope: &str, ledger: &QuotaLedger) -> Result<(), SinkError> {
+        let (scope, ledger) = (scope.to_owned(), ledger.clone());
+        self.call(move |db| {
+            super::quota::sqlite_write(&db.conn, &scope, &ledger).map_err(db.err("writing skysync_quota"))
         })
         .await
     }

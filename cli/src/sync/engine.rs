@@ -155,6 +155,7 @@ pub async fn run(
         token_calls: api.session().token_calls() - tokens_before,
         duration: elapsed(started, clock.now()),
         stopped: engine.stop.into_inner().unwrap_or_else(|p| p.into_inner()).into_reason(),
+        quota: None,
     })
 }
 

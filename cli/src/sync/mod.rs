@@ -6,6 +6,7 @@
 //! shared API client (one rate limiter) and one sink.
 
 pub mod engine;
+pub mod estimate;
 pub mod progress;
 pub mod report;
 #[cfg(test)]

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 use skysync_core::api::{ApiCounters, ApiError};
 use skysync_core::sync::{Entity, RunMode};
+use time::OffsetDateTime;
 
 use crate::sink::{PageCommit, Target};
 
@@ -44,6 +45,8 @@ pub struct EntityReport {
     pub error: Option<String>,
     /// Whether it stopped because the whole run stopped (quota, budget, consent), not on its own.
     pub halted: bool,
+    /// Calls the run was estimated to make for this entity (runs with a `daily_quota`).
+    pub estimated_calls: Option<u64>,
 }
 
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -66,6 +69,7 @@ impl EntityReport {
             duration: Duration::ZERO,
             error: None,
             halted: false,
+            estimated_calls: None,
         }
     }
 
@@ -96,21 +100,72 @@ pub struct RunReport {
     #[serde(serialize_with = "secs")]
     pub duration: Duration,
     /// Why every entity was stopped early (quota, budget, rate limit, consent).
-    #[serde(serialize_with = "opt_error")]
+    #[serde(skip)]
     pub stopped: Option<ApiError>,
+    /// The daily quota's bookkeeping after the run (filled in by `skysync sync`).
+    pub quota: Option<QuotaSummary>,
 }
 
-fn opt_error<S: serde::Serializer>(e: &Option<ApiError>, s: S) -> Result<S::Ok, S::Error> {
-    match e {
-        Some(e) => s.serialize_some(&e.to_string()),
-        None => s.serialize_none(),
-    }
+/// Calls used today and the run's estimate, for the summary and `--json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct QuotaSummary {
+    /// The `daily_quota` setting, if any.
+    pub daily_quota: Option<u64>,
+    /// API calls counted in the current quota day, this run's included.
+    pub calls_today: u64,
+    /// Calls left today under `daily_quota`.
+    pub remaining_today: Option<u64>,
+    /// When the current quota day ends (see `skysync_core::sync::quota`).
+    #[serde(with = "time::serde::rfc3339")]
+    pub day_ends_at: OffsetDateTime,
+    /// Calls the run was estimated to make (runs with a `daily_quota` probe first).
+    pub estimated_calls: Option<u64>,
+    /// Calls the estimate's `count` probes took (counted in `calls_today`, not in `api.calls`).
+    pub probe_calls: u64,
+    /// `api.calls / estimated_calls`.
+    pub accuracy: Option<f64>,
+    /// When a stop on the quota can be resumed: the end of the quota day for `daily_quota`, the
+    /// replenish time Blackbaud announced for its `403`.
+    #[serde(skip)]
+    pub resume_at: Option<OffsetDateTime>,
 }
 
 impl RunReport {
     /// Whether every entity finished.
     pub fn ok(&self) -> bool {
         self.stopped.is_none() && self.entities.iter().all(|e| e.error.is_none())
+    }
+
+    /// Whether the run stopped early only because the configuration said so (`--call-budget`,
+    /// `daily_quota`), with no entity failing on its own: not an error.
+    pub fn planned_stop(&self) -> bool {
+        self.stopped.as_ref().is_some_and(ApiError::is_planned_stop)
+            && self.entities.iter().all(|e| e.error.is_none() || e.halted)
+    }
+
+    /// The entities that did not finish because the run stopped.
+    pub fn left(&self) -> Vec<&'static str> {
+        self.entities.iter().filter(|e| e.halted).map(|e| e.entity).collect()
+    }
+}
+
+/// Whether an entity's stored `last_error` is a planned stop's ([`ApiError::is_planned_stop`]):
+/// the engine stores the error's text, so the text is what is left to tell.
+pub fn planned_stop_text(error: &str) -> bool {
+    error.contains("per-run call budget") || error.contains("the daily_quota of")
+}
+
+/// The `stopped.reason` of `--json`: a stable word per kind of stop.
+pub fn stop_reason(e: &ApiError) -> &'static str {
+    match e {
+        ApiError::BudgetSpent { .. } => "call_budget",
+        ApiError::DailyQuotaReached { .. } => "daily_quota",
+        ApiError::QuotaExhausted { .. } => "quota_exhausted",
+        ApiError::RateLimited { .. } => "rate_limited",
+        ApiError::Session(_) => "consent",
+        ApiError::SubscriptionKey { .. } => "subscription_key",
+        ApiError::Unauthorized { .. } => "unauthorized",
+        _ => "other",
     }
 }
 
@@ -163,13 +218,41 @@ pub fn render(report: &RunReport) -> String {
         short_duration(report.duration),
         report.sink
     );
+    if let Some(q) = &report.quota {
+        let _ = write!(out, "\n{}", quota_line(q, a.calls));
+    }
     if let Some(stop) = &report.stopped {
-        let _ = write!(out, "\nstopped early: {stop}");
+        let planned = if stop.is_planned_stop() { "stopped as planned" } else { "stopped early" };
+        let _ = write!(out, "\n{planned}: {stop}");
+        let left = report.left();
+        if !left.is_empty() {
+            let _ = write!(out, "\nleft for the next run: {}", left.join(", "));
+        }
         if let Some(hint) = stop_hint(stop) {
             let _ = write!(out, "\n{hint}");
         }
+        if let Some(at) = report.quota.as_ref().and_then(|q| q.resume_at) {
+            let _ = write!(out, "\nthe quota resets at {}", crate::output::timestamp(at));
+        }
     }
     out
+}
+
+/// "quota: 120 calls used today of 1000 (880 left; the day ends …); estimated 40 calls, made 38 (0.95)".
+fn quota_line(q: &QuotaSummary, calls: u64) -> String {
+    let mut line = format!("quota: {} calls used today", q.calls_today);
+    if let (Some(quota), Some(left)) = (q.daily_quota, q.remaining_today) {
+        let _ = write!(line, " of daily_quota {quota} ({left} left)");
+    }
+    let _ = write!(line, "; the quota day ends {}", crate::output::timestamp(q.day_ends_at));
+    if let Some(est) = q.estimated_calls {
+        let _ = write!(line, "; estimated {est} calls, made {calls}");
+        if let Some(acc) = q.accuracy {
+            let _ = write!(line, " (accuracy {acc:.2})");
+        }
+        let _ = write!(line, "; the estimate's probes took {}", q.probe_calls);
+    }
+    line
 }
 
 /// What to do after a run was stopped.
@@ -186,17 +269,43 @@ pub fn stop_hint(e: &ApiError) -> Option<String> {
         ApiError::BudgetSpent { .. } => Some(
             "Every committed page is kept. The next run (with a fresh budget) resumes where this one stopped.".into(),
         ),
+        ApiError::DailyQuotaReached { .. } => Some(
+            "Every committed page is kept. The next run after the quota day ends resumes where this one stopped."
+                .into(),
+        ),
         _ => None,
     }
 }
 
-/// The summary as JSON.
+/// The summary as JSON (every field is documented in the README's "Monitoring contract").
 pub fn json(report: &RunReport) -> serde_json::Value {
     let mut v = serde_json::to_value(report).unwrap_or(serde_json::Value::Null);
     if let Some(obj) = v.as_object_mut() {
-        obj.insert("ok".into(), serde_json::Value::Bool(report.ok()));
+        obj.insert("ok".into(), serde_json::Value::Bool(report.ok() || report.planned_stop()));
+        obj.insert("complete".into(), serde_json::Value::Bool(report.ok()));
         let records: u64 = report.entities.iter().map(|e| e.records).sum();
         obj.insert("records".into(), records.into());
+        obj.insert("stopped".into(), stopped_json(report));
     }
     v
+}
+
+/// `stopped`: `null`, or why and where the run stopped early.
+fn stopped_json(report: &RunReport) -> serde_json::Value {
+    let Some(stop) = &report.stopped else { return serde_json::Value::Null };
+    let resume_at = match stop {
+        ApiError::QuotaExhausted { .. } | ApiError::DailyQuotaReached { .. } => report
+            .quota
+            .as_ref()
+            .and_then(|q| q.resume_at)
+            .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()),
+        _ => None,
+    };
+    serde_json::json!({
+        "reason": stop_reason(stop),
+        "planned": stop.is_planned_stop(),
+        "message": stop.to_string(),
+        "resume_at": resume_at,
+        "entities_left": report.left(),
+    })
 }

@@ -69,6 +69,8 @@ pub struct ApiClient {
     retry: RetryPolicy,
     pacer: Arc<Pacer>,
     budget: Option<u64>,
+    /// `(calls left today, the daily quota)` when a daily quota limits the run.
+    daily: Option<(u64, u64)>,
     /// Run totals, shared by clones; every caller's [`CallStats`] adds up to them.
     totals: Arc<CallStats>,
 }
@@ -101,6 +103,7 @@ impl ApiClient {
             retry: RetryPolicy::default(),
             pacer: Arc::new(Pacer::new(per_second)),
             budget: None,
+            daily: None,
             totals: Arc::default(),
         }
     }
@@ -114,6 +117,13 @@ impl ApiClient {
     /// Stops sending once `budget` calls have been made.
     pub fn with_budget(mut self, budget: Option<u64>) -> Self {
         self.budget = budget;
+        self
+    }
+
+    /// Stops sending once `left` more calls would go over `quota` for today (a planned stop,
+    /// [`ApiError::DailyQuotaReached`]); the tighter of this and the budget applies.
+    pub fn with_daily_quota(mut self, left: u64, quota: u64) -> Self {
+        self.daily = Some((left, quota));
         self
     }
 
@@ -170,19 +180,25 @@ impl ApiClient {
     /// waiting for a pacer slot: concurrent callers that checked first and counted after their
     /// wait would each overshoot it.
     fn take_call(&self, stats: &CallStats) -> Result<(), ApiError> {
-        match self.budget {
-            Some(budget) => {
-                if self
+        let daily_left = self.daily.map(|(left, _)| left);
+        match (self.budget, daily_left) {
+            (None, None) => {
+                self.totals.calls.fetch_add(1, Ordering::Relaxed);
+            }
+            (budget, daily_left) => {
+                let limit = budget.unwrap_or(u64::MAX).min(daily_left.unwrap_or(u64::MAX));
+                if let Err(made) = self
                     .totals
                     .calls
-                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| (c < budget).then_some(c + 1))
-                    .is_err()
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| (c < limit).then_some(c + 1))
                 {
-                    return Err(ApiError::BudgetSpent { budget });
+                    return Err(match (self.daily, budget) {
+                        (Some((left, quota)), b) if b.is_none_or(|b| left < b) => {
+                            ApiError::DailyQuotaReached { quota, used: quota - left + made }
+                        }
+                        _ => ApiError::BudgetSpent { budget: limit },
+                    });
                 }
-            }
-            None => {
-                self.totals.calls.fetch_add(1, Ordering::Relaxed);
             }
         }
         stats.calls.fetch_add(1, Ordering::Relaxed);

@@ -48,6 +48,14 @@ pub enum ApiError {
         /// The budget.
         budget: u64,
     },
+    /// The next call would go over the `daily_quota` setting (a planned stop, like the budget).
+    #[error("the daily_quota of {quota} calls is reached for today ({used} used); the next call would go over it")]
+    DailyQuotaReached {
+        /// The setting.
+        quota: u64,
+        /// Calls counted today when the run stopped.
+        used: u64,
+    },
     /// A failure the server will repeat.
     #[error("{method} {url} failed with HTTP {status}: {message}")]
     Http {
@@ -84,6 +92,14 @@ pub enum ApiError {
     /// The transport failed in a way that is not retried.
     #[error(transparent)]
     Transport(#[from] TransportError),
+}
+
+impl ApiError {
+    /// Whether this is a stop the configuration asked for (`--call-budget`, `daily_quota`):
+    /// the run ends cleanly and is not a failure.
+    pub fn is_planned_stop(&self) -> bool {
+        matches!(self, ApiError::BudgetSpent { .. } | ApiError::DailyQuotaReached { .. })
+    }
 }
 
 /// " (replenishes in 1h 02m 03s)" unless Blackbaud's message already says when.

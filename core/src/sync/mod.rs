@@ -9,6 +9,7 @@
 //! - [`plan`](crate::sync::plan): one entity's run, step by step ([`EntityPlan`](crate::sync::EntityPlan)).
 //! - [`partition`](crate::sync::partition): an initial or full scan split into chains that run side by side.
 //! - [`schedule`](crate::sync::schedule): when a reconciliation is due, and which errors stop the whole run.
+//! - [`quota`](crate::sync::quota): what a run will cost in calls, and what the daily quota has left.
 //!
 //! Nothing here awaits or does I/O: a caller (the CLI's engine, or a browser app) runs an
 //! [`EntityPlan`](crate::sync::EntityPlan) against its own HTTP transport and its own storage, passing `now` in.
@@ -20,6 +21,7 @@ pub mod filters;
 pub mod page;
 pub mod partition;
 pub mod plan;
+pub mod quota;
 pub mod schedule;
 
 pub use bookmark::{BEGINNING_OF_TIME, Bookmark, page_high_water};

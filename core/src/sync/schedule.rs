@@ -32,6 +32,7 @@ pub fn stops_run(error: &ApiError) -> bool {
         error,
         ApiError::QuotaExhausted { .. }
             | ApiError::BudgetSpent { .. }
+            | ApiError::DailyQuotaReached { .. }
             | ApiError::RateLimited { .. }
             | ApiError::Session(_)
             | ApiError::SubscriptionKey { .. }

@@ -146,6 +146,25 @@ fn never_sends_credentials_to_foreign_hosts_and_honours_budget() {
 }
 
 #[test]
+fn the_daily_quota_stops_before_the_call_that_would_go_over_it() {
+    // 997 of 1000 used today: three calls left, fewer than the budget of 5.
+    let (api, http, _) = client((0..5).map(|_| Answer::Json(200, "{}")).collect());
+    let api = api.with_budget(Some(5)).with_daily_quota(3, 1000);
+    for _ in 0..3 {
+        block(api.send(Method::Get, "/x", None)).unwrap();
+    }
+    let e = block(api.send(Method::Get, "/x", None)).unwrap_err();
+    assert!(matches!(e, ApiError::DailyQuotaReached { quota: 1000, used: 1000 }), "{e:?}");
+    assert!(e.is_planned_stop());
+    assert_eq!(http.calls(), 3);
+    // The budget is the tighter limit: the budget's error.
+    let (api, _, _) = client((0..5).map(|_| Answer::Json(200, "{}")).collect());
+    let api = api.with_budget(Some(1)).with_daily_quota(3, 1000);
+    block(api.send(Method::Get, "/x", None)).unwrap();
+    assert!(matches!(block(api.send(Method::Get, "/x", None)), Err(ApiError::BudgetSpent { budget: 1 })));
+}
+
+#[test]
 fn html_success_pages_are_clear_errors() {
     let html = HttpResponse {
         status: 200,

@@ -15,6 +15,7 @@ mod session;
 mod sync_cursor;
 mod sync_partition;
 mod sync_plan;
+mod sync_quota;
 mod token_set;
 
 use time::OffsetDateTime;

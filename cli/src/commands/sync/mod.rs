@@ -11,23 +11,24 @@ use crate::exit::UsageError;
 use crate::settings::SyncSettings;
 use crate::sink::{self, JsonlOut, SinkSpec};
 use crate::sync::progress::{Bars, LogLines, Progress};
-use crate::sync::{EngineOptions, RunReport, engine, report};
+use crate::sync::{EngineOptions, RunReport, engine, estimate, report};
 
 mod dry_run;
 mod list;
+mod quota;
 mod status;
 
 pub use list::print_list;
 
-/// `skysync sync …`.
-pub async fn run(ctx: &Context, args: SyncArgs) -> anyhow::Result<()> {
+/// `skysync sync …`; returns the exit code.
+pub async fn run(ctx: &Context, args: SyncArgs) -> anyhow::Result<u8> {
     let out = ctx.output();
-    if let Some(SyncCommand::Status(sink_args)) = &args.command {
-        let spec = sink_spec(ctx, sink_args)?;
-        return status::run(out, &spec).await;
+    if let Some(SyncCommand::Status(status_args)) = &args.command {
+        let spec = sink_spec(ctx, &status_args.sink())?;
+        return status::run(out, &spec, ctx.profile()).await;
     }
     if args.list {
-        return print_list(out);
+        return print_list(out).map(|()| crate::exit::OK);
     }
     let cfg = &ctx.settings().sync;
     let entities = select_entities(&args.entities, &cfg.entities)?;
@@ -36,23 +37,51 @@ pub async fn run(ctx: &Context, args: SyncArgs) -> anyhow::Result<()> {
     let options = engine_options(&args, &settings)?;
     let clock = SystemClock;
     if args.dry_run {
-        return dry_run::run(out, &spec, &ctx.settings().endpoints.api, &entities, &options, clock.now()).await;
+        let api = if args.estimate { Some(ctx.api_client(settings.rate_limit, settings.call_budget)?) } else { None };
+        let dry = dry_run::DryRun { profile: ctx.profile(), daily_quota: settings.daily_quota, api: api.as_ref() };
+        let base = &ctx.settings().endpoints.api;
+        return dry_run::run(out, &spec, base, &entities, &options, &dry, &clock).await.map(|()| crate::exit::OK);
     }
     // Held until the run ends (dropped last): one sync per database at a time.
     let _lock = sink::run_lock::acquire(&spec, settings.lock_wait, clock.now()).await?;
-    let api = ctx.api_client(settings.rate_limit, settings.call_budget)?;
     let mut sink = sink::open(&spec).await?;
+    let ledger = quota::load(sink.as_mut(), ctx.profile(), quota::now(&clock)).await?;
+    let api = quota::limit(ctx.api_client(settings.rate_limit, settings.call_budget)?, settings.daily_quota, &ledger);
+    // A quota-aware run estimates its calls first (the probes count against the quota too).
+    let estimate = match settings.daily_quota {
+        // Nothing left today: the run stops before its first call, so there is nothing to estimate.
+        Some(q) if ledger.remaining(q) > 0 => {
+            match estimate::estimate(&api, sink.as_mut(), &entities, &options, &clock).await {
+                Ok(e) => Some(e),
+                Err(e) => {
+                    out.note(format_args!("warning: the run's calls could not be estimated: {e:#}"));
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
     let progress: Box<dyn Progress> = if out.stderr_tty { Box::new(Bars::new()) } else { Box::new(LogLines) };
-    let report = engine::run(&api, sink.as_mut(), &entities, &options, &clock, progress.as_ref())
+    let mut report = engine::run(&api, sink.as_mut(), &entities, &options, &clock, progress.as_ref())
         .await
         .with_context(|| format!("sync into {}", spec.describe()))?;
     drop(progress);
+    let total_calls = api.counters().calls;
+    let daily = settings.daily_quota;
+    let now = quota::now(&clock);
+    if let Err(e) =
+        quota::record(sink.as_mut(), ctx.profile(), ledger, daily, estimate.as_ref(), total_calls, &mut report, now)
+            .await
+    {
+        out.note(format_args!("warning: the calls used today could not be saved: {e:#}"));
+    }
     crate::metrics::record_sync(&spec, &report);
-    finish(out, &spec, &report)
+    finish(out, &spec, &report).map(|()| crate::exit::OK)
 }
 
-/// Prints the summary and turns an unfinished run into an error (exit 5 for quota, budget and
-/// rate limits, via the API error in the chain).
+/// Prints the summary and turns an unfinished run into an error (exit 5 for Blackbaud's quota
+/// and rate limits, via the API error in the chain). A planned stop (`--call-budget`,
+/// `daily_quota`) is not an error: the summary says what was left and the exit code is 0.
 fn finish(out: &Output, spec: &SinkSpec, report: &RunReport) -> anyhow::Result<()> {
     let summary_on_stderr = matches!(spec, SinkSpec::Jsonl(JsonlOut::Stdout));
     if out.json && !summary_on_stderr {
@@ -62,10 +91,13 @@ fn finish(out: &Output, spec: &SinkSpec, report: &RunReport) -> anyhow::Result<(
     } else {
         out.line(report::render(report))?;
     }
-    if let Some(stop) = &report.stopped {
+    if let Some(stop) = &report.stopped
+        && !stop.is_planned_stop()
+    {
         return Err(anyhow::Error::new(stop.clone()).context("the sync stopped early; every committed page is kept"));
     }
-    let failed: Vec<&str> = report.entities.iter().filter(|e| e.error.is_some()).map(|e| e.entity).collect();
+    let failed: Vec<&str> =
+        report.entities.iter().filter(|e| e.error.is_some() && !e.halted).map(|e| e.entity).collect();
     if !failed.is_empty() {
         let first = report.entities.iter().find_map(|e| e.error.as_deref()).unwrap_or_default();
         anyhow::bail!("sync failed for {} ({first})", failed.join(", "));
@@ -149,6 +181,8 @@ mod tests {
     fn status_is_a_subcommand_and_entities_are_positional() {
         let a = sync_args(&["status", "--db", "x.db"]);
         assert!(matches!(a.command, Some(SyncCommand::Status(ref s)) if s.db.as_deref() == Some("x.db")));
+        let a = sync_args(&["gifts", "--daily-quota", "900", "--dry-run", "--estimate"]);
+        assert!(a.dry_run && a.estimate && a.daily_quota == Some(900));
         let a = sync_args(&["gifts", "constituents", "--full", "--page-size", "50", "--call-budget", "9"]);
         assert!(a.command.is_none());
         assert_eq!(a.entities, ["gifts", "constituents"]);

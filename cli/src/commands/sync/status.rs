@@ -5,9 +5,13 @@ use std::fmt::Write as _;
 use skysync_core::sync::Bookmark;
 use skysync_core::sync::partition::PartitionTable;
 
+use skysync_core::sync::quota::{QuotaLedger, accuracy};
+
 use crate::context::Output;
-use crate::output::timestamp_or_never;
+use crate::exit;
+use crate::output::{timestamp, timestamp_or_never};
 use crate::sink::{self, EntityState, SinkSpec};
+use crate::sync::report;
 
 /// Where a stored bookmark points, in words (no URL: the position is what matters).
 pub fn describe_bookmark(bookmark: Option<&str>) -> String {
@@ -49,55 +53,114 @@ pub fn describe_bookmark(bookmark: Option<&str>) -> String {
     }
 }
 
-fn render(states: &[EntityState]) -> String {
+/// How an entity stands, in one word (`sync status --json`'s `health`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    /// The last run finished.
+    UpToDate,
+    /// Nothing was ever synced.
+    NeverSynced,
+    /// A first run has committed pages but never finished (killed, or still running).
+    Unfinished,
+    /// The last run stopped as planned (`--call-budget`, `daily_quota`); the next one continues.
+    Stopped,
+    /// The last run failed.
+    Failed,
+}
+
+/// The entity's health and the sentence that says it.
+pub fn verdict(s: &EntityState) -> (Health, String) {
+    let next = match s.bookmark.as_deref() {
+        None => "the next run starts from the beginning".to_owned(),
+        Some(b) => format!("the next run continues from {}", describe_bookmark(Some(b))),
+    };
+    let at = timestamp_or_never(s.last_run_at);
+    match (&s.last_error, s.last_success_at) {
+        (Some(e), _) if report::planned_stop_text(e) => {
+            (Health::Stopped, format!("stopped as planned at {at} ({e}); {next}"))
+        }
+        (Some(e), _) => (Health::Failed, format!("last run failed at {at}: {e}")),
+        (None, Some(ok)) => (Health::UpToDate, format!("up to date as of {}; {next}", timestamp(ok))),
+        (None, None) if s.bookmark.is_none() && s.staging_bookmark.is_none() => {
+            (Health::NeverSynced, "never synced".to_owned())
+        }
+        (None, None) => (Health::Unfinished, format!("the first run has not finished; {next}")),
+    }
+}
+
+fn render(states: &[EntityState], quota: Option<&QuotaLedger>) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "{:<18} {:>9}  {:<20}  position", "entity", "rows", "last success");
     for s in states {
-        let _ = writeln!(
-            out,
-            "{:<18} {:>9}  {:<20}  {}",
-            s.entity,
-            s.row_count,
-            timestamp_or_never(s.last_success_at),
-            describe_bookmark(s.bookmark.as_deref())
-        );
+        let _ = writeln!(out, "{} ({} rows): {}", s.entity, s.row_count, verdict(s).1);
         if s.staging_bookmark.is_some() {
-            let _ = writeln!(out, "{:<18} a --full resync is in progress; the next `sync --full` resumes it", "");
+            let _ = writeln!(out, "  a --full resync is in progress; the next `sync --full` resumes it");
         }
         if s.reconcile_in_progress {
-            let _ = writeln!(out, "{:<18} a delete reconciliation was interrupted; the next run restarts it", "");
-        }
-        if let Some(e) = &s.last_error {
-            let _ = writeln!(out, "{:<18} last error: {e}", "");
+            let _ = writeln!(out, "  a delete reconciliation was interrupted; the next run restarts it");
         }
     }
     if states.is_empty() {
-        out.push_str("nothing synced yet: run `skysync sync`");
+        out.push_str("never synced: run `skysync sync`\n");
+    }
+    if let Some(q) = quota {
+        let _ =
+            write!(out, "quota: {} calls used today; the quota day ends {}", q.calls_today, timestamp(q.day_ends_at));
+        if let Some(calls) = q.last_run_calls {
+            let _ = write!(out, "; the last run made {calls} calls");
+        }
+        if let Some(est) = q.last_run_estimate {
+            let _ = write!(out, " (estimated {est}");
+            if let Some(acc) = accuracy(q.last_run_calls.unwrap_or(0), Some(est)) {
+                let _ = write!(out, ", accuracy {acc:.2}");
+            }
+            out.push(')');
+        }
     }
     out.trim_end().to_owned()
 }
 
-/// Prints the sync state of every entity in the sink.
-pub async fn run(out: &Output, spec: &SinkSpec) -> anyhow::Result<()> {
+/// Prints the sync state of every entity in the sink; exit code [`exit::LAST_RUN_FAILED`] when
+/// the last run of an entity failed.
+pub async fn run(out: &Output, spec: &SinkSpec, profile: &str) -> anyhow::Result<u8> {
     warn_readable_files(out, spec);
     let mut sink = sink::open(spec).await?;
     let states = sink.states().await?;
+    let quota = sink.quota_ledger(profile).await?;
+    let failed = states.iter().any(|s| verdict(s).0 == Health::Failed);
     if out.json {
         let items: Vec<serde_json::Value> = states
             .iter()
             .map(|s| {
                 let mut v = serde_json::to_value(s).unwrap_or_default();
                 if let Some(o) = v.as_object_mut() {
+                    let (health, summary) = verdict(s);
                     o.insert("position".into(), describe_bookmark(s.bookmark.as_deref()).into());
+                    o.insert("health".into(), serde_json::to_value(health).unwrap_or_default());
+                    o.insert("summary".into(), summary.into());
                 }
                 v
             })
             .collect();
-        out.json_value(&serde_json::json!({ "sink": sink.describe(), "entities": items }))?;
+        let quota = quota.as_ref().map(|q| {
+            serde_json::json!({
+                "calls_today": q.calls_today,
+                "day_ends_at": timestamp(q.day_ends_at),
+                "last_run_calls": q.last_run_calls,
+                "last_run_estimate": q.last_run_estimate,
+                "accuracy": q.last_run_calls.and_then(|c| accuracy(c, q.last_run_estimate)),
+            })
+        });
+        out.json_value(&serde_json::json!({
+            "sink": sink.describe(),
+            "ok": !failed,
+            "entities": items,
+            "quota": quota,
+        }))?;
     } else {
-        out.line(format!("{}\n{}", sink.describe(), render(&states)))?;
+        out.line(format!("{}\n{}", sink.describe(), render(&states, quota.as_ref())))?;
     }
-    Ok(())
+    Ok(if failed { exit::LAST_RUN_FAILED } else { exit::OK })
 }
 
 /// Warns about data files (donor PII) that other users can read.
@@ -119,9 +182,34 @@ fn warn_readable_files(out: &Output, spec: &SinkSpec) {
 
 #[cfg(test)]
 mod tests {
+    use skysync_core::api::ApiError;
     use skysync_core::sync::Bookmark;
 
-    use super::describe_bookmark;
+    use super::{Health, describe_bookmark, verdict};
+    use crate::sink::EntityState;
+
+    /// The engine stores a planned stop's error text as the entity's last error; status must
+    /// tell it from a failure, whichever way the engine wrapped it.
+    #[test]
+    fn planned_stops_are_not_failures() {
+        let at = time::macros::datetime!(2026-11-30 02:00 UTC);
+        let with_error =
+            |e: String| EntityState { last_error: Some(e), last_run_at: Some(at), ..EntityState::new("gifts") };
+        for stop in [ApiError::BudgetSpent { budget: 9 }, ApiError::DailyQuotaReached { quota: 900, used: 900 }] {
+            for text in [stop.to_string(), format!("stopped: {stop}")] {
+                let (health, said) = verdict(&with_error(text));
+                assert_eq!(health, Health::Stopped, "{said}");
+                assert!(said.contains("the next run starts from the beginning"), "{said}");
+            }
+        }
+        let quota = ApiError::QuotaExhausted { retry_after: None, message: "Out of call volume quota.".into() };
+        let (health, said) = verdict(&with_error(quota.to_string()));
+        assert_eq!(health, Health::Failed);
+        assert!(said.starts_with("last run failed at 2026-11-30T02:00:00Z: out of SKY API call quota"), "{said}");
+        assert_eq!(verdict(&EntityState::new("gifts")).0, Health::NeverSynced);
+        let ok = EntityState { last_success_at: Some(at), last_run_at: Some(at), ..EntityState::new("gifts") };
+        assert!(verdict(&ok).1.starts_with("up to date as of 2026-11-30T02:00:00Z; the next run "));
+    }
 
     #[test]
     fn bookmarks_are_described_without_urls() {
