@@ -5,7 +5,8 @@
 //! Every typed value is guarded by the JSON value's kind, so a record with an unexpected shape
 //! gives `NULL` in that column instead of an error for the whole query. The two dialects agree on
 //! every value except the representation noted on [`SqlType`] (SQLite has no boolean, date or
-//! timestamp type: 1/0 and ISO text stand in).
+//! timestamp type: 1/0 and ISO text stand in). Column names are quoted in the SQL; the specs
+//! avoid reserved words anyway, so people need not quote them in their queries.
 
 use super::{Column, SqlType, ViewSpec, When};
 
@@ -48,18 +49,18 @@ pub fn create_view(spec: &ViewSpec, dialect: Dialect) -> String {
     let sql = Sql { dialect };
     let mut select = Vec::new();
     if let Some(each) = spec.each {
-        select.push(format!("t.id AS {}", each.parent_id));
+        select.push(format!("t.id AS {}", quote_ident(each.parent_id)));
         select.push(match dialect {
-            Dialect::Sqlite => "e.key + 1 AS position".to_owned(),
-            Dialect::Postgres => "e.position AS position".to_owned(),
+            Dialect::Sqlite => "e.key + 1 AS \"position\"".to_owned(),
+            Dialect::Postgres => "e.position AS \"position\"".to_owned(),
         });
     }
     for c in spec.columns {
         for (name, expr) in sql.column(spec, c) {
-            select.push(format!("{expr} AS {name}"));
+            select.push(format!("{expr} AS {}", quote_ident(&name)));
         }
     }
-    select.push("t.deleted_at AS deleted_at".to_owned());
+    select.push("t.deleted_at AS \"deleted_at\"".to_owned());
     let table = quote_ident(spec.entity);
     let from = match (spec.each, dialect) {
         (None, _) => format!("FROM {table} AS t"),
@@ -179,13 +180,10 @@ impl Sql {
         let kind = self.kind(src, path);
         let v = self.scalar(src, path);
         match (self.dialect, ty) {
-            (Dialect::Sqlite, SqlType::Text) => format!(
-                "CASE {kind} WHEN 'text' THEN {v} WHEN 'integer' THEN CAST({v} AS TEXT) \
-                 WHEN 'real' THEN CAST({v} AS TEXT) WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' END"
-            ),
-            (Dialect::Postgres, SqlType::Text) => {
-                format!("CASE WHEN {kind} IN ('string', 'number', 'boolean') THEN {v} END")
+            (Dialect::Sqlite, SqlType::Text) => {
+                format!("CASE WHEN {kind} IN ('text', 'integer', 'real') THEN CAST({v} AS TEXT) END")
             }
+            (Dialect::Postgres, SqlType::Text) => format!("CASE WHEN {kind} IN ('string', 'number') THEN {v} END"),
             (Dialect::Sqlite, SqlType::Integer) => {
                 format!("CASE WHEN {kind} IN ('integer', 'real') THEN CAST({v} AS INTEGER) END")
             }
@@ -220,12 +218,28 @@ impl Sql {
 
     /// The ISO date of a fuzzy date at `path` when year, month and day are all plausible, else NULL.
     fn fuzzy_complete(&self, src: &str, path: &str) -> String {
-        let [y, m, d] = FUZZY_PARTS.map(|(_, key)| self.typed(SqlType::Integer, src, &format!("{path}.{key}")));
-        let checks = format!("{y} BETWEEN 1 AND 9999 AND {m} BETWEEN 1 AND 12 AND {d} BETWEEN 1 AND 31");
-        match self.dialect {
-            Dialect::Sqlite => format!("CASE WHEN {checks} THEN printf('%04d-%02d-%02d', {y}, {m}, {d}) END"),
-            Dialect::Postgres => format!("CASE WHEN {checks} THEN make_date(({y})::int, ({m})::int, ({d})::int) END"),
-        }
+        let part = |key: &str| {
+            let p = format!("{path}.{key}");
+            match self.dialect {
+                Dialect::Sqlite => (
+                    format!("json_type({src}, {}) = 'integer'", sqlite_path(&p)),
+                    format!("json_extract({src}, {})", sqlite_path(&p)),
+                ),
+                Dialect::Postgres => (
+                    format!("jsonb_typeof({}) = 'number'", pg_value(src, &p)),
+                    format!("trunc(({})::numeric)::int", pg_text(src, &p)),
+                ),
+            }
+        };
+        let [(y_ok, y), (m_ok, m), (d_ok, d)] = FUZZY_PARTS.map(|(_, key)| part(key));
+        // Nested CASEs: PostgreSQL may evaluate AND's operands in any order, and the casts must
+        // only run on numbers.
+        let range = format!("{y} BETWEEN 1 AND 9999 AND {m} BETWEEN 1 AND 12 AND {d} BETWEEN 1 AND 31");
+        let date = match self.dialect {
+            Dialect::Sqlite => format!("printf('%04d-%02d-%02d', {y}, {m}, {d})"),
+            Dialect::Postgres => format!("make_date({y}, {m}, {d})"),
+        };
+        format!("CASE WHEN {y_ok} AND {m_ok} AND {d_ok} THEN CASE WHEN {range} THEN {date} END END")
     }
 }
 

@@ -8,6 +8,67 @@ fn is_identifier(s: &str) -> bool {
     !s.is_empty() && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
+/// Words SQLite or PostgreSQL reserve: as column names they would need quotes in every query.
+const RESERVED: &[&str] = &[
+    "all",
+    "and",
+    "as",
+    "asc",
+    "between",
+    "case",
+    "cast",
+    "check",
+    "collate",
+    "column",
+    "constraint",
+    "create",
+    "current_date",
+    "current_time",
+    "current_timestamp",
+    "current_user",
+    "default",
+    "desc",
+    "distinct",
+    "do",
+    "else",
+    "end",
+    "except",
+    "false",
+    "fetch",
+    "for",
+    "foreign",
+    "from",
+    "grant",
+    "group",
+    "having",
+    "in",
+    "index",
+    "into",
+    "is",
+    "join",
+    "limit",
+    "not",
+    "null",
+    "offset",
+    "on",
+    "or",
+    "order",
+    "primary",
+    "references",
+    "select",
+    "table",
+    "then",
+    "to",
+    "true",
+    "union",
+    "unique",
+    "user",
+    "using",
+    "when",
+    "where",
+    "with",
+];
+
 #[test]
 fn names_and_paths_are_plain_identifiers() {
     let mut views = HashSet::new();
@@ -17,6 +78,11 @@ fn names_and_paths_are_plain_identifiers() {
         let mut cols = HashSet::new();
         for name in column_names(v) {
             assert!(is_identifier(&name), "{}: bad column name {name}", v.name);
+            assert!(
+                !RESERVED.contains(&name.as_str()),
+                "{}: {name} is a reserved word in SQLite or PostgreSQL",
+                v.name
+            );
             assert!(cols.insert(name.clone()), "{}: column {name} twice", v.name);
         }
         let paths = v.columns.iter().map(|c| c.path).chain(v.columns.iter().filter_map(|c| c.when.map(|w| w.path)));
@@ -81,22 +147,24 @@ const FIELDS: ViewSpec = ViewSpec {
 #[test]
 fn sqlite_reads_json_text_with_json_extract_and_json_each() {
     let sql = create_view(&SPLITS, Dialect::Sqlite);
-    assert!(sql.starts_with("CREATE VIEW v_test_splits AS\nSELECT\n  t.id AS gift_id,\n  e.key + 1 AS position,"));
+    assert!(
+        sql.starts_with("CREATE VIEW v_test_splits AS\nSELECT\n  t.id AS \"gift_id\",\n  e.key + 1 AS \"position\",")
+    );
     assert!(sql.contains("FROM \"gifts\" AS t, json_each(t.data, '$.gift_splits') AS e"), "{sql}");
     assert!(sql.contains("WHERE json_type(t.data, '$.gift_splits') = 'array'"), "{sql}");
-    assert!(sql.contains("CAST(json_extract(e.value, '$.amount.value') AS REAL) END AS amount"), "{sql}");
+    assert!(sql.contains("CAST(json_extract(e.value, '$.amount.value') AS REAL) END AS \"amount\""), "{sql}");
     // `^.` reads the parent record, not the element.
     assert!(sql.contains("json_extract(t.data, '$.date')"), "{sql}");
     assert!(!sql.contains("e.value, '$.date'"), "{sql}");
-    assert!(sql.trim_end().ends_with("t.deleted_at AS deleted_at\nFROM \"gifts\" AS t, json_each(t.data, '$.gift_splits') AS e\nWHERE json_type(t.data, '$.gift_splits') = 'array';"), "{sql}");
+    assert!(sql.trim_end().ends_with("t.deleted_at AS \"deleted_at\"\nFROM \"gifts\" AS t, json_each(t.data, '$.gift_splits') AS e\nWHERE json_type(t.data, '$.gift_splits') = 'array';"), "{sql}");
 }
 
 #[test]
 fn postgres_reads_jsonb_with_arrows_and_array_elements() {
     let sql = create_view(&SPLITS, Dialect::Postgres);
-    assert!(sql.contains("e.position AS position"), "{sql}");
+    assert!(sql.contains("e.position AS \"position\""), "{sql}");
     assert!(sql.contains("jsonb_array_elements(CASE WHEN jsonb_typeof(t.data->'gift_splits') = 'array' THEN t.data->'gift_splits' ELSE '[]'::jsonb END) WITH ORDINALITY AS e(value, position)"), "{sql}");
-    assert!(sql.contains("CASE WHEN jsonb_typeof(e.value->'amount'->'value') = 'number' THEN (e.value->'amount'->>'value')::numeric END AS amount"), "{sql}");
+    assert!(sql.contains("CASE WHEN jsonb_typeof(e.value->'amount'->'value') = 'number' THEN (e.value->'amount'->>'value')::numeric END AS \"amount\""), "{sql}");
     assert!(sql.contains("left(t.data->>'date', 10)::date"), "{sql}");
 }
 
@@ -120,7 +188,9 @@ fn conditional_and_fuzzy_columns() {
     assert!(lite.contains("CASE WHEN json_extract(t.data, '$.type') IN ('Number', 'Currency') THEN CASE WHEN json_type(t.data, '$.value')"), "{lite}");
     assert!(lite.contains("printf('%04d-%02d-%02d'"), "{lite}");
     assert!(
-        lite.contains("CASE json_type(t.data, '$.inactive') WHEN 'true' THEN 1 WHEN 'false' THEN 0 END AS inactive"),
+        lite.contains(
+            "CASE json_type(t.data, '$.inactive') WHEN 'true' THEN 1 WHEN 'false' THEN 0 END AS \"inactive\""
+        ),
         "{lite}"
     );
     assert!(lite.contains("strftime('%Y-%m-%dT%H:%M:%fZ', json_extract(t.data, '$.date_modified'))"), "{lite}");
