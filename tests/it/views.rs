@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::Value;
-use skysync_cli::sim::SimHandle;
+use skysync_cli::sim::{SimConfig, SimHandle};
 use skysync_cli::sink::{self, DeleteMode};
 use skysync_cli::sync::engine::{self, EngineOptions, RunReport};
 use skysync_cli::sync::progress::Silent;
@@ -237,7 +237,17 @@ async fn gift_splits_add_up_to_gift_amounts(db: Db) {
 
 /// Each custom field's value sits in the typed column its `type` selects, and only there.
 async fn custom_fields_fill_the_column_their_type_selects(db: Db) {
-    let sim = start_sim(sim_config(200)).await;
+    custom_fields(db, false).await;
+}
+
+/// The same when numbers and booleans come as strings (simulator knob: Blackbaud types `value`
+/// only as "object").
+async fn custom_field_values_sent_as_strings(db: Db) {
+    custom_fields(db, true).await;
+}
+
+async fn custom_fields(db: Db, as_strings: bool) {
+    let sim = start_sim(SimConfig { custom_field_values_as_strings: as_strings, ..sim_config(200) }).await;
     let fx = fresh(db);
     sync(
         &sim,
@@ -273,11 +283,15 @@ async fn custom_fields_fill_the_column_their_type_selects(db: Db) {
                     assert_eq!(filled, ["value_text"], "{data}");
                 }
                 "Number" | "Currency" => {
-                    assert_eq!(num(r["value_number"]), value.as_f64(), "{data}");
+                    assert_eq!(value.is_string(), as_strings, "{data}");
+                    let want = value.as_f64().or_else(|| value.as_str().and_then(|s| s.parse().ok()));
+                    assert_eq!(num(r["value_number"]), want, "{data}");
                     assert_eq!(filled, ["value_number"], "{data}");
                 }
                 "Boolean" => {
-                    assert_eq!(truth(r["value_boolean"]), value.as_bool(), "{data}");
+                    assert_eq!(value.is_string(), as_strings, "{data}");
+                    let want = value.as_bool().or_else(|| value.as_str().and_then(|s| s.parse().ok()));
+                    assert_eq!(truth(r["value_boolean"]), want, "{data}");
                     assert_eq!(filled, ["value_boolean"], "{data}");
                 }
                 "Date" => {
@@ -417,6 +431,7 @@ both_backends!(
     every_view_answers_after_a_sync,
     gift_splits_add_up_to_gift_amounts,
     custom_fields_fill_the_column_their_type_selects,
+    custom_field_values_sent_as_strings,
     fuzzy_dates_become_iso_dates_and_parts,
     deleted_records_show_deleted_at,
     views_follow_the_tables_and_survive_reruns,

@@ -65,6 +65,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) entity_index: usize,
     pub(crate) seed: u64,
     pub(crate) records: u64,
+    /// Custom-field numbers and booleans as JSON strings (`SimConfig::custom_field_values_as_strings`).
+    pub(crate) string_values: bool,
 }
 
 /// Formats 100 ns ticks like Blackbaud: `2016-06-21T02:47:20.2371396+00:00`.
@@ -586,14 +588,21 @@ fn custom_field(o: &mut Obj<'_>, ctx: Ctx<'_>, w: Who, added: i64, s: &mut Split
         "ConstituentId" => {
             o.str("value", &(1 + r.below(constituents)).to_string());
         }
-        "Number" => {
-            o.num("value", r.below(500));
-        }
-        "Currency" => {
-            o.num("value", 25 * (1 + r.below(400)));
+        "Number" | "Currency" => {
+            let n = if kind == "Number" { r.below(500) } else { 25 * (1 + r.below(400)) };
+            if ctx.string_values {
+                o.str("value", &n.to_string())
+            } else {
+                o.num("value", n)
+            };
         }
         "Boolean" => {
-            o.bool("value", r.below(2) == 0);
+            let b = r.below(2) == 0;
+            if ctx.string_values {
+                o.str("value", if b { "true" } else { "false" })
+            } else {
+                o.bool("value", b)
+            };
         }
         "Date" => {
             // Blackbaud's documented form for a Date value: `1969-11-21T10:29:43`, no offset.

@@ -184,18 +184,31 @@ impl Sql {
                 format!("CASE WHEN {kind} IN ('text', 'integer', 'real') THEN CAST({v} AS TEXT) END")
             }
             (Dialect::Postgres, SqlType::Text) => format!("CASE WHEN {kind} IN ('string', 'number') THEN {v} END"),
-            (Dialect::Sqlite, SqlType::Integer) => {
-                format!("CASE WHEN {kind} IN ('integer', 'real') THEN CAST({v} AS INTEGER) END")
-            }
-            (Dialect::Postgres, SqlType::Integer) => {
-                format!("CASE WHEN {kind} = 'number' THEN trunc(({v})::numeric)::bigint END")
-            }
-            (Dialect::Sqlite, SqlType::Number) => {
-                format!("CASE WHEN {kind} IN ('integer', 'real') THEN CAST({v} AS REAL) END")
-            }
-            (Dialect::Postgres, SqlType::Number) => format!("CASE WHEN {kind} = 'number' THEN ({v})::numeric END"),
-            (Dialect::Sqlite, SqlType::Boolean) => format!("CASE {kind} WHEN 'true' THEN 1 WHEN 'false' THEN 0 END"),
-            (Dialect::Postgres, SqlType::Boolean) => format!("CASE WHEN {kind} = 'boolean' THEN ({v})::boolean END"),
+            (Dialect::Sqlite, SqlType::Integer) => format!(
+                "CASE {kind} WHEN 'integer' THEN {v} WHEN 'real' THEN CAST({v} AS INTEGER) \
+                 WHEN 'text' THEN CASE WHEN {} THEN CAST({v} AS INTEGER) END END",
+                sqlite_decimal_text(&v, false)
+            ),
+            (Dialect::Postgres, SqlType::Integer) => format!(
+                "CASE WHEN {kind} = 'number' OR ({kind} = 'string' AND {v} ~ '^-?[0-9]+$') \
+                 THEN trunc(({v})::numeric)::bigint END"
+            ),
+            (Dialect::Sqlite, SqlType::Number) => format!(
+                "CASE WHEN {kind} IN ('integer', 'real') OR ({kind} = 'text' AND {}) THEN CAST({v} AS REAL) END",
+                sqlite_decimal_text(&v, true)
+            ),
+            (Dialect::Postgres, SqlType::Number) => format!(
+                "CASE WHEN {kind} = 'number' OR ({kind} = 'string' AND {v} ~ '^-?[0-9]+([.][0-9]+)?$') \
+                 THEN ({v})::numeric END"
+            ),
+            (Dialect::Sqlite, SqlType::Boolean) => format!(
+                "CASE {kind} WHEN 'true' THEN 1 WHEN 'false' THEN 0 \
+                 WHEN 'text' THEN CASE lower({v}) WHEN 'true' THEN 1 WHEN 'false' THEN 0 END END"
+            ),
+            (Dialect::Postgres, SqlType::Boolean) => format!(
+                "CASE WHEN {kind} = 'boolean' OR ({kind} = 'string' AND lower({v}) IN ('true', 'false')) \
+                 THEN lower({v})::boolean END"
+            ),
             (Dialect::Sqlite, SqlType::Date) => format!(
                 "CASE {kind} WHEN 'text' THEN CASE WHEN {v} GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*' \
                  THEN substr({v}, 1, 10) END WHEN 'object' THEN {} END",
@@ -240,6 +253,20 @@ impl Sql {
             Dialect::Postgres => format!("make_date({y}, {m}, {d})"),
         };
         format!("CASE WHEN {y_ok} AND {m_ok} AND {d_ok} THEN CASE WHEN {range} THEN {date} END END")
+    }
+}
+
+/// SQLite: whether text `v` is a plain decimal (`-12`, `3.5`; with `fraction` false, whole
+/// numbers only), the strings PostgreSQL's `^-?[0-9]+([.][0-9]+)?$` accepts. SQLite has no
+/// regular expressions built in; GLOB patterns do the same.
+fn sqlite_decimal_text(v: &str, fraction: bool) -> String {
+    let sign_and_digit = format!("({v} GLOB '[0-9]*' OR {v} GLOB '-[0-9]*')");
+    if fraction {
+        format!(
+            "{sign_and_digit} AND substr({v}, 2) NOT GLOB '*[^0-9.]*' AND {v} NOT GLOB '*.*.*' AND {v} NOT GLOB '*.'"
+        )
+    } else {
+        format!("{sign_and_digit} AND substr({v}, 2) NOT GLOB '*[^0-9]*'")
     }
 }
 

@@ -31,11 +31,15 @@ mod gift;
 pub enum SqlType {
     /// Text: strings as they are (ids and lookup ids are strings in SKY; numbers read as their text).
     Text,
-    /// A whole number (SQLite `INTEGER`, PostgreSQL `bigint`).
+    /// A whole number (SQLite `INTEGER`, PostgreSQL `bigint`), from a JSON number (truncated)
+    /// or a string of digits.
     Integer,
-    /// A decimal number, e.g. an amount (SQLite `REAL`, PostgreSQL `numeric`).
+    /// A decimal number, e.g. an amount (SQLite `REAL`, PostgreSQL `numeric`), from a JSON number
+    /// or a plain decimal string (`"500"`, `"12.5"`).
     Number,
-    /// A boolean (SQLite `1`/`0`, PostgreSQL `boolean`).
+    /// A boolean (SQLite `1`/`0`, PostgreSQL `boolean`), from a JSON boolean or the string
+    /// `"true"`/`"false"` (any case). Blackbaud types a custom field's `value` only as "object",
+    /// so both forms are read.
     Boolean,
     /// A calendar date: the first ten characters (`YYYY-MM-DD`) of a date-time string as Blackbaud
     /// sends it (the date as recorded, no time-zone conversion), or a complete fuzzy date

@@ -164,7 +164,7 @@ fn postgres_reads_jsonb_with_arrows_and_array_elements() {
     let sql = create_view(&SPLITS, Dialect::Postgres);
     assert!(sql.contains("e.position AS \"position\""), "{sql}");
     assert!(sql.contains("jsonb_array_elements(CASE WHEN jsonb_typeof(t.data->'gift_splits') = 'array' THEN t.data->'gift_splits' ELSE '[]'::jsonb END) WITH ORDINALITY AS e(value, position)"), "{sql}");
-    assert!(sql.contains("CASE WHEN jsonb_typeof(e.value->'amount'->'value') = 'number' THEN (e.value->'amount'->>'value')::numeric END AS \"amount\""), "{sql}");
+    assert!(sql.contains("CASE WHEN jsonb_typeof(e.value->'amount'->'value') = 'number' OR (jsonb_typeof(e.value->'amount'->'value') = 'string' AND e.value->'amount'->>'value' ~ '^-?[0-9]+([.][0-9]+)?$') THEN (e.value->'amount'->>'value')::numeric END AS \"amount\""), "{sql}");
     assert!(sql.contains("left(t.data->>'date', 10)::date"), "{sql}");
 }
 
@@ -189,7 +189,7 @@ fn conditional_and_fuzzy_columns() {
     assert!(lite.contains("printf('%04d-%02d-%02d'"), "{lite}");
     assert!(
         lite.contains(
-            "CASE json_type(t.data, '$.inactive') WHEN 'true' THEN 1 WHEN 'false' THEN 0 END AS \"inactive\""
+            "CASE json_type(t.data, '$.inactive') WHEN 'true' THEN 1 WHEN 'false' THEN 0 WHEN 'text' THEN CASE lower(json_extract(t.data, '$.inactive')) WHEN 'true' THEN 1 WHEN 'false' THEN 0 END END AS \"inactive\""
         ),
         "{lite}"
     );
@@ -197,7 +197,7 @@ fn conditional_and_fuzzy_columns() {
     let pg = create_view(&FIELDS, Dialect::Postgres);
     assert!(pg.contains("CASE WHEN t.data->>'type' IN ('Number', 'Currency') THEN"), "{pg}");
     assert!(pg.contains("make_date("), "{pg}");
-    assert!(pg.contains("(t.data->>'inactive')::boolean"), "{pg}");
+    assert!(pg.contains("lower(t.data->>'inactive')::boolean"), "{pg}");
     assert!(pg.contains("(t.data->>'date_modified')::timestamptz"), "{pg}");
     assert!(pg.contains("FROM \"constituent_custom_fields\" AS t;"), "{pg}");
 }
