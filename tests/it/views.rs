@@ -513,6 +513,34 @@ async fn views_md_is_current() {
     assert!(committed == run.stdout, "docs/VIEWS.md is stale: run `skysync views --markdown > docs/VIEWS.md`");
 }
 
+/// The issue's acceptance run, black-box: `skysync sync constituents gifts
+/// constituent_custom_fields gift_custom_fields` leaves the custom fields and the views in the
+/// profile's SQLite file, the gift splits adding up to the gift amounts.
+#[tokio::test]
+async fn sync_command_leaves_custom_fields_and_views_in_sqlite() {
+    let sk = Skysync::with_sim(sim_config(80)).await;
+    let tokens = sk.minted_tokens(|_| {});
+    sk.seed(tokens).await;
+    let run = sk.run(&["sync", "constituents", "gifts", "constituent_custom_fields", "gift_custom_fields"]).await;
+    run.expect_code(0);
+    let db = TestDb::at(sink::SinkSpec::Sqlite(sk.data_dir().join("skysync.db")));
+    let reader = db.reader().await;
+    for (view, table) in
+        [("v_constituent_custom_fields", "constituent_custom_fields"), ("v_gift_custom_fields", "gift_custom_fields")]
+    {
+        let n = reader.count(&format!("SELECT count(*) FROM {view}")).await;
+        assert!(n > 0 && n == reader.count(&format!("SELECT count(*) FROM {table}")).await, "{view}: {n}");
+    }
+    let off = reader
+        .count(
+            "SELECT count(*) FROM v_gifts AS g WHERE abs(g.amount - (SELECT sum(amount) FROM v_gift_splits AS s \
+             WHERE s.gift_id = g.id)) > 0.001",
+        )
+        .await;
+    assert_eq!(off, 0);
+    assert_eq!(reader.count("SELECT count(*) FROM v_gifts").await, 160);
+}
+
 /// `skysync views` prints the SQL per database and per entity, and refuses unknown entities.
 #[tokio::test]
 async fn views_command_prints_the_sql() {

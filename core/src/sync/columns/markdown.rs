@@ -34,7 +34,9 @@ pub fn reference<'a>(specs: impl IntoIterator<Item = &'a ViewSpec>) -> String {
     out.push_str(
         "\nA *fuzzy date* (Blackbaud's `{\"y\", \"m\", \"d\"}`, any part may be missing) gives four columns: \
          `<name>` (a date, when all three parts are present) and `<name>_year`, `<name>_month`, `<name>_day` \
-         (integers).\n\n## Contents\n\n",
+         (integers). Integers, numbers and booleans are also read from JSON strings (`\"500\"`, `\"true\"`); \
+         dates from the first ten characters of a date-time (the date as Blackbaud recorded it, no time-zone \
+         conversion).\n\n## Contents\n\n",
     );
     for spec in &specs {
         out.push_str(&format!("- [`{0}`](#{0})\n", spec.name));
