@@ -95,6 +95,8 @@ pub enum Command {
     Sim(crate::sim::args::SimArgs),
     /// Sync SKY API data into a database.
     Sync(SyncArgs),
+    /// Print the SQL of the reporting views (v_*), or their column reference.
+    Views(crate::commands::views::ViewsArgs),
     /// A self-contained demo against the simulator.
     Demo(DemoArgs),
     /// Serve the browser consent page on loopback (for admins who consent on their own machine).

@@ -38,3 +38,4 @@ mod sync_lock;
 mod token_cas;
 mod token_encryption;
 mod tty;
+mod views;

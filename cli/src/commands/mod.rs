@@ -13,6 +13,7 @@ pub mod status;
 pub mod sync;
 pub mod token;
 pub mod token_store;
+pub mod views;
 
 use tracing_subscriber::EnvFilter;
 
@@ -89,6 +90,7 @@ fn command_name(command: &Command) -> &'static str {
         Command::Demo(_) => "demo",
         Command::ConsentPage(_) => "consent-page",
         Command::TokenStore(_) => "token-store",
+        Command::Views(_) => "views",
     }
 }
 
@@ -113,6 +115,7 @@ async fn run_command(g: &GlobalArgs, command: Command) -> anyhow::Result<u8> {
         Command::Demo(args) => demo::run(args).await.map(|()| crate::exit::OK),
         Command::ConsentPage(args) => consent_page::run(args).await.map(|()| crate::exit::OK),
         Command::TokenStore(cmd) => token_store::run(&g, cmd).await,
+        Command::Views(args) => views::run(&args),
     }
 }
 

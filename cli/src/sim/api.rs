@@ -145,7 +145,13 @@ fn select_page(sim: &Shared, index: usize, mut query: PageQuery) -> (Page, Ctx<'
         let lag_ticks = i64::try_from(lag.as_micros()).unwrap_or(i64::MAX / 20) * 10;
         query.hidden_after = Some(s.now_ticks().saturating_sub(lag_ticks));
     }
-    let ctx = Ctx { entity: entity.name, entity_index: index, seed: s.cfg.seed, records: s.cfg.records };
+    let ctx = Ctx {
+        entity: entity.name,
+        entity_index: index,
+        seed: s.cfg.seed,
+        records: s.cfg.records,
+        string_values: s.cfg.custom_field_values_as_strings,
+    };
     (s.table(index).page(&query), ctx)
 }
 

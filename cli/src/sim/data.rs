@@ -30,7 +30,8 @@ pub(crate) fn initial_count(entity: &str, records: u64) -> u64 {
     let frac = |num: u64, den: u64| (records * num).div_ceil(den);
     let small = |den: u64| if records == 0 { 0 } else { frac(1, den).max(10) };
     match entity {
-        "constituents" | "addresses" | "email_addresses" | "phones" => records,
+        "constituents" | "addresses" | "email_addresses" | "phones" | "constituent_custom_fields" => records,
+        "gift_custom_fields" => frac(1, 2),
         "gifts" => frac(2, 1),
         "relationships" | "constituent_codes" | "notes" | "actions" => frac(1, 2),
         "online_presences" | "educations" => frac(1, 4),

@@ -74,13 +74,26 @@
 //!
 //! # Data
 //! `records` constituents; other entities scale from `n = records` (rounded up):
-//! addresses, email_addresses, phones: `n`; gifts: `2n`; relationships, constituent_codes, notes,
+//! addresses, email_addresses, phones, constituent_custom_fields: `n`; gifts: `2n`;
+//! gift_custom_fields: `n/2`; relationships, constituent_codes, notes,
 //! actions: `n/2`; online_presences, educations: `n/4`; memberships, opportunities: `n/10`;
 //! appeals, campaigns, funds: `max(10, n/50)`; packages: `max(10, n/25)`; events: `max(10, n/100)`
 //! (all 0 when `records` is 0). About 5% of records of entities with an `include_inactive` filter
 //! are inactive, about 3% of constituents are deceased. Ids are `"1"`, `"2"`, …; content is a pure
 //! function of (seed, entity, id, revision); initial `date_modified` values lie in the three years
 //! before the start day (00:00 UTC). A table is built on first use, so unused entities cost nothing.
+//!
+//! Record shapes follow Blackbaud's schemas (`ConstituentListItem`, `GiftRead`, `CustomFieldRead`,
+//! …) for the fields the simulator renders; it renders fewer fields than Blackbaud. Gifts have
+//! whole-number amounts split over one to three funds (the splits add up to the amount), and
+//! sometimes a soft credit, a fundraiser and a receipt; every gift has one payment and one
+//! acknowledgement. Custom fields have one of Blackbaud's eight types with a value of the
+//! documented form (a Date value is `YYYY-MM-DDT00:00:00` without offset, as in Blackbaud's type
+//! table; a FuzzyDate value `{"y","m","d"}` with the day or month missing in a third of them; a
+//! Currency value a plain number, as in Blackbaud's example) and a `parent_id` naming an initial
+//! constituent or gift. Blackbaud does not say whether Number, Currency and Boolean values are JSON
+//! numbers and booleans or strings: JSON values by default (as its examples show), strings with
+//! the knob `custom_field_values_as_strings`; the views read both.
 //!
 //! # How the OAuth side differs from Blackbaud
 //! Everything below is either undocumented by Blackbaud (so the simulator picks one behaviour
@@ -246,6 +259,10 @@ pub struct SimConfig {
     /// Apply [`Self::list_lag`] to every entity, not only those Blackbaud documents it for
     /// (`latency_30m` in the catalog) (knob).
     pub list_lag_everywhere: bool,
+    /// Custom-field values of type Number, Currency and Boolean as JSON strings (`"500"`,
+    /// `"true"`) instead of JSON numbers and booleans (knob). Blackbaud types `value` only as
+    /// "object"; its examples show numbers.
+    pub custom_field_values_as_strings: bool,
     /// Token response identity fields.
     pub environment_id: String,
     /// Token response identity fields.
@@ -289,6 +306,7 @@ impl Default for SimConfig {
             actions_paging: ActionsPaging::default(),
             list_lag: None,
             list_lag_everywhere: false,
+            custom_field_values_as_strings: false,
             environment_id: "p-simEnvironment0000000001".into(),
             environment_name: "Simulated Sandbox Environment".into(),
             legal_entity_id: "p-simLegalEntity00000000001".into(),

@@ -65,6 +65,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) entity_index: usize,
     pub(crate) seed: u64,
     pub(crate) records: u64,
+    /// Custom-field numbers and booleans as JSON strings (`SimConfig::custom_field_values_as_strings`).
+    pub(crate) string_values: bool,
 }
 
 /// Formats 100 ns ticks like Blackbaud: `2016-06-21T02:47:20.2371396+00:00`.
@@ -145,12 +147,19 @@ impl<'a> Obj<'a> {
         inner.out.push('}');
         self
     }
-    fn arr_obj(&mut self, k: &str, f: impl FnOnce(&mut Obj<'_>)) -> &mut Self {
+    /// An array of `n` objects, the `i`-th written by `f(i, …)`.
+    fn arr_objs(&mut self, k: &str, n: usize, mut f: impl FnMut(usize, &mut Obj<'_>)) -> &mut Self {
         self.key(k);
         self.out.push('[');
-        let mut inner = Obj::new(self.out);
-        f(&mut inner);
-        inner.out.push_str("}]");
+        for i in 0..n {
+            if i > 0 {
+                self.out.push(',');
+            }
+            let mut inner = Obj::new(self.out);
+            f(i, &mut inner);
+            inner.out.push('}');
+        }
+        self.out.push(']');
         self
     }
 }
@@ -225,6 +234,7 @@ pub(crate) fn render(out: &mut String, ctx: Ctx<'_>, idx: u64, row: &Row, added:
             fundraising(&mut o, ctx, w, added, s)
         }
         "events" => event(&mut o, w, added, s, r),
+        "constituent_custom_fields" | "gift_custom_fields" => custom_field(&mut o, ctx, w, added, s, r),
         _ => {
             o.str("description", &format!("{} record", ctx.entity)).num("revision", w.rev);
         }
@@ -376,7 +386,7 @@ fn relation(o: &mut Obj<'_>, entity: &str, w: Who, added: i64, s: &mut SplitMix6
             let statuses = ["Graduated", "Attending", "Unknown", "Transferred"];
             o.str("constituent_id", &constituent_id.to_string())
                 .str("school", &format!("University of {city}"))
-                .num("class_of", 1960 + s.below(64))
+                .str("class_of", &(1960 + s.below(64)).to_string())
                 .str("degree", s.pick(&["B.A.", "B.S.", "M.A.", "M.B.A.", "Ph.D."]))
                 .str("status", statuses[(s.below(2) as usize + rev as usize) % statuses.len()])
                 .str("type", "University")
@@ -397,30 +407,8 @@ fn relation(o: &mut Obj<'_>, entity: &str, w: Who, added: i64, s: &mut SplitMix6
 /// Gifts, appeals, campaigns, funds, packages and opportunities.
 fn fundraising(o: &mut Obj<'_>, ctx: Ctx<'_>, w: Who, added: i64, s: &mut SplitMix64) {
     let Who { id, rev, constituent_id, first, last, .. } = w;
-    let lookup = (1000 + id).to_string();
     match ctx.entity {
-        "gifts" => {
-            let value = amount(s) + 5.0 * f64::from(rev);
-            let campaign = 1 + s.below(initial_count("campaigns", ctx.records).max(1));
-            let fund = 1 + s.below(initial_count("funds", ctx.records).max(1));
-            let appeal = 1 + s.below(initial_count("appeals", ctx.records).max(1));
-            o.str("lookup_id", &lookup)
-                .str("constituent_id", &constituent_id.to_string())
-                .str("type", s.pick(&["Donation", "Donation", "Pledge", "RecurringGift", "Other"]))
-                .money("amount", value)
-                .money("balance", 0.0)
-                .date("date", added)
-                .str("gift_status", "Active")
-                .str("post_status", if rev.is_multiple_of(2) { "Posted" } else { "NotPosted" })
-                .bool("is_anonymous", s.below(25) == 0)
-                .arr_obj("gift_splits", |g| {
-                    g.str("id", &id.to_string())
-                        .money("amount", value)
-                        .str("appeal_id", &appeal.to_string())
-                        .str("campaign_id", &campaign.to_string())
-                        .str("fund_id", &fund.to_string());
-                });
-        }
+        "gifts" => gift(o, ctx, w, added, s),
         "appeals" | "campaigns" | "funds" => {
             let noun = match ctx.entity {
                 "appeals" => "Appeal",
@@ -469,4 +457,175 @@ fn event(o: &mut Obj<'_>, w: Who, added: i64, s: &mut SplitMix64, r: &mut SplitM
         })
         .num("capacity", 50 + s.below(450))
         .num("attending_count", r.below(50) + u64::from(rev));
+}
+
+/// A gift, shaped like Blackbaud's `GiftRead`: whole-number amounts, split over one to three
+/// funds (the splits add up to the amount exactly), and sometimes a soft credit, a fundraiser, a
+/// receipt, a payment and an acknowledgement.
+fn gift(o: &mut Obj<'_>, ctx: Ctx<'_>, w: Who, added: i64, s: &mut SplitMix64) {
+    let Who { id, rev, constituents, constituent_id, .. } = w;
+    let count = |entity: &str| initial_count(entity, ctx.records).max(1);
+    let value = amount(s) + 5.0 * f64::from(rev);
+    let campaign = 1 + s.below(count("campaigns"));
+    let fund = 1 + s.below(count("funds"));
+    let appeal = 1 + s.below(count("appeals"));
+    let kind = s.pick(&["Donation", "Donation", "Pledge", "RecurringGift", "Other"]);
+    let anonymous = s.below(25) == 0;
+    // Drawn after the fields above, so those stay what they were before splits were added.
+    let n_splits = 1 + s.below(3) as usize;
+    let whole = value as u64;
+    let split_amount = |i: usize| {
+        let base = whole / n_splits as u64;
+        if i + 1 == n_splits { whole - base * (n_splits as u64 - 1) } else { base }
+    };
+    let mut split_refs = vec![(fund, campaign, appeal, 1 + s.below(count("packages")))];
+    for _ in 1..n_splits {
+        split_refs.push((
+            1 + s.below(count("funds")),
+            1 + s.below(count("campaigns")),
+            1 + s.below(count("appeals")),
+            1 + s.below(count("packages")),
+        ));
+    }
+    let soft_credit = (s.below(5) == 0).then(|| 1 + s.below(constituents));
+    let fundraiser = (s.below(7) == 0).then(|| 1 + s.below(constituents));
+    let receipted = s.below(3) != 0;
+    let method = s.pick(&["Cash", "PersonalCheck", "CreditCard", "Other"]);
+    let check_number = 1000 + s.below(9000);
+    o.str("lookup_id", &(1000 + id).to_string())
+        .str("constituent_id", &constituent_id.to_string())
+        .str("type", kind)
+        .money("amount", value)
+        .money("balance", 0.0)
+        .date("date", added)
+        .str("gift_status", "Active")
+        .str("post_status", if rev.is_multiple_of(2) { "Posted" } else { "NotPosted" })
+        .bool("is_anonymous", anonymous)
+        .arr_objs("gift_splits", n_splits, |i, g| {
+            let (fund, campaign, appeal, package) = split_refs[i];
+            g.str("id", &(id * 10 + i as u64).to_string())
+                .money("amount", split_amount(i) as f64)
+                .str("appeal_id", &appeal.to_string())
+                .str("campaign_id", &campaign.to_string())
+                .str("fund_id", &fund.to_string())
+                .str("package_id", &package.to_string());
+        })
+        .arr_objs("soft_credits", usize::from(soft_credit.is_some()), |_, c| {
+            c.str("id", &id.to_string())
+                .money("amount", value)
+                .str("constituent_id", &soft_credit.unwrap_or(1).to_string())
+                .str("gift_id", &id.to_string());
+        })
+        .arr_objs("fundraisers", usize::from(fundraiser.is_some()), |_, f| {
+            f.money("amount", value).str("constituent_id", &fundraiser.unwrap_or(1).to_string());
+        })
+        .arr_objs("receipts", usize::from(receipted), |_, r| {
+            r.money("amount", value)
+                .date("date", added + 86_400 * TICKS_PER_SEC)
+                .num("number", id)
+                .str("status", "Receipted");
+        })
+        .arr_objs("payments", 1, |_, p| {
+            p.str("payment_method", method);
+            if method == "PersonalCheck" {
+                p.str("check_number", &check_number.to_string()).fuzzy("check_date", added);
+            }
+        })
+        .arr_objs("acknowledgements", 1, |_, a| {
+            a.str("status", if receipted { "Acknowledged" } else { "NeedsAcknowledgement" });
+            if receipted {
+                a.date("date", added + 2 * 86_400 * TICKS_PER_SEC).str("letter", "Thank You");
+            }
+        });
+}
+
+/// Custom-field categories of constituents and gifts, with Blackbaud's type names
+/// (`CustomFieldRead.type`).
+const CONSTITUENT_FIELDS: &[(&str, &str)] = &[
+    ("Interests", "CodeTableEntry"),
+    ("Volunteer Hours", "Number"),
+    ("Board Start Date", "Date"),
+    ("First Contact", "FuzzyDate"),
+    ("Newsletter Opt-In", "Boolean"),
+    ("Business Hours", "Text"),
+    ("Matching Gift Limit", "Currency"),
+    ("Referred By", "ConstituentId"),
+];
+const GIFT_FIELDS: &[(&str, &str)] = &[
+    ("Auction ID", "Text"),
+    ("Item Number", "Number"),
+    ("Declared Value", "Currency"),
+    ("Received Date", "Date"),
+    ("Matched", "Boolean"),
+    ("Event Year", "FuzzyDate"),
+    ("Source", "CodeTableEntry"),
+    ("Solicitor", "ConstituentId"),
+];
+
+/// A constituent's or gift's custom field (`CustomFieldRead`): `parent_id` names an existing
+/// constituent or gift; `value` is shaped by `type` and changes with the revision. A third of the
+/// fuzzy dates lack the day or the month, as fuzzy dates may.
+fn custom_field(o: &mut Obj<'_>, ctx: Ctx<'_>, w: Who, added: i64, s: &mut SplitMix64, r: &mut SplitMix64) {
+    let Who { constituents, constituent_id, .. } = w;
+    let (parent, fields) = if ctx.entity == "gift_custom_fields" {
+        (1 + s.below(initial_count("gifts", ctx.records).max(1)), GIFT_FIELDS)
+    } else {
+        (constituent_id, CONSTITUENT_FIELDS)
+    };
+    let (category, kind) = s.pick(fields);
+    o.str("parent_id", &parent.to_string()).str("category", category).str("type", kind);
+    let day = 86_400 * TICKS_PER_SEC;
+    match kind {
+        "Text" => {
+            o.str(
+                "value",
+                &format!("{}-{}", category.split(' ').next().unwrap_or("X").to_ascii_uppercase(), r.below(10_000)),
+            );
+        }
+        "CodeTableEntry" => {
+            o.str("value", r.pick(THEMES));
+        }
+        "ConstituentId" => {
+            o.str("value", &(1 + r.below(constituents)).to_string());
+        }
+        "Number" | "Currency" => {
+            let n = if kind == "Number" { r.below(500) } else { 25 * (1 + r.below(400)) };
+            if ctx.string_values {
+                o.str("value", &n.to_string())
+            } else {
+                o.num("value", n)
+            };
+        }
+        "Boolean" => {
+            let b = r.below(2) == 0;
+            if ctx.string_values {
+                o.str("value", if b { "true" } else { "false" })
+            } else {
+                o.bool("value", b)
+            };
+        }
+        "Date" => {
+            // Blackbaud's documented form for a Date value: `1969-11-21T10:29:43`, no offset.
+            let t = added - r.below(3650) as i64 * day;
+            o.str("value", &format!("{}T00:00:00", &format_ticks(t)[..10]));
+        }
+        _ => {
+            let t = OffsetDateTime::from_unix_timestamp((added - r.below(3650) as i64 * day) / TICKS_PER_SEC)
+                .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+            let parts = r.below(3);
+            o.obj("value", |v| {
+                if parts == 0 {
+                    v.num("d", t.day());
+                }
+                if parts < 2 {
+                    v.num("m", u8::from(t.month()));
+                }
+                v.num("y", t.year());
+            });
+        }
+    }
+    o.date("date", added);
+    if s.below(4) == 0 {
+        o.str("comment", s.pick(&["Confirmed by phone", "From the gala sign-in sheet", "Per board minutes"]));
+    }
 }

@@ -293,10 +293,10 @@ impl Inner {
     }
 
     pub(crate) fn record(&mut self, entity: &str, id: &str) -> Result<Option<serde_json::Value>, String> {
-        let (seed, records) = (self.cfg.seed, self.cfg.records);
+        let (seed, records, string_values) = (self.cfg.seed, self.cfg.records, self.cfg.custom_field_values_as_strings);
         let table = self.table_named(entity)?;
         let Some((idx, row, added)) = table.get(id) else { return Ok(None) };
-        let ctx = Ctx { entity: table.entity.name, entity_index: table.index, seed, records };
+        let ctx = Ctx { entity: table.entity.name, entity_index: table.index, seed, records, string_values };
         let mut out = String::new();
         render(&mut out, ctx, idx, &row, added);
         Ok(serde_json::from_str(&out).ok())

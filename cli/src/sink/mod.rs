@@ -21,6 +21,7 @@ mod sql;
 mod sqlite;
 #[cfg(test)]
 mod tests;
+mod views;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -268,6 +268,7 @@ impl Sink for PgSink {
             .await
             .map_err(failer(&self.target, &self.secrets, &action))?;
         }
+        super::views::refresh_postgres(&tx).await.map_err(failer(&self.target, &self.secrets, "creating the views"))?;
         tx.commit().await.map_err(fail)?;
         self.ensured.extend(entities.iter().map(|e| e.name));
         Ok(())

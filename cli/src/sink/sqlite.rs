@@ -208,11 +208,22 @@ impl Sink for SqliteSink {
         }
         let list: Vec<&'static Entity> = entities.to_vec();
         self.call(move |db| {
-            init_meta(db)?;
-            for e in &list {
-                ensure_entity(db, e)?;
+            // One transaction: tables, and the views over them (see `sink::views`).
+            db.conn.execute_batch("BEGIN IMMEDIATE").map_err(db.err("starting the schema transaction"))?;
+            let schema = (|| {
+                init_meta(db)?;
+                for e in &list {
+                    ensure_entity(db, e)?;
+                }
+                super::views::refresh_sqlite(&db.conn).map_err(db.err("creating the views"))
+            })();
+            match schema {
+                Ok(()) => db.conn.execute_batch("COMMIT").map_err(db.err("committing the schema")),
+                Err(e) => {
+                    let _ = db.conn.execute_batch("ROLLBACK");
+                    Err(e)
+                }
             }
-            Ok(())
         })
         .await?;
         self.ensured.extend(entities.iter().map(|e| e.name));

@@ -81,7 +81,18 @@ pub const CATALOG: &[Entity] = &[
         latency_30m: false,
         ..sort_token_list("memberships", "/constituent/v1/memberships", "constituent", false)
     },
+    // Custom fields (`CustomFieldRead`: id, parent_id, category, type, value, date, comment,
+    // date_added, date_modified). Blackbaud's Constituent and Gift API specs document an all-records
+    // list for constituents' and gifts' custom fields only (ListConstituentCustomFieldsAllConstituents,
+    // ListGiftCustomFieldsAllGifts: `last_modified`, `sort_token`, limit 500/5000, the ~30-minute
+    // latency note). Appeals, campaigns, funds (Fundraising API), opportunities (Opportunity API),
+    // actions and educations (Constituent API) and events (Event API) document only a per-record
+    // list (`/appeals/{appeal_id}/customfields`, …) and the category tables, so they are not
+    // catalog entities: syncing them would cost one call per parent record. Source: the OpenAPI
+    // specs in GitHub asebesta/claude-skills, blackbaud-renxt-api/references/*.json (commit 79da2cb).
+    sort_token_list("constituent_custom_fields", "/constituent/v1/constituents/customfields", "constituent", false),
     sort_token_list("gifts", "/gift/v1/gifts", "gift", false),
+    sort_token_list("gift_custom_fields", "/gift/v1/gifts/customfields", "gift", false),
     Entity { latency_30m: false, ..sort_token_list("appeals", "/fundraising/v1/appeals", "fundraising", true) },
     Entity { latency_30m: false, ..sort_token_list("campaigns", "/fundraising/v1/campaigns", "fundraising", true) },
     Entity { latency_30m: false, ..sort_token_list("funds", "/fundraising/v1/funds", "fundraising", true) },

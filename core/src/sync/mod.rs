@@ -2,6 +2,7 @@
 //! bookmark moves, when deletes are reconciled, when a run must stop.
 //!
 //! - [`catalog`](crate::sync::catalog): the SKY API lists skysync knows and how each pages.
+//! - [`columns`](crate::sync::columns): the typed reporting views over the synced tables, as data, and their SQL.
 //! - [`page`](crate::sync::page): reading a list page and its records.
 //! - [`filters`](crate::sync::filters): a request's filters, replayed onto the links the API hands back.
 //! - [`bookmark`](crate::sync::bookmark): what is stored with each page's rows, and the high-water mark.
@@ -16,6 +17,7 @@
 
 pub mod bookmark;
 pub mod catalog;
+pub mod columns;
 pub mod cursor;
 pub mod filters;
 pub mod page;
