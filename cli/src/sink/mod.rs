@@ -10,6 +10,7 @@
 //! `<entity>__seen` table, so neither needs memory proportional to the data set.
 
 pub mod file_mode;
+mod history;
 mod jsonl;
 pub mod pg_auth;
 mod pg_tls;
@@ -290,6 +291,13 @@ pub trait Sink: Send {
     -> Result<u64, SinkError>;
     /// Records the end of a run at `now`: times, last error, refreshed row count.
     async fn finish_run(&mut self, entity: &str, outcome: &RunOutcome, now: OffsetDateTime) -> Result<(), SinkError>;
+    /// From now on keeps every version this sink replaces in `<entity>_history` (`sync
+    /// --history`, see `history.rs`); call before [`Sink::prepare`], which creates the tables.
+    /// `now` is the `valid_to` of the versions a `--full` swap replaces. Only databases can.
+    async fn keep_history(&mut self, now: OffsetDateTime) -> Result<(), SinkError> {
+        let _ = now;
+        Err(SinkError::Unsupported { sink: self.describe(), what: "--history (it needs SQLite or PostgreSQL)".into() })
+    }
 }
 
 /// Opens (and for SQLite creates) the sink described by `spec`. Call [`Sink::prepare`] next.

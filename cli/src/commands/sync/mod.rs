@@ -34,6 +34,14 @@ pub async fn run(ctx: &Context, args: SyncArgs) -> anyhow::Result<()> {
     let spec = sink_spec(ctx, &args.sink)?;
     let settings = SyncSettings::resolve(&args, cfg)?;
     let options = engine_options(&args, &settings)?;
+    if settings.history && matches!(spec, SinkSpec::Jsonl(_)) {
+        return Err(UsageError(
+            "--history keeps replaced versions in database tables: use SQLite (--db FILE) or PostgreSQL, \
+             not --format jsonl"
+                .into(),
+        )
+        .into());
+    }
     let clock = SystemClock;
     if args.dry_run {
         return dry_run::run(out, &spec, &ctx.settings().endpoints.api, &entities, &options, clock.now()).await;
@@ -126,6 +134,7 @@ fn engine_options(args: &SyncArgs, s: &SyncSettings) -> Result<EngineOptions, Us
         concurrency: s.concurrency,
         partitions: s.partitions,
         rate_limit: s.rate_limit,
+        history: s.history,
     })
 }
 
