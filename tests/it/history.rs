@@ -306,3 +306,31 @@ async fn the_engine_keeps_versions_replaced_by_changes_in_the_source(f: Fixture)
     assert!(h.iter().any(|v| v.0 == again[0] && v.4 == "full_resync"), "{h:?}");
     sim.shutdown().await;
 }
+
+/// The binary: `--history` with JSONL output is a usage error (exit 2) that writes nothing; with
+/// SQLite, `history = true` in the profile's `[sync]` table turns it on like the flag.
+#[tokio::test]
+async fn the_cli_refuses_history_without_a_database_and_reads_it_from_the_config() {
+    use skysync_tests::cli::Skysync;
+    let sk = Skysync::with_sim(skysync_cli::sim::SimConfig { records: 20, ..Default::default() }).await;
+    sk.seed(sk.minted_tokens(|_| {})).await;
+    let out = sk.home().join("jsonl");
+    let run = sk.run(&["sync", "gifts", "--history", "--format", "jsonl", "--out", out.to_str().unwrap()]).await;
+    run.expect_code(2);
+    assert!(run.stderr.contains("--history") && run.stderr.contains("SQLite"), "{}", run.stderr);
+    assert!(!out.exists(), "nothing written");
+
+    let db = sk.home().join("h.db");
+    let db_arg = db.to_str().unwrap();
+    sk.set_env("SKYSYNC_HISTORY", Some("1"));
+    sk.run(&["sync", "gifts", "--db", db_arg, "--page-size", "10"]).await.expect_code(0);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let n: i64 = conn.query_row("SELECT count(*) FROM gifts_history", [], |r| r.get(0)).unwrap();
+    assert_eq!(n, 0, "the table exists, nothing replaced yet");
+    sk.set_env("SKYSYNC_HISTORY", Some("0"));
+    sk.run(&["sync", "funds", "--db", db_arg, "--page-size", "10"]).await.expect_code(0);
+    let funds: i64 = conn
+        .query_row("SELECT count(*) FROM sqlite_master WHERE name = 'funds_history'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(funds, 0, "SKYSYNC_HISTORY=0: no history table");
+}

@@ -14,6 +14,7 @@ mod exit_codes;
 mod export;
 mod fleet;
 mod foreign_hosts;
+mod gl;
 mod history;
 mod monitoring;
 mod oauth_fidelity;
