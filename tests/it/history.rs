@@ -68,7 +68,8 @@ impl Fixture {
     /// The history of `table`, ordered by id and valid_to, read through a separate connection.
     async fn history(&self, table: &str) -> Vec<Version> {
         let r = self.0.reader().await;
-        let sql = format!("SELECT id, data, valid_from, valid_to, reason FROM \"{table}_history\" ORDER BY id, valid_to");
+        let sql =
+            format!("SELECT id, data, valid_from, valid_to, reason FROM \"{table}_history\" ORDER BY id, valid_to");
         let v = |text: &str| serde_json::from_str::<Value>(text).unwrap()["v"].as_i64().unwrap_or(-1);
         match &r {
             Reader::Sqlite(c) => {
@@ -221,8 +222,12 @@ async fn a_page_that_does_not_commit_leaves_no_history(f: Fixture) {
     assert!(err.to_string().contains("injected failure"), "{err}");
     assert_eq!(f.history(E).await, [], "no history row without its upsert");
     assert!(r.rows(E).await.iter().all(|(_, data, _)| data["v"] == 1));
-    r.exec(if matches!(r, Reader::Sqlite(_)) { "DROP TRIGGER fail_state" } else { "DROP TRIGGER fail_state ON sync_state" })
-        .await;
+    r.exec(if matches!(r, Reader::Sqlite(_)) {
+        "DROP TRIGGER fail_state"
+    } else {
+        "DROP TRIGGER fail_state ON sync_state"
+    })
+    .await;
     s.commit_page(E, Target::Live, &rows(&["1", "2"], 2), "b2", T2).await.unwrap();
     assert_eq!(f.history(E).await.len(), 2, "the retried page keeps both replaced versions");
 }
@@ -278,11 +283,9 @@ async fn the_engine_keeps_versions_replaced_by_changes_in_the_source(f: Fixture)
             Reader::Sqlite(c) => c
                 .query_row(&format!("SELECT data FROM {E}_history WHERE id = ?1"), [id], |r| r.get::<_, String>(0))
                 .unwrap(),
-            Reader::Pg(c) => c
-                .query_one(&format!("SELECT data::text FROM {E}_history WHERE id = $1"), &[id])
-                .await
-                .unwrap()
-                .get(0),
+            Reader::Pg(c) => {
+                c.query_one(&format!("SELECT data::text FROM {E}_history WHERE id = $1"), &[id]).await.unwrap().get(0)
+            }
         };
         assert_eq!(&serde_json::from_str::<Value>(&kept).unwrap(), old, "the replaced version is kept as it was");
     }
@@ -329,8 +332,7 @@ async fn the_cli_refuses_history_without_a_database_and_reads_it_from_the_config
     assert_eq!(n, 0, "the table exists, nothing replaced yet");
     sk.set_env("SKYSYNC_HISTORY", Some("0"));
     sk.run(&["sync", "funds", "--db", db_arg, "--page-size", "10"]).await.expect_code(0);
-    let funds: i64 = conn
-        .query_row("SELECT count(*) FROM sqlite_master WHERE name = 'funds_history'", [], |r| r.get(0))
-        .unwrap();
+    let funds: i64 =
+        conn.query_row("SELECT count(*) FROM sqlite_master WHERE name = 'funds_history'", [], |r| r.get(0)).unwrap();
     assert_eq!(funds, 0, "SKYSYNC_HISTORY=0: no history table");
 }

@@ -269,9 +269,11 @@ impl Sink for PgSink {
             .await
             .map_err(failer(&self.target, &self.secrets, &action))?;
             if self.history.is_some() {
-                tx.batch_execute(&history::create(e, "jsonb", "timestamptz"))
-                    .await
-                    .map_err(failer(&self.target, &self.secrets, &action))?;
+                tx.batch_execute(&history::create(e, "jsonb", "timestamptz")).await.map_err(failer(
+                    &self.target,
+                    &self.secrets,
+                    &action,
+                ))?;
             }
         }
         tx.commit().await.map_err(fail)?;

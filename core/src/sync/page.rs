@@ -109,8 +109,7 @@ pub fn record_key(record: &RawValue) -> Result<RecordKey, String> {
 /// `date_modified` out of a record.
 pub fn record_key_named(record: &RawValue, key: &str) -> Result<RecordKey, String> {
     let (id, date_modified) = if key == "id" {
-        let raw: RawKey =
-            serde_json::from_str(record.get()).map_err(|e| format!("record without a usable id: {e}"))?;
+        let raw: RawKey = serde_json::from_str(record.get()).map_err(|e| format!("record without a usable id: {e}"))?;
         (raw.id, raw.date_modified)
     } else {
         // Other keys are the general ledger's small lists: a map is fast enough there.

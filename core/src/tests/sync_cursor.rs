@@ -8,8 +8,8 @@ use super::T0;
 use super::fake::json;
 use crate::sync::catalog::find;
 use crate::sync::{
-    Bookmark, Cursor, CursorOptions, Page, RecordKey, Step, parse_page, record_key, record_key_named, record_keys, restore_filters,
-    with_continuation_token,
+    Bookmark, Cursor, CursorOptions, Page, RecordKey, Step, parse_page, record_key, record_key_named, record_keys,
+    restore_filters, with_continuation_token,
 };
 
 fn base() -> Url {
