@@ -336,3 +336,68 @@ async fn the_cli_refuses_history_without_a_database_and_reads_it_from_the_config
         conn.query_row("SELECT count(*) FROM sqlite_master WHERE name = 'funds_history'", [], |r| r.get(0)).unwrap();
     assert_eq!(funds, 0, "SKYSYNC_HISTORY=0: no history table");
 }
+
+/// The binary, SIGKILLed after a page commits, run after run: no version is ever kept twice (a
+/// history row whose upsert was lost would be written again by the retried page), each history
+/// row's upsert is there (the live row was written at or after its `valid_to`), and the finished
+/// runs keep exactly one replaced version per changed record.
+#[tokio::test]
+async fn sigkilled_runs_keep_each_replaced_version_once() {
+    use skysync_tests::cli::Skysync;
+    let sk = Skysync::with_sim(skysync_cli::sim::SimConfig { records: 150, ..Default::default() }).await;
+    sk.seed(sk.minted_tokens(|_| {})).await;
+    let db = sk.home().join("kill.db");
+    let db_arg = db.to_str().unwrap().to_owned();
+    let sync = ["sync", "gifts", "--history", "--db", &db_arg, "--rate-limit", "20", "--page-size", "5"];
+    sk.run(&sync).await.expect_code(0);
+    let mut changed = sk.sim.modify("gifts", 200);
+    changed.sort();
+
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let bookmark = || -> Option<String> {
+        conn.query_row("SELECT bookmark FROM sync_state WHERE entity = 'gifts'", [], |r| r.get(0)).unwrap()
+    };
+    let check = || {
+        let dupes: i64 =
+            conn.query_row("SELECT count(*) - count(DISTINCT id) FROM gifts_history", [], |r| r.get(0)).unwrap();
+        assert_eq!(dupes, 0, "a version was kept twice");
+        let orphans: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM gifts_history AS h JOIN gifts AS g ON g.id = h.id WHERE g.synced_at < h.valid_to",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(orphans, 0, "a history row without its upsert");
+    };
+    let mut kills = 0;
+    for _ in 0..4 {
+        let before = bookmark();
+        let mut child = sk.command(&sync).spawn().expect("spawn skysync sync");
+        // Poll until a page has committed (the bookmark moved) or the run ended, then SIGKILL.
+        let finished = loop {
+            if let Ok(Some(_)) = child.try_wait() {
+                break true;
+            }
+            if bookmark() != before {
+                break false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await; // the poll's interval
+        };
+        if !finished {
+            child.start_kill().expect("SIGKILL");
+            kills += 1;
+        }
+        let _ = child.wait().await;
+        check();
+    }
+    assert!(kills > 0, "no run was killed mid-way");
+    sk.run(&sync).await.expect_code(0);
+    check();
+    let mut kept: Vec<String> = {
+        let mut st = conn.prepare("SELECT id FROM gifts_history WHERE reason = 'changed'").unwrap();
+        st.query_map([], |r| r.get(0)).unwrap().collect::<Result<_, _>>().unwrap()
+    };
+    kept.sort();
+    assert_eq!(kept, changed, "one replaced version per changed gift");
+}
