@@ -288,6 +288,10 @@ pub struct SyncArgs {
     /// Also reconcile deletes (an id scan; rows gone from SKY are marked or removed).
     #[arg(long)]
     pub reconcile: bool,
+    /// Keep every version a run replaces (changed, deleted, or replaced by --full) in
+    /// `<entity>_history` with valid_from/valid_to (SQLite or PostgreSQL only).
+    #[arg(long)]
+    pub history: bool,
     /// What reconciliation does with deleted rows: mark (set deleted_at) or remove.
     #[arg(long, value_name = "MODE")]
     pub deletes: Option<String>,

@@ -131,6 +131,9 @@ pub struct SyncConfig {
     /// Most chains one initial or full scan is split into (default 8; 1 turns splitting off).
     #[serde(default)]
     pub partitions: Option<usize>,
+    /// Keep replaced versions in `<entity>_history` (`--history`).
+    #[serde(default)]
+    pub history: Option<bool>,
 }
 
 /// The config file of one invocation, with the chosen profile's table.

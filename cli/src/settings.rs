@@ -29,7 +29,7 @@ mod sync;
 
 pub use secrets::DB_PASSWORD_CREDENTIAL;
 use secrets::{CLIENT_SECRET, SUBSCRIPTION_KEY, db_password_file_entry, secret_entry, token_key_file_entry};
-pub use sync::SyncSettings;
+pub use sync::{HISTORY_ENV, SyncSettings};
 
 /// Client-side pace when neither the command line nor the config sets one. Blackbaud has
 /// documented both 5 and 10 calls per second; 5 is safe under either, and a nightly sync is bound

@@ -15,6 +15,8 @@ mod exit_codes;
 mod export;
 mod fleet;
 mod foreign_hosts;
+mod gl;
+mod history;
 mod monitoring;
 mod node_app;
 mod node_sync;

@@ -32,7 +32,12 @@ pub struct SyncSettings {
     pub reconcile_every: Option<Duration>,
     /// Most chains an initial or full scan is split into (1 = one chain).
     pub partitions: usize,
+    /// Keep replaced versions in `<entity>_history`.
+    pub history: bool,
 }
+
+/// The environment variable that turns change history on (`1`/`true`/`yes`) or off (`0`/`false`/`no`).
+pub const HISTORY_ENV: &str = "SKYSYNC_HISTORY";
 
 impl SyncSettings {
     /// `args` over `file` over the defaults. A value no run can use is a usage error (exit 2)
@@ -43,6 +48,15 @@ impl SyncSettings {
 
     /// [`resolve`](Self::resolve) with `env` as the environment.
     pub fn resolve_in(args: &SyncArgs, file: &SyncConfig, env: Env<'_>) -> Result<SyncSettings, UsageError> {
+        let history_env = match env(HISTORY_ENV).map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+            None => None,
+            Some("1" | "true" | "yes" | "on") => Some((true, HISTORY_ENV)),
+            Some("0" | "false" | "no" | "off") => Some((false, HISTORY_ENV)),
+            Some(other) => {
+                return Err(UsageError(format!("{HISTORY_ENV} must be 1/true/yes or 0/false/no, not {other:?}")));
+            }
+        };
+        let (history, _) = layered(args.history.then_some((true, "--history")), history_env, file.history, Some(false));
         let (rate, rate_from) =
             layered(flag(args.rate_limit, "--rate-limit"), None, file.rate_limit, Some(DEFAULT_RATE_LIMIT));
         let rate = rate.unwrap_or(DEFAULT_RATE_LIMIT);
@@ -92,6 +106,7 @@ impl SyncSettings {
             overlap: file.overlap_minutes.map_or(skysync_core::sync::DEFAULT_OVERLAP, |m| Duration::from_secs(m * 60)),
             reconcile_every: file.reconcile_every_days.map(|d| Duration::from_secs(d * 86_400)),
             partitions,
+            history: history.unwrap_or(false),
         })
     }
 }

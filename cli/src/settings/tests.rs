@@ -86,3 +86,20 @@ fn zero_concurrency_is_refused_naming_where_it_came_from() {
     let file = SyncSettings::resolve(&sync_args(&[]), &deletes).unwrap_err();
     assert!(file.0.contains("`deletes`"), "{file}");
 }
+
+#[test]
+fn history_comes_from_the_flag_then_the_environment_then_the_sync_table_then_off() {
+    let on = SyncConfig { history: Some(true), ..SyncConfig::default() };
+    let off = SyncConfig { history: Some(false), ..SyncConfig::default() };
+    let none = env_of(&[]);
+    let history = |argv: &[&str], table: &SyncConfig, env: &dyn Fn(&str) -> Option<String>| {
+        SyncSettings::resolve_in(&sync_args(argv), table, env).unwrap().history
+    };
+    assert!(!history(&[], &SyncConfig::default(), &none), "off by default");
+    assert!(history(&[], &on, &none), "the [sync] table");
+    assert!(!history(&[], &on, &env_of(&[(HISTORY_ENV, "0")])), "the environment over the table");
+    assert!(history(&[], &off, &env_of(&[(HISTORY_ENV, "true")])), "the environment over the table");
+    assert!(history(&["--history"], &off, &env_of(&[(HISTORY_ENV, "no")])), "the flag over everything");
+    let bad = SyncSettings::resolve_in(&sync_args(&[]), &on, &env_of(&[(HISTORY_ENV, "maybe")])).unwrap_err();
+    assert!(bad.0.contains(HISTORY_ENV) && bad.0.contains("maybe"), "{bad}");
+}

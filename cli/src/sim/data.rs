@@ -38,7 +38,8 @@ pub(crate) fn initial_count(entity: &str, records: u64) -> u64 {
         "memberships" | "opportunities" => frac(1, 10),
         "appeals" | "campaigns" | "funds" => small(50),
         "packages" => small(25),
-        "events" => small(100),
+        "events" | "projects" => small(100),
+        "journal_entry_batches" => small(20),
         _ => frac(1, 10),
     }
 }

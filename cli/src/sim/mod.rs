@@ -62,6 +62,13 @@
 //!   an `inactive` flag are inactive and 3% of constituents deceased, hidden unless asked for.
 //! - **Events** (and other offset lists) have no `next_link`, as documented; plain offset requests
 //!   to `next_link` lists get an `offset` link while rows remain, as in Blackbaud's examples.
+//! - **General ledger** (`projects`, `journal_entry_batches`): offset lists with `last_modified`
+//!   and no `next_link`, like events; records carry their integer key under the catalog's `key`
+//!   (`project_id`, `batch_id`) and no `id`. Blackbaud's batch list also filters by `status` and
+//!   `search_text`, ignored here; a deleted batch may be listed with `batch_status` `Deleted`
+//!   rather than vanish (inferred from the status enum), here it disappears like other records.
+//!   An older revision of Blackbaud's projects page said `last_modified` adds a `sort_token`
+//!   `next_link`; the simulator follows the current page (none).
 //! - **Deletes**: a deleted record disappears from every list, as Blackbaud's lists report no
 //!   deletions.
 //! - **Quota day** (knob `quota_day_ends_after`, `advance_clock` moves it): the daily quota
@@ -77,7 +84,8 @@
 //! addresses, email_addresses, phones, constituent_custom_fields: `n`; gifts: `2n`;
 //! gift_custom_fields: `n/2`; relationships, constituent_codes, notes,
 //! actions: `n/2`; online_presences, educations: `n/4`; memberships, opportunities: `n/10`;
-//! appeals, campaigns, funds: `max(10, n/50)`; packages: `max(10, n/25)`; events: `max(10, n/100)`
+//! appeals, campaigns, funds: `max(10, n/50)`; packages: `max(10, n/25)`; events, projects:
+//! `max(10, n/100)`; journal_entry_batches: `max(10, n/20)`
 //! (all 0 when `records` is 0). About 5% of records of entities with an `include_inactive` filter
 //! are inactive, about 3% of constituents are deceased. Ids are `"1"`, `"2"`, …; content is a pure
 //! function of (seed, entity, id, revision); initial `date_modified` values lie in the three years

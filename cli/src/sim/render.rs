@@ -121,6 +121,12 @@ impl<'a> Obj<'a> {
         let _ = write!(self.out, "{v}");
         self
     }
+    /// A value written as given (`null`, `[]`).
+    fn raw(&mut self, k: &str, json: &str) -> &mut Self {
+        self.key(k);
+        self.out.push_str(json);
+        self
+    }
     fn bool(&mut self, k: &str, v: bool) -> &mut Self {
         self.key(k);
         self.out.push_str(if v { "true" } else { "false" });
@@ -223,7 +229,11 @@ pub(crate) fn render(out: &mut String, ctx: Ctx<'_>, idx: u64, row: &Row, added:
     let w = Who::draw(ctx, id, row.revision, &mut s);
     let (s, r) = (&mut s, &mut r);
     let mut o = Obj::new(out);
-    o.str("id", &id.to_string());
+    match skysync_core::catalog::find(ctx.entity).map_or("id", |e| e.key) {
+        "id" => o.str("id", &id.to_string()),
+        // The general ledger's keys are integers named per record type.
+        key => o.num(key, id),
+    };
     match ctx.entity {
         "constituents" => constituent(&mut o, w, row, added, s, r),
         "addresses" | "email_addresses" | "phones" | "online_presences" => contact(&mut o, ctx.entity, w, s, r),
@@ -235,6 +245,7 @@ pub(crate) fn render(out: &mut String, ctx: Ctx<'_>, idx: u64, row: &Row, added:
         }
         "events" => event(&mut o, w, added, s, r),
         "constituent_custom_fields" | "gift_custom_fields" => custom_field(&mut o, ctx, w, added, s, r),
+        "projects" | "journal_entry_batches" => general_ledger(&mut o, ctx.entity, w, added, s, r),
         _ => {
             o.str("description", &format!("{} record", ctx.entity)).num("revision", w.rev);
         }
@@ -440,6 +451,39 @@ fn fundraising(o: &mut Obj<'_>, ctx: Ctx<'_>, w: Who, added: i64, s: &mut SplitM
                 .date("deadline", added + 180 * 86_400 * TICKS_PER_SEC);
         }
     }
+}
+
+/// Financial Edge NXT general-ledger records, shaped like Blackbaud's examples (`GetProject`,
+/// `GLApi.JournalEntryBatch`).
+fn general_ledger(o: &mut Obj<'_>, entity: &str, w: Who, added: i64, s: &mut SplitMix64, r: &mut SplitMix64) {
+    let Who { id, rev, first, last, .. } = w;
+    let user = format!("{first} {last}");
+    if entity == "projects" {
+        o.str("description", &format!("{} {}", s.pick(THEMES), s.pick(&["Endowment", "Grant", "Program", "Capital"])))
+            .str("ui_project_id", &(1000 + id).to_string())
+            .date("start_date", added)
+            .raw("end_date", "null")
+            .str("location", s.pick(&["", "Main Campus", "North Office"]))
+            .str("division", s.pick(&["", "Programs", "Administration"]))
+            .str("department", s.pick(&["", "Finance", "Development"]))
+            .str("type", s.pick(&["Endowment", "Grant", "Operating"]))
+            .str("status", ["In Progress", "Active", "Closed"][(s.below(2) + u64::from(rev)) as usize % 3])
+            .bool("prevent_data_entry", r.below(10) == 0)
+            .bool("prevent_posting_after", false)
+            .obj("account_restrictions", |a| {
+                a.str("allow_or_restrict", "Allow").str("criteria", "All");
+            })
+            .raw("custom_fields", "[]");
+    } else {
+        let statuses = ["Open", "PendingApproval", "Approved", "Posted"];
+        o.str("ui_batch_id", &format!("{}", 100 + id))
+            .str("description", &format!("{} journal entries", s.pick(THEMES)))
+            .str("batch_status", statuses[(s.below(2) as usize + rev as usize) % statuses.len()])
+            .bool("create_bank_account_adjustments", s.below(2) == 0)
+            .bool("create_interfund_sets", s.below(2) == 0)
+            .str("source_system_name", s.pick(&["", "Raiser's Edge NXT", "Payroll"]));
+    }
+    o.str("added_by", &user).str("modified_by", &user);
 }
 
 /// An event.

@@ -10,6 +10,7 @@
 //! `<entity>__seen` table, so neither needs memory proportional to the data set.
 
 pub mod file_mode;
+mod history;
 mod jsonl;
 pub mod pg_auth;
 mod pg_tls;
@@ -301,6 +302,13 @@ pub trait Sink: Send {
     /// Stores the daily-quota bookkeeping of `scope` (see [`Sink::quota_ledger`]).
     async fn save_quota_ledger(&mut self, _scope: &str, _ledger: &QuotaLedger) -> Result<(), SinkError> {
         Ok(())
+    }
+    /// From now on keeps every version this sink replaces in `<entity>_history` (`sync
+    /// --history`, see `history.rs`); call before [`Sink::prepare`], which creates the tables.
+    /// `now` is the `valid_to` of the versions a `--full` swap replaces. Only databases can.
+    async fn keep_history(&mut self, now: OffsetDateTime) -> Result<(), SinkError> {
+        let _ = now;
+        Err(SinkError::Unsupported { sink: self.describe(), what: "--history (it needs SQLite or PostgreSQL)".into() })
     }
 }
 

@@ -24,7 +24,7 @@ use super::pg_tls::{self, SslMode, TlsSettings};
 use super::spec::{check_pg_url, redact_url, scrub, url_secrets};
 use super::{
     DeleteMode, EntityState, FullSwap, PageCommit, Row, RunOutcome, SCHEMA_VERSION, Sink, SinkError, Tables, Target,
-    entity, format_ts, page_rows, sql, tables,
+    entity, format_ts, history, page_rows, sql, tables,
 };
 
 const COLUMNS: &str = "id text PRIMARY KEY, data jsonb NOT NULL, date_modified timestamptz, \
@@ -38,6 +38,8 @@ pub struct PgSink {
     secrets: Vec<String>,
     client: Client,
     ensured: HashSet<&'static str>,
+    /// `--history`: the run's time (see [`Sink::keep_history`]); `None` keeps no history.
+    history: Option<OffsetDateTime>,
 }
 
 impl std::fmt::Debug for PgSink {
@@ -174,7 +176,7 @@ impl PgSink {
     /// `password_file` is the profile's (see [`super::pg_auth`]).
     pub async fn connect(url: &str, password_file: Option<&Path>) -> Result<Self, SinkError> {
         let Connected { client, target, secrets } = connect_client(url, password_file).await?;
-        Ok(PgSink { target, secrets, client, ensured: HashSet::new() })
+        Ok(PgSink { target, secrets, client, ensured: HashSet::new(), history: None })
     }
 
     fn err<'a>(&'a self, action: &'a str) -> impl Fn(tokio_postgres::Error) -> SinkError + Copy + 'a {
@@ -267,6 +269,13 @@ impl Sink for PgSink {
             ))
             .await
             .map_err(failer(&self.target, &self.secrets, &action))?;
+            if self.history.is_some() {
+                tx.batch_execute(&history::create(e, "jsonb", "timestamptz")).await.map_err(failer(
+                    &self.target,
+                    &self.secrets,
+                    &action,
+                ))?;
+            }
         }
         super::views::refresh_postgres(&tx).await.map_err(failer(&self.target, &self.secrets, "creating the views"))?;
         tx.commit().await.map_err(fail)?;
@@ -309,6 +318,9 @@ impl Sink for PgSink {
         let action = format!("writing a page of {name}");
         let fail = failer(&self.target, &self.secrets, &action);
         let tx = self.client.transaction().await.map_err(fail)?;
+        if self.history.is_some() && target == Target::Live && !rows.is_empty() {
+            history::pg_record_changed(&tx, e, &t, &ids, &data, &synced_at).await.map_err(fail)?;
+        }
         let (table, column) = match target {
             Target::Live => (t.live, "bookmark"),
             Target::Staging => {
@@ -387,6 +399,9 @@ impl Sink for PgSink {
             return Err(SinkError::NoFullResync { entity: e.name.to_owned() });
         }
         let (added, changed, removed) = count_swap(&tx, &t).await.map_err(fail)?;
+        if let Some(now) = self.history.map(ts) {
+            tx.execute(&history::full_resync(e, &t, "$1::text::timestamptz"), &[&now]).await.map_err(fail)?;
+        }
         tx.batch_execute(&sql::swap_in(&t)).await.map_err(fail)?;
         let row_count = record_swap(&tx, &t, e.name, bookmark).await.map_err(fail)?;
         tx.commit().await.map_err(fail)?;
@@ -437,6 +452,9 @@ impl Sink for PgSink {
             return Err(SinkError::NoReconcile { entity: e.name.to_owned() });
         }
         let stamp = ts(now);
+        if self.history.is_some() {
+            tx.execute(&history::deleted(e, &t, "$1::text::timestamptz"), &[&stamp]).await.map_err(fail)?;
+        }
         let n = match mode {
             DeleteMode::Mark => {
                 tx.execute(
@@ -502,6 +520,12 @@ impl Sink for PgSink {
         .await
         .map_err(fail)?;
         tx.commit().await.map_err(fail)
+    }
+
+    async fn keep_history(&mut self, now: OffsetDateTime) -> Result<(), SinkError> {
+        self.history = Some(now);
+        self.ensured.clear();
+        Ok(())
     }
 }
 

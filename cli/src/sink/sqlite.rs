@@ -20,7 +20,7 @@ use time::OffsetDateTime;
 
 use super::{
     DeleteMode, EntityState, FullSwap, PageCommit, RunOutcome, SCHEMA_VERSION, Sink, SinkError, Tables, Target, entity,
-    format_ts, page_rows, parse_ts, sql, tables,
+    format_ts, history, page_rows, parse_ts, sql, tables,
 };
 
 const COLUMNS: &str = "id TEXT PRIMARY KEY NOT NULL, data TEXT NOT NULL, date_modified TEXT, \
@@ -48,6 +48,8 @@ pub struct SqliteSink {
     db: Arc<Mutex<Db>>,
     /// Entities whose tables are known to exist in this process.
     ensured: HashSet<&'static str>,
+    /// `--history`: the run's time (see [`Sink::keep_history`]); `None` keeps no history.
+    history: Option<OffsetDateTime>,
 }
 
 impl std::fmt::Debug for SqliteSink {
@@ -63,7 +65,7 @@ impl SqliteSink {
         let db = tokio::task::spawn_blocking(move || open_blocking(p))
             .await
             .map_err(|e| SinkError::Worker(e.to_string()))??;
-        Ok(SqliteSink { path, db: Arc::new(Mutex::new(db)), ensured: HashSet::new() })
+        Ok(SqliteSink { path, db: Arc::new(Mutex::new(db)), ensured: HashSet::new(), history: None })
     }
 
     async fn call<T: Send + 'static>(
@@ -85,9 +87,10 @@ impl SqliteSink {
     async fn ensure(&mut self, name: &str) -> Result<&'static Entity, SinkError> {
         let e = entity(name)?;
         if !self.ensured.contains(e.name) {
+            let history = self.history.is_some();
             self.call(move |db| {
                 init_meta(db)?;
-                ensure_entity(db, e)
+                ensure_entity(db, e, history)
             })
             .await?;
             self.ensured.insert(e.name);
@@ -151,7 +154,7 @@ fn init_meta(db: &mut Db) -> Result<(), SinkError> {
     Ok(())
 }
 
-fn ensure_entity(db: &mut Db, e: &Entity) -> Result<(), SinkError> {
+fn ensure_entity(db: &mut Db, e: &Entity, history: bool) -> Result<(), SinkError> {
     let t = tables(e);
     db.conn
         .execute_batch(&format!(
@@ -159,7 +162,11 @@ fn ensure_entity(db: &mut Db, e: &Entity) -> Result<(), SinkError> {
              CREATE INDEX IF NOT EXISTS {} ON {} (date_modified);",
             t.live, t.index, t.live
         ))
-        .map_err(db.err(&format!("creating table {}", e.name)))
+        .map_err(db.err(&format!("creating table {}", e.name)))?;
+    if history {
+        db.conn.execute_batch(&history::create(e, "TEXT", "TEXT")).map_err(db.err("creating the history table"))?;
+    }
+    Ok(())
 }
 
 fn table_exists(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
@@ -207,13 +214,14 @@ impl Sink for SqliteSink {
             entity(e.name)?;
         }
         let list: Vec<&'static Entity> = entities.to_vec();
+        let history = self.history.is_some();
         self.call(move |db| {
             // One transaction: tables, and the views over them (see `sink::views`).
             db.conn.execute_batch("BEGIN IMMEDIATE").map_err(db.err("starting the schema transaction"))?;
             let schema = (|| {
                 init_meta(db)?;
                 for e in &list {
-                    ensure_entity(db, e)?;
+                    ensure_entity(db, e, history)?;
                 }
                 super::views::refresh_sqlite(&db.conn).map_err(db.err("creating the views"))
             })();
@@ -270,12 +278,16 @@ impl Sink for SqliteSink {
         let e = self.ensure(name).await?;
         let rows = page_rows(rows);
         let bookmark = bookmark.to_owned();
+        let history = self.history.is_some() && target == Target::Live;
         self.call(move |db| {
             let t = tables(e);
             let synced_at = ts(now);
             let action = format!("writing a page of {}", e.name);
             let fail = failer(&db.path, &action);
             let tx = db.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(fail)?;
+            if history {
+                history::sqlite_record_changed(&tx, e, &t, &rows, &synced_at).map_err(fail)?;
+            }
             let (table, column) = match target {
                 Target::Live => (t.live, "bookmark"),
                 Target::Staging => {
@@ -344,6 +356,7 @@ impl Sink for SqliteSink {
     async fn finish_full(&mut self, name: &str, bookmark: &str) -> Result<FullSwap, SinkError> {
         let e = self.ensure(name).await?;
         let bookmark = bookmark.to_owned();
+        let history = self.history.map(ts);
         self.call(move |db| {
             let t = tables(e);
             let action = format!("swapping in the full resync of {}", e.name);
@@ -353,6 +366,9 @@ impl Sink for SqliteSink {
                 return Err(SinkError::NoFullResync { entity: e.name.to_owned() });
             }
             let (added, changed, removed) = count_swap(&tx, &t).map_err(fail)?;
+            if let Some(now) = &history {
+                tx.execute(&history::full_resync(e, &t, "?1"), [now]).map_err(fail)?;
+            }
             tx.execute_batch(&sql::swap_in(&t)).map_err(fail)?;
             let row_count = record_swap(&tx, &t, e.name, &bookmark).map_err(fail)?;
             tx.commit().map_err(fail)?;
@@ -406,6 +422,7 @@ impl Sink for SqliteSink {
 
     async fn finish_reconcile(&mut self, name: &str, mode: DeleteMode, now: OffsetDateTime) -> Result<u64, SinkError> {
         let e = self.ensure(name).await?;
+        let history = self.history.is_some();
         self.call(move |db| {
             let t = tables(e);
             let action = format!("finishing delete reconciliation of {}", e.name);
@@ -415,6 +432,9 @@ impl Sink for SqliteSink {
                 return Err(SinkError::NoReconcile { entity: e.name.to_owned() });
             }
             let stamp = ts(now);
+            if history {
+                tx.execute(&history::deleted(e, &t, "?1"), [&stamp]).map_err(fail)?;
+            }
             let n = match mode {
                 DeleteMode::Mark => tx.execute(
                     &format!("UPDATE {} SET deleted_at = ?1 WHERE deleted_at IS NULL AND {}", t.live, sql::unseen(&t)),
@@ -479,6 +499,12 @@ impl Sink for SqliteSink {
             tx.commit().map_err(fail)
         })
         .await
+    }
+
+    async fn keep_history(&mut self, now: OffsetDateTime) -> Result<(), SinkError> {
+        self.history = Some(now);
+        self.ensured.clear();
+        Ok(())
     }
 }
 

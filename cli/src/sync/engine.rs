@@ -52,6 +52,8 @@ pub struct EngineOptions {
     pub partitions: usize,
     /// The client's pace in calls per second (`0` = unpaced), for choosing how many chains.
     pub rate_limit: f64,
+    /// Keep every replaced version in `<entity>_history` (`--history`; databases only).
+    pub history: bool,
 }
 
 impl Default for EngineOptions {
@@ -66,6 +68,7 @@ impl Default for EngineOptions {
             concurrency: 4,
             partitions: 1,
             rate_limit: 0.0,
+            history: false,
         }
     }
 }
@@ -120,6 +123,9 @@ pub async fn run(
     let counters_before = api.counters();
     let tokens_before = api.session().token_calls();
     let describe = sink.describe();
+    if options.history {
+        sink.keep_history(started).await?;
+    }
     sink.prepare(entities).await?;
     let base = api.resolve("/").map_err(|e| SinkError::InvalidSpec(e.to_string()))?;
     let engine = Engine {

@@ -3,6 +3,27 @@
 //! This is data, not code per entity: the sync engine, the simulator and `sync --list` all read the
 //! same table. Facts come from Blackbaud's OpenAPI specs (see `docs/sky-endpoints.md` in the
 //! project's shared docs).
+//!
+//! Financial Edge NXT general ledger (`/generalledger/v1/…`), as Blackbaud documents it:
+//! - `projects`: the Project (Search) operation,
+//!   <https://developer.sky.blackbaud.com/docs/services/56eb17a0a9db9516c46bff6f/operations/SearchProjects>:
+//!   `offset`, `limit` (default 100, "The maximum allowed value is 5000"), `last_modified`
+//!   ("modified records based on or after a specified date"); the envelope is `count` + `value`;
+//!   records are keyed by `project_id` (an integer) and carry `date_modified`. (An older revision
+//!   of that page said `last_modified` adds a `sort_token` to a `next_link`; the current one and
+//!   its example show no `next_link`. Offset paging works either way: the offset cursor ignores a
+//!   `next_link`.)
+//! - `journal_entry_batches`: `ListJournalEntryBatches` in Blackbaud's own connector definition,
+//!   `microsoft/PowerPlatformConnectors`, `certified-connectors/Blackbaud FENXT General
+//!   Ledger/apiDefinition.swagger.json` (publisher Blackbaud, Inc.): `limit` ("The default is
+//!   100. The maximum is 500."), `offset`, `last_modified` ("modified on or after the specified
+//!   date", date-time), `status`, `search_text`; envelope `GLApi.JournalEntryBatchCollection` =
+//!   `count` + `value` (no `next_link`); key `batch_id` (int32), with `date_modified`.
+//! - Not in the catalog: the accounts list (`GET /generalledger/v1/accounts`): its list operation's
+//!   paging and change filter were not found in Blackbaud's published material (only the
+//!   single-record `GetAccount`, keyed `account_id`); the account code list (`ListAccountCodes`:
+//!   `offset`, `limit` max 500, no change filter, key `account_code_id`) is a small code table;
+//!   journal entries are listed per batch only (`/journalentrybatches/{batch_id}/journalentries`).
 
 use serde::Serialize;
 
@@ -40,6 +61,9 @@ pub struct Entity {
     /// Whether Blackbaud documents ~30 minutes of list latency for this endpoint (the simulator's
     /// `list_lag` knob applies to these lists).
     pub latency_30m: bool,
+    /// The record field that holds its key (`id` for Raiser's Edge NXT; the general ledger names
+    /// it per record type, e.g. `project_id`, `batch_id`). Stored as the row's `id`.
+    pub key: &'static str,
 }
 
 /// A list with the common shape: `sort_token` paging up to 5000 records, no `fields=id`, ~30
@@ -55,6 +79,24 @@ const fn sort_token_list(name: &'static str, path: &'static str, api: &'static s
         include_inactive: inactive,
         include_deceased: false,
         latency_30m: true,
+        key: "id",
+    }
+}
+
+/// A Financial Edge NXT general-ledger list: `offset` paging with a `last_modified` filter and
+/// no `next_link`, keyed by `key`, no `fields=id`, no documented list latency.
+const fn gl_list(name: &'static str, path: &'static str, max_limit: u32, key: &'static str) -> Entity {
+    Entity {
+        name,
+        path,
+        api: "generalledger",
+        max_limit,
+        incremental: Incremental::LastModifiedOffset,
+        fields_id: false,
+        include_inactive: false,
+        include_deceased: false,
+        latency_30m: false,
+        key,
     }
 }
 
@@ -111,7 +153,10 @@ pub const CATALOG: &[Entity] = &[
         include_inactive: true,
         include_deceased: false,
         latency_30m: false,
+        key: "id",
     },
+    gl_list("projects", "/generalledger/v1/projects", 5000, "project_id"),
+    gl_list("journal_entry_batches", "/generalledger/v1/journalentrybatches", 500, "batch_id"),
 ];
 
 /// Entities synced when neither the command line nor the config names any.
@@ -136,6 +181,14 @@ mod tests {
             assert!(e.path.starts_with('/'));
             assert!(e.name != "sync_state");
         }
+    }
+
+    #[test]
+    fn general_ledger_lists_name_their_keys() {
+        assert_eq!(find("projects").unwrap().key, "project_id");
+        assert_eq!(find("journal-entry-batches").unwrap().key, "batch_id");
+        assert_eq!(find("journal_entry_batches").unwrap().max_limit, 500);
+        assert!(CATALOG.iter().filter(|e| e.api != "generalledger").all(|e| e.key == "id"));
     }
 
     #[test]

@@ -102,13 +102,32 @@ struct RawKey {
 
 /// Reads `id` and `date_modified` out of a record.
 pub fn record_key(record: &RawValue) -> Result<RecordKey, String> {
-    let raw: RawKey = serde_json::from_str(record.get()).map_err(|e| format!("record without a usable id: {e}"))?;
-    let id = match raw.id {
+    record_key_named(record, "id")
+}
+
+/// Reads the key field `key` (the catalog's [`Entity::key`](super::catalog::Entity::key)) and
+/// `date_modified` out of a record.
+pub fn record_key_named(record: &RawValue, key: &str) -> Result<RecordKey, String> {
+    let (id, date_modified) = if key == "id" {
+        let raw: RawKey = serde_json::from_str(record.get()).map_err(|e| format!("record without a usable id: {e}"))?;
+        (raw.id, raw.date_modified)
+    } else {
+        // Other keys are the general ledger's small lists: a map is fast enough there.
+        let mut raw: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(record.get()).map_err(|e| format!("record is not an object: {e}"))?;
+        let id = raw.remove(key).ok_or_else(|| format!("record without a usable {key}: the field is missing"))?;
+        let date_modified = match raw.remove("date_modified") {
+            Some(serde_json::Value::String(s)) => Some(s),
+            _ => None,
+        };
+        (id, date_modified)
+    };
+    let id = match id {
         serde_json::Value::String(s) if !s.is_empty() => s,
         serde_json::Value::Number(n) => n.to_string(),
-        other => return Err(format!("record id is not a string or number ({})", type_name(&other))),
+        other => return Err(format!("record {key} is not a string or number ({})", type_name(&other))),
     };
-    Ok(RecordKey { id, date_modified: raw.date_modified })
+    Ok(RecordKey { id, date_modified })
 }
 
 fn type_name(v: &serde_json::Value) -> &'static str {
@@ -133,9 +152,10 @@ pub struct Record {
     pub data: Box<RawValue>,
 }
 
-/// Reads the key of every record of `page`; the first record without a usable id fails the page.
-pub fn record_keys(page: &Page) -> Result<Vec<RecordKey>, String> {
-    page.value.iter().map(|v| record_key(v)).collect()
+/// Reads the key (field `key`) of every record of `page`; the first record without a usable key
+/// fails the page.
+pub fn record_keys(page: &Page, key: &str) -> Result<Vec<RecordKey>, String> {
+    page.value.iter().map(|v| record_key_named(v, key)).collect()
 }
 
 /// Moves a page's records out, each with its key (`keys` as [`record_keys`] read them).

@@ -305,7 +305,8 @@ impl ChainScan {
     pub fn page(&mut self, url: &Url, response: &HttpResponse) -> Result<(Vec<Record>, Step), PlanError> {
         let entity = self.cursor.entity().name;
         let mut page = parse_page(url, response)?;
-        let keys = record_keys(&page).map_err(|problem| PlanError::Record { entity, problem })?;
+        let keys =
+            record_keys(&page, self.cursor.entity().key).map_err(|problem| PlanError::Record { entity, problem })?;
         let mut step = self.cursor.advance(&page, &keys);
         let mut records = into_records(&mut page, keys);
         if let Some(until) = self.until {

@@ -322,7 +322,7 @@ impl EntityPlan {
         let (entity, reconcile) = (self.entity.name, self.reconcile);
         let Stage::Scan(scan) = &mut self.stage else { return Err(PlanError::OutOfOrder { entity, step: "page" }) };
         let mut page = parse_page(url, response)?;
-        let keys = record_keys(&page).map_err(|problem| PlanError::Record { entity, problem })?;
+        let keys = record_keys(&page, self.entity.key).map_err(|problem| PlanError::Record { entity, problem })?;
         let step = scan.cursor.advance(&page, &keys);
         let commit = match scan.phase {
             Phase::Reconcile => {

@@ -8,8 +8,8 @@ use super::T0;
 use super::fake::json;
 use crate::sync::catalog::find;
 use crate::sync::{
-    Bookmark, Cursor, CursorOptions, Page, RecordKey, Step, parse_page, record_key, record_keys, restore_filters,
-    with_continuation_token,
+    Bookmark, Cursor, CursorOptions, Page, RecordKey, Step, parse_page, record_key, record_key_named, record_keys,
+    restore_filters, with_continuation_token,
 };
 
 fn base() -> Url {
@@ -21,7 +21,7 @@ fn page(body: &str) -> Page {
 }
 
 fn keys(page: &Page) -> Vec<RecordKey> {
-    record_keys(page).unwrap()
+    record_keys(page, "id").unwrap()
 }
 
 #[test]
@@ -137,6 +137,19 @@ fn page_and_record_parsing_errors() {
     assert_eq!(record_key(&p.value[1]).unwrap().date_modified, None);
     assert!(record_key(&p.value[2]).is_err());
     assert!(record_key(&p.value[3]).is_err());
+}
+
+#[test]
+fn a_list_keyed_by_another_field_reads_that_field() {
+    let p = page(
+        r#"{"value":[{"project_id":12,"id":99,"date_modified":"2024-01-02T03:04:05Z"},{"project_id":"P-1"},{"id":5}]}"#,
+    );
+    let k = record_key_named(&p.value[0], "project_id").unwrap();
+    assert_eq!((k.id.as_str(), k.date_modified.as_deref()), ("12", Some("2024-01-02T03:04:05Z")));
+    assert_eq!(record_key_named(&p.value[1], "project_id").unwrap().id, "P-1");
+    let err = record_key_named(&p.value[2], "project_id").unwrap_err();
+    assert!(err.contains("project_id"), "{err}");
+    assert!(record_keys(&p, "project_id").is_err(), "one record without the key fails the page");
 }
 
 fn query(url: &str) -> Vec<(String, String)> {

@@ -173,9 +173,9 @@ fn the_high_water_mark_is_the_newest_parseable_date_modified() {
     let gifts = find("gifts").unwrap();
     let body = r#"{"value":[{"id":"1","date_modified":"garbage"},{"id":"2","date_modified":"2024-01-01T00:00:00+01:00"},{"id":"3","date_modified":"2023-12-31T23:30:00Z"},{"id":"4"}]}"#;
     let page = crate::sync::parse_page(&base(), &json(200, body)).unwrap();
-    assert_eq!(page_high_water(&record_keys(&page).unwrap()).as_deref(), Some("2023-12-31T23:30:00Z"));
+    assert_eq!(page_high_water(&record_keys(&page, "id").unwrap()).as_deref(), Some("2023-12-31T23:30:00Z"));
     let unreadable = crate::sync::parse_page(&base(), &json(200, r#"{"value":[{"id":"1","date_modified":"x"}]}"#));
-    assert_eq!(page_high_water(&record_keys(&unreadable.unwrap()).unwrap()), None);
+    assert_eq!(page_high_water(&record_keys(&unreadable.unwrap(), "id").unwrap()), None);
     let mut plan = EntityPlan::new(gifts, &base(), None, &small(), T0).unwrap();
     let (_, bookmark) = committed(feed(&mut plan, body));
     assert_eq!(bookmark.high_water(), Some("2023-12-31T23:30:00Z"));

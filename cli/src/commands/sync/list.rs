@@ -26,6 +26,9 @@ pub fn render() -> String {
         if e.fields_id {
             note.push_str("; id-only reconcile scan (fields=id)");
         }
+        if e.key != "id" {
+            note.push_str(&format!("; keyed by {}", e.key));
+        }
         let _ = writeln!(out, "{:<18} {:<46} {:>6}  {note}", e.name, e.path, e.max_limit);
     }
     let _ = write!(
@@ -66,5 +69,6 @@ mod tests {
             assert!(text.contains(e.name) && text.contains(e.path), "{}", e.name);
         }
         assert!(text.contains("no sort_token"), "events say how they are kept current");
+        assert!(text.contains("keyed by project_id") && text.contains("keyed by batch_id"), "{text}");
     }
 }

@@ -35,6 +35,14 @@ pub async fn run(ctx: &Context, args: SyncArgs) -> anyhow::Result<u8> {
     let spec = sink_spec(ctx, &args.sink)?;
     let settings = SyncSettings::resolve(&args, cfg)?;
     let options = engine_options(&args, &settings)?;
+    if settings.history && matches!(spec, SinkSpec::Jsonl(_)) {
+        return Err(UsageError(
+            "--history keeps replaced versions in database tables: use SQLite (--db FILE) or PostgreSQL, \
+             not --format jsonl"
+                .into(),
+        )
+        .into());
+    }
     let clock = SystemClock;
     if args.dry_run {
         let api = if args.estimate { Some(ctx.api_client(settings.rate_limit, settings.call_budget)?) } else { None };
@@ -158,6 +166,7 @@ fn engine_options(args: &SyncArgs, s: &SyncSettings) -> Result<EngineOptions, Us
         concurrency: s.concurrency,
         partitions: s.partitions,
         rate_limit: s.rate_limit,
+        history: s.history,
     })
 }
 

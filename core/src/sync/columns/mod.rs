@@ -23,6 +23,7 @@ pub mod markdown;
 mod constituent;
 mod fundraising;
 mod gift;
+mod gl;
 
 /// The SQL type of a view column, and how the JSON value becomes it. A JSON value of the wrong
 /// kind (a string where a number is expected, say) yields `NULL`, never an error, so one odd record
@@ -172,7 +173,7 @@ pub struct ViewSpec {
 }
 
 /// Every area's views. An area is one file of this module exporting `VIEWS`.
-pub const AREAS: &[&[ViewSpec]] = &[constituent::VIEWS, gift::VIEWS, fundraising::VIEWS];
+pub const AREAS: &[&[ViewSpec]] = &[constituent::VIEWS, gift::VIEWS, fundraising::VIEWS, gl::VIEWS];
 
 /// Every view, in area order.
 pub fn all() -> impl Iterator<Item = &'static ViewSpec> {
