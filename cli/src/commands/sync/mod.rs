@@ -42,7 +42,8 @@ pub async fn run(ctx: &Context, args: SyncArgs) -> anyhow::Result<()> {
     let _lock = sink::run_lock::acquire(&spec, settings.lock_wait, clock.now()).await?;
     let api = ctx.api_client(settings.rate_limit, settings.call_budget)?;
     let mut sink = sink::open(&spec).await?;
-    let progress: Box<dyn Progress> = if out.stderr_tty { Box::new(Bars::new()) } else { Box::new(LogLines) };
+    let progress: Box<dyn Progress> =
+        if out.stderr_tty && !out.quiet { Box::new(Bars::new()) } else { Box::new(LogLines) };
     let report = engine::run(&api, sink.as_mut(), &entities, &options, &clock, progress.as_ref())
         .await
         .with_context(|| format!("sync into {}", spec.describe()))?;
@@ -88,7 +89,10 @@ pub fn select_entities(cli: &[String], config: &[String]) -> Result<Vec<&'static
             CATALOG.iter().collect()
         } else {
             vec![catalog::find(name).ok_or_else(|| {
-                UsageError(format!("unknown entity {name:?}; `skysync sync --list` shows the catalog"))
+                let near = crate::suggest::nearest(name, CATALOG.iter().map(|e| e.name))
+                    .map(|n| format!("did you mean `{n}`? "))
+                    .unwrap_or_default();
+                UsageError(format!("unknown entity {name:?}; {near}`skysync sync --list` shows the catalog"))
             })?]
         };
         for e in found {
