@@ -412,7 +412,8 @@ pub struct SyncArgs {
     /// Print the entity catalog and exit.
     #[arg(long)]
     pub list: bool,
-    /// Client-side pace in API calls per second (default 5).
+    /// Client-side pace in API calls per second (default 5; 0 turns pacing off, leaving it to
+    /// Blackbaud's 429s).
     #[arg(long, value_name = "N")]
     pub rate_limit: Option<f64>,
     /// Stop cleanly after this many API calls (keeps a run within a share of the daily quota).

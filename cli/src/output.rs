@@ -31,6 +31,22 @@ static WIDE: AtomicBool = AtomicBool::new(false);
 /// Whether a JSON document went to stdout: an error then is not printed as a second one.
 static JSON_WRITTEN: AtomicBool = AtomicBool::new(false);
 
+/// Whether stdout's reader went away (a broken pipe) while a command wrote to it.
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// Remembers a broken pipe on stdout, for errors that reach `main` only as text (a sink's write
+/// failure inside a sync report).
+pub fn note_write_error(e: &std::io::Error) {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        STDOUT_CLOSED.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Whether stdout's reader has gone: then there is nobody to tell, and the run ends with exit 0.
+pub fn stdout_closed() -> bool {
+    STDOUT_CLOSED.load(Ordering::Relaxed)
+}
+
 /// Records the global `-q` and `--wide`.
 pub fn set_globals(quiet: bool, wide: bool) {
     QUIET.store(quiet, Ordering::Relaxed);

@@ -4,6 +4,7 @@ mod browser;
 mod bundle_seal;
 mod cli_login;
 mod cli_misc;
+mod cli_output;
 mod cli_settings;
 mod cli_snapshots;
 mod cli_store;

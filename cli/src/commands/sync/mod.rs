@@ -49,6 +49,10 @@ pub async fn run(ctx: &Context, args: SyncArgs) -> anyhow::Result<()> {
         .with_context(|| format!("sync into {}", spec.describe()))?;
     drop(progress);
     crate::metrics::record_sync(&spec, &report);
+    if crate::output::stdout_closed() {
+        // `--out - | head -1`: the reader has what it wanted; stopping is not a failure.
+        return Ok(());
+    }
     finish(out, &spec, &report)
 }
 
