@@ -84,7 +84,7 @@ pub enum Command {
     /// Print a valid access token (refreshing it if due).
     #[command(after_help = "\
 Examples:
-  curl -H \"$(skysync token --header)\" -H \"Bb-Api-Subscription-Key: $KEY\" https://api.sky.blackbaud.com/…
+  curl -H \"$(skysync token --header)\" -H \"Bb-Api-Subscription-Key: $KEY\" \"$SKY_URL\"
   skysync --json token                   # {\"access_token\", \"token_type\", \"expires_at\"}")]
     Token(TokenArgs),
     /// Show who consented and when the tokens expire (works offline).
@@ -126,7 +126,7 @@ Examples:
     #[command(after_help = "\
 Examples:
   skysync sim --port 8330 --records 5000
-  skysync sim --fail-rate-500 0.05 --rate-limit 5    # 500s on 5% of calls, 429 beyond 5 calls/s")]
+  skysync sim --fail-rate-500 0.05 --rate-limit 5   # 500 on 5% of calls; 429 over 5/s")]
     Sim(crate::sim::args::SimArgs),
     /// Sync SKY API data into a database.
     Sync(SyncArgs),
@@ -317,7 +317,7 @@ pub enum TokenStoreCommand {
     #[command(after_help = "\
 Examples:
   skysync token-store new-key /etc/skysync/token.key
-  SKYSYNC_TOKEN_KEY_FILE=/etc/skysync/token.key skysync token-store rekey --new-key-file /etc/skysync/token.key")]
+  skysync token-store new-key ~/.config/skysync/token.key")]
     NewKey(NewKeyArgs),
     /// Re-encrypt the token file and its backup under a new key (or back to plaintext), atomically
     /// and under the store lock. Reads them with the configured key (or as plaintext).

@@ -2,6 +2,7 @@ mod bad_input;
 mod bench_partition;
 mod browser;
 mod bundle_seal;
+mod cli_help;
 mod cli_login;
 mod cli_misc;
 mod cli_output;

@@ -27,8 +27,8 @@ or systemd credentials.
 
 Examples:
   skysync config init
-  skysync config init --client-id 00000000-0000-0000-0000-000000000000 \\
-      --client-secret-file /etc/skysync/client_secret --subscription-key-file /etc/skysync/subscription_key
+  skysync config init --client-id ID --client-secret-file /etc/skysync/client_secret \\
+      --subscription-key-file /etc/skysync/subscription_key
   skysync --profile acme config init --client-id ID --db 'postgres://skysync@db.internal/sky'")]
 pub struct InitArgs {
     /// The application's \"Application ID\" (developer.blackbaud.com → My applications).
