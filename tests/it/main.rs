@@ -10,6 +10,7 @@ mod cli_settings;
 mod cli_snapshots;
 mod cli_store;
 mod cli_tokens;
+mod config_cmd;
 mod config_precedence;
 mod contrib;
 mod exit_codes;

@@ -378,11 +378,21 @@ fn set(out: &Output, path: &Path, profile: &str, key: &str, value: &str) -> anyh
     let base = read_existing(path, profile)?.unwrap_or_default();
     // The value's TOML type is whatever the config accepts for the key: a string, else a number,
     // a boolean, or a comma-separated list, in that order.
-    let mut last_error = None;
+    let mut first_error = None;
     for candidate in candidates(value) {
         let mut doc = base.clone();
         let table = table_at(&mut doc, &table_path);
-        table.insert(leaf, toml_edit::Item::Value(candidate));
+        match table.get_mut(leaf).and_then(toml_edit::Item::as_value_mut) {
+            // Replace the value only: the key's comments and the one after the value stay.
+            Some(existing) => {
+                let decor = existing.decor().clone();
+                *existing = candidate;
+                *existing.decor_mut() = decor;
+            }
+            None => {
+                table.insert(leaf, toml_edit::Item::Value(candidate));
+            }
+        }
         let text = doc.to_string();
         match crate::config::check_text(path, &text, profile) {
             Ok(()) => {
@@ -394,10 +404,12 @@ fn set(out: &Output, path: &Path, profile: &str, key: &str, value: &str) -> anyh
                 }
                 return Ok(exit::OK);
             }
-            Err(e) => last_error = Some(e),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
         }
     }
-    match last_error {
+    match first_error {
         Some(e) if e.to_string().contains("unknown field") => Err(unknown_key(key)),
         Some(e) => Err(UsageError(format!("cannot set {key} to that value: {e}")).into()),
         None => Err(unknown_key(key)),
