@@ -98,3 +98,20 @@ async fn json_is_pretty_on_a_terminal_and_one_line_into_a_pipe() {
     let v: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
     assert_eq!(v["ok"], true);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quiet_draws_no_bars_and_bars_are_wiped_before_the_summary() {
+    let s = world().await;
+    let (code, screen) = run_on_terminal(&s, &["-q", "sync", "gifts", "--page-size", "10"]).await;
+    assert_eq!(code, 0, "{screen}");
+    assert!(screen.contains("40 records"), "the summary still prints: {screen:?}");
+    assert!(!screen.contains("done ·") && !screen.contains("[==="), "-q: no bars on a terminal: {screen:?}");
+
+    let s = world().await;
+    let (code, screen) = run_on_terminal(&s, &["sync", "gifts", "--page-size", "10"]).await;
+    assert_eq!(code, 0, "{screen}");
+    let bar_end = screen.rfind("done · 5 pages").expect("the bars were drawn") + "done · 5 pages".len();
+    let summary = screen.find("40 records").expect("the summary");
+    // Erase-line escapes between the last bar and the summary: the bars are cleared first.
+    assert!(screen[bar_end..summary].contains("\u{1b}[2K"), "bars wiped before the summary: {screen:?}");
+}

@@ -139,12 +139,12 @@ pub fn run(g: &GlobalArgs, cmd: ConfigCommand) -> anyhow::Result<u8> {
             let not_set = |required: bool| if required { "(not set; required)" } else { "(not set; optional)" };
             for e in &resolved.entries {
                 let value = e.shown().unwrap_or_else(|| not_set(required(&resolved, e.name)).into());
-                text += &format!("{:<22} {:<48} [{}]\n", e.name, value, e.source);
+                text += &format!("{:<26} {:<48} [{}]\n", e.name, value, e.source);
             }
             text += "\n[sync] (all optional; `sync` flags win over them)\n";
             for s in &sync {
                 let value = s.value.clone().unwrap_or_else(|| not_set(false).into());
-                text += &format!("{:<22} {:<48} [{}]\n", format!("sync.{}", s.name), value, s.source);
+                text += &format!("{:<26} {:<48} [{}]\n", format!("sync.{}", s.name), value, s.source);
             }
             out.table(text.trim_end())?;
         }
