@@ -192,7 +192,8 @@ struct UtcMillis;
 
 impl tracing_subscriber::fmt::time::FormatTime for UtcMillis {
     fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
-        w.write_str(&utc_millis(time::OffsetDateTime::now_utc()))
+        use skysync_core::host::Clock;
+        w.write_str(&utc_millis(skysync_core::host::SystemClock.now()))
     }
 }
 

@@ -72,8 +72,11 @@ pub struct ApiClient {
     /// Run totals, shared by clones; every caller's [`CallStats`] adds up to them.
     totals: Arc<CallStats>,
     /// Told of every retry and 429 wait (the CLI logs a warning).
-    on_retry: Option<Arc<dyn Fn(&RetryNotice) + Send + Sync>>,
+    on_retry: Option<RetryListener>,
 }
+
+/// Told of each retry (see [`ApiClient::with_retry_notices`]).
+pub type RetryListener = Arc<dyn Fn(&RetryNotice) + Send + Sync>;
 
 impl std::fmt::Debug for ApiClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -109,7 +112,7 @@ impl ApiClient {
     }
 
     /// Calls `notify` before each retry and 429 wait, with the attempt, the wait and the reason.
-    pub fn with_retry_notices(mut self, notify: Arc<dyn Fn(&RetryNotice) + Send + Sync>) -> Self {
+    pub fn with_retry_notices(mut self, notify: RetryListener) -> Self {
         self.on_retry = Some(notify);
         self
     }
