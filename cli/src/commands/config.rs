@@ -561,7 +561,8 @@ mod tests {
         };
         let text = format!("{HEADER}\n{}", profile_text("acme", &answers));
         crate::config::check_text(Path::new("x.toml"), &text, "acme").unwrap();
-        assert!(text.contains("client_id = \"app \\\"1\\\"\""), "{text}");
+        let parsed: toml::Table = toml::from_str(&text).unwrap();
+        assert_eq!(parsed["profiles"]["acme"]["client_id"].as_str(), Some("app \"1\""), "quoted as TOML: {text}");
         assert!(text.contains("# subscription_key_file = "), "{text}");
         assert!(!text.contains("\nclient_secret ="), "{text}");
     }
