@@ -403,7 +403,7 @@ pub struct SyncArgs {
     /// Also reconcile deletes (an id scan; rows gone from SKY are marked or removed).
     #[arg(long)]
     pub reconcile: bool,
-    /// What reconciliation does with deleted rows [default: the [sync] table's `deletes`, else mark].
+    /// What reconciliation does with deleted rows [default: `deletes` in the `[sync]` table, else mark].
     #[arg(long, value_name = "MODE", ignore_case = true, value_parser = deletes_values())]
     pub deletes: Option<String>,
     /// Show what would be fetched, without calling the API.
