@@ -23,15 +23,18 @@ pub struct GlobalArgs {
     /// More logging on stderr (-v info, -vv debug, -vvv trace).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
-    /// Only errors on stderr.
+    /// Only errors on stderr: no warnings, no progress bars.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
-    /// Machine-readable JSON on stdout.
+    /// Machine-readable JSON on stdout (errors too: {"error": {"code", "kind", "message"}}).
     #[arg(long, global = true)]
     pub json: bool,
+    /// Print tables at full width instead of cutting their lines to the terminal's width.
+    #[arg(long, global = true)]
+    pub wide: bool,
     /// Config file (default: $XDG_CONFIG_HOME/skysync/config.toml).
     #[arg(long, env = "SKYSYNC_CONFIG", value_name = "PATH", global = true)]
     pub config: Option<PathBuf>,
@@ -79,31 +82,84 @@ pub enum Command {
     /// Hand this profile's tokens over as a bundle (for another host or app).
     Export(ExportArgs),
     /// Print a valid access token (refreshing it if due).
+    #[command(after_help = "\
+Examples:
+  curl -H \"$(skysync token --header)\" -H \"Bb-Api-Subscription-Key: $KEY\" \"$SKY_URL\"
+  skysync --json token                   # {\"access_token\", \"token_type\", \"expires_at\"}")]
     Token(TokenArgs),
     /// Show who consented and when the tokens expire (works offline).
+    #[command(after_help = "\
+Exit code 0 when healthy, 10 when the refresh token expires within warn_window_days, 4 when a
+person must consent again.
+
+Examples:
+  skysync status
+  skysync --all-profiles status          # one line per profile; the exit code is the worst
+  skysync status || echo \"skysync status: $?\" | mail -s \"skysync needs attention\" ops@example.org")]
     Status(StatusArgs),
     /// Rotate the refresh token now.
+    #[command(after_help = "\
+Routine runs rotate by themselves within renewal_window_days of expiry; this does it now.
+
+Examples:
+  skysync renew
+  skysync --profile acme --json renew")]
     Renew,
     /// Make an authenticated SKY API call and print the JSON.
+    #[command(after_help = "\
+Examples:
+  skysync api '/constituent/v1/constituents?limit=5'
+  skysync api /constituent/v1/constituents --paginate > constituents.jsonl
+  skysync api -X PATCH /constituent/v1/constituents/280 --data '{\"first\": \"Robert\"}'
+  skysync api -X POST /gift/v1/gifts --data @gift.json")]
     Api(ApiArgs),
     /// Remove this profile's tokens.
+    #[command(after_help = "\
+Examples:
+  skysync logout
+  skysync --profile acme logout --yes    # no question (scripts, no terminal)")]
     Logout(LogoutArgs),
-    /// Inspect the configuration.
+    /// Write, edit and inspect the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
     /// Run the SKY API simulator.
+    #[command(after_help = "\
+Examples:
+  skysync sim --port 8330 --records 5000
+  skysync sim --fail-rate-500 0.05 --rate-limit 5   # 500 on 5% of calls; 429 over 5/s")]
     Sim(crate::sim::args::SimArgs),
     /// Sync SKY API data into a database.
     Sync(SyncArgs),
     /// Print the SQL of the reporting views (v_*), or their column reference.
     Views(crate::commands::views::ViewsArgs),
     /// A self-contained demo against the simulator.
+    #[command(after_help = "\
+Examples:
+  skysync demo
+  skysync demo --records 20000 --db demo.db --keep")]
     Demo(DemoArgs),
     /// Serve the browser consent page on loopback (for admins who consent on their own machine).
+    #[command(after_help = "\
+Examples:
+  skysync consent-page                   # then open http://localhost:8321/callback
+  skysync consent-page --port 8400 --dir web/dist")]
     ConsentPage(ConsentPageArgs),
     /// Encryption of the token store at rest: make a key, re-encrypt under a new key.
     #[command(subcommand)]
     TokenStore(TokenStoreCommand),
+    /// Print a shell completion script.
+    #[command(after_help = "\
+Examples:
+  skysync completions bash > ~/.local/share/bash-completion/completions/skysync
+  skysync completions zsh > \"${fpath[1]}/_skysync\"
+  skysync completions fish > ~/.config/fish/completions/skysync.fish")]
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff), or write a page per command.
+    #[command(after_help = "\
+Examples:
+  skysync man | man -l -
+  skysync man --dir /usr/local/share/man/man1")]
+    Man(crate::commands::man::ManArgs),
 }
 
 /// `skysync login`.
@@ -112,7 +168,12 @@ pub enum Command {
 The new tokens replace the profile's stored tokens (the previous file is kept as tokens.json.bak
 until the next save). Use a profile per Blackbaud environment: `skysync --profile NAME login`.
 The redirect_uri (default http://localhost:8321/callback) must be registered with the application;
-`login` listens on its loopback port. On a machine without a browser, use --manual.")]
+`login` listens on its loopback port. On a machine without a browser, use --manual.
+
+Examples:
+  skysync login
+  skysync --profile acme login --no-browser    # print the URL; open it anywhere
+  skysync login --manual                       # paste the redirected URL (no listener)")]
 pub struct LoginArgs {
     /// Do not try to open a browser; only print the URL.
     #[arg(long)]
@@ -133,7 +194,12 @@ tokens.json.bak.2 and tokens.json.bak.3). Without --force, import refuses tokens
 for another Blackbaud environment (import a second environment into its own profile:
 `skysync --profile NAME import`), a refresh token that has expired or is older than the stored
 one, and an authorization code obtained before the stored consent. A code that was already sent
-is always refused: codes work once, and a server may revoke the whole consent on a replay.")]
+is always refused: codes work once, and a server may revoke the whole consent on a replay.
+
+Examples:
+  skysync import bundle.json
+  skysync import --prepare                     # print a consent-page link for an encrypted bundle
+  skysync --profile acme import - < bundle.json")]
 pub struct ImportArgs {
     /// The bundle file, or `-` for stdin.
     #[arg(value_name = "FILE|-", default_value = "-")]
@@ -158,7 +224,11 @@ The bundle is what `skysync import` (on another host or profile) and the JavaScr
 It holds the refresh token in plain text: move it once, import it, delete it.
 A grant must have one refresher (each refresh may rotate the refresh token and leave the other
 holder with a dead one), so this profile hands its tokens over: `token`, `sync` and `api` then exit
-4 naming where they went, until a bundle is imported here again. --copy keeps using them here too.")]
+4 naming where they went, until a bundle is imported here again. --copy keeps using them here too.
+
+Examples:
+  skysync export bundle.json                   # then, on the other host: skysync import bundle.json
+  skysync export --copy - | node app.mjs")]
 pub struct ExportArgs {
     /// Where to write the bundle (a new file, mode 0600), or `-` for stdout.
     #[arg(value_name = "FILE|-")]
@@ -207,11 +277,30 @@ pub struct LogoutArgs {
 
 /// `skysync config …`.
 #[derive(Debug, Clone, Subcommand)]
+#[command(after_help = "\
+Examples:
+  skysync config init
+  skysync config set client_id 00000000-0000-0000-0000-000000000000
+  skysync config show")]
 pub enum ConfigCommand {
     /// Print the effective settings (secrets masked) and where each came from.
+    #[command(after_help = "\
+Exit code 3 (after printing) when a required setting is missing or a value is invalid.
+
+Examples:
+  skysync config show
+  skysync --profile acme --json config show")]
     Show,
     /// Print the config file's path.
+    #[command(after_help = "\
+Examples:
+  skysync config path
+  chmod 600 \"$(skysync config path)\"")]
     Path,
+    /// Write a commented config file for this profile (mode 0600), from prompts or flags.
+    Init(crate::commands::config::InitArgs),
+    /// Set one key of this profile in the config file, keeping its comments.
+    Set(crate::commands::config::SetArgs),
 }
 
 /// `skysync token-store …`.
@@ -219,9 +308,18 @@ pub enum ConfigCommand {
 #[command(after_help = "\
 The token store is encrypted when a key is configured: SKYSYNC_TOKEN_KEY_FILE=PATH, or the systemd
 credential skysync-token-key ($CREDENTIALS_DIRECTORY/skysync-token-key). Without one it is a 0600
-plaintext file. A missing or wrong key is exit code 3 and changes nothing.")]
+plaintext file. A missing or wrong key is exit code 3 and changes nothing.
+
+Examples:
+  skysync token-store new-key /etc/skysync/token.key
+  skysync token-store rekey --new-key-file /etc/skysync/token-2.key
+  skysync token-store migrate --to postgres://skysync@db.internal/sky")]
 pub enum TokenStoreCommand {
     /// Write a new random key file (mode 0600; refuses to overwrite).
+    #[command(after_help = "\
+Examples:
+  skysync token-store new-key /etc/skysync/token.key
+  skysync token-store new-key ~/.config/skysync/token.key")]
     NewKey(NewKeyArgs),
     /// Re-encrypt the token file and its backup under a new key (or back to plaintext), atomically
     /// and under the store lock. Reads them with the configured key (or as plaintext).
@@ -238,7 +336,11 @@ Both stores are locked while the tokens move; they are written to the destinatio
 and only then removed from the configured store, so there is never a second live copy. An
 interrupted migrate is finished by running it again. Afterwards set token_store in the profile
 (or SKYSYNC_TOKEN_STORE) to the destination. The URL must not hold a password: use PGPASSWORD,
-~/.pgpass or db_password_file.")]
+~/.pgpass or db_password_file.
+
+Examples:
+  skysync token-store migrate --to 'postgres://skysync@db.internal/sky?sslmode=verify-full'
+  skysync token-store migrate --to file")]
 pub struct MigrateArgs {
     /// The destination: `file` (the profile's token file) or a postgres:// URL.
     #[arg(long, value_name = "URL|file")]
@@ -258,7 +360,11 @@ pub struct NewKeyArgs {
 #[command(after_help = "\
 Afterwards point SKYSYNC_TOKEN_KEY_FILE (or the credential) at the new key: until then other
 skysync runs stop with exit code 3 and change nothing. Running rekey again is safe: files already
-under the new key are left as they are.")]
+under the new key are left as they are.
+
+Examples:
+  skysync token-store rekey --new-key-file /etc/skysync/token-2.key
+  skysync token-store rekey --plaintext")]
 pub struct RekeyArgs {
     /// The key to encrypt under from now on.
     #[arg(long, value_name = "FILE", required_unless_present = "plaintext", conflicts_with = "plaintext")]
@@ -270,7 +376,18 @@ pub struct RekeyArgs {
 
 /// `skysync sync` arguments.
 #[derive(Debug, Clone, clap::Args)]
-#[command(args_conflicts_with_subcommands = true)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    after_help = "\
+Examples:
+  skysync sync                            # incremental; resumes where the last run stopped
+  skysync sync constituents gifts --full  # re-sync from scratch
+  skysync sync all --reconcile --deletes remove
+  skysync sync --db 'postgres://skysync@db.internal/sky?sslmode=verify-full'
+  skysync sync gifts --format jsonl --out - | jq .id
+  skysync sync --dry-run                  # what would be fetched, no API calls
+  skysync sync --list                     # the entity catalog"
+)]
 pub struct SyncArgs {
     /// `sync status`.
     #[command(subcommand)]
@@ -292,8 +409,8 @@ pub struct SyncArgs {
     /// `<entity>_history` with valid_from/valid_to (SQLite or PostgreSQL only).
     #[arg(long)]
     pub history: bool,
-    /// What reconciliation does with deleted rows: mark (set deleted_at) or remove.
-    #[arg(long, value_name = "MODE")]
+    /// What reconciliation does with deleted rows [default: `deletes` in the `[sync]` table, else mark].
+    #[arg(long, value_name = "MODE", ignore_case = true, value_parser = deletes_values())]
     pub deletes: Option<String>,
     /// Show what would be fetched, without calling the API.
     #[arg(long)]
@@ -301,7 +418,8 @@ pub struct SyncArgs {
     /// Print the entity catalog and exit.
     #[arg(long)]
     pub list: bool,
-    /// Client-side pace in API calls per second (default 5).
+    /// Client-side pace in API calls per second (default 5; 0 turns pacing off, leaving it to
+    /// Blackbaud's 429s).
     #[arg(long, value_name = "N")]
     pub rate_limit: Option<f64>,
     /// Stop cleanly after this many API calls (keeps a run within a share of the daily quota).
@@ -334,6 +452,10 @@ pub struct SyncArgs {
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum SyncCommand {
     /// Show each entity's bookmark, last success, row count and last error (no API calls).
+    #[command(after_help = "\
+Examples:
+  skysync sync status
+  skysync sync status --db 'postgres://skysync@db.internal/sky' --json")]
     Status(SyncStatusArgs),
 }
 
@@ -366,8 +488,8 @@ pub struct SinkArgs {
     /// `&sslrootcert=/path/ca.pem` (else the system's roots); use verify-full for remote servers.
     #[arg(long, value_name = "PATH|URL")]
     pub db: Option<String>,
-    /// `db` (default) or `jsonl`.
-    #[arg(long, value_name = "FORMAT")]
+    /// Where rows go [default: db].
+    #[arg(long, value_name = "FORMAT", ignore_case = true, value_parser = format_values())]
     pub format: Option<String>,
     /// With --format jsonl: a directory (one ENTITY.jsonl each) or `-` for stdout.
     #[arg(long, value_name = "DIR|-")]
@@ -403,4 +525,30 @@ pub struct ConsentPageArgs {
     /// Directory of the built page [default: web/dist of the source tree, built by web/build.sh].
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
+}
+
+/// `skysync completions`.
+#[derive(Debug, Clone, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete in.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// `--deletes`' values, each with what it does (shown by `--help`, completions and the man page).
+fn deletes_values() -> clap::builder::PossibleValuesParser {
+    use clap::builder::PossibleValue;
+    clap::builder::PossibleValuesParser::new([
+        PossibleValue::new("mark").help("Keep the row and set its deleted_at (the default)"),
+        PossibleValue::new("remove").help("Delete the row"),
+    ])
+}
+
+/// `--format`'s values.
+fn format_values() -> clap::builder::PossibleValuesParser {
+    use clap::builder::PossibleValue;
+    clap::builder::PossibleValuesParser::new([
+        PossibleValue::new("db").help("A table per entity in SQLite or PostgreSQL (--db; the default)"),
+        PossibleValue::new("jsonl").help("One JSON record per line: a file per entity under --out, or stdout"),
+    ])
 }

@@ -56,6 +56,29 @@ pub enum ConfigError {
     /// The config file (or a secret file) could not be read or parsed, or is unsafe.
     #[error("{0}")]
     File(String),
+    /// More than one required setting has no value: each is a [`ConfigError::Missing`], so one
+    /// run lists everything to set.
+    #[error("{} settings are missing for profile `{profile}`:\n{}", .missing.len(), list_missing(.missing))]
+    MissingSeveral {
+        /// The profile.
+        profile: String,
+        /// Each missing setting.
+        missing: Vec<ConfigError>,
+    },
+}
+
+/// One line per missing setting: the setting, where to set it and where to find its value.
+fn list_missing(missing: &[ConfigError]) -> String {
+    let lines: Vec<String> = missing
+        .iter()
+        .map(|m| match m {
+            ConfigError::Missing { name, env, file, hint, profile } => {
+                format!("  - `{name}`: set {env} or `{name}` under [profiles.{profile}] in {file}. {hint}")
+            }
+            other => format!("  - {other}"),
+        })
+        .collect();
+    lines.join("\n")
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -190,6 +213,16 @@ pub fn load(path: PathBuf, named: bool, profile: &str) -> Result<LoadedFile, Con
     let profile = file.profiles.get(profile).cloned().unwrap_or_default();
     check_secret_fields(&path, &profile)?;
     Ok(LoadedFile { path, found, profile })
+}
+
+/// Checks that `text` would load as a config file with a `profile` table that parses (used by
+/// `config init` and `config set` before they write).
+pub fn check_text(path: &Path, text: &str, profile: &str) -> Result<(), ConfigError> {
+    let file = parse_config_text(path, text)?;
+    if !file.profiles.contains_key(profile) {
+        return Err(ConfigError::File(format!("{} has no [profiles.{profile}] table", path.display())));
+    }
+    Ok(())
 }
 
 /// `$CREDENTIALS_DIRECTORY/name`, when systemd passed that credential to this service.

@@ -138,8 +138,15 @@ impl Context {
             ApiConfig { base: self.settings.endpoints.api.clone(), subscription_key: key },
             per_second,
         )
-        .with_budget(budget))
+        .with_budget(budget)
+        .with_retry_notices(Arc::new(warn_retry)))
     }
+}
+
+/// One warning line per retry and 429 wait, at the default verbosity: what failed, which retry,
+/// how long it waits. The URL is redacted and the reason holds no secrets.
+fn warn_retry(n: &skysync_core::api::RetryNotice) {
+    tracing::warn!("{}; retry {} of {} in {:.1}s", n.reason, n.retry, n.url, n.wait.as_secs_f64());
 }
 
 fn config_file_hint() -> String {

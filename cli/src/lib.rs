@@ -17,6 +17,7 @@ pub mod runtime;
 pub mod settings;
 pub mod sim;
 pub mod sink;
+pub mod suggest;
 pub mod sync;
 pub mod token_crypto;
 pub mod token_store;

@@ -188,6 +188,15 @@ pub fn resolve(args: &ConfigSource) -> Result<Resolved, ConfigError> {
     Resolved::layer(args, crate::config::load(path, named, &profile)?, env)
 }
 
+/// What a command needs configured, so that every missing setting is reported at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    /// Token calls: the application id and (unless `client_auth = none`) its secret.
+    Tokens,
+    /// SKY API calls: the token settings and the subscription key.
+    Api,
+}
+
 const HINT_CLIENT_ID: &str =
     "Find it at developer.blackbaud.com → My applications → your application (\"Application ID\").";
 const HINT_SECRET: &str = "Find it at developer.blackbaud.com → My applications → your application (\"Primary application secret\"); prefer SKYSYNC_CLIENT_SECRET_FILE or `client_secret_file` to keeping it in the config file.";
@@ -273,6 +282,46 @@ impl Resolved {
             origin: self.source("token_store"),
             problem,
         })
+    }
+
+    /// The settings `needs` requires, in the order they are set up.
+    pub fn required_for(&self, needs: Needs) -> Vec<&'static str> {
+        let mut names = vec!["client_id"];
+        if self.value("client_auth").and_then(ClientAuth::parse) != Some(ClientAuth::None) {
+            names.push("client_secret");
+        }
+        if needs == Needs::Api {
+            names.push("subscription_key");
+        }
+        names
+    }
+
+    /// Fails with every setting `needs` requires that has no value: one
+    /// [`ConfigError::Missing`] when one is missing, [`ConfigError::MissingSeveral`] listing each
+    /// (its environment variable, its key and where Blackbaud's portal shows it) otherwise.
+    pub fn require(&self, needs: Needs) -> Result<(), ConfigError> {
+        let file = self.path.display().to_string();
+        let mut missing: Vec<ConfigError> = self
+            .required_for(needs)
+            .into_iter()
+            .filter(|name| self.value(name).is_none())
+            .map(|name| match name {
+                "client_secret" => Self::missing_secret(&self.profile, &file),
+                "subscription_key" => Self::missing_subscription_key(&self.profile, &file),
+                _ => ConfigError::Missing {
+                    name: "client_id",
+                    env: "SKYSYNC_CLIENT_ID",
+                    profile: self.profile.clone(),
+                    file: file.clone(),
+                    hint: HINT_CLIENT_ID,
+                },
+            })
+            .collect();
+        match missing.len() {
+            0 => Ok(()),
+            1 => Err(missing.remove(0)),
+            _ => Err(ConfigError::MissingSeveral { profile: self.profile.clone(), missing }),
+        }
     }
 
     /// Phase 2: validates everything into [`Settings`].

@@ -191,6 +191,14 @@ pub enum TransportError {
         /// What went wrong (never holds secrets).
         message: String,
     },
+    /// No connection could be made (refused, no route, DNS failure): nothing was sent.
+    #[error("cannot connect to {host}: {message}")]
+    Connect {
+        /// Host that was called.
+        host: String,
+        /// What went wrong (never holds secrets).
+        message: String,
+    },
     /// The server took too long.
     #[error("timed out waiting for {host}")]
     Timeout {

@@ -102,7 +102,7 @@ fn the_cron_example_has_valid_lines_and_commands() {
         assert_eq!(words[5], "skysync", "runs as the skysync user: {line}");
         let command: Vec<&str> =
             words[6..].iter().take_while(|w| !w.starts_with(">>") && **w != "||").copied().collect();
-        assert_eq!(command[0], "skysync");
+        assert_eq!(command[0], "/usr/local/bin/skysync", "by absolute path, as installed: {line}");
         accepts(&command[1..]);
         jobs += 1;
     }

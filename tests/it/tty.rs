@@ -98,3 +98,52 @@ async fn json_is_pretty_on_a_terminal_and_one_line_into_a_pipe() {
     let v: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
     assert_eq!(v["ok"], true);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quiet_draws_no_bars_and_bars_are_wiped_before_the_summary() {
+    let s = world().await;
+    let (code, screen) = run_on_terminal(&s, &["-q", "sync", "gifts", "--page-size", "10"]).await;
+    assert_eq!(code, 0, "{screen}");
+    assert!(screen.contains("40 records"), "the summary still prints: {screen:?}");
+    assert!(!screen.contains("done ·") && !screen.contains("[==="), "-q: no bars on a terminal: {screen:?}");
+
+    let s = world().await;
+    let (code, screen) = run_on_terminal(&s, &["sync", "gifts", "--page-size", "10"]).await;
+    assert_eq!(code, 0, "{screen}");
+    let bar_end = screen.rfind("done · 5 pages").expect("the bars were drawn") + "done · 5 pages".len();
+    let summary = screen.find("40 records").expect("the summary");
+    // Erase-line escapes between the last bar and the summary: the bars are cleared first.
+    assert!(screen[bar_end..summary].contains("\u{1b}[2K"), "bars wiped before the summary: {screen:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_init_asks_on_a_terminal() {
+    use std::io::Write;
+    let s = world().await;
+    let (mut master, slave) = open_pty();
+    let mut cmd = s.command(&["--profile", "asked", "config", "init"]);
+    cmd.stdin(Stdio::from(slave.try_clone().unwrap()))
+        .stdout(Stdio::from(slave.try_clone().unwrap()))
+        .stderr(Stdio::from(slave));
+    // The terminal keeps typed lines until they are read: the id, no secret file, no key file,
+    // the default database.
+    master.write_all(b"typed-app-id\n\n\n\n").unwrap();
+    let mut child = cmd.spawn().expect("spawn skysync");
+    drop(cmd);
+    let reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 8192];
+        while let Ok(n @ 1..) = master.read(&mut buf) {
+            out.extend_from_slice(&buf[..n]);
+        }
+        out
+    });
+    let status = child.wait().await.unwrap();
+    let screen = tokio::task::spawn_blocking(move || reader.join().unwrap()).await.unwrap();
+    let screen = String::from_utf8_lossy(&screen);
+    assert_eq!(status.code(), Some(0), "{screen}");
+    assert!(screen.contains("Application ID (developer.blackbaud.com"), "the prompt: {screen:?}");
+    let text = std::fs::read_to_string(s.home().join("config/skysync/config.toml")).unwrap();
+    assert!(text.contains("[profiles.asked]") && text.contains("client_id = \"typed-app-id\""), "{text}");
+    assert!(text.contains("# client_secret_file = "), "skipped answers stay commented out: {text}");
+}

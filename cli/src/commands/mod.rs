@@ -1,6 +1,7 @@
 //! One module per command; [`run`] sets up logging and the runtime and dispatches.
 
 pub mod api;
+pub mod completions;
 pub mod config;
 pub mod consent_page;
 pub mod demo;
@@ -8,6 +9,7 @@ pub mod export;
 pub mod import;
 pub mod login;
 pub mod logout;
+pub mod man;
 pub mod renew;
 pub mod status;
 pub mod sync;
@@ -20,11 +22,12 @@ use tracing_subscriber::EnvFilter;
 use crate::args::{Cli, Command, GlobalArgs, LogFormat};
 use crate::config::ConfigSource;
 use crate::context::{Context, Output};
-use crate::settings::resolve;
+use crate::settings::{Needs, resolve};
 
 /// Runs a parsed command line and returns the exit code (errors are the caller's to report).
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
     init_logging(&cli.global);
+    crate::output::set_globals(cli.global.quiet, cli.global.wide);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(dispatch(cli))
 }
@@ -32,7 +35,15 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
 async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     let g = cli.global;
     // Commands that may hold the token store's lock finish a token save before a signal stops them.
-    if !matches!(cli.command, Command::Config(_) | Command::Sim(_) | Command::Demo(_) | Command::ConsentPage(_)) {
+    if !matches!(
+        cli.command,
+        Command::Config(_)
+            | Command::Sim(_)
+            | Command::Demo(_)
+            | Command::ConsentPage(_)
+            | Command::Completions(_)
+            | Command::Man(_)
+    ) {
         crate::runtime::defer_termination_signals();
     }
     let name = command_name(&cli.command);
@@ -91,6 +102,8 @@ fn command_name(command: &Command) -> &'static str {
         Command::ConsentPage(_) => "consent-page",
         Command::TokenStore(_) => "token-store",
         Command::Views(_) => "views",
+        Command::Completions(_) => "completions",
+        Command::Man(_) => "man",
     }
 }
 
@@ -98,20 +111,28 @@ async fn run_command(g: &GlobalArgs, command: Command) -> anyhow::Result<u8> {
     let g = g.clone();
     match command {
         Command::Config(cmd) => config::run(&g, cmd),
+        Command::Completions(args) => completions::run(&args),
+        Command::Man(args) => man::run(&args),
         Command::Sim(args) => crate::sim::args::run(args).await.map(|()| crate::exit::OK),
         Command::Logout(args) => logout::run(&g, args).await,
-        Command::Login(args) => login::run(&context(&g)?, args).await,
+        Command::Login(args) => login::run(&context_needing(&g, Some(Needs::Tokens))?, args).await,
         Command::Import(args) => import::run(&context(&g)?, args).await,
         Command::Export(args) => export::run(&context(&g)?, args).await,
-        Command::Token(args) => token::run(&context(&g)?, args).await,
+        Command::Token(args) => token::run(&context_needing(&g, Some(Needs::Tokens))?, args).await,
         Command::Status(_) => status::run(&context(&g)?).await,
-        Command::Renew => renew::run(&context(&g)?).await,
-        Command::Api(args) => api::run(&context(&g)?, args).await,
+        Command::Renew => renew::run(&context_needing(&g, Some(Needs::Tokens))?).await,
+        Command::Api(args) => api::run(&context_needing(&g, Some(Needs::Api))?, args).await,
         // The catalog needs no profile: it works before anything is configured.
         Command::Sync(args) if args.list && args.command.is_none() => {
             sync::print_list(&Output::detect(g.json)).map(|()| crate::exit::OK)
         }
-        Command::Sync(args) => sync::run(&context(&g)?, args).await,
+        Command::Sync(args) => {
+            // A mistyped entity is reported before anything else (it needs no settings).
+            sync::select_entities(&args.entities, &[])?;
+            // A real run calls the API; `sync status` and `--dry-run` read only the database.
+            let needs = (args.command.is_none() && !args.dry_run).then_some(Needs::Api);
+            sync::run(&context_needing(&g, needs)?, args).await
+        }
         Command::Demo(args) => demo::run(args).await.map(|()| crate::exit::OK),
         Command::ConsentPage(args) => consent_page::run(args).await.map(|()| crate::exit::OK),
         Command::TokenStore(cmd) => token_store::run(&g, cmd).await,
@@ -126,7 +147,16 @@ pub fn config_source(g: &GlobalArgs) -> ConfigSource {
 
 /// The context for commands that need the profile's settings.
 pub fn context(g: &GlobalArgs) -> anyhow::Result<Context> {
+    context_needing(g, None)
+}
+
+/// [`context`], after checking that every setting `needs` requires is set (all missing ones are
+/// reported together).
+pub fn context_needing(g: &GlobalArgs, needs: Option<crate::settings::Needs>) -> anyhow::Result<Context> {
     let resolved = resolve(&config_source(g))?;
+    if let Some(needs) = needs {
+        resolved.require(needs)?;
+    }
     let settings = resolved.settings()?;
     let data_dir = crate::config::data_dir(&resolved.profile)?;
     Ok(Context::new(resolved.profile.clone(), settings, data_dir, Output::detect(g.json)))
@@ -146,12 +176,42 @@ fn init_logging(g: &GlobalArgs) {
         .filter(|v| !v.is_empty())
         .and_then(|v| EnvFilter::try_new(v).ok())
         .unwrap_or_else(|| EnvFilter::new(default));
-    let builder =
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(g.verbose > 1);
+    // Text lines start with the time in RFC 3339, UTC, to the millisecond ([`UtcMillis`]), so a
+    // cron log can be read against the database's timestamps.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(g.verbose > 1)
+        .with_timer(UtcMillis);
     let _ = match g.log_format {
-        LogFormat::Text => {
-            builder.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).without_time().try_init()
-        }
+        LogFormat::Text => builder.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
+}
+
+/// Log timestamps: RFC 3339 in UTC with milliseconds (`2027-01-15T02:30:00.123Z`).
+#[derive(Debug, Clone, Copy)]
+struct UtcMillis;
+
+impl tracing_subscriber::fmt::time::FormatTime for UtcMillis {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        use skysync_core::host::Clock;
+        w.write_str(&utc_millis(skysync_core::host::SystemClock.now()))
+    }
+}
+
+/// `at` as RFC 3339 UTC with exactly three decimals.
+fn utc_millis(at: time::OffsetDateTime) -> String {
+    const FORMAT: &[time::format_description::BorrowedFormatItem<'_>] =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+    at.to_offset(time::UtcOffset::UTC).format(FORMAT).unwrap_or_else(|_| at.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn log_times_are_rfc3339_utc_to_the_millisecond() {
+        let at = time::macros::datetime!(2027-01-15 03:30:00.123456 +01:00);
+        assert_eq!(super::utc_millis(at), "2027-01-15T02:30:00.123Z");
+    }
 }

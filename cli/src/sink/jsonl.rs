@@ -221,7 +221,11 @@ impl Sink for JsonlSink {
         let Some(dir) = self.dir().map(Path::to_owned) else {
             blocking(move || {
                 let mut out = std::io::stdout().lock();
-                out.write_all(&bytes).and_then(|()| out.flush()).map_err(io(Path::new("<stdout>"), "writing"))
+                out.write_all(&bytes).and_then(|()| out.flush()).map_err(|e| {
+                    // `… | head -1` closed the reader's end: the run ends quietly (exit 0).
+                    crate::output::note_write_error(&e);
+                    io(Path::new("<stdout>"), "writing")(e)
+                })
             })
             .await?;
             if target == Target::Staging {

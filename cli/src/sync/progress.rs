@@ -116,6 +116,14 @@ impl Bars {
     }
 }
 
+/// The bars are wiped when the run ends (the summary says the rest), so the summary and any
+/// error start on a clean line.
+impl Drop for Bars {
+    fn drop(&mut self) {
+        let _ = self.multi.clear();
+    }
+}
+
 /// "1,234 rec/s": whole records, since a page lands thousands at a time.
 fn records_per_sec(rate: f64) -> String {
     if !rate.is_finite() || rate < 0.0 {

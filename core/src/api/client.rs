@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Serialize;
 use url::Url;
 
-use crate::api::retry::{Action, CallRetry, Outcome, RetryPolicy, jittered};
+use crate::api::retry::{Action, CallRetry, Outcome, RetryNotice, RetryPolicy, jittered};
 use crate::api::{ApiError, Pacer, Verdict, classify, json_body};
 use crate::config::ApiConfig;
 use crate::host::{Clock, Entropy, Runtime};
@@ -73,7 +73,12 @@ pub struct ApiClient {
     daily: Option<(u64, u64)>,
     /// Run totals, shared by clones; every caller's [`CallStats`] adds up to them.
     totals: Arc<CallStats>,
+    /// Told of every retry and 429 wait (the CLI logs a warning).
+    on_retry: Option<RetryListener>,
 }
+
+/// Told of each retry (see [`ApiClient::with_retry_notices`]).
+pub type RetryListener = Arc<dyn Fn(&RetryNotice) + Send + Sync>;
 
 impl std::fmt::Debug for ApiClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -105,6 +110,19 @@ impl ApiClient {
             budget: None,
             daily: None,
             totals: Arc::default(),
+            on_retry: None,
+        }
+    }
+
+    /// Calls `notify` before each retry and 429 wait, with the attempt, the wait and the reason.
+    pub fn with_retry_notices(mut self, notify: RetryListener) -> Self {
+        self.on_retry = Some(notify);
+        self
+    }
+
+    fn notify(&self, retry: &CallRetry, wait: Duration) {
+        if let Some(notify) = &self.on_retry {
+            notify(&retry.notice(wait));
         }
     }
 
@@ -253,9 +271,14 @@ impl ApiClient {
                 }
                 Action::RetryAfter(cap) => {
                     self.count(stats, |c| &c.retries);
-                    self.runtime.sleep(self.backoff(cap)).await;
+                    let wait = self.backoff(cap);
+                    self.notify(&retry, wait);
+                    self.runtime.sleep(wait).await;
                 }
-                Action::Throttle(wait) => self.pacer.throttled(self.clock.now(), wait),
+                Action::Throttle(wait) => {
+                    self.notify(&retry, wait);
+                    self.pacer.throttled(self.clock.now(), wait);
+                }
                 Action::Refresh => {
                     self.count(stats, |c| &c.unauthorized);
                     token = self.session.rejected(&token).await?;

@@ -78,6 +78,20 @@ pub enum ApiError {
         /// The last failure.
         last: String,
     },
+    /// No connection could be made for the whole connect window: the host refuses connections,
+    /// does not resolve, or cannot be reached.
+    #[error(
+        "cannot connect to {host} (gave up after {attempts} attempts): {last}. Check that the API URL \
+         is right and that {host} is up and reachable from this machine (DNS, firewall, proxy)"
+    )]
+    Unreachable {
+        /// The host (and port) called.
+        host: String,
+        /// Attempts made.
+        attempts: u32,
+        /// The last failure.
+        last: String,
+    },
     /// A response that is not what the SKY API sends.
     #[error("unexpected response from {url}: {problem}")]
     Malformed {

@@ -12,4 +12,4 @@ pub use classify::{Verdict, classify, error_message, json_body, quota_replenish,
 pub use client::{ApiClient, ApiCounters, CallStats};
 pub use error::ApiError;
 pub use pacer::{DEFAULT_PACE, Pacer};
-pub use retry::{Action, CallRetry, Outcome, RetryPolicy};
+pub use retry::{Action, CallRetry, Outcome, RetryNotice, RetryPolicy};

@@ -24,6 +24,10 @@ pub struct RetryPolicy {
     pub max_rate_limited: u32,
     /// Longest `Retry-After` honoured for a 429 before giving up.
     pub max_retry_after: Duration,
+    /// Most backoff (the sum of the caps) spent on attempts that could not connect at all, before
+    /// the call gives up: a host that refuses connections is down or misconfigured, and waiting
+    /// the full retry budget in silence helps nobody.
+    pub connect_window: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -34,6 +38,7 @@ impl Default for RetryPolicy {
             max_delay: Duration::from_secs(30),
             max_rate_limited: 20,
             max_retry_after: Duration::from_secs(300),
+            connect_window: Duration::from_secs(10),
         }
     }
 }
@@ -51,6 +56,19 @@ impl RetryPolicy {
 pub fn jittered(cap: Duration, random: u32) -> Duration {
     let frac = f64::from(random) / f64::from(u32::MAX);
     cap.mul_f64(0.5 + frac / 2.0)
+}
+
+/// A retry about to happen, for the host to tell the user (the machine itself logs nothing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryNotice {
+    /// The call's URL, redacted.
+    pub url: String,
+    /// Which retry this is (1 for the first), counting 429s and failures alike.
+    pub retry: u32,
+    /// How long the call waits first.
+    pub wait: Duration,
+    /// Why: the failure or the status (no secrets: transport errors and server messages only).
+    pub reason: String,
 }
 
 /// What one attempt came to.
@@ -89,12 +107,30 @@ pub struct CallRetry {
     /// 429 answers.
     limited: u32,
     refreshed: bool,
+    /// Backoff caps spent on attempts that could not connect.
+    connect_waited: Duration,
+    /// Why the last attempt is being retried.
+    last: String,
 }
 
 impl CallRetry {
     /// The state before the first attempt of `method` `url` (shown in errors: pass it redacted).
     pub fn new(policy: RetryPolicy, method: Method, url: String) -> Self {
-        Self { policy, method, url, attempts: 0, limited: 0, refreshed: false }
+        Self {
+            policy,
+            method,
+            url,
+            attempts: 0,
+            limited: 0,
+            refreshed: false,
+            connect_waited: Duration::ZERO,
+            last: String::new(),
+        }
+    }
+
+    /// The notice for the retry [`CallRetry::next`] just asked for, waiting `wait`.
+    pub fn notice(&self, wait: Duration) -> RetryNotice {
+        RetryNotice { url: self.url.clone(), retry: self.attempts + self.limited, wait, reason: self.last.clone() }
     }
 
     /// What to do after an attempt came to `outcome`.
@@ -102,6 +138,7 @@ impl CallRetry {
         let verdict = match outcome {
             // A body over the limit will be over it again.
             Outcome::Transport(e @ TransportError::TooLarge { .. }) => return Action::Stop(e.into()),
+            Outcome::Transport(TransportError::Connect { host, message }) => return self.connect_failed(host, message),
             Outcome::Transport(e) => return self.backoff(e.to_string()),
             Outcome::Answer(verdict) => verdict,
         };
@@ -117,6 +154,7 @@ impl CallRetry {
             }
             Verdict::RateLimited { retry_after } => {
                 self.limited += 1;
+                self.last = "HTTP 429 (rate limited)".into();
                 let wait = retry_after.unwrap_or(Duration::from_secs(1));
                 if self.limited > self.policy.max_rate_limited || wait > self.policy.max_retry_after {
                     Action::Stop(ApiError::RateLimited { attempts: self.limited })
@@ -134,8 +172,19 @@ impl CallRetry {
         }
     }
 
+    /// No connection: back off like any failure, but within the connect window.
+    fn connect_failed(&mut self, host: String, message: String) -> Action {
+        let cap = self.policy.backoff_cap(self.attempts + 1);
+        if self.connect_waited + cap > self.policy.connect_window || self.attempts + 1 >= self.policy.max_attempts {
+            return Action::Stop(ApiError::Unreachable { host, attempts: self.attempts + 1, last: message });
+        }
+        self.connect_waited += cap;
+        self.backoff(format!("cannot connect to {host}: {message}"))
+    }
+
     /// A retryable failure: back off, unless it was the last attempt.
     fn backoff(&mut self, last: String) -> Action {
+        self.last.clone_from(&last);
         self.attempts += 1;
         if self.attempts >= self.policy.max_attempts {
             return Action::Stop(ApiError::Unavailable { url: self.url.clone(), attempts: self.attempts, last });

@@ -50,6 +50,11 @@ fn network(host: &str, e: reqwest::Error) -> TransportError {
         return TransportError::Timeout { host: host.to_owned() };
     }
     // reqwest's messages include the URL, whose query may carry secrets: strip it.
+    // In a browser, `fetch` does not say whether a connection was made.
+    #[cfg(not(target_arch = "wasm32"))]
+    let is_connect = e.is_connect();
+    #[cfg(target_arch = "wasm32")]
+    let is_connect = false;
     let e = e.without_url();
     let mut message = e.to_string();
     let mut source = std::error::Error::source(&e);
@@ -57,6 +62,9 @@ fn network(host: &str, e: reqwest::Error) -> TransportError {
         message.push_str(": ");
         message.push_str(&s.to_string());
         source = s.source();
+    }
+    if is_connect {
+        return TransportError::Connect { host: host.to_owned(), message };
     }
     TransportError::Network { host: host.to_owned(), message }
 }

@@ -116,3 +116,47 @@ fn backoff_caps_and_jitter() {
     assert_eq!(jittered(cap, 0), Duration::from_secs(4));
     assert_eq!(jittered(cap, u32::MAX), cap);
 }
+
+fn refused() -> Outcome {
+    Outcome::Transport(TransportError::Connect { host: "api.example:443".into(), message: "connection refused".into() })
+}
+
+#[test]
+fn a_host_that_refuses_connections_is_given_up_within_the_connect_window() {
+    // Caps 1 s, 2 s, 4 s fit the 10 s window; the next (8 s) would not.
+    let mut m = machine();
+    let mut waited = Duration::ZERO;
+    for _ in 0..3 {
+        match m.next(refused()) {
+            Action::RetryAfter(cap) => waited += cap,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(waited, Duration::from_secs(7));
+    match m.next(refused()) {
+        Action::Stop(e @ ApiError::Unreachable { attempts: 4, .. }) => {
+            let text = e.to_string();
+            assert!(text.contains("cannot connect to api.example:443") && text.contains("reachable"), "{text}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // A dropped connection (the host is up) keeps the full retry budget.
+    let mut m = machine();
+    for _ in 0..5 {
+        assert!(matches!(m.next(network()), Action::RetryAfter(_)));
+    }
+    assert!(matches!(m.next(network()), Action::Stop(ApiError::Unavailable { attempts: 6, .. })));
+}
+
+#[test]
+fn each_retry_has_a_notice_with_its_number_and_reason() {
+    let mut m = machine();
+    assert!(matches!(m.next(answer(Verdict::RateLimited { retry_after: None })), Action::Throttle(_)));
+    let n = m.notice(Duration::from_secs(1));
+    assert_eq!((n.retry, n.reason.as_str()), (1, "HTTP 429 (rate limited)"));
+    assert!(matches!(m.next(refused()), Action::RetryAfter(_)));
+    let n = m.notice(Duration::from_millis(700));
+    assert_eq!(n.retry, 2);
+    assert!(n.reason.contains("cannot connect to api.example:443"), "{n:?}");
+    assert_eq!(n.url, "https://api.sky.blackbaud.com/x");
+}

@@ -55,7 +55,7 @@ pub fn print_list(out: &Output) -> anyhow::Result<()> {
             .collect();
         out.json_value(&serde_json::Value::Array(entities))?;
     } else {
-        out.line(render())?;
+        out.table(&render())?;
     }
     Ok(())
 }

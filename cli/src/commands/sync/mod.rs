@@ -69,7 +69,8 @@ pub async fn run(ctx: &Context, args: SyncArgs) -> anyhow::Result<u8> {
         }
         _ => None,
     };
-    let progress: Box<dyn Progress> = if out.stderr_tty { Box::new(Bars::new()) } else { Box::new(LogLines) };
+    let progress: Box<dyn Progress> =
+        if out.stderr_tty && !out.quiet { Box::new(Bars::new()) } else { Box::new(LogLines) };
     let mut report = engine::run(&api, sink.as_mut(), &entities, &options, &clock, progress.as_ref())
         .await
         .with_context(|| format!("sync into {}", spec.describe()))?;
@@ -84,6 +85,10 @@ pub async fn run(ctx: &Context, args: SyncArgs) -> anyhow::Result<u8> {
         out.note(format_args!("warning: the calls used today could not be saved: {e:#}"));
     }
     crate::metrics::record_sync(&spec, &report);
+    if crate::output::stdout_closed() {
+        // `--out - | head -1`: the reader has what it wanted; stopping is not a failure.
+        return Ok(crate::exit::OK);
+    }
     finish(out, &spec, &report).map(|()| crate::exit::OK)
 }
 
@@ -128,7 +133,10 @@ pub fn select_entities(cli: &[String], config: &[String]) -> Result<Vec<&'static
             CATALOG.iter().collect()
         } else {
             vec![catalog::find(name).ok_or_else(|| {
-                UsageError(format!("unknown entity {name:?}; `skysync sync --list` shows the catalog"))
+                let near = crate::suggest::nearest(name, CATALOG.iter().map(|e| e.name))
+                    .map(|n| format!("did you mean `{n}`? "))
+                    .unwrap_or_default();
+                UsageError(format!("unknown entity {name:?}; {near}`skysync sync --list` shows the catalog"))
             })?]
         };
         for e in found {

@@ -1,0 +1,312 @@
+//! The help is part of the interface: every command shows examples (and every example parses),
+//! every flag with a fixed set of values lists them, the completion scripts and manual pages
+//! generated from the same definitions are valid for their tools, and the README's command
+//! reference is generated from the help (`SKYSYNC_UPDATE_README=1` rewrites it; this test fails
+//! while it is stale).
+
+use clap::{CommandFactory, Parser};
+use skysync_cli::args::Cli;
+use skysync_tests::cli::{Skysync, workspace_root};
+
+/// Every visible command, as the words after `skysync` (`["sync", "status"]`), with its clap
+/// definition.
+fn commands() -> Vec<(Vec<String>, clap::Command)> {
+    fn walk(path: Vec<String>, cmd: &clap::Command, out: &mut Vec<(Vec<String>, clap::Command)>) {
+        for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set() && s.get_name() != "help") {
+            let mut p = path.clone();
+            p.push(sub.get_name().to_owned());
+            out.push((p.clone(), sub.clone()));
+            walk(p, sub, out);
+        }
+    }
+    let mut cmd = Cli::command();
+    cmd.build();
+    let mut out = Vec::new();
+    walk(Vec::new(), &cmd, &mut out);
+    out
+}
+
+/// The `skysync …` lines of a help text's examples, continuation lines joined.
+fn example_lines(help: &str) -> Vec<String> {
+    let Some((_, examples)) = help.split_once("Examples:\n") else { return Vec::new() };
+    let mut lines: Vec<String> = Vec::new();
+    let mut continued = false;
+    for line in examples.lines() {
+        let line = line.trim();
+        if continued {
+            let last = lines.last_mut().expect("a line to continue");
+            last.push(' ');
+            last.push_str(line.trim_end_matches('\\'));
+        } else if line.starts_with("skysync ") {
+            lines.push(line.trim_end_matches('\\').to_owned());
+        }
+        continued = line.ends_with('\\') && (continued || line.starts_with("skysync "));
+    }
+    lines
+}
+
+/// Shell words up to the first unquoted comment, pipe, redirection or `||`.
+fn shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut in_word = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' | '"' => {
+                in_word = true;
+                for q in chars.by_ref() {
+                    if q == c {
+                        break;
+                    }
+                    word.push(q);
+                }
+            }
+            '#' | '|' | '>' | '<' if !in_word => break,
+            ' ' => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            c => {
+                in_word = true;
+                word.push(c);
+            }
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    words
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_command_has_examples_that_parse_and_lists_the_values_of_its_flags() {
+    let s = Skysync::start().await;
+    let all = commands();
+    assert!(all.len() > 20, "{} commands", all.len());
+    for (path, cmd) in &all {
+        let mut args: Vec<&str> = path.iter().map(String::as_str).collect();
+        args.push("--help");
+        let run = s.run(&args).await;
+        run.expect_code(0);
+        let name = path.join(" ");
+        let examples = example_lines(&run.stdout);
+        assert!(!examples.is_empty(), "`skysync {name} --help` has no Examples section:\n{}", run.stdout);
+        for example in &examples {
+            let words = shell_words(example);
+            if let Err(e) = Cli::try_parse_from(&words) {
+                panic!("an example of `skysync {name}` does not parse: {example}\n{e}");
+            }
+        }
+        // Examples are never wrapped (a wrapped command line would not paste).
+        let after = cmd.get_after_help().map(|h| h.to_string()).unwrap_or_default();
+        if let Some(line) = after.lines().find(|l| l.chars().count() > 100) {
+            panic!("`skysync {name} --help` has a line over 100 characters (clap wraps it): {line}");
+        }
+        // Flags with a fixed set of values show each value (and what it does).
+        for arg in cmd.get_arguments().filter(|a| !a.is_hide_set() && a.get_action().takes_values()) {
+            for value in arg.get_possible_values().iter().filter(|v| !v.is_hide_set()) {
+                assert!(
+                    run.stdout.contains(value.get_name()),
+                    "`skysync {name} --help` does not show the value {:?} of --{}:\n{}",
+                    value.get_name(),
+                    arg.get_id(),
+                    run.stdout
+                );
+            }
+        }
+    }
+    let sync = s.run(&["sync", "--help"]).await;
+    assert!(sync.stdout.contains("Keep the row and set its deleted_at (the default)"), "{}", sync.stdout);
+    assert!(sync.stdout.contains("One JSON record per line"), "{}", sync.stdout);
+    // An unknown value is refused by the parser, naming the ones there are.
+    let run = s.run(&["sync", "--deletes", "purge"]).await;
+    run.expect_code(2);
+    assert!(run.stderr.contains("[possible values: mark, remove]"), "{}", run.stderr);
+}
+
+#[test]
+fn example_lines_are_read_like_a_shell_reads_them() {
+    let help = "Usage\n\nExamples:\n  skysync a 'b c' # note\n  curl x\n  skysync d \\\n      --e f | jq\n";
+    let lines = example_lines(help);
+    assert_eq!(lines, ["skysync a 'b c' # note", "skysync d  --e f | jq"]);
+    assert_eq!(shell_words(&lines[0]), ["skysync", "a", "b c"]);
+    assert_eq!(shell_words(&lines[1]), ["skysync", "d", "--e", "f"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completion_scripts_for_every_shell_are_valid() {
+    let s = Skysync::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    for shell in clap_complete_shells() {
+        let run = s.run(&["completions", &shell]).await;
+        run.expect_code(0);
+        assert!(run.stdout.contains("skysync") && run.stdout.contains("token-store"), "{shell}: {}", run.stdout);
+        let file = dir.path().join(format!("skysync.{shell}"));
+        std::fs::write(&file, &run.stdout).unwrap();
+        // Each shell's own syntax check, where the shell is installed (bash always is).
+        let check: Option<(&str, Vec<&str>)> = match shell.as_str() {
+            "bash" => Some(("bash", vec!["-n"])),
+            "zsh" => Some(("zsh", vec!["-n"])),
+            "fish" => Some(("fish", vec!["--no-execute"])),
+            _ => None,
+        };
+        let Some((program, flags)) = check else { continue };
+        let status = std::process::Command::new(program).args(&flags).arg(&file).output();
+        match status {
+            Ok(out) => assert!(
+                out.status.success(),
+                "{program} rejects the {shell} completion: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && shell != "bash" => {
+                eprintln!("{program} is not installed: the {shell} completion is only generated");
+            }
+            Err(e) => panic!("running {program}: {e}"),
+        }
+    }
+}
+
+/// The shells `skysync completions` takes, as clap names them.
+fn clap_complete_shells() -> Vec<String> {
+    let cmd = Cli::command();
+    let completions = cmd.find_subcommand("completions").expect("the completions command");
+    let shell = completions.get_arguments().find(|a| a.get_id() == "shell").expect("its shell argument");
+    let names: Vec<String> = shell.get_possible_values().iter().map(|v| v.get_name().to_owned()).collect();
+    assert!(names.contains(&"bash".to_owned()) && names.contains(&"zsh".to_owned()), "{names:?}");
+    names
+}
+
+/// groff's verdict on a page as `man` reads it (UTF-8 through preconv, `-k`): warnings included
+/// (`-ww`), output discarded.
+fn groff_problems(page: &std::path::Path) -> String {
+    let out = std::process::Command::new("groff")
+        .args(["-k", "-man", "-Tutf8", "-ww", "-z"])
+        .arg(page)
+        .output()
+        .expect("groff (Debian's groff-base) is installed");
+    assert!(out.status.success(), "groff failed on {}", page.display());
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manual_pages_render_without_warnings_and_cover_every_command() {
+    let s = Skysync::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let run = s.run(&["man"]).await;
+    run.expect_code(0);
+    assert!(run.stdout.starts_with(".ie \\n(.g .ds Aq") || run.stdout.contains(".TH skysync 1"), "{}", run.stdout);
+    let page = dir.path().join("stdout.1");
+    std::fs::write(&page, &run.stdout).unwrap();
+    assert_eq!(groff_problems(&page), "");
+
+    let pages = dir.path().join("man1");
+    let pages_arg = pages.display().to_string();
+    s.run(&["man", "--dir", &pages_arg]).await.expect_code(0);
+    for (path, _) in commands() {
+        let page = pages.join(format!("skysync-{}.1", path.join("-")));
+        let text = std::fs::read_to_string(&page).unwrap_or_else(|e| panic!("{}: {e}", page.display()));
+        assert!(text.contains("Examples:"), "{} has no examples", page.display());
+        assert_eq!(groff_problems(&page), "", "{}", page.display());
+    }
+    let sync = std::fs::read_to_string(pages.join("skysync-sync.1")).unwrap();
+    assert!(sync.contains("remove") && sync.contains("deleted_at"), "the --deletes values: {sync}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The README's command reference
+
+const BEGIN: &str = "<!-- BEGIN command reference: generated from `skysync --help`; SKYSYNC_UPDATE_README=1 cargo test -p skysync-tests --test it cli_help:: rewrites it -->";
+const END: &str = "<!-- END command reference -->";
+
+/// The reference: each command's help (its own options; the global ones once, at the top), at a
+/// fixed width.
+fn reference() -> String {
+    let help = |cmd: clap::Command| -> String {
+        let mut cmd = cmd.term_width(100).max_term_width(100);
+        let text = cmd.render_help().to_string();
+        text.lines().map(str::trim_end).collect::<Vec<_>>().join("\n").trim_end().to_owned()
+    };
+    let mut top = Cli::command();
+    top.build();
+    let mut out = String::from("```text\n$ skysync --help\n");
+    out += &help(top.clone());
+    out += "\n```\n";
+    for (path, cmd) in commands() {
+        // Global options are listed once, above.
+        let own = cmd.mut_args(|a| if a.is_global_set() { a.hide(true) } else { a });
+        let name = path.join(" ");
+        out += &format!("\n#### `skysync {name}`\n\n```text\n$ skysync {name} -h\n{}\n```\n", help(own));
+    }
+    out
+}
+
+#[test]
+fn the_readme_command_reference_is_the_help() {
+    let path = workspace_root().join("README.md");
+    let readme = std::fs::read_to_string(&path).unwrap();
+    let start = readme.find(BEGIN).expect("README.md has the BEGIN marker of the command reference");
+    let end = readme.find(END).expect("README.md has the END marker");
+    let current = &readme[start + BEGIN.len()..end];
+    let wanted = format!("\n{}", reference());
+    if std::env::var_os("SKYSYNC_UPDATE_README").is_some() {
+        let updated = format!("{}{BEGIN}{wanted}{}", &readme[..start], &readme[end..]);
+        std::fs::write(&path, updated).unwrap();
+        return;
+    }
+    assert!(
+        current == wanted,
+        "README.md's command reference is stale; rewrite it with \
+         SKYSYNC_UPDATE_README=1 cargo test -p skysync-tests --test it cli_help::the_readme"
+    );
+}
+
+/// The cron and systemd examples call the binary where the install step puts it, by absolute
+/// path (cron's PATH is /usr/bin:/bin; systemd wants absolute paths).
+#[test]
+fn scheduled_examples_use_the_installed_binary_by_absolute_path() {
+    let root = workspace_root();
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let install = "cargo install --locked --root /usr/local --path cli";
+    assert!(readme.contains(install), "the install step puts the binary in /usr/local/bin");
+    let mut blocks = Vec::new();
+    let mut lang = None;
+    let mut block = String::new();
+    for line in readme.lines() {
+        match (line.strip_prefix("```"), &lang) {
+            (Some(l), None) => lang = Some(l.to_owned()),
+            (Some(_), Some(l)) => {
+                blocks.push((l.clone(), std::mem::take(&mut block)));
+                lang = None;
+            }
+            (None, Some(_)) => block += &format!("{line}\n"),
+            (None, None) => {}
+        }
+    }
+    let cron = std::fs::read_to_string(root.join("contrib/cron/skysync.cron")).unwrap();
+    let service = std::fs::read_to_string(root.join("contrib/systemd/skysync.service")).unwrap();
+    blocks.push(("cron".into(), cron));
+    blocks.push(("ini".into(), service));
+    let subcommands: Vec<String> = Cli::command().get_subcommands().map(|c| c.get_name().to_owned()).collect();
+    let mut checked = 0;
+    for (lang, text) in blocks.iter().filter(|(l, _)| l == "cron" || l == "ini") {
+        for line in text.lines().filter(|l| !l.trim_start().starts_with('#')) {
+            // An invocation: `skysync` as a word, followed by a subcommand or an option (not
+            // `mail -s skysync …`, cron's user field, `User=skysync`, or a path ending in it).
+            let words: Vec<&str> = line.split(|c: char| c.is_whitespace() || c == '=').collect();
+            for pair in words.windows(2) {
+                let invoked = pair[1].starts_with('-') || subcommands.iter().any(|c| c == pair[1]);
+                if invoked && (pair[0] == "skysync" || pair[0].ends_with("/skysync")) {
+                    assert_eq!(
+                        pair[0], "/usr/local/bin/skysync",
+                        "a {lang} example runs skysync by another path: {line}"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked >= 5, "the examples call /usr/local/bin/skysync ({checked} found)");
+}
