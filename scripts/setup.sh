@@ -12,12 +12,14 @@ as_root() {
     echo "error: need root (or sudo) to run: $*" >&2; exit 1; fi
 }
 
-# Debian packages: Chromium and its driver for browser tests, PostgreSQL for the sink tests.
+# Debian packages: Chromium and its driver for browser tests, PostgreSQL for the sink tests,
+# groff for the man-page test.
 missing=()
 command -v chromium >/dev/null || missing+=(chromium)
 command -v chromedriver >/dev/null || missing+=(chromium-driver)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 command -v runuser >/dev/null || missing+=(util-linux)
+command -v groff >/dev/null || missing+=(groff-base)  # the man-page test renders with groff
 if [ ${#missing[@]} -gt 0 ]; then
   say "apt-get install ${missing[*]}"
   as_root apt-get update -qq
