@@ -131,6 +131,11 @@ Examples:
     /// Sync SKY API data into a database.
     Sync(SyncArgs),
     /// Print the SQL of the reporting views (v_*), or their column reference.
+    #[command(after_help = "\
+Examples:
+  skysync views gifts > views.sql
+  skysync views --db postgres constituents gifts
+  skysync views --markdown")]
     Views(crate::commands::views::ViewsArgs),
     /// A self-contained demo against the simulator.
     #[command(after_help = "\
