@@ -64,9 +64,25 @@ Exit codes:
 #[error("{0}")]
 pub struct UsageError(pub String);
 
+/// An error the command has already shown (a sync's summary says why the run stopped): it still
+/// decides the exit code, but [`report`] does not print it a second time.
+#[derive(Debug)]
+pub struct AlreadyShown(pub anyhow::Error);
+
+impl std::fmt::Display for AlreadyShown {
+    fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        Ok(())
+    }
+}
+
+impl std::error::Error for AlreadyShown {}
+
 /// The exit code for `err`: the first link of its chain that has a specific meaning decides.
 pub fn code_for(err: &anyhow::Error) -> u8 {
     for cause in err.chain() {
+        if let Some(AlreadyShown(shown)) = cause.downcast_ref::<AlreadyShown>() {
+            return code_for(shown);
+        }
         if let Some(e) = cause.downcast_ref::<SessionError>() {
             if e.needs_consent() {
                 return CONSENT;

@@ -111,7 +111,11 @@ async fn quota_exhaustion_exits_5_keeps_pages_and_the_next_run_completes() {
     sk.sim.set_quota(Some(3));
     let run = sk.run(&["sync", "gifts", "--page-size", "50"]).await;
     run.expect_code(5);
-    assert!(run.stderr.contains("quota") && run.stderr.contains("replenished in"), "{}", run.stderr);
+    // Blackbaud's quota message is printed once: in the summary, not again in the error line.
+    let said = |text: &str| run.stdout.matches(text).count() + run.stderr.matches(text).count();
+    assert_eq!(said("replenished in"), 1, "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("stopped early: ") && run.stdout.contains("quota"), "{}", run.stdout);
+    assert!(run.stderr.contains("the sync stopped early (why: the summary above)"), "{}", run.stderr);
     assert!(run.stdout.contains("resumes where it stopped"), "{}", run.stdout);
     let db = default_db(&sk);
     assert_eq!(db.count("gifts").await, 150, "the three committed pages are kept");

@@ -107,7 +107,16 @@ fn finish(out: &Output, spec: &SinkSpec, report: &RunReport) -> anyhow::Result<(
     if let Some(stop) = &report.stopped
         && !stop.is_planned_stop()
     {
-        return Err(anyhow::Error::new(stop.clone()).context("the sync stopped early; every committed page is kept"));
+        let stop = anyhow::Error::new(stop.clone());
+        if crate::exit::code_for(&stop) != crate::exit::THROTTLED {
+            return Err(stop.context("the sync stopped early; every committed page is kept"));
+        }
+        // Quota and rate limits: the summary just said why and when to resume, so the error line
+        // points there instead of repeating it (a cron mail shows Blackbaud's message once); the
+        // stop still decides the exit code.
+        let where_ = if out.json && !summary_on_stderr { "`stopped` in the JSON above" } else { "the summary above" };
+        return Err(anyhow::Error::new(crate::exit::AlreadyShown(stop))
+            .context(format!("the sync stopped early (why: {where_}); every committed page is kept")));
     }
     let failed: Vec<&str> =
         report.entities.iter().filter(|e| e.error.is_some() && !e.halted).map(|e| e.entity).collect();
