@@ -12,7 +12,7 @@
 //! - token: `skysync token` with a cached token, process wall time, median of many runs.
 
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 use skysync_cli::sim::{FaultRates, SimConfig, SimHandle};
@@ -21,7 +21,7 @@ use skysync_cli::sync::engine::{self, EngineOptions, RunReport};
 use skysync_cli::sync::progress::Silent;
 use skysync_core::api::{ApiClient, RetryPolicy};
 use skysync_core::catalog::{self, Entity};
-use skysync_core::host::SystemClock;
+use skysync_core::host::{Clock, SystemClock};
 use skysync_tests::cli::{Skysync, workspace_root};
 use skysync_tests::sky::{api_client, sim_config, start_sim};
 
@@ -60,9 +60,9 @@ fn entities() -> Vec<&'static Entity> {
 async fn timed_run(api: &ApiClient, spec: &SinkSpec, full: bool) -> (RunReport, f64) {
     let mut sink = sink::open(spec).await.unwrap();
     let options = EngineOptions { full, concurrency: 16, partitions: 8, rate_limit: RATE, ..EngineOptions::default() };
-    let started = Instant::now();
+    let started = SystemClock.now();
     let report = engine::run(api, sink.as_mut(), &entities(), &options, &SystemClock, &Silent).await.unwrap();
-    let seconds = started.elapsed().as_secs_f64();
+    let seconds = (SystemClock.now() - started).as_seconds_f64();
     assert!(report.ok(), "{:#?}", report.entities);
     (report, seconds)
 }
@@ -119,7 +119,7 @@ async fn quota_efficiency_and_the_baseline() {
     let access = tokens["access_token"].as_str().unwrap().to_owned();
     let paths: Vec<&str> = entities().iter().map(|e| e.path).collect();
     let script = workspace_root().join("tests/it/bench_baseline.py");
-    let started = Instant::now();
+    let started = SystemClock.now();
     let out = tokio::process::Command::new("python3")
         .arg(&script)
         .arg(sim.api_url().as_str())
@@ -130,7 +130,7 @@ async fn quota_efficiency_and_the_baseline() {
         .output()
         .await
         .expect("python3 runs the baseline client");
-    let base_secs = started.elapsed().as_secs_f64();
+    let base_secs = (SystemClock.now() - started).as_seconds_f64();
     assert!(out.status.success(), "baseline client failed");
     let base: serde_json::Value = serde_json::from_slice(&out.stdout).expect("baseline JSON");
     // Without include_inactive/include_deceased the baseline reads a little less than the sync.
@@ -160,9 +160,9 @@ async fn token_with_a_cached_token() {
     let mut times = Vec::with_capacity(runs);
     for _ in 0..runs {
         let mut cmd = s.command(&["token"]);
-        let started = Instant::now();
+        let started = SystemClock.now();
         let out = cmd.output().await.unwrap();
-        times.push(started.elapsed().as_secs_f64() * 1000.0);
+        times.push((SystemClock.now() - started).as_seconds_f64() * 1000.0);
         assert!(out.status.success());
     }
     times.sort_by(f64::total_cmp);
