@@ -33,7 +33,20 @@ if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknow
   exit 1
 fi
 
+# The page's wasm links ASCII-only IDNA: `idna_adapter` 1.0 (the `url` crate's documented switch)
+# instead of the Unicode tables of 1.2, which are the largest part of the module. A non-ASCII host
+# name is then refused on the page (the page only talks to the configured ASCII origins). Cargo
+# keeps one version per lock file, so the page is built with its own lock: the committed one with
+# that single pin, restored (with its timestamp) right after. The CLI, the npm package and the
+# wasm tests keep full IDNA (core's http tests check the native side).
+lock_saved="$(mktemp)"
+cp -p Cargo.lock "$lock_saved"
+restore_lock() { if [ -s "$lock_saved" ]; then cp -p "$lock_saved" Cargo.lock; rm -f "$lock_saved"; fi; }
+trap restore_lock EXIT
+cargo update --quiet -p idna_adapter --precise 1.0.0
 cargo build -p skysync-web --lib --target wasm32-unknown-unknown --profile wasm-release --locked
+restore_lock
+trap - EXIT
 
 rm -rf "$dist"
 mkdir -p "$dist/pkg"

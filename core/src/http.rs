@@ -249,6 +249,17 @@ mod tests {
         assert_eq!(redacted_url(&Url::parse("https://h/p#frag").unwrap()), "https://h/p");
     }
 
+    /// The committed Cargo.lock links full IDNA (`idna_adapter` 1.2, Unicode host names to
+    /// punycode) into everything built natively, the CLI included. Only web/build.sh builds the
+    /// consent page's wasm against an ASCII-only `idna_adapter` (1.0), with its own lock.
+    #[test]
+    #[cfg(not(target_arch = "wasm32"))]
+    fn native_builds_map_unicode_host_names_to_punycode() {
+        let u = Url::parse("https://Bücher.example/oauth2/token").unwrap();
+        assert_eq!(u.host_str(), Some("xn--bcher-kva.example"));
+        assert_eq!(Url::parse("https://straße.example/").unwrap().host_str(), Some("xn--strae-oqa.example"));
+    }
+
     #[test]
     fn excerpt_quotes_html_but_not_json() {
         let html = HttpResponse {

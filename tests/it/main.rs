@@ -1,4 +1,5 @@
 mod bad_input;
+mod bench;
 mod bench_partition;
 mod browser;
 mod browser_sync;

@@ -205,10 +205,70 @@ async fn quota_exhaustion_mid_partitioned_run_keeps_every_chain_and_the_next_run
     sim.set_quota(None);
     let r = run(&db, &api, &split_into(4), &Silent).await;
     let e = &r.entities[0];
+    assert_eq!(e.mode, RunMode::Initial, "resuming a split initial scan is still the initial run");
     assert_eq!((e.changed, e.added), (0, GIFTS - kept), "every chain resumed where it stopped");
     db.fx.assert_equals_source(&sim, "gifts").await;
     let b = stored_bookmark(db.fx.spec()).await.unwrap();
     assert!(matches!(Bookmark::from_json(&b), Ok(Bookmark::Chain { .. })), "{b}");
+}
+
+#[tokio::test]
+async fn a_tie_block_holding_several_quantiles_lands_in_one_chain() {
+    // 60% of the gifts share one date_modified: every middle quantile falls inside the block.
+    let sim = start_sim(SimConfig { date_modified_ties: GIFTS * 6 / 10, ..sim_config(GIFTS / 2) }).await;
+    let api = client(&sim);
+    for k in [2, 4, 8] {
+        let db = sqlite();
+        let before = gift_calls(&sim);
+        let r = run(&db, &api, &split_into(k), &Silent).await;
+        let calls = gift_calls(&sim) - before;
+        db.fx.assert_equals_source(&sim, "gifts").await;
+        assert_eq!(db.fx.count("gifts").await, GIFTS as usize, "k={k}: no duplicates");
+        assert_eq!(r.entities[0].mode, RunMode::Initial);
+        // Ties are in date order: no chain reads the scan again; cuts that would split the block
+        // are dropped, so the waste stays within the bound of k chains.
+        assert!(calls >= 41 && calls <= 41 + 2 * k as u64, "k={k}: bounded waste: {calls} calls");
+        let b = stored_bookmark(db.fx.spec()).await.unwrap();
+        assert!(matches!(Bookmark::from_json(&b), Ok(Bookmark::Chain { .. })), "k={k}: {b}");
+    }
+}
+
+#[tokio::test]
+async fn a_list_out_of_date_order_on_its_first_page_is_not_split() {
+    let sim = start_sim(SimConfig { unordered_from: Some(0), ..sim_config(GIFTS / 2) }).await;
+    let api = client(&sim);
+    let db = sqlite();
+    let before = gift_calls(&sim);
+    let r = run(&db, &api, &split_into(4), &Silent).await;
+    assert_eq!(gift_calls(&sim) - before, 41, "one chain: the first page showed the order");
+    assert_eq!(r.entities[0].mode, RunMode::Initial);
+    db.fx.assert_equals_source(&sim, "gifts").await;
+    assert_eq!(db.fx.count("gifts").await, GIFTS as usize);
+}
+
+#[tokio::test]
+async fn a_chain_meeting_the_list_out_of_date_order_folds_the_scan_into_one_chain() {
+    // The first half of the list is in date order (so the scan splits), the second is not.
+    let sim = start_sim(SimConfig { unordered_from: Some(GIFTS / 2), ..sim_config(GIFTS / 2) }).await;
+    let api = client(&sim);
+    for full in [false, true] {
+        let db = sqlite();
+        let before = gift_calls(&sim);
+        let o = EngineOptions { full, ..split_into(4) };
+        run(&db, &api, &o, &Silent).await;
+        let calls = gift_calls(&sim) - before;
+        db.fx.assert_equals_source(&sim, "gifts").await;
+        assert_eq!(db.fx.count("gifts").await, GIFTS as usize, "full={full}: no duplicates");
+        // The split, then one chain over the whole list again: at most one more scan's calls.
+        assert!(calls > 41 + 2 && calls <= 2 * 41 + 2 * 4, "full={full}: folded once: {calls} calls");
+        let b = stored_bookmark(db.fx.spec()).await.unwrap();
+        assert!(matches!(Bookmark::from_json(&b), Ok(Bookmark::Chain { .. })), "full={full}: {b}");
+        // The folded scan's end is the end of the list: the next run reads nothing.
+        let before = gift_calls(&sim);
+        let r = run(&db, &api, &split_into(4), &Silent).await;
+        assert_eq!((r.entities[0].mode, r.entities[0].records), (RunMode::Incremental, 0));
+        assert_eq!(gift_calls(&sim) - before, 1);
+    }
 }
 
 /// The API's HTTP transport, counting the requests in flight.

@@ -80,6 +80,13 @@ pub struct SimArgs {
     /// Apply --list-lag to every list.
     #[arg(long, requires = "list_lag")]
     pub list_lag_everywhere: bool,
+    /// Give this many records in the middle of every list one shared date_modified.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub date_modified_ties: u64,
+    /// From this record (0-based) on, list runs of 500 records newest first, so last_modified
+    /// lists are not in ascending date_modified order.
+    #[arg(long, value_name = "N")]
+    pub unordered_from: Option<u64>,
     /// Probability (0..1) that an API answer's body is cut off halfway.
     #[arg(long, value_name = "P", default_value_t = 0.0)]
     pub truncate_rate: f64,
@@ -119,6 +126,8 @@ impl SimArgs {
             actions_paging: self.actions_paging,
             list_lag: self.list_lag.map(Duration::from_secs),
             list_lag_everywhere: self.list_lag_everywhere,
+            date_modified_ties: self.date_modified_ties,
+            unordered_from: self.unordered_from,
             records: self.records,
             seed: self.seed,
             deny_consent: self.deny_consent,

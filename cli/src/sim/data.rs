@@ -24,6 +24,19 @@ const INACTIVE: u8 = 2;
 const DECEASED: u8 = 4;
 /// Initial `date_modified` values span this long, ending at the anchor (start day, 00:00 UTC).
 const INITIAL_SPAN_TICKS: i64 = 3 * 365 * 86_400 * TICKS_PER_SEC;
+/// With [`DateShape::unordered_from`], initial rows are listed in reversed runs of this many.
+pub(crate) const UNORDERED_RUN: u64 = 500;
+
+/// How the initial rows' `date_modified` values relate to their list order (knobs; the default
+/// is Blackbaud's documented shape: strictly ascending, no two alike).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct DateShape {
+    /// This many initial rows in the middle of the list share one `date_modified`.
+    pub(crate) ties: u64,
+    /// From this initial row (0-based) on, the list order is not ascending by `date_modified`:
+    /// runs of [`UNORDERED_RUN`] rows are listed newest first.
+    pub(crate) unordered_from: Option<u64>,
+}
 
 /// How many records each entity starts with, given `records` constituents.
 pub(crate) fn initial_count(entity: &str, records: u64) -> u64 {
@@ -96,7 +109,9 @@ pub(crate) struct PageQuery {
 
 impl PageQuery {
     fn shows(&self, row: &Row) -> bool {
-        self.vis.shows(row) && self.hidden_after.is_none_or(|cutoff| row.modified <= cutoff)
+        self.vis.shows(row)
+            && self.hidden_after.is_none_or(|cutoff| row.modified <= cutoff)
+            && (!self.by_version || self.since.is_none_or(|since| row.modified >= since))
     }
 }
 
@@ -133,6 +148,7 @@ pub(crate) struct Table {
     added_at: HashMap<u32, i64>,
     t_first: i64,
     step: i64,
+    shape: DateShape,
     /// Live rows by (inactive, deceased) bits.
     live: [u64; 4],
     generation: u64,
@@ -142,7 +158,7 @@ pub(crate) struct Table {
 
 impl Table {
     /// Builds the initial rows of catalog entry `index`; `anchor` is the start day in ticks.
-    pub(crate) fn new(index: usize, seed: u64, records: u64, anchor: i64) -> Self {
+    pub(crate) fn new(index: usize, seed: u64, records: u64, anchor: i64, shape: DateShape) -> Self {
         let entity = &CATALOG[index];
         let n = initial_count(entity.name, records);
         let step = (INITIAL_SPAN_TICKS / n.max(1) as i64).max(1);
@@ -158,6 +174,7 @@ impl Table {
             added_at: HashMap::new(),
             t_first: anchor - INITIAL_SPAN_TICKS,
             step,
+            shape,
             live: [0; 4],
             generation: 0,
             cursors: HashMap::new(),
@@ -184,10 +201,32 @@ impl Table {
         flags
     }
 
-    /// `date_modified` of untouched initial row `idx`: strictly increasing in `idx`.
+    /// `date_modified` of untouched initial row `idx`: strictly increasing in `idx`, unless the
+    /// [`DateShape`] knobs say otherwise.
     fn initial_modified(&self, idx: u64) -> i64 {
-        let jitter = hash(&[self.seed, self.index as u64, idx, 0xD7]) % self.step as u64;
-        self.t_first + idx as i64 * self.step + jitter as i64
+        let n = self.n_initial;
+        let mut slot = idx;
+        if let Some(from) = self.shape.unordered_from.filter(|from| idx >= *from) {
+            let run_start = from + (idx - from) / UNORDERED_RUN * UNORDERED_RUN;
+            let run_end = (run_start + UNORDERED_RUN).min(n);
+            slot = run_start + (run_end - 1 - idx);
+        }
+        let tie_start = n.saturating_sub(self.shape.ties) / 2;
+        if self.shape.ties > 0 && (tie_start..tie_start + self.shape.ties).contains(&slot) {
+            slot = tie_start;
+        }
+        self.time_slot(slot)
+    }
+
+    /// The `slot`-th initial time: strictly increasing in `slot`.
+    fn time_slot(&self, slot: u64) -> i64 {
+        let jitter = hash(&[self.seed, self.index as u64, slot, 0xD7]) % self.step as u64;
+        self.t_first + slot as i64 * self.step + jitter as i64
+    }
+
+    /// Whether lists of this table come in `date_modified` order (what paging shortcuts rely on).
+    fn ascending(&self) -> bool {
+        self.shape.unordered_from.is_none_or(|from| from >= self.n_initial)
     }
 
     /// `date_added` of a row.
@@ -316,6 +355,10 @@ impl Table {
     /// assigned, when none is).
     fn first_version_since(&self, since: i64) -> u64 {
         let n = self.n_initial;
+        if !self.ascending() {
+            // No shortcut: every row is walked and the filter applied to each.
+            return 1;
+        }
         if n > 0 && self.initial_modified(n - 1) >= since {
             let (mut lo, mut hi) = (0, n - 1);
             while lo < hi {
@@ -355,7 +398,9 @@ impl Table {
             Some(t) if q.by_version => v0.max(t + 1),
             _ => v0,
         };
-        let lagged = q.hidden_after.is_some();
+        // With a visibility lag (what is listed changes with time alone) or rows out of date
+        // order (the `last_modified` filter applies row by row), no cache is used.
+        let lagged = q.hidden_after.is_some() || !self.ascending();
         let count = if lagged {
             self.walk(q.by_version, v0).filter(|(_, idx)| q.shows(&self.rows[*idx as usize])).count() as u64
         } else {

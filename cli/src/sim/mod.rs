@@ -53,6 +53,17 @@
 //!   an average), so a chain never passes a record that is still hidden.
 //! - **`date_modified`** is the simulated edit time; Blackbaud's read-optimized lists may report
 //!   the ETL update time instead.
+//! - **`date_modified` ties** (knob `date_modified_ties`, default 0): initial records all have
+//!   distinct times. Blackbaud's read store can give many records one timestamp (a display-name
+//!   change bumps every record that shows the name); with the knob, that many records in the
+//!   middle of each list share one `date_modified`.
+//! - **Order of a `last_modified` list** (knob `unordered_from`, default ascending): Blackbaud
+//!   documents that a `last_modified` list is "ascending by last-modified"; the simulator follows
+//!   that by default. With the knob, the list keeps its stable `sort_token` order but from the
+//!   given record on runs of 500 records come newest first, so `date_modified` goes down inside
+//!   each run (the `last_modified` filter still applies to every row). Clients must not rely on
+//!   the order then: skysync splits no scan whose pages are out of order and folds a split scan
+//!   back into one chain when a chain meets a record older than one before it.
 //! - **`count`** of a `last_modified` request counts from `last_modified`, whatever the
 //!   `sort_token`; Blackbaud documents only that `limit` and `offset` do not affect it.
 //! - **Filters**: only `limit`, `offset`, `last_modified`, `sort_token`, `continuation_token`
@@ -271,6 +282,13 @@ pub struct SimConfig {
     /// `"true"`) instead of JSON numbers and booleans (knob). Blackbaud types `value` only as
     /// "object"; its examples show numbers.
     pub custom_field_values_as_strings: bool,
+    /// This many initial records in the middle of every list share one `date_modified`, as when a
+    /// display-name change bumps many records to one timestamp (knob; 0 = all distinct).
+    pub date_modified_ties: u64,
+    /// From this initial record (0-based, in list order) on, `last_modified` lists are not in
+    /// ascending `date_modified` order: runs of 500 records come newest first (knob; `None` =
+    /// ascending, as Blackbaud documents).
+    pub unordered_from: Option<u64>,
     /// Token response identity fields.
     pub environment_id: String,
     /// Token response identity fields.
@@ -315,6 +333,8 @@ impl Default for SimConfig {
             list_lag: None,
             list_lag_everywhere: false,
             custom_field_values_as_strings: false,
+            date_modified_ties: 0,
+            unordered_from: None,
             environment_id: "p-simEnvironment0000000001".into(),
             environment_name: "Simulated Sandbox Environment".into(),
             legal_entity_id: "p-simLegalEntity00000000001".into(),

@@ -8,7 +8,7 @@ use skysync_core::catalog::{self, CATALOG};
 use time::OffsetDateTime;
 use url::Url;
 
-use super::data::Table;
+use super::data::{DateShape, Table};
 use super::render::{Ctx, render};
 use super::rng::SplitMix64;
 use super::{Fault, SimConfig, SimStats};
@@ -259,7 +259,8 @@ impl Inner {
     /// The table at catalog index `index`, built on first use.
     pub(crate) fn table(&mut self, index: usize) -> &mut Table {
         let (seed, records, anchor) = (self.cfg.seed, self.cfg.records, self.anchor_ticks);
-        self.tables[index].get_or_insert_with(|| Table::new(index, seed, records, anchor))
+        let shape = DateShape { ties: self.cfg.date_modified_ties, unordered_from: self.cfg.unordered_from };
+        self.tables[index].get_or_insert_with(|| Table::new(index, seed, records, anchor, shape))
     }
 
     fn table_named(&mut self, entity: &str) -> Result<&mut Table, String> {

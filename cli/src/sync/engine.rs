@@ -17,7 +17,7 @@ use futures::StreamExt;
 use skysync_core::api::{ApiClient, ApiCounters, ApiError, CallStats};
 use skysync_core::host::Clock;
 use skysync_core::http::{HttpResponse, Method};
-use skysync_core::sync::partition::PartitionTable;
+use skysync_core::sync::partition::{PartitionTable, in_date_order};
 use skysync_core::sync::{
     Commit, DEFAULT_OVERLAP, Entity, EntityPlan, Next, Phase, PlanError, Record, RunStop, StoredState, SyncOptions,
     reconcile_due,
@@ -268,10 +268,12 @@ impl Engine<'_> {
                                 sink.commit_page(entity.name, target, &rows, &bookmark, self.clock.now()).await?;
                             report.committed(target, commit, rows.len());
                             drop(sink);
-                            // After the first page of an initial or full scan: split the rest?
+                            // After the first page of an initial or full scan: split the rest? Not
+                            // when the page shows the list out of date order (chains rely on it).
                             let splittable = std::mem::take(&mut first_page)
                                 && plan.mode() != RunMode::Incremental
                                 && !plan.reconciles()
+                                && in_date_order(None, rows.iter().map(|r| r.date_modified.as_deref()))
                                 && plan.next()? == Next::Fetch;
                             let table = match splittable {
                                 true => {

@@ -16,7 +16,13 @@
 //!
 //! Chains rely on Blackbaud's documented order: a `last_modified` list is "ascending by
 //! last-modified", so a chain that meets a row at or past its end has read every row before it (the
-//! simulator keeps the same order). Nothing is missed: a record changed during the run
+//! simulator keeps the same order by default). The client checks that order rather than trusting
+//! it: a first page out of order is not split ([`in_date_order`]), and a chain that meets a record
+//! older than one before it (in its page, or than its high-water mark) folds the whole table into
+//! one chain that reads the scan again from the beginning ([`PartitionTable::record`]). One
+//! `sort_token` chain is complete whatever the order; rows read twice are idempotent upserts, so
+//! the cost is at most the calls of one more full scan. (A disorder that no chain reads, hidden
+//! exactly behind a chain's end, goes unseen: the check covers every page the scan reads.) Nothing is missed: a record changed during the run
 //! moves past every cut into the last chain; a record read twice is an idempotent upsert. Cuts are times, so
 //! records sharing one `date_modified` always land in one chain: a tie block (a display-name
 //! change that bumps thousands of records to one timestamp) that holds several quantiles leaves
@@ -32,7 +38,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use url::Url;
 
-use super::bookmark::{Bookmark, parse_time, rfc3339};
+use super::bookmark::{BEGINNING_OF_TIME, Bookmark, parse_time, rfc3339};
 use super::catalog::{Entity, Incremental};
 use super::cursor::{Cursor, Step};
 use super::page::{PageError, Record, into_records, parse_page, record_keys};
@@ -154,7 +160,7 @@ impl Split {
             let url = Cursor::list_url(self.entity, &self.base, self.limit, &[("last_modified", cut.as_str())]);
             chains.push(ChainState { next_link: url.to_string(), high_water: None, until: None, done: false });
         }
-        Some(PartitionTable { partitions: chains })
+        Some(PartitionTable { partitions: chains, unordered: false })
     }
 }
 
@@ -211,6 +217,23 @@ pub struct ChainState {
 pub struct PartitionTable {
     /// The chains, in time order; the last one is open-ended.
     pub partitions: Vec<ChainState>,
+    /// The list was seen out of `date_modified` order and the scan was folded into one chain
+    /// from the beginning; chains of the earlier table no longer count.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unordered: bool,
+}
+
+/// Whether `dates` (a page's `date_modified` values, in list order) never go back in time, also
+/// not behind `after` (the newest one read before them). Values that do not parse are skipped.
+pub fn in_date_order<'a>(after: Option<&str>, dates: impl IntoIterator<Item = Option<&'a str>>) -> bool {
+    let mut newest = after.and_then(parse_time);
+    for t in dates.into_iter().flatten().filter_map(parse_time) {
+        if newest.is_some_and(|n| t < n) {
+            return false;
+        }
+        newest = Some(t);
+    }
+    true
 }
 
 impl PartitionTable {
@@ -230,12 +253,29 @@ impl PartitionTable {
             .iter()
             .enumerate()
             .filter(|(_, c)| !c.done)
-            .map(|(index, c)| ChainScan::new(entity, base, options, index, c))
+            .map(|(index, c)| ChainScan::new(entity, base, options, index, c, self.unordered))
             .collect()
     }
 
     /// Notes where `scan` stands (after its page was read, before it is committed with the table).
+    /// A scan that met its list out of order folds the table into one chain that starts the scan
+    /// again from the beginning; scans of the table before the fold are ignored from then on.
     pub fn record(&mut self, scan: &ChainScan) {
+        if scan.unordered_table != self.unordered {
+            return;
+        }
+        if scan.out_of_order {
+            let url = Cursor::list_url(
+                scan.cursor.entity(),
+                &scan.base,
+                scan.cursor.limit(),
+                &[("last_modified", BEGINNING_OF_TIME)],
+            );
+            self.partitions =
+                vec![ChainState { next_link: url.to_string(), high_water: None, until: None, done: false }];
+            self.unordered = true;
+            return;
+        }
         if let Some(c) = self.partitions.get_mut(scan.index) {
             if let Bookmark::Chain { next_link, high_water } = scan.cursor.bookmark() {
                 c.next_link.clone_from(next_link);
@@ -266,6 +306,12 @@ impl PartitionTable {
         let high_water = last.high_water.clone().or_else(|| earlier.last().and_then(|c| c.until.clone()));
         Bookmark::Chain { next_link: last.next_link.clone(), high_water }.to_json()
     }
+
+    /// Whether `scan` belongs to this table as it stands: `false` once the table was folded into
+    /// one chain after the scan started (the scan should stop).
+    pub fn runs(&self, scan: &ChainScan) -> bool {
+        scan.unordered_table == self.unordered
+    }
 }
 
 /// One chain of a partitioned scan in progress.
@@ -273,16 +319,36 @@ impl PartitionTable {
 pub struct ChainScan {
     index: usize,
     cursor: Cursor,
+    base: Url,
     until: Option<OffsetDateTime>,
     done: bool,
+    /// The table it belongs to was already folded into one chain (no `until`, no order check).
+    unordered_table: bool,
+    /// The last page read went back in `date_modified`.
+    out_of_order: bool,
 }
 
 impl ChainScan {
-    fn new(entity: &'static Entity, base: &Url, options: &SyncOptions, index: usize, c: &ChainState) -> Self {
+    fn new(
+        entity: &'static Entity,
+        base: &Url,
+        options: &SyncOptions,
+        index: usize,
+        c: &ChainState,
+        unordered_table: bool,
+    ) -> Self {
         let bookmark = Bookmark::Chain { next_link: c.next_link.clone(), high_water: c.high_water.clone() };
         // `now` only matters to offset scans; a chain ignores it.
         let cursor = Cursor::resume(entity, base, Some(bookmark), options.cursor(), OffsetDateTime::UNIX_EPOCH);
-        Self { index, cursor, until: c.until.as_deref().and_then(parse_time), done: false }
+        Self {
+            index,
+            cursor,
+            base: base.clone(),
+            until: c.until.as_deref().and_then(parse_time),
+            done: false,
+            unordered_table,
+            out_of_order: false,
+        }
     }
 
     /// The chain's place in its table.
@@ -295,6 +361,11 @@ impl ChainScan {
         self.done
     }
 
+    /// Whether the last page went back in `date_modified` (the table is to be folded).
+    pub fn out_of_order(&self) -> bool {
+        self.out_of_order
+    }
+
     /// The URL of the chain's next page.
     pub fn request_url(&self) -> Result<Url, PlanError> {
         Ok(self.cursor.request_url()?)
@@ -302,11 +373,22 @@ impl ChainScan {
 
     /// Takes in the response to [`ChainScan::request_url`]: the records of the chain's range
     /// (rows at or past its end are dropped: a later chain reads them), and whether it goes on.
+    ///
+    /// A page that goes back in `date_modified` ends the chain with all its records: the list is
+    /// not in the order the cuts rely on, and [`PartitionTable::record`] folds the table.
     pub fn page(&mut self, url: &Url, response: &HttpResponse) -> Result<(Vec<Record>, Step), PlanError> {
         let entity = self.cursor.entity().name;
         let mut page = parse_page(url, response)?;
         let keys =
             record_keys(&page, self.cursor.entity().key).map_err(|problem| PlanError::Record { entity, problem })?;
+        if !self.unordered_table {
+            let before = self.cursor.bookmark().high_water();
+            if !in_date_order(before, keys.iter().map(|k| k.date_modified.as_deref())) {
+                self.out_of_order = true;
+                self.done = true;
+                return Ok((into_records(&mut page, keys), Step::Done));
+            }
+        }
         let mut step = self.cursor.advance(&page, &keys);
         let mut records = into_records(&mut page, keys);
         if let Some(until) = self.until {

@@ -77,10 +77,14 @@ pub enum RunMode {
 }
 
 impl RunMode {
-    /// The mode a run with `options` takes for an entity with `stored` state.
+    /// The mode a run with `options` takes for an entity with `stored` state. A stored chain
+    /// table is an initial scan that was split and interrupted: the run resumes that scan, so it
+    /// is still the initial one.
     pub fn of(options: &SyncOptions, stored: Option<&StoredState>) -> Self {
+        let resumes_split_scan = |b: &str| super::partition::PartitionTable::from_json(b).is_some();
         match stored {
             _ if options.full => RunMode::Full,
+            Some(s) if s.bookmark.as_deref().is_some_and(resumes_split_scan) => RunMode::Initial,
             Some(s) if s.bookmark.is_some() => RunMode::Incremental,
             _ => RunMode::Initial,
         }

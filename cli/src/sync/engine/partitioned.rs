@@ -87,6 +87,10 @@ impl Engine<'_> {
         let phase = if target == Target::Staging { Phase::Full } else { Phase::Sync };
         loop {
             self.check_stop()?;
+            if !lock(table).runs(&scan) {
+                // The list was met out of date order and the table folded into one chain.
+                return Ok((scan.index(), false));
+            }
             let url = scan.request_url()?;
             let (answer, calls) = self.fetch_counted(&url).await;
             lock(report).requests += calls;
