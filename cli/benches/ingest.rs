@@ -104,7 +104,7 @@ fn main() {
             let started = SystemClock.now();
             let mut page = parse_page(&url, &response).expect("a list page");
             drop(response);
-            let keys = record_keys(&page).expect("record keys");
+            let keys = record_keys(&page, "id").expect("record keys");
             let rows: Vec<Row> = into_records(&mut page, keys)
                 .into_iter()
                 .map(|r| Row { id: r.id, date_modified: r.date_modified, data: r.data })
