@@ -217,8 +217,10 @@ async fn export_json_describes_the_hand_over_without_secrets_and_is_refused_for_
 
     let refused = s.run(&["--json", "export", "-"]).await;
     refused.expect_code(2);
-    assert!(refused.stdout.is_empty(), "{}", refused.stdout);
-    assert!(refused.stderr.contains("stdout carries the bundle"), "{}", refused.stderr);
+    // Under --json the refusal is the JSON error on stdout (no bundle).
+    let error: serde_json::Value = serde_json::from_str(&refused.stdout).expect("a JSON error on stdout");
+    assert_eq!(error["error"]["code"], 2, "{error}");
+    assert!(error["error"]["message"].as_str().unwrap().contains("stdout carries the bundle"), "{error}");
     assert!(!s.data_dir().join("handed-over.json").exists(), "nothing was handed over");
 
     let copy = s.home().join("copy.json");

@@ -77,6 +77,6 @@ async fn jsonl_output_is_created_private() {
     let out = sk.shell(&script).output().await.unwrap();
     sk.finish(out).expect_code(0);
     assert_eq!(mode(&state), 0o640);
-    let run = sk.run(&["sync", "status", "--format", "jsonl", "--out", out_dir.to_str().unwrap()]).await;
+    let run = sk.run(&["sync", "status", "--out", out_dir.to_str().unwrap()]).await;
     assert!(run.stderr.contains("sync_state.json is readable by other users"), "{}", run.stderr);
 }

@@ -472,8 +472,35 @@ fn general_ledger(o: &mut Obj<'_>, entity: &str, w: Who, added: i64, s: &mut Spl
             .bool("prevent_posting_after", false)
             .obj("account_restrictions", |a| {
                 a.str("allow_or_restrict", "Allow").str("criteria", "All");
-            })
-            .raw("custom_fields", "[]");
+            });
+        // A project manager as its contact, and one custom field (Blackbaud's `GetProject`
+        // example carries both arrays; some projects have neither).
+        let (contacts, fields) = if s.below(4) == 0 {
+            (serde_json::json!([]), serde_json::json!([]))
+        } else {
+            let contact = serde_json::json!([{
+                "contact_id": id * 10 + 1,
+                "description": "Project manager",
+                "title": s.pick(&["Ms.", "Mr.", "Dr."]),
+                "first_name": first,
+                "last_name": last,
+                "position": s.pick(&["Program Director", "Grant Manager", "Controller"]),
+                "address_line": format!("{} Main Street", 10 + s.below(900)),
+                "city": s.pick(&["Charleston", "Columbia", "Greenville"]),
+                "state": "SC",
+                "postal": format!("29{:03}", s.below(1000)),
+                "country": "United States",
+            }]);
+            let field = serde_json::json!([{
+                "custom_field_id": id * 10 + 2,
+                "field_name": "Grant number",
+                "type": "Text",
+                "value": format!("G-{}", 2000 + s.below(8000)),
+                "comments": "",
+            }]);
+            (contact, field)
+        };
+        o.raw("contacts", &contacts.to_string()).raw("custom_fields", &fields.to_string());
     } else {
         let statuses = ["Open", "PendingApproval", "Approved", "Posted"];
         o.str("ui_batch_id", &format!("{}", 100 + id))
