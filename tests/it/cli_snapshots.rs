@@ -9,7 +9,7 @@ use time::macros::datetime;
 /// Insta settings that redact this world's variable parts.
 fn redactions(s: &Skysync) -> insta::Settings {
     let mut settings = insta::Settings::clone_current();
-    settings.add_filter(&regex_escape(&s.home().display().to_string()), "[HOME]");
+    settings.add_filter(&regex::escape(&s.home().display().to_string()), "[HOME]");
     // Ports vary in length, so the padding after them is redacted with them.
     settings.add_filter(r"127\.0\.0\.1:\d+(\S*)\s+\[", "127.0.0.1:[PORT]$1 [");
     settings.add_filter(r"127\.0\.0\.1:\d+", "127.0.0.1:[PORT]");
@@ -18,14 +18,6 @@ fn redactions(s: &Skysync) -> insta::Settings {
     settings.add_filter(r"(Days left:\s+)\d+", "$1[DAYS]");
     settings.set_prepend_module_to_snapshot(false);
     settings
-}
-
-fn regex_escape(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '/' || c == '_' || c == '-' { c.to_string() } else { format!("\\{c}") }
-        })
-        .collect()
 }
 
 fn shown(run: &Run) -> String {

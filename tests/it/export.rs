@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use skysync_core::bundle::{BundleContent, TokenBundle};
 use skysync_tests::cli::Skysync;
 
-use crate::node_app::{install_package, node_env, path_str, run_ok};
+use crate::node_app::{handed_over_app, install_package, node_env, path_str, run_ok};
 
 fn refresh_token_of(bundle: &str) -> String {
     let bundle = TokenBundle::parse(bundle.as_bytes()).expect("the export is a bundle `import` reads");
@@ -134,12 +134,7 @@ async fn export_refuses_an_existing_file_and_an_empty_profile_and_hands_nothing_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_handed_over_bundle_works_in_node_through_the_npm_package() {
     skysync_tests::skip_in_fast_tier!("Node and web/build.sh");
-    let s = Skysync::start().await;
-    s.seed_expired_access().await;
-    let bundle = s.home().join("for-node.json");
-    s.run(&["export", path_str(&bundle)]).await.expect_code(0);
-
-    let app = install_package(&s).await;
+    let (s, bundle, app) = handed_over_app().await;
 
     let env = node_env(&s);
     let token_calls = s.sim.stats().token_calls;

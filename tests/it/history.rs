@@ -123,29 +123,9 @@ fn version(id: &str, v: i64, from: OffsetDateTime, to: OffsetDateTime, reason: &
     (id.to_owned(), v, Some(at(from)), at(to), reason.to_owned())
 }
 
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name(super::Fixture::sqlite()).await
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    skysync_tests::skip_in_fast_tier!("PostgreSQL");
-                    super::$name(super::Fixture::postgres()).await
-                }
-            )*
-        }
-    };
-}
-
-both_backends!(
+skysync_tests::both_backends!(
+    sqlite = Fixture::sqlite(),
+    postgres = Fixture::postgres();
     upserts_keep_only_real_changes_with_their_validity,
     reconcile_deletes_are_kept_as_deleted,
     a_full_resync_keeps_what_it_changed_or_dropped,

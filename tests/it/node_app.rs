@@ -31,6 +31,17 @@ pub async fn run(program: &str, args: &[&str], dir: &Path, env: &[(String, Strin
         .unwrap_or_else(|e| panic!("{program} could not start ({e}); install Node 18+ with npm"))
 }
 
+/// A world whose profile handed its tokens (access token expired) over with `skysync export`:
+/// returns it, the bundle file and the installed app ([`install_package`]).
+pub async fn handed_over_app() -> (Skysync, PathBuf, PathBuf) {
+    let s = Skysync::start().await;
+    s.seed_expired_access().await;
+    let bundle = s.home().join("for-node.json");
+    s.run(&["export", path_str(&bundle)]).await.expect_code(0);
+    let app = install_package(&s).await;
+    (s, bundle, app)
+}
+
 /// Packs `web/dist/npm` (from `web/build.sh`) and installs the tarball offline, with no install
 /// scripts, in a new app directory under the world's home, with every `web/examples/*.mjs` and
 /// the JS test modules of `web/tests/` beside it. Returns the directory.

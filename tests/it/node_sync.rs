@@ -10,7 +10,7 @@ use std::time::Duration;
 use skysync_cli::sim::Fault;
 use skysync_tests::cli::Skysync;
 
-use crate::node_app::{install_package, node_env, path_str, run, run_ok};
+use crate::node_app::{handed_over_app, install_package, node_env, path_str, run, run_ok};
 
 fn api_calls(s: &Skysync, entity: &str) -> u64 {
     s.sim.stats().per_entity_calls.get(entity).copied().unwrap_or(0)
@@ -19,17 +19,12 @@ fn api_calls(s: &Skysync, entity: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_sync_gets_every_constituent_then_only_the_changes() {
     skysync_tests::skip_in_fast_tier!("Node and web/build.sh");
-    let s = Skysync::start().await;
-    s.seed_expired_access().await;
-    let bundle = s.home().join("for-node.json");
-    s.run(&["export", path_str(&bundle)]).await.expect_code(0);
+    let (s, bundle, app) = handed_over_app().await;
 
     // The CLI's profile handed its tokens over: it refuses to use them, naming the export.
     let token = s.run(&["token"]).await;
     token.expect_code(4);
     assert!(token.stderr.contains("handed over to") && token.stderr.contains(path_str(&bundle)), "{}", token.stderr);
-
-    let app = install_package(&s).await;
     let env = node_env(&s);
     let args = ["node-sync.mjs", path_str(&bundle)];
     let sync = || run_ok("node", &args, &app, &env);
@@ -58,11 +53,7 @@ async fn node_sync_gets_every_constituent_then_only_the_changes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_sync_refuses_a_foreign_bookmark_by_name() {
     skysync_tests::skip_in_fast_tier!("Node and web/build.sh");
-    let s = Skysync::start().await;
-    s.seed_expired_access().await;
-    let bundle = s.home().join("for-node.json");
-    s.run(&["export", path_str(&bundle)]).await.expect_code(0);
-    let app = install_package(&s).await;
+    let (s, bundle, app) = handed_over_app().await;
     std::fs::write(app.join("constituents.bookmark"), "2024-01-01").unwrap();
     let before = api_calls(&s, "constituents");
     let out = run("node", &["node-sync.mjs", path_str(&bundle)], &app, &node_env(&s)).await;
@@ -119,11 +110,7 @@ async fn the_js_token_store_contract_holds_in_node() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_sync_rides_out_429_500_and_401_and_stops_on_the_quota_by_name() {
     skysync_tests::skip_in_fast_tier!("Node and web/build.sh");
-    let s = Skysync::start().await;
-    s.seed_expired_access().await;
-    let bundle = s.home().join("for-node.json");
-    s.run(&["export", path_str(&bundle)]).await.expect_code(0);
-    let app = install_package(&s).await;
+    let (s, bundle, app) = handed_over_app().await;
     let env = node_env(&s);
     let args = ["node-sync.mjs", path_str(&bundle)];
     let all = s.sim.live_ids("constituents").len();

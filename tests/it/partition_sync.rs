@@ -13,7 +13,7 @@ use skysync_cli::sink::{self, SinkSpec};
 use skysync_cli::sync::EntityReport;
 use skysync_cli::sync::engine::{self, EngineOptions, RunMode, RunReport};
 use skysync_cli::sync::progress::{Phase, Progress, Silent};
-use skysync_core::api::{ApiClient, RetryPolicy};
+use skysync_core::api::ApiClient;
 use skysync_core::catalog::{self, Entity};
 use skysync_core::config::ApiConfig;
 use skysync_core::host::OsEntropy;
@@ -25,7 +25,7 @@ use skysync_core::sync::Bookmark;
 use skysync_core::sync::partition::PartitionTable;
 use skysync_core::token_set::RenewalPolicy;
 use skysync_tests::cli::Skysync;
-use skysync_tests::sky::{api_client, minted_tokens, session, sim_config, start_sim};
+use skysync_tests::sky::{minted_tokens, retrying_api_client, session, sim_config, start_sim};
 use tempfile::TempDir;
 
 use crate::sync::Fixture;
@@ -35,12 +35,7 @@ const GIFTS: u64 = 2000;
 const PAGE: u32 = 50;
 
 fn client(sim: &SimHandle) -> ApiClient {
-    api_client(sim, 0.0).with_retry(RetryPolicy {
-        max_attempts: 10,
-        base_delay: Duration::from_millis(20),
-        max_delay: Duration::from_millis(200),
-        ..RetryPolicy::default()
-    })
+    retrying_api_client(sim, 0.0)
 }
 
 fn split_into(k: usize) -> EngineOptions {

@@ -123,9 +123,11 @@ async fn daily_quota_stops_before_the_day_runs_out_and_the_next_day_continues(sk
     status.expect_code(0);
     assert!(status.stdout.contains("stopped as planned"), "{}", status.stdout);
 
-    // The next quota day, on both sides: the run continues where it stopped.
+    // The next quota day, on both sides: the simulator's clock moves on a day, and the day the
+    // database's ledger counts ended (as it has once the real clock passes its recorded end).
+    // The run continues where it stopped.
     sk.sim.advance_clock(Duration::from_secs(86_400));
-    sk.set_env("SKYSYNC_TEST_QUOTA_CLOCK_OFFSET_SECS", Some("86400"));
+    fx.exec("UPDATE skysync_quota SET day_ends_at = '2000-01-01T00:00:00Z'").await;
     sk.sim.set_quota(Some(1000));
     let run = sk.run(&with_quota[..with_quota.len() - 2]).await;
     run.expect_code(0);

@@ -92,29 +92,9 @@ impl BookmarkTrap for Reader {
     }
 }
 
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name(super::Fixture::sqlite()).await
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    skysync_tests::skip_in_fast_tier!("PostgreSQL");
-                    super::$name(super::Fixture::postgres()).await
-                }
-            )*
-        }
-    };
-}
-
-both_backends!(
+skysync_tests::both_backends!(
+    sqlite = Fixture::sqlite(),
+    postgres = Fixture::postgres();
     commit_page_upserts_and_counts_added_and_changed,
     same_id_twice_is_one_row_latest_wins,
     rows_and_bookmark_commit_together,

@@ -77,21 +77,13 @@ async fn status_offers_only_the_options_that_apply_to_it() {
 /// Times, durations and the test's HOME vary from run to run; everything else is the contract.
 fn redactions(s: &Skysync) -> insta::Settings {
     let mut settings = insta::Settings::clone_current();
-    settings.add_filter(&regex_escape(&s.home().display().to_string()), "[HOME]");
+    settings.add_filter(&regex::escape(&s.home().display().to_string()), "[HOME]");
     settings.add_filter(r"\d{4}-\d\d-\d\dT[0-9:.]+(Z|[+-]\d\d:\d\d)", "[TIME]");
     settings.add_filter(r#""duration": [0-9.]+"#, r#""duration": "[SECONDS]""#);
     settings.add_filter(r"127\.0\.0\.1:\d+", "127.0.0.1:[PORT]");
     settings.add_filter(r"sort_token=[^&\\]+", "sort_token=[TOKEN]");
     settings.set_prepend_module_to_snapshot(false);
     settings
-}
-
-fn regex_escape(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '/' || c == '_' || c == '-' { c.to_string() } else { format!("\\{c}") }
-        })
-        .collect()
 }
 
 fn pretty(run: &Run) -> String {

@@ -12,12 +12,12 @@ use skysync_cli::sink::{self, DeleteMode, Sink, SinkSpec};
 use skysync_cli::sync::EntityReport;
 use skysync_cli::sync::engine::{self, EngineOptions, RunMode, RunReport};
 use skysync_cli::sync::progress::{Phase, Progress, Silent};
-use skysync_core::api::{ApiClient, ApiError, RetryPolicy};
+use skysync_core::api::{ApiClient, ApiError};
 use skysync_core::catalog::{self, Entity};
 use skysync_core::host::SystemClock;
 use skysync_core::sync::Bookmark;
 use skysync_tests::db::TestDb;
-use skysync_tests::sky::{api_client, sim_config, start_sim};
+use skysync_tests::sky::{retrying_api_client, sim_config, start_sim};
 
 /// A sim with `records` constituents (gifts = 2x, events = max(10, n/100)).
 async fn sim(records: u64) -> SimHandle {
@@ -31,14 +31,7 @@ fn client(sim: &SimHandle, budget: Option<u64>) -> ApiClient {
 
 /// [`client`] with the shared pacer at `per_second` calls per second.
 fn paced_client(sim: &SimHandle, budget: Option<u64>, per_second: f64) -> ApiClient {
-    api_client(sim, per_second)
-        .with_retry(RetryPolicy {
-            max_attempts: 10,
-            base_delay: Duration::from_millis(20),
-            max_delay: Duration::from_millis(200),
-            ..RetryPolicy::default()
-        })
-        .with_budget(budget)
+    retrying_api_client(sim, per_second).with_budget(budget)
 }
 
 fn entities(names: &[&str]) -> Vec<&'static Entity> {
@@ -72,6 +65,11 @@ impl Fixture {
     /// The sink description.
     pub(crate) fn spec(&self) -> &SinkSpec {
         self.0.spec()
+    }
+
+    /// Runs `sql` through a separate connection.
+    pub(crate) async fn exec(&self, sql: &str) {
+        self.0.reader().await.exec(sql).await
     }
 
     fn new(db: Db) -> Fixture {
@@ -567,30 +565,10 @@ async fn reconcile_is_safe_while_the_list_changes_remove(db: Db) {
     reconcile_while_the_list_changes(db, DeleteMode::Remove).await;
 }
 
-/// Every behaviour above, as one test per backend: `sqlite::<name>` and `postgres::<name>`.
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name(super::Db::Sqlite).await
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    skysync_tests::skip_in_fast_tier!("PostgreSQL");
-                    super::$name(super::Db::Postgres).await
-                }
-            )*
-        }
-    };
-}
-
-both_backends!(
+// Every behaviour above, as one test per backend: `sqlite::<name>` and `postgres::<name>`.
+skysync_tests::both_backends!(
+    sqlite = Db::Sqlite,
+    postgres = Db::Postgres;
     first_sync_equals_source_then_only_changes,
     faults_500_429_and_drops_still_converge,
     per_entity_requests_count_every_attempt,

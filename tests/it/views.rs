@@ -2,29 +2,23 @@
 //! PostgreSQL server, the README's sample queries on both, and `docs/VIEWS.md`.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use serde_json::Value;
 use skysync_cli::sim::{SimConfig, SimHandle};
 use skysync_cli::sink::{self, DeleteMode};
 use skysync_cli::sync::engine::{self, EngineOptions, RunReport};
 use skysync_cli::sync::progress::Silent;
-use skysync_core::api::{ApiClient, RetryPolicy};
+use skysync_core::api::ApiClient;
 use skysync_core::catalog::{self, CATALOG, Entity};
 use skysync_core::host::testing::FixedClock;
 use skysync_core::host::{Clock, SystemClock};
 use skysync_core::sync::columns::{self, ddl, markdown};
 use skysync_tests::cli::{Skysync, workspace_root};
 use skysync_tests::db::{Reader, TestDb};
-use skysync_tests::sky::{api_client, sim_config, start_sim};
+use skysync_tests::sky::{retrying_api_client, sim_config, start_sim};
 
 fn client(sim: &SimHandle) -> ApiClient {
-    api_client(sim, 0.0).with_retry(RetryPolicy {
-        max_attempts: 10,
-        base_delay: Duration::from_millis(20),
-        max_delay: Duration::from_millis(200),
-        ..RetryPolicy::default()
-    })
+    retrying_api_client(sim, 0.0)
 }
 
 fn entities(names: &[&str]) -> Vec<&'static Entity> {
@@ -410,30 +404,10 @@ async fn views_follow_the_tables_and_survive_reruns(db: Db) {
     assert!(view_names(&reader).await.iter().any(|n| n == "my_report"));
 }
 
-/// Every behaviour above, as one test per backend: `sqlite::<name>` and `postgres::<name>`.
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name(super::Db::Sqlite).await
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    skysync_tests::skip_in_fast_tier!("PostgreSQL");
-                    super::$name(super::Db::Postgres).await
-                }
-            )*
-        }
-    };
-}
-
-both_backends!(
+// Every behaviour above, as one test per backend: `sqlite::<name>` and `postgres::<name>`.
+skysync_tests::both_backends!(
+    sqlite = Db::Sqlite,
+    postgres = Db::Postgres;
     every_view_answers_after_a_sync,
     gift_splits_add_up_to_gift_amounts,
     custom_fields_fill_the_column_their_type_selects,

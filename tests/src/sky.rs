@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use skysync_cli::runtime::TokioRuntime;
 use skysync_cli::sim::{SimConfig, SimHandle, Simulator};
-use skysync_core::api::ApiClient;
+use skysync_core::api::{ApiClient, RetryPolicy};
 use skysync_core::config::ApiConfig;
 use skysync_core::host::{Clock, OsEntropy, SystemClock};
 use skysync_core::http::{HttpClient, HttpResponse, ReqwestClient};
@@ -106,4 +106,15 @@ pub fn api_client(sim: &SimHandle, per_second: f64) -> ApiClient {
         ApiConfig { base: sim.api_url(), subscription_key: SubscriptionKey::new(sim.config().subscription_key) },
         per_second,
     )
+}
+
+/// [`api_client`] that retries up to 10 times with short backoffs (20 to 200 ms), so tests that
+/// inject faults finish quickly.
+pub fn retrying_api_client(sim: &SimHandle, per_second: f64) -> ApiClient {
+    api_client(sim, per_second).with_retry(RetryPolicy {
+        max_attempts: 10,
+        base_delay: Duration::from_millis(20),
+        max_delay: Duration::from_millis(200),
+        ..RetryPolicy::default()
+    })
 }

@@ -42,3 +42,38 @@ pub fn not_checked(what: &str) {
     let test = std::thread::current().name().unwrap_or("a test").to_owned();
     let _ = writeln!(std::io::stderr(), "NOT CHECKED on this machine (no {what}): {test}");
 }
+
+/// Runs each named `async fn name(backend)` of the calling module once per database:
+/// `mod sqlite { name(SQLITE) }` and `mod postgres { name(POSTGRES) }`, the PostgreSQL half
+/// skipped in the fast tier. The two expressions are written as in the calling module:
+///
+/// ```ignore
+/// skysync_tests::both_backends!(sqlite = Fixture::sqlite(), postgres = Fixture::postgres();
+///     upserts_count_changes, deletes_are_marked);
+/// ```
+#[macro_export]
+macro_rules! both_backends {
+    (sqlite = $sqlite:expr, postgres = $postgres:expr; $($name:ident),* $(,)?) => {
+        mod sqlite {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    $crate::skip_in_fast_tier!("PostgreSQL");
+                    super::$name($postgres).await
+                }
+            )*
+        }
+    };
+}

@@ -31,7 +31,7 @@ use crate::args::ExportArgs;
 use crate::context::Context;
 use crate::exit::{self, UsageError};
 use crate::output::timestamp;
-use crate::token_store::{HandedOver, ProfileStore};
+use crate::token_store::{FileTokenStore, HandedOver, ProfileStore};
 
 /// Writes the bundle and, without `--copy`, marks the profile's tokens handed over.
 pub async fn run(ctx: &Context, args: ExportArgs) -> anyhow::Result<u8> {
@@ -45,9 +45,10 @@ pub async fn run(ctx: &Context, args: ExportArgs) -> anyhow::Result<u8> {
     let store = ctx.store();
     // The hand-over mark lives beside the token file; a PostgreSQL store is shared by several
     // hosts, so moving its tokens out is `token-store migrate`'s job (or an explicit --copy).
-    let file_store = match store.as_ref() {
-        ProfileStore::File(f) => Some(f),
-        ProfileStore::Postgres(_) if args.copy => None,
+    // What happens to the profile's own tokens after the bundle is written.
+    let after = match store.as_ref() {
+        _ if args.copy => AfterExport::KeepUsing,
+        ProfileStore::File(f) => AfterExport::MarkHandedOver(f),
         ProfileStore::Postgres(_) => {
             return Err(UsageError(format!(
                 "profile `{}` keeps its tokens in PostgreSQL ({}); `skysync export` hands over tokens kept in the token file. Move them first (`skysync token-store migrate --to file`), or use --copy for an explicit copy; nothing was exported",
@@ -95,18 +96,18 @@ pub async fn run(ctx: &Context, args: ExportArgs) -> anyhow::Result<u8> {
     }
     let to = destination.as_ref().map_or_else(|| "stdout".to_owned(), |p| p.display().to_string());
 
-    if args.copy {
-        out.note(format_args!(
-            "warning: --copy: profile `{}` keeps using and refreshing these tokens. If the copy's holder refreshes them too, one of the two is left with a dead refresh token (and a replayed one may revoke the consent): let only one of them refresh",
-            ctx.profile()
-        ));
-        out.note(format_args!("Copied profile `{}`'s tokens to {to}.", ctx.profile()));
-        return report(ctx, &to, false, generation, now);
-    }
-    let marked = match file_store {
-        Some(f) => f.mark_handed_over(&HandedOver { to: to.clone(), at: now }),
-        None => unreachable!("a PostgreSQL store is only exported with --copy"),
+    let file_store = match after {
+        AfterExport::KeepUsing => {
+            out.note(format_args!(
+                "warning: --copy: profile `{}` keeps using and refreshing these tokens. If the copy's holder refreshes them too, one of the two is left with a dead refresh token (and a replayed one may revoke the consent): let only one of them refresh",
+                ctx.profile()
+            ));
+            out.note(format_args!("Copied profile `{}`'s tokens to {to}.", ctx.profile()));
+            return report(ctx, &to, false, generation, now);
+        }
+        AfterExport::MarkHandedOver(f) => f,
     };
+    let marked = file_store.mark_handed_over(&HandedOver { to: to.clone(), at: now });
     if let Err(e) = marked {
         let undone = match &destination {
             Some(path) => match std::fs::remove_file(path) {
@@ -189,4 +190,12 @@ fn sync_parent(path: &Path) -> std::io::Result<()> {
     }
     let _ = path;
     Ok(())
+}
+
+/// Whether the exporting profile keeps its tokens (`--copy`) or gives them up.
+enum AfterExport<'a> {
+    /// `--copy`: the profile keeps using and refreshing the same tokens.
+    KeepUsing,
+    /// A hand-over: the token file is marked so this profile stops using the tokens.
+    MarkHandedOver(&'a FileTokenStore),
 }

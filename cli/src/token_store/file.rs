@@ -534,19 +534,26 @@ impl FileTokenStore {
         let path = self.handed_over_path();
         let failed = |e: &dyn std::fmt::Display| StoreError::Io(format!("could not write {} ({e})", path.display()));
         let json = serde_json::to_vec_pretty(mark).map_err(|e| failed(&e))?;
-        let tmp = self.dir.join(".handed-over.tmp");
+        self.write_private(".handed-over.tmp", &path, &json).map_err(|e| failed(&e))
+    }
+
+    /// Writes `bytes` to `path` durably: a new 0600 file `tmp_name` in the directory, fsync,
+    /// rename over `path`, fsync of the directory. A failed write removes its temporary file.
+    /// The caller holds the lock (the temporary's name is fixed).
+    fn write_private(&self, tmp_name: &str, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+        let tmp = self.dir.join(tmp_name);
         let _ = std::fs::remove_file(&tmp);
         let written = (|| {
             let mut f = OpenOptions::new().write(true).create_new(true).mode_private().open(&tmp)?;
-            f.write_all(&json)?;
+            f.write_all(bytes)?;
             f.sync_all()?;
-            std::fs::rename(&tmp, &path)?;
+            std::fs::rename(&tmp, path)?;
             sync_dir(&self.dir)
         })();
         if written.is_err() {
             let _ = std::fs::remove_file(&tmp);
         }
-        written.map_err(|e| failed(&e))
+        written
     }
 
     /// Removes the hand-over mark (new tokens were stored here). The caller holds the lock.
@@ -590,16 +597,7 @@ impl FileTokenStore {
             StoreError::Io(format!("could not write {} ({e}); the code was not sent", path.display()))
         };
         let json = serde_json::to_vec_pretty(&book).map_err(|e| failed(&e))?;
-        let tmp = self.dir.join(".exchanged-codes.tmp");
-        let _ = std::fs::remove_file(&tmp);
-        let written = (|| {
-            let mut f = OpenOptions::new().write(true).create_new(true).mode_private().open(&tmp)?;
-            f.write_all(&json)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &path)?;
-            sync_dir(&self.dir)
-        })();
-        written.map_err(|e| failed(&e))
+        self.write_private(".exchanged-codes.tmp", &path, &json).map_err(|e| failed(&e))
     }
 
     fn used_codes(&self) -> Result<UsedCodes, StoreError> {

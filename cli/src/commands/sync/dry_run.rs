@@ -39,7 +39,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let now = clock.now();
     let mut sink = sink::open(spec).await?;
-    let mut ledger = quota::load(sink.as_mut(), dry.profile, quota::now(clock)).await?;
+    let mut ledger = quota::load(sink.as_mut(), dry.profile, now).await?;
     let estimated: Option<Estimate> = match dry.api {
         Some(api) => {
             let api = quota::limit(api.clone(), dry.daily_quota, &ledger);

@@ -53,7 +53,7 @@ pub async fn run(ctx: &Context, args: SyncArgs) -> anyhow::Result<u8> {
     // Held until the run ends (dropped last): one sync per database at a time.
     let _lock = sink::run_lock::acquire(&spec, settings.lock_wait, clock.now()).await?;
     let mut sink = sink::open(&spec).await?;
-    let ledger = quota::load(sink.as_mut(), ctx.profile(), quota::now(&clock)).await?;
+    let ledger = quota::load(sink.as_mut(), ctx.profile(), clock.now()).await?;
     let api = quota::limit(ctx.api_client(settings.rate_limit, settings.call_budget)?, settings.daily_quota, &ledger);
     // A quota-aware run estimates its calls first (the probes count against the quota too).
     let estimate = match settings.daily_quota {
@@ -77,7 +77,7 @@ pub async fn run(ctx: &Context, args: SyncArgs) -> anyhow::Result<u8> {
     drop(progress);
     let total_calls = api.counters().calls;
     let daily = settings.daily_quota;
-    let now = quota::now(&clock);
+    let now = clock.now();
     if let Err(e) =
         quota::record(sink.as_mut(), ctx.profile(), ledger, daily, estimate.as_ref(), total_calls, &mut report, now)
             .await

@@ -1,13 +1,8 @@
 //! The CLI's side of quota-aware runs: reads the day's call count from the sink before a run,
 //! limits the API client to what is left, and writes the count back after it. Every decision is
 //! core's ([`skysync_core::sync::quota`]).
-//!
-//! For tests, `SKYSYNC_TEST_QUOTA_CLOCK_OFFSET_SECS=N` moves the clock the quota day is read
-//! from by `N` seconds (the simulator's `advance_clock` does the same on its side), so a test can
-//! run "tomorrow" without waiting for midnight.
 
 use skysync_core::api::{ApiClient, ApiError};
-use skysync_core::host::Clock;
 use skysync_core::sync::quota::{QuotaLedger, accuracy};
 use time::OffsetDateTime;
 
@@ -15,15 +10,6 @@ use crate::sink::Sink;
 use crate::sync::RunReport;
 use crate::sync::estimate::Estimate;
 use crate::sync::report::QuotaSummary;
-
-/// The environment variable that shifts the quota clock (tests only).
-const CLOCK_OFFSET_ENV: &str = "SKYSYNC_TEST_QUOTA_CLOCK_OFFSET_SECS";
-
-/// Now, as the quota bookkeeping reads it.
-pub fn now(clock: &dyn Clock) -> OffsetDateTime {
-    let offset = std::env::var(CLOCK_OFFSET_ENV).ok().and_then(|v| v.trim().parse::<i64>().ok()).unwrap_or(0);
-    clock.now() + time::Duration::seconds(offset)
-}
 
 /// The day's ledger of `scope` as of `now`.
 pub async fn load(sink: &mut dyn Sink, scope: &str, now: OffsetDateTime) -> anyhow::Result<QuotaLedger> {
