@@ -229,7 +229,21 @@ async fn demo_runs_the_whole_flow() {
     let run = sk.run(&["demo", "--records", "300", "--db", db.to_str().unwrap()]).await;
     run.expect_code(0);
     assert!(run.stdout.contains("constituents") && run.stdout.contains("gifts"), "{}", run.stdout);
-    assert!(run.stdout.contains("SELECT") && run.stdout.contains("donor"), "{}", run.stdout);
+    assert!(run.stdout.contains("SELECT") && run.stdout.contains("FROM v_gifts"), "{}", run.stdout);
+    // The sample's answer: the five largest gifts, largest first, with their donors' names.
+    let answer: Vec<&str> =
+        run.stdout.lines().skip_while(|l| !l.starts_with("donor")).skip(1).take_while(|l| !l.is_empty()).collect();
+    assert_eq!(answer.len(), 5, "{}", run.stdout);
+    let amount = |line: &str| line.split_whitespace().rev().nth(2).unwrap().parse::<f64>().unwrap();
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let largest: f64 = conn
+        .query_row("SELECT max(json_extract(data, '$.amount.value')) FROM gifts WHERE deleted_at IS NULL", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert!((amount(answer[0]) - largest).abs() < 0.005, "largest first: {answer:?}");
+    assert!(answer.windows(2).all(|w| amount(w[0]) >= amount(w[1])), "{answer:?}");
+    assert!(answer.iter().all(|l| !l.starts_with(' ')), "every gift has its donor's name: {answer:?}");
     assert!(run.stdout.contains("skysync login"), "points at the real Blackbaud: {}", run.stdout);
     assert_eq!(sqlite_count(&db, "gifts"), 600);
     assert_eq!(sqlite_count(&db, "constituents"), 300);
