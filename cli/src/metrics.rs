@@ -13,6 +13,8 @@
 //! | `skysync_run_quota_calls_used` | this run's SKY API calls, all of which count against the subscription's daily quota |
 //! | `skysync_run_quota_exhausted` | 1 when the run stopped on the daily quota |
 //! | `skysync_run_token_calls` | token endpoint calls during the run |
+//! | `skysync_quota_calls_today` | SKY API calls counted in the current quota day, earlier runs' included (when the database keeps the count) |
+//! | `skysync_quota_remaining_today` | calls left today under `daily_quota` (only with a `daily_quota`) |
 //!
 //! The sync metrics appear after a `sync` (the entity ages from the sink's `sync_state`, so they
 //! cover entities this run did not touch). The file is written atomically (temporary file in the
@@ -40,6 +42,8 @@ struct SyncRun {
     calls: u64,
     token_calls: u64,
     quota_exhausted: bool,
+    /// `(calls counted today, calls left under daily_quota)` from the database's quota ledger.
+    quota_day: Option<(u64, Option<u64>)>,
 }
 
 static LAST_SYNC: Mutex<Option<SyncRun>> = Mutex::new(None);
@@ -52,6 +56,7 @@ pub fn record_sync(spec: &SinkSpec, report: &RunReport) {
         calls: report.api.calls,
         token_calls: report.token_calls,
         quota_exhausted: matches!(report.stopped, Some(ApiError::QuotaExhausted { .. })),
+        quota_day: report.quota.as_ref().map(|q| (q.calls_today, q.remaining_today)),
     };
     *LAST_SYNC.lock().unwrap_or_else(|e| e.into_inner()) = Some(run);
 }
@@ -157,6 +162,15 @@ async fn sync_metrics(out: &mut String, profile: &str, run: &SyncRun, now: Offse
         ("skysync_run_token_calls", "Token endpoint calls during the last sync run.", run.token_calls),
     ] {
         Family::new(out, name, help).sample(name, &p, value);
+    }
+    if let Some((calls_today, remaining)) = run.quota_day {
+        let name = "skysync_quota_calls_today";
+        let help = "SKY API calls counted in the current quota day, earlier runs' included.";
+        Family::new(out, name, help).sample(name, &p, calls_today);
+        if let Some(remaining) = remaining {
+            let name = "skysync_quota_remaining_today";
+            Family::new(out, name, "Calls left today under daily_quota.").sample(name, &p, remaining);
+        }
     }
 }
 

@@ -191,7 +191,18 @@ async fn metrics_file_after_a_sync_and_after_a_quota_stop() {
     assert_eq!(v[&format!("skysync_run_quota_calls_used{{{p}}}")], calls);
     assert!(v[&format!("skysync_entity_last_success_age_seconds{{{p},entity=\"constituents\"}}")] >= 0.0);
     assert_eq!(v[&format!("skysync_run_quota_exhausted{{{p}}}")], 0.0);
+    assert_eq!(v[&format!("skysync_quota_calls_today{{{p}}}")], calls, "the day's first run: {text}");
+    assert!(!v.contains_key(&format!("skysync_quota_remaining_today{{{p}}}")), "no daily_quota: {text}");
     assert_eq!(skysync_tests::procs::mode(&path) & 0o777, 0o644);
+
+    // A second run the same day adds to the day's count; with a daily_quota, what is left.
+    s.run(&["--metrics-file", m, "sync", "constituents", "--daily-quota", "1000"]).await.expect_code(0);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let v = samples(&text);
+    let today = v[&format!("skysync_quota_calls_today{{{p}}}")];
+    assert_eq!(today, s.sim.stats().api_calls as f64, "both runs' calls, the estimate's probes included: {text}");
+    assert!(today > calls, "{text}");
+    assert_eq!(v[&format!("skysync_quota_remaining_today{{{p}}}")], 1000.0 - today, "{text}");
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1, "no temporary file is left");
 
     // Out of quota: exit 5, and the file says so; the entity's last success is still there.
