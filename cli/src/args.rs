@@ -380,7 +380,7 @@ pub struct RekeyArgs {
 }
 
 /// `skysync sync` arguments.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Debug, Clone, Default, clap::Args)]
 #[command(
     args_conflicts_with_subcommands = true,
     after_help = "\
@@ -423,10 +423,10 @@ pub struct SyncArgs {
     /// Print the entity catalog and exit.
     #[arg(long)]
     pub list: bool,
-    /// Client-side pace in API calls per second (default 5; 0 turns pacing off, leaving it to
-    /// Blackbaud's 429s).
-    #[arg(long, value_name = "N")]
-    pub rate_limit: Option<f64>,
+    /// Client-side pace in API calls per second (env SKYSYNC_RATE_LIMIT, config `rate_limit`;
+    /// default 5), or `off` to leave the pace to Blackbaud's 429s.
+    #[arg(long, value_name = "N|off", value_parser = crate::settings::RateLimit::parse)]
+    pub rate_limit: Option<crate::settings::RateLimit>,
     /// Stop cleanly after this many API calls (keeps a run within a share of the daily quota).
     #[arg(long, value_name = "N")]
     pub call_budget: Option<u64>,

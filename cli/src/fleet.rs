@@ -111,7 +111,8 @@ pub async fn run(g: &GlobalArgs, command: &str) -> anyhow::Result<u8> {
         let (i, o) = done?;
         if !out.json {
             out.line(format_args!("== profile {} (exit {}) ==", o.profile, o.code))?;
-            out.line(String::from_utf8_lossy(&o.stdout).trim_end())?;
+            // The child wrote into a pipe, at full width: fit it here.
+            out.table(String::from_utf8_lossy(&o.stdout).trim_end())?;
         }
         eprint!("{}", String::from_utf8_lossy(&o.stderr));
         outcomes.push((i, o));
