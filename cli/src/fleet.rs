@@ -72,13 +72,14 @@ pub async fn run(g: &GlobalArgs, command: &str) -> anyhow::Result<u8> {
     for (i, profile) in profiles.iter().enumerate() {
         let mut cmd = tokio::process::Command::new(&exe);
         cmd.arg("--profile").arg(profile);
+        cmd.env_remove("SKYSYNC_METRICS_FILE");
         if let Some(path) = &g.metrics_file {
-            cmd.arg("--metrics-file").arg(per_profile(path, profile));
+            // By the environment: the command's own flag, wherever the command is on the line.
+            cmd.env("SKYSYNC_METRICS_FILE", per_profile(path, profile));
         }
         cmd.args(&args)
             .env_remove("SKYSYNC_PROFILE")
             .env_remove("SKYSYNC_PING_URL")
-            .env_remove("SKYSYNC_METRICS_FILE")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

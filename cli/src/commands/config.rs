@@ -102,7 +102,7 @@ pub fn run(g: &GlobalArgs, cmd: ConfigCommand) -> anyhow::Result<u8> {
             let (path, profile) = target()?;
             return set(&out, &path, &profile, &args.key, &args.value);
         }
-        ConfigCommand::Path | ConfigCommand::Show => {}
+        ConfigCommand::Path | ConfigCommand::Show(_) => {}
     }
     let resolved = resolve(&source)?;
     let data_dir = crate::config::data_dir(&resolved.profile)?;
@@ -111,7 +111,7 @@ pub fn run(g: &GlobalArgs, cmd: ConfigCommand) -> anyhow::Result<u8> {
         ConfigCommand::Path => {
             out.line(resolved.path.display())?;
         }
-        ConfigCommand::Show if out.json => {
+        ConfigCommand::Show(_) if out.json => {
             let row = |name: &str, value: Option<String>, source: String, secret: bool, required: bool| {
                 (
                     name.to_owned(),
@@ -134,7 +134,7 @@ pub fn run(g: &GlobalArgs, cmd: ConfigCommand) -> anyhow::Result<u8> {
                 "sync": sync,
             }))?;
         }
-        ConfigCommand::Show => {
+        ConfigCommand::Show(_) => {
             let mut text = format!("profile:     {}\n", resolved.profile);
             let found = if resolved.file_found { "" } else { " (not found; using environment and defaults)" };
             text += &format!("config file: {}{found}\n", resolved.path.display());
@@ -154,7 +154,7 @@ pub fn run(g: &GlobalArgs, cmd: ConfigCommand) -> anyhow::Result<u8> {
         ConfigCommand::Init(_) | ConfigCommand::Set(_) => unreachable!("handled above"),
     }
     // Validation problems are worth a note, but `show` itself succeeded.
-    if let ConfigCommand::Show = cmd {
+    if let ConfigCommand::Show(_) = cmd {
         let sync = crate::settings::SyncSettings::resolve(&crate::args::SyncArgs::default(), &resolved.sync);
         let problems: Vec<String> =
             [resolved.settings().err().map(|e| e.to_string()), sync.err().map(|e| e.0)].into_iter().flatten().collect();
