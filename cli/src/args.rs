@@ -194,6 +194,8 @@ pub enum LogFormat {
 }
 
 /// The commands.
+// `sync`'s arguments are the largest by far; the one value per process makes that moot.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Consent in a browser once and store the tokens.

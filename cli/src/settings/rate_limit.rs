@@ -34,7 +34,7 @@ impl RateLimit {
             RateLimit::PerSecond(r) if !r.is_finite() || r < 0.0 => {
                 Err(format!("must be a number of calls per second, not {r}"))
             }
-            RateLimit::PerSecond(r) if r == 0.0 => Err("must be more than 0 calls per second".into()),
+            RateLimit::PerSecond(0.0) => Err("must be more than 0 calls per second".into()),
             ok => Ok(ok),
         }
     }
