@@ -32,9 +32,6 @@ pub struct GlobalArgs {
     /// Machine-readable JSON on stdout (errors too: {"error": {"code", "kind", "message"}}).
     #[arg(long, global = true)]
     pub json: bool,
-    /// Print tables at full width instead of cutting their lines to the terminal's width.
-    #[arg(long, global = true)]
-    pub wide: bool,
     /// Config file (default: $XDG_CONFIG_HOME/skysync/config.toml).
     #[arg(long, env = "SKYSYNC_CONFIG", value_name = "PATH", global = true)]
     pub config: Option<PathBuf>,
@@ -42,18 +39,142 @@ pub struct GlobalArgs {
     /// more than once to work on several profiles.
     #[arg(long = "profile", env = "SKYSYNC_PROFILE", value_name = "NAME", global = true, action = clap::ArgAction::Append)]
     pub profiles: Vec<String>,
-    /// `sync` and `status`: every profile of the config file, in parallel (at most
-    /// SKYSYNC_PARALLEL_PROFILES at once, default 4); the exit code is the worst.
-    #[arg(long, global = true, conflicts_with = "profiles")]
+    // The options below belong to the commands they apply to (`skysync sync --ping-url URL`).
+    // Before the command they are still read, hidden and with a warning ([`Cli::settle`]), for
+    // command lines written before 0.2; [`Cli::settle`] then gathers them here from either place.
+    /// `--wide` (status, sync, config show).
+    #[arg(long, hide = true)]
+    pub wide: bool,
+    /// `--all-profiles` (sync, status).
+    #[arg(long, hide = true, conflicts_with = "profiles")]
     pub all_profiles: bool,
+    /// `--ping-url` (the routine commands: [`HOOK_COMMANDS`]).
+    #[arg(long, value_name = "URL", hide = true)]
+    pub ping_url: Option<url::Url>,
+    /// `--metrics-file` (the routine commands: [`HOOK_COMMANDS`]).
+    #[arg(long, value_name = "PATH", hide = true)]
+    pub metrics_file: Option<PathBuf>,
+}
+
+/// The commands that take `--ping-url` and `--metrics-file`: what runs from cron or a timer.
+pub const HOOK_COMMANDS: &str = "sync, sync status, status, token, renew and api";
+
+/// `--ping-url` and `--metrics-file`, on the commands a cron job or timer runs.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Monitoring")]
+pub struct HookArgs {
     /// Ping this URL when the command starts (URL/start), succeeds (URL) or fails (URL/fail), as
     /// healthchecks.io expects.
-    #[arg(long, env = "SKYSYNC_PING_URL", value_name = "URL", global = true, hide_env_values = true)]
+    #[arg(long, env = "SKYSYNC_PING_URL", value_name = "URL", hide_env_values = true)]
     pub ping_url: Option<url::Url>,
     /// Write OpenMetrics for node_exporter's textfile collector to this file after the command
     /// (token days left, last exit code, per-entity sync age, records and calls per run).
-    #[arg(long, env = "SKYSYNC_METRICS_FILE", value_name = "PATH", global = true)]
+    #[arg(long, env = "SKYSYNC_METRICS_FILE", value_name = "PATH")]
     pub metrics_file: Option<PathBuf>,
+}
+
+/// `--all-profiles`, on `sync` and `status`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct FleetArgs {
+    /// Every profile of the config file, in parallel (at most SKYSYNC_PARALLEL_PROFILES at once,
+    /// default 4); the exit code is the worst.
+    #[arg(long, conflicts_with = "profiles")]
+    pub all_profiles: bool,
+}
+
+/// `--wide`, on the commands that print tables.
+#[derive(Debug, Clone, Default, Args)]
+pub struct WideArgs {
+    /// Print tables at full width instead of cutting their lines to the terminal's width.
+    #[arg(long)]
+    pub wide: bool,
+}
+
+impl Cli {
+    /// Gathers the command's own `--wide`, `--all-profiles`, `--ping-url` and `--metrics-file`
+    /// into [`Cli::global`], where the rest of the program reads them. The same flags before the
+    /// command (where 0.1 took them) still work on the commands they apply to, with a warning
+    /// (returned) each; on another command they are a usage error.
+    pub fn settle(&mut self) -> Result<Vec<String>, crate::exit::UsageError> {
+        let name = self.command.name();
+        let (fleet, wide, hooks) = self.command.options();
+        let g = &mut self.global;
+        let mut warnings = Vec::new();
+        let mut legacy = |given: bool, flag: &str, taken: bool, takers: &str| {
+            if !given {
+                return Ok(());
+            }
+            if !taken {
+                return Err(crate::exit::UsageError(format!("{flag} applies to {takers}, not `{name}`")));
+            }
+            warnings.push(format!(
+                "`skysync {flag} … {name}` is deprecated: put {flag} after the command (`skysync {name} {flag} …`)"
+            ));
+            Ok(())
+        };
+        legacy(g.wide, "--wide", wide.is_some(), "status, sync and config show")?;
+        legacy(g.all_profiles, "--all-profiles", fleet.is_some(), "sync and status")?;
+        legacy(g.ping_url.is_some(), "--ping-url", hooks.is_some(), HOOK_COMMANDS)?;
+        legacy(g.metrics_file.is_some(), "--metrics-file", hooks.is_some(), HOOK_COMMANDS)?;
+        g.wide |= wide.is_some_and(|w| w.wide);
+        g.all_profiles |= fleet.is_some_and(|f| f.all_profiles);
+        if let Some(h) = hooks {
+            g.ping_url = g.ping_url.take().or_else(|| h.ping_url.clone());
+            g.metrics_file = g.metrics_file.take().or_else(|| h.metrics_file.clone());
+        }
+        Ok(warnings)
+    }
+}
+
+impl Command {
+    /// The command's words (`sync status`, `config show`), for messages.
+    pub fn name(&self) -> String {
+        let sub = match self {
+            Command::Sync(SyncArgs { command: Some(SyncCommand::Status(_)), .. }) => " status",
+            Command::Config(ConfigCommand::Show(_)) => " show",
+            _ => "",
+        };
+        format!("{}{sub}", self.word())
+    }
+
+    /// The subcommand's word after `skysync`.
+    pub fn word(&self) -> &'static str {
+        match self {
+            Command::Login(_) => "login",
+            Command::Import(_) => "import",
+            Command::Export(_) => "export",
+            Command::Token(_) => "token",
+            Command::Status(_) => "status",
+            Command::Renew(_) => "renew",
+            Command::Api(_) => "api",
+            Command::Logout(_) => "logout",
+            Command::Config(_) => "config",
+            Command::Sim(_) => "sim",
+            Command::Sync(_) => "sync",
+            Command::Views(_) => "views",
+            Command::Demo(_) => "demo",
+            Command::ConsentPage(_) => "consent-page",
+            Command::TokenStore(_) => "token-store",
+            Command::Completions(_) => "completions",
+            Command::Man(_) => "man",
+        }
+    }
+
+    /// The command's `--all-profiles`, `--wide` and monitoring hooks, where it takes them.
+    fn options(&self) -> (Option<&FleetArgs>, Option<&WideArgs>, Option<&HookArgs>) {
+        match self {
+            Command::Sync(SyncArgs { command: Some(SyncCommand::Status(a)), .. }) => {
+                (Some(&a.fleet), Some(&a.wide), Some(&a.hooks))
+            }
+            Command::Sync(a) => (Some(&a.fleet), Some(&a.wide), Some(&a.hooks)),
+            Command::Status(a) => (Some(&a.fleet), Some(&a.wide), Some(&a.hooks)),
+            Command::Config(ConfigCommand::Show(a)) => (None, Some(&a.wide), None),
+            Command::Token(TokenArgs { hooks, .. })
+            | Command::Renew(RenewArgs { hooks })
+            | Command::Api(ApiArgs { hooks, .. }) => (None, None, Some(hooks)),
+            _ => (None, None, None),
+        }
+    }
 }
 
 impl GlobalArgs {
@@ -73,6 +194,8 @@ pub enum LogFormat {
 }
 
 /// The commands.
+// `sync`'s arguments are the largest by far; the one value per process makes that moot.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Consent in a browser once and store the tokens.
@@ -94,7 +217,7 @@ person must consent again.
 
 Examples:
   skysync status
-  skysync --all-profiles status          # one line per profile; the exit code is the worst
+  skysync status --all-profiles          # one line per profile; the exit code is the worst
   skysync status || echo \"skysync status: $?\" | mail -s \"skysync needs attention\" ops@example.org")]
     Status(StatusArgs),
     /// Rotate the refresh token now.
@@ -104,7 +227,7 @@ Routine runs rotate by themselves within renewal_window_days of expiry; this doe
 Examples:
   skysync renew
   skysync --profile acme --json renew")]
-    Renew,
+    Renew(RenewArgs),
     /// Make an authenticated SKY API call and print the JSON.
     #[command(after_help = "\
 Examples:
@@ -250,11 +373,40 @@ pub struct TokenArgs {
     /// Print `Authorization: Bearer …` instead of the bare token.
     #[arg(long)]
     pub header: bool,
+    /// `--ping-url`, `--metrics-file`.
+    #[command(flatten)]
+    pub hooks: HookArgs,
 }
 
 /// `skysync status`.
 #[derive(Debug, Clone, Args)]
-pub struct StatusArgs {}
+pub struct StatusArgs {
+    /// `--all-profiles`.
+    #[command(flatten)]
+    pub fleet: FleetArgs,
+    /// `--wide`.
+    #[command(flatten)]
+    pub wide: WideArgs,
+    /// `--ping-url`, `--metrics-file`.
+    #[command(flatten)]
+    pub hooks: HookArgs,
+}
+
+/// `skysync renew`.
+#[derive(Debug, Clone, Args)]
+pub struct RenewArgs {
+    /// `--ping-url`, `--metrics-file`.
+    #[command(flatten)]
+    pub hooks: HookArgs,
+}
+
+/// `skysync config show`.
+#[derive(Debug, Clone, Args)]
+pub struct ConfigShowArgs {
+    /// `--wide`.
+    #[command(flatten)]
+    pub wide: WideArgs,
+}
 
 /// `skysync api`.
 #[derive(Debug, Clone, Args)]
@@ -270,6 +422,9 @@ pub struct ApiArgs {
     /// Follow `next_link` and print one JSON record per line.
     #[arg(long)]
     pub paginate: bool,
+    /// `--ping-url`, `--metrics-file`.
+    #[command(flatten)]
+    pub hooks: HookArgs,
 }
 
 /// `skysync logout`.
@@ -295,7 +450,7 @@ Exit code 3 (after printing) when a required setting is missing or a value is in
 Examples:
   skysync config show
   skysync --profile acme --json config show")]
-    Show,
+    Show(ConfigShowArgs),
     /// Print the config file's path.
     #[command(after_help = "\
 Examples:
@@ -380,7 +535,7 @@ pub struct RekeyArgs {
 }
 
 /// `skysync sync` arguments.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Debug, Clone, Default, clap::Args)]
 #[command(
     args_conflicts_with_subcommands = true,
     after_help = "\
@@ -423,10 +578,10 @@ pub struct SyncArgs {
     /// Print the entity catalog and exit.
     #[arg(long)]
     pub list: bool,
-    /// Client-side pace in API calls per second (default 5; 0 turns pacing off, leaving it to
-    /// Blackbaud's 429s).
-    #[arg(long, value_name = "N")]
-    pub rate_limit: Option<f64>,
+    /// Client-side pace in API calls per second (env SKYSYNC_RATE_LIMIT, config `rate_limit`;
+    /// default 5), or `off` to leave the pace to Blackbaud's 429s.
+    #[arg(long, value_name = "N|off", value_parser = crate::settings::RateLimit::parse)]
+    pub rate_limit: Option<crate::settings::RateLimit>,
     /// Stop cleanly after this many API calls (keeps a run within a share of the daily quota).
     #[arg(long, value_name = "N")]
     pub call_budget: Option<u64>,
@@ -451,6 +606,15 @@ pub struct SyncArgs {
     /// Records per request (default: the endpoint's maximum). For tests.
     #[arg(long, value_name = "N", hide = true)]
     pub page_size: Option<u32>,
+    /// `--all-profiles`.
+    #[command(flatten)]
+    pub fleet: FleetArgs,
+    /// `--wide`.
+    #[command(flatten)]
+    pub wide: WideArgs,
+    /// `--ping-url`, `--metrics-file`.
+    #[command(flatten)]
+    pub hooks: HookArgs,
 }
 
 /// `skysync sync` subcommands.
@@ -475,6 +639,15 @@ pub struct SyncStatusArgs {
     /// The directory of a `sync --format jsonl --out DIR`.
     #[arg(long, value_name = "DIR")]
     pub out: Option<String>,
+    /// `--all-profiles`.
+    #[command(flatten)]
+    pub fleet: FleetArgs,
+    /// `--wide`.
+    #[command(flatten)]
+    pub wide: WideArgs,
+    /// `--ping-url`, `--metrics-file`.
+    #[command(flatten)]
+    pub hooks: HookArgs,
 }
 
 impl SyncStatusArgs {

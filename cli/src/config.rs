@@ -126,9 +126,9 @@ pub struct SyncConfig {
     /// Database: a SQLite path or a `postgres://` URL.
     #[serde(default)]
     pub db: Option<String>,
-    /// Client-side pace in calls per second.
+    /// Client-side pace in calls per second, or `"off"`.
     #[serde(default)]
-    pub rate_limit: Option<f64>,
+    pub rate_limit: Option<crate::settings::RateLimit>,
     /// Most API calls one run may make.
     #[serde(default)]
     pub call_budget: Option<u64>,

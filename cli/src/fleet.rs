@@ -72,13 +72,14 @@ pub async fn run(g: &GlobalArgs, command: &str) -> anyhow::Result<u8> {
     for (i, profile) in profiles.iter().enumerate() {
         let mut cmd = tokio::process::Command::new(&exe);
         cmd.arg("--profile").arg(profile);
+        cmd.env_remove("SKYSYNC_METRICS_FILE");
         if let Some(path) = &g.metrics_file {
-            cmd.arg("--metrics-file").arg(per_profile(path, profile));
+            // By the environment: the command's own flag, wherever the command is on the line.
+            cmd.env("SKYSYNC_METRICS_FILE", per_profile(path, profile));
         }
         cmd.args(&args)
             .env_remove("SKYSYNC_PROFILE")
             .env_remove("SKYSYNC_PING_URL")
-            .env_remove("SKYSYNC_METRICS_FILE")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -111,7 +112,8 @@ pub async fn run(g: &GlobalArgs, command: &str) -> anyhow::Result<u8> {
         let (i, o) = done?;
         if !out.json {
             out.line(format_args!("== profile {} (exit {}) ==", o.profile, o.code))?;
-            out.line(String::from_utf8_lossy(&o.stdout).trim_end())?;
+            // The child wrote into a pipe, at full width: fit it here.
+            out.table(String::from_utf8_lossy(&o.stdout).trim_end())?;
         }
         eprint!("{}", String::from_utf8_lossy(&o.stderr));
         outcomes.push((i, o));

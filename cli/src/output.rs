@@ -111,7 +111,8 @@ pub fn write_stdout(bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// Cuts every line of `text` longer than `width` characters, ending it with `…`, so a table's
-/// rows stay one line each on a narrow terminal (`--wide` prints them whole).
+/// rows stay one line each on a narrow terminal (`--wide` prints them whole). Every table's last
+/// column is its free text (a status, a position, a value), so cutting the line cuts that cell.
 pub fn fit_lines(text: &str, width: usize) -> String {
     let width = width.max(20);
     text.lines()

@@ -24,9 +24,11 @@ use url::Url;
 
 use crate::config::{ConfigError, ConfigSource, Env, LoadedFile, SyncConfig, is_loopback_host};
 
+mod rate_limit;
 mod secrets;
 mod sync;
 
+pub use rate_limit::{RATE_LIMIT_ENV, RateLimit};
 pub use secrets::DB_PASSWORD_CREDENTIAL;
 use secrets::{CLIENT_SECRET, SUBSCRIPTION_KEY, db_password_file_entry, secret_entry, token_key_file_entry};
 pub use sync::{HISTORY_ENV, SyncSettings};

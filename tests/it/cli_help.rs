@@ -310,3 +310,88 @@ fn scheduled_examples_use_the_installed_binary_by_absolute_path() {
     }
     assert!(checked >= 5, "the examples call /usr/local/bin/skysync ({checked} found)");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Flags only where they apply
+
+/// The commands each command-specific flag belongs to; every other command must not offer it.
+const WHERE_FLAGS_APPLY: &[(&str, &[&str])] = &[
+    ("--ping-url", &["sync", "sync status", "status", "token", "renew", "api"]),
+    ("--metrics-file", &["sync", "sync status", "status", "token", "renew", "api"]),
+    ("--all-profiles", &["sync", "sync status", "status"]),
+    ("--wide", &["sync", "sync status", "status", "config show"]),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_help_offers_only_the_flags_its_command_uses() {
+    let s = Skysync::start().await;
+    let top = s.run(&["--help"]).await;
+    top.expect_code(0);
+    let mut wrong = Vec::new();
+    for (flag, _) in WHERE_FLAGS_APPLY {
+        if top.stdout.contains(flag) {
+            wrong.push(format!("`skysync --help` offers {flag}"));
+        }
+    }
+    for (path, _) in commands() {
+        let name = path.join(" ");
+        let mut args: Vec<&str> = path.iter().map(String::as_str).collect();
+        args.push("--help");
+        let help = s.run(&args).await;
+        help.expect_code(0);
+        for (flag, commands) in WHERE_FLAGS_APPLY {
+            let offered = help.stdout.contains(&format!("{flag} ")) || help.stdout.contains(&format!("{flag}\n"));
+            if offered != commands.contains(&name.as_str()) {
+                wrong.push(format!("`skysync {name} --help` {} {flag}", if offered { "offers" } else { "lacks" }));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+
+    // The manual pages and the completions are generated from the same definitions.
+    let dir = tempfile::tempdir().unwrap();
+    let pages = dir.path().display().to_string();
+    s.run(&["man", "--dir", &pages]).await.expect_code(0);
+    let page = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap();
+    assert!(!page("skysync-token-store.1").contains("ping\\-url"), "token-store's page");
+    assert!(!page("skysync.1").contains("all\\-profiles"), "skysync(1)'s global options");
+    assert!(page("skysync-sync.1").contains("ping\\-url") && page("skysync-sync.1").contains("all\\-profiles"));
+    let bash = s.run(&["completions", "bash"]).await;
+    let opts_of = |command: &str| {
+        let at = bash.stdout.find(&format!("{command})\n")).unwrap_or_else(|| panic!("{command} in the completion"));
+        let rest = &bash.stdout[at..];
+        let line = rest.lines().find(|l| l.trim_start().starts_with("opts=")).unwrap();
+        line.to_owned()
+    };
+    assert!(
+        !opts_of("        skysync__subcmd__login").contains("--ping-url"),
+        "{}",
+        opts_of("        skysync__subcmd__login")
+    );
+    assert!(
+        opts_of("        skysync__subcmd__sync").contains("--ping-url"),
+        "{}",
+        opts_of("        skysync__subcmd__sync")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_old_place_before_the_command_still_works_with_a_warning_where_the_flag_applies() {
+    let s = Skysync::start().await;
+    let run = s.run(&["--all-profiles", "views"]).await;
+    run.expect_code(2);
+    assert!(run.stderr.contains("--all-profiles applies to sync and status, not `views`"), "{}", run.stderr);
+    let run = s.run(&["--ping-url", "http://127.0.0.1:9/x", "login", "--manual"]).await;
+    run.expect_code(2);
+    assert!(run.stderr.contains("--ping-url applies to sync"), "{}", run.stderr);
+    let run = s.run(&["--wide", "sync", "--list"]).await;
+    run.expect_code(0);
+    assert!(
+        run.stderr.contains("`skysync --wide … sync` is deprecated: put --wide after the command"),
+        "{}",
+        run.stderr
+    );
+    let run = s.run(&["-q", "--wide", "sync", "--list"]).await;
+    run.expect_code(0);
+    assert_eq!(run.stderr, "", "-q: no warning");
+}

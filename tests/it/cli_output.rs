@@ -93,6 +93,7 @@ async fn a_bad_rate_limit_or_zero_concurrency_is_refused_in_its_own_words() {
     for (flag, words) in [
         ("--concurrency=0", "--concurrency must be at least 1"),
         ("--rate-limit=-1", "--rate-limit must be a number of calls per second"),
+        ("--rate-limit=0", "--rate-limit must be more than 0 calls per second; `--rate-limit off` turns"),
     ] {
         let run = s.run(&["sync", "gifts", flag]).await;
         run.expect_code(2);

@@ -117,3 +117,56 @@ async fn login_refuses_an_unusable_key_before_the_consent() {
     assert!(!run.stderr.contains("/authorize"), "no consent URL was offered: {}", run.stderr);
     assert_eq!(std::fs::read(s.token_file()).unwrap(), stored, "the stored tokens are untouched");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limit_zero_is_refused_in_its_own_words_and_off_turns_pacing_off() {
+    let s = Skysync::with_sim(skysync_cli::sim::SimConfig { records: 5, ..Default::default() }).await;
+    s.seed(s.minted_tokens(|_| {})).await;
+    let db = s.home().join("sync.db");
+    let db_arg = db.to_str().unwrap();
+
+    let flag = s.run(&["sync", "gifts", "--rate-limit", "0", "--db", db_arg]).await;
+    flag.expect_code(2);
+    assert!(flag.stderr.contains("--rate-limit") && flag.stderr.contains("--rate-limit off"), "{}", flag.stderr);
+    assert!(!flag.stderr.contains("page_size"), "{}", flag.stderr);
+    let concurrency = s.run(&["sync", "gifts", "--concurrency", "0", "--db", db_arg]).await;
+    concurrency.expect_code(2);
+    assert!(concurrency.stderr.contains("--concurrency must be at least 1"), "{}", concurrency.stderr);
+    assert!(!concurrency.stderr.contains("page_size"), "{}", concurrency.stderr);
+
+    s.set_env("SKYSYNC_RATE_LIMIT", Some("0"));
+    let env = s.run(&["sync", "gifts", "--db", db_arg]).await;
+    env.expect_code(2);
+    assert!(env.stderr.contains("SKYSYNC_RATE_LIMIT=off"), "{}", env.stderr);
+    s.set_env("SKYSYNC_RATE_LIMIT", None);
+
+    // A config file from before `off` existed: told exactly what to write instead.
+    write_config(&s, "[profiles.default.sync]\nrate_limit = 0\n");
+    let file = s.run(&["sync", "gifts", "--db", db_arg]).await;
+    file.expect_code(2);
+    assert!(file.stderr.contains("`rate_limit`") && file.stderr.contains(r#"rate_limit = "off""#), "{}", file.stderr);
+    assert!(!db.exists(), "nothing changed on disk");
+    assert_eq!(s.sim.stats().api_calls, 0, "no API call before the settings are sound");
+    let shown = s.run(&["config", "show"]).await;
+    assert!(shown.stderr.contains(r#"rate_limit = "off""#), "config show warns too: {}", shown.stderr);
+
+    // `off` in each place: the flag, the environment, the file (and `config set` writes it).
+    s.run(&["sync", "gifts", "--rate-limit", "off", "--db", db_arg]).await.expect_code(0);
+    s.set_env("SKYSYNC_RATE_LIMIT", Some("off"));
+    s.run(&["sync", "gifts", "--db", db_arg]).await.expect_code(0);
+    s.set_env("SKYSYNC_RATE_LIMIT", None);
+    let refused = s.run(&["config", "set", "sync.rate_limit", "0"]).await;
+    refused.expect_code(2);
+    assert!(refused.stderr.contains(r#"rate_limit = "off""#), "{}", refused.stderr);
+    s.run(&["config", "set", "sync.rate_limit", "off"]).await.expect_code(0);
+    let text = std::fs::read_to_string(s.home().join("config/skysync/config.toml")).unwrap();
+    assert!(text.contains(r#"rate_limit = "off""#), "{text}");
+    let shown = s.run(&["--json", "config", "show"]).await;
+    shown.expect_code(0);
+    let v: serde_json::Value = serde_json::from_str(&shown.stdout).unwrap();
+    assert_eq!(v["sync"]["rate_limit"]["value"], "off", "{v}");
+    s.run(&["sync", "gifts", "--db", db_arg]).await.expect_code(0);
+    s.run(&["config", "set", "sync.rate_limit", "2.5"]).await.expect_code(0);
+    let text = std::fs::read_to_string(s.home().join("config/skysync/config.toml")).unwrap();
+    assert!(text.contains("rate_limit = 2.5"), "a number stays a number: {text}");
+}

@@ -22,7 +22,7 @@ async fn world() -> Skysync {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_profiles_sync_each_into_its_own_store_and_exit_with_the_worst_code() {
     let s = world().await;
-    let run = s.run(&["--all-profiles", "--json", "sync", "constituents", "--page-size", "25"]).await;
+    let run = s.run(&["--json", "sync", "--all-profiles", "constituents", "--page-size", "25"]).await;
     run.expect_code(4);
     let v: serde_json::Value =
         serde_json::from_str(run.stdout.trim()).unwrap_or_else(|e| panic!("{e}: {}", run.stdout));
@@ -53,7 +53,7 @@ async fn all_profiles_sync_each_into_its_own_store_and_exit_with_the_worst_code(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_all_profiles_gives_a_fleet_view() {
     let s = world().await;
-    let run = s.run(&["--all-profiles", "status"]).await;
+    let run = s.run(&["status", "--all-profiles"]).await;
     run.expect_code(4);
     let summary = run.stdout.rsplit_once("profile").map(|(_, t)| t.to_owned()).unwrap_or_default();
     assert!(summary.contains("a ") && summary.contains("b ") && summary.contains("c "), "{}", run.stdout);

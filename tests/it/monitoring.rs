@@ -74,7 +74,7 @@ async fn pings_start_then_success_or_fail() {
     let s = Skysync::start().await;
     let hc = PingListener::start().await;
     s.seed_expired_access().await;
-    s.run(&["--ping-url", &hc.url, "token"]).await.expect_code(0);
+    s.run(&["token", "--ping-url", &hc.url]).await.expect_code(0);
     assert_eq!(hc.paths(), ["POST /ping/abc-123/start", "POST /ping/abc-123"]);
 
     hc.clear();
@@ -176,7 +176,7 @@ async fn metrics_file_after_a_sync_and_after_a_quota_stop() {
     std::fs::create_dir(&dir).unwrap();
     let path = dir.join("skysync.prom");
     let m = path.to_str().unwrap();
-    s.run(&["--metrics-file", m, "sync", "constituents", "--page-size", "25"]).await.expect_code(0);
+    s.run(&["sync", "constituents", "--page-size", "25", "--metrics-file", m]).await.expect_code(0);
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(text.ends_with("# EOF\n"), "{text}");
     assert!(text.contains("# TYPE skysync_refresh_token_days_left gauge"), "{text}");
@@ -196,7 +196,7 @@ async fn metrics_file_after_a_sync_and_after_a_quota_stop() {
     assert_eq!(skysync_tests::procs::mode(&path) & 0o777, 0o644);
 
     // A second run the same day adds to the day's count; with a daily_quota, what is left.
-    s.run(&["--metrics-file", m, "sync", "constituents", "--daily-quota", "1000"]).await.expect_code(0);
+    s.run(&["sync", "constituents", "--daily-quota", "1000", "--metrics-file", m]).await.expect_code(0);
     let text = std::fs::read_to_string(&path).unwrap();
     let v = samples(&text);
     let today = v[&format!("skysync_quota_calls_today{{{p}}}")];
@@ -207,7 +207,7 @@ async fn metrics_file_after_a_sync_and_after_a_quota_stop() {
 
     // Out of quota: exit 5, and the file says so; the entity's last success is still there.
     s.sim.set_quota(Some(0));
-    s.run(&["--metrics-file", m, "sync", "constituents", "--full"]).await.expect_code(5);
+    s.run(&["sync", "constituents", "--full", "--metrics-file", m]).await.expect_code(5);
     let text = std::fs::read_to_string(&path).unwrap();
     let v = samples(&text);
     assert_eq!(v[&format!("skysync_last_exit_code{{{p},command=\"sync\"}}")], 5.0, "{text}");
@@ -215,7 +215,7 @@ async fn metrics_file_after_a_sync_and_after_a_quota_stop() {
     assert!(v.contains_key(&format!("skysync_entity_last_success_age_seconds{{{p},entity=\"constituents\"}}")));
 
     // Any command can write it: `status` gives the token metrics and its exit code.
-    s.run(&["--metrics-file", m, "status"]).await.expect_code(0);
+    s.run(&["status", "--metrics-file", m]).await.expect_code(0);
     let v = samples(&std::fs::read_to_string(&path).unwrap());
     assert_eq!(v[&format!("skysync_last_exit_code{{{p},command=\"status\"}}")], 0.0);
     assert!(!v.keys().any(|k| k.starts_with("skysync_run_")), "no sync ran");

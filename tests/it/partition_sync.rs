@@ -331,7 +331,7 @@ async fn sigkill_mid_partitioned_run_then_rerun_resumes_every_chain() {
     // Slow answers keep the run going long enough to be killed with every chain under way.
     sk.sim.set_fault_rates(FaultRates { api_slow: 1.0, slow_ms: 60, ..FaultRates::default() });
     let path = sk.data_dir().join("skysync.db");
-    let args = ["sync", "gifts", "--page-size", "50", "--rate-limit", "0", "--partitions", "4", "--concurrency", "4"];
+    let args = ["sync", "gifts", "--page-size", "50", "--rate-limit", "off", "--partitions", "4", "--concurrency", "4"];
     let mut child = sk.command(&args).spawn().expect("spawn skysync sync");
     // Kill once every chain has committed a page and none has ended.
     let mut seen = None;
@@ -368,7 +368,7 @@ async fn sigkill_mid_partitioned_run_then_rerun_resumes_every_chain() {
 
     // The rerun resumes every chain: nothing read before the kill is read again.
     sk.sim.set_fault_rates(FaultRates::default());
-    let run = sk.run(&["sync", "gifts", "--page-size", "50", "--rate-limit", "0", "--json"]).await;
+    let run = sk.run(&["sync", "gifts", "--page-size", "50", "--rate-limit", "off", "--json"]).await;
     run.expect_code(0);
     let v: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
     let e = &v["entities"][0];

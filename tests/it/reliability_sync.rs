@@ -63,7 +63,7 @@ async fn converges_under_faults_and_kills(db: SinkSpec, fixture: Fixture) {
         SinkSpec::Postgres { url, .. } => url.clone(),
         SinkSpec::Jsonl(_) => unreachable!(),
     };
-    let mut args: Vec<&str> = vec!["sync", "--db", &db_arg, "--page-size", &page_size, "--rate-limit", "0"];
+    let mut args: Vec<&str> = vec!["sync", "--db", &db_arg, "--page-size", &page_size, "--rate-limit", "off"];
     args.extend(ENTITIES);
     let mut figures = Figures::default();
     for i in 0..runs {

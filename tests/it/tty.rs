@@ -1,6 +1,7 @@
 //! What `skysync sync` prints on a terminal versus into a pipe, black-box under a real
 //! pseudo-terminal: progress bars (with each entity's final "done" line) and pretty `--json` on a
-//! terminal; no bars, no escape sequences and one-line JSON when piped.
+//! terminal; no bars, no escape sequences and one-line JSON when piped; tables cut to the
+//! terminal's width, and whole with `--wide`.
 
 use std::io::Read;
 use std::os::fd::OwnedFd;
@@ -27,7 +28,16 @@ fn open_pty() -> (std::fs::File, std::fs::File) {
 /// Runs skysync with stdout and stderr on a pseudo-terminal; returns its exit code and everything
 /// it wrote there (the terminal turns `\n` into `\r\n`).
 async fn run_on_terminal(s: &Skysync, args: &[&str]) -> (i32, String) {
+    run_on_terminal_sized(s, args, None).await
+}
+
+/// [`run_on_terminal`] on a terminal `columns` wide (unset: a pseudo-terminal reports no size).
+async fn run_on_terminal_sized(s: &Skysync, args: &[&str], columns: Option<u16>) -> (i32, String) {
     let (mut master, slave) = open_pty();
+    if let Some(ws_col) = columns {
+        let size = rustix::termios::Winsize { ws_row: 20, ws_col, ws_xpixel: 0, ws_ypixel: 0 };
+        rustix::termios::tcsetwinsize(&slave, size).expect("set the window size");
+    }
     let mut cmd = s.command(args);
     cmd.stdin(Stdio::null()).stdout(Stdio::from(slave.try_clone().unwrap())).stderr(Stdio::from(slave));
     let mut child = cmd.spawn().expect("spawn skysync");
@@ -146,4 +156,35 @@ async fn config_init_asks_on_a_terminal() {
     let text = std::fs::read_to_string(s.home().join("config/skysync/config.toml")).unwrap();
     assert!(text.contains("[profiles.asked]") && text.contains("client_id = \"typed-app-id\""), "{text}");
     assert!(text.contains("# client_secret_file = "), "skipped answers stay commented out: {text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tables_fit_a_narrow_terminal_and_wide_prints_them_whole() {
+    let s = world().await;
+    s.run(&["sync", "gifts", "constituents"]).await.expect_code(0);
+    for command in [&["sync", "status"][..], &["status"][..]] {
+        let piped = s.run(command).await;
+        piped.expect_code(0);
+        assert!(piped.stdout.lines().any(|l| l.chars().count() > 60), "a line to cut: {}", piped.stdout);
+
+        let (code, screen) = run_on_terminal_sized(&s, command, Some(60)).await;
+        assert_eq!(code, 0, "{screen}");
+        let lines: Vec<&str> = screen.split("\r\n").collect();
+        for line in &lines {
+            assert!(line.chars().count() <= 60, "{command:?}: longer than the terminal: {line:?}\n{screen}");
+        }
+        assert!(lines.iter().any(|l| l.ends_with('…')), "{command:?}: cut lines end with …: {screen}");
+
+        let mut wide = command.to_vec();
+        wide.push("--wide");
+        let (code, screen) = run_on_terminal_sized(&s, &wide, Some(60)).await;
+        assert_eq!(code, 0, "{screen}");
+        // Digits aside: `status` says "in 59m 59s", a second later "in 59m 58s".
+        let digits_masked = |text: &str| text.replace("\r\n", "\n").replace(|c: char| c.is_ascii_digit(), "#");
+        let screen = digits_masked(&screen);
+        for line in digits_masked(&piped.stdout).lines() {
+            assert!(screen.contains(line), "{command:?} --wide: the whole line {line:?} in:\n{screen}");
+        }
+        assert!(!screen.contains('…'), "{command:?} --wide: nothing cut: {screen}");
+    }
 }

@@ -15,7 +15,10 @@ use skysync_core::config::DEFAULT_REDIRECT_URI;
 use crate::args::{ConfigCommand, GlobalArgs};
 use crate::context::Output;
 use crate::exit::{self, UsageError};
-use crate::settings::{DEFAULT_CONCURRENCY, DEFAULT_LOCK_WAIT_SECS, DEFAULT_RATE_LIMIT, Resolved, Source, resolve};
+use crate::settings::{
+    DEFAULT_CONCURRENCY, DEFAULT_LOCK_WAIT_SECS, DEFAULT_RATE_LIMIT, RATE_LIMIT_ENV, RateLimit, Resolved, Source,
+    resolve,
+};
 
 /// `skysync config init`.
 #[derive(Debug, Clone, Args)]
@@ -99,7 +102,7 @@ pub fn run(g: &GlobalArgs, cmd: ConfigCommand) -> anyhow::Result<u8> {
             let (path, profile) = target()?;
             return set(&out, &path, &profile, &args.key, &args.value);
         }
-        ConfigCommand::Path | ConfigCommand::Show => {}
+        ConfigCommand::Path | ConfigCommand::Show(_) => {}
     }
     let resolved = resolve(&source)?;
     let data_dir = crate::config::data_dir(&resolved.profile)?;
@@ -108,7 +111,7 @@ pub fn run(g: &GlobalArgs, cmd: ConfigCommand) -> anyhow::Result<u8> {
         ConfigCommand::Path => {
             out.line(resolved.path.display())?;
         }
-        ConfigCommand::Show if out.json => {
+        ConfigCommand::Show(_) if out.json => {
             let row = |name: &str, value: Option<String>, source: String, secret: bool, required: bool| {
                 (
                     name.to_owned(),
@@ -131,7 +134,7 @@ pub fn run(g: &GlobalArgs, cmd: ConfigCommand) -> anyhow::Result<u8> {
                 "sync": sync,
             }))?;
         }
-        ConfigCommand::Show => {
+        ConfigCommand::Show(_) => {
             let mut text = format!("profile:     {}\n", resolved.profile);
             let found = if resolved.file_found { "" } else { " (not found; using environment and defaults)" };
             text += &format!("config file: {}{found}\n", resolved.path.display());
@@ -151,11 +154,16 @@ pub fn run(g: &GlobalArgs, cmd: ConfigCommand) -> anyhow::Result<u8> {
         ConfigCommand::Init(_) | ConfigCommand::Set(_) => unreachable!("handled above"),
     }
     // Validation problems are worth a note, but `show` itself succeeded.
-    if let ConfigCommand::Show = cmd
-        && let Err(e) = resolved.settings()
-    {
-        out.note(format_args!("warning: {e}"));
-        return Ok(exit::CONFIG);
+    if let ConfigCommand::Show(_) = cmd {
+        let sync = crate::settings::SyncSettings::resolve(&crate::args::SyncArgs::default(), &resolved.sync);
+        let problems: Vec<String> =
+            [resolved.settings().err().map(|e| e.to_string()), sync.err().map(|e| e.0)].into_iter().flatten().collect();
+        for problem in &problems {
+            out.note(format_args!("warning: {problem}"));
+        }
+        if !problems.is_empty() {
+            return Ok(exit::CONFIG);
+        }
     }
     Ok(exit::OK)
 }
@@ -188,7 +196,7 @@ fn sync_entries(resolved: &Resolved, data_dir: &Path) -> Vec<SyncEntry> {
     vec![
         entry("entities", entities, Some(skysync_core::catalog::DEFAULT_ENTITIES.join(", "))),
         entry("db", db, Some(data_dir.join("skysync.db").display().to_string())),
-        entry("rate_limit", s.rate_limit.map(|r| r.to_string()), Some(DEFAULT_RATE_LIMIT.to_string())),
+        rate_limit_entry(s.rate_limit),
         entry("call_budget", num(s.call_budget), None),
         entry("concurrency", s.concurrency.map(|c| c.to_string()), Some(DEFAULT_CONCURRENCY.to_string())),
         entry(
@@ -205,6 +213,17 @@ fn sync_entries(resolved: &Resolved, data_dir: &Path) -> Vec<SyncEntry> {
         ),
         entry("reconcile_every_days", num(s.reconcile_every_days), None),
     ]
+}
+
+/// `rate_limit`: `SKYSYNC_RATE_LIMIT` over the file over the default (`off` spelled out).
+fn rate_limit_entry(file: Option<RateLimit>) -> SyncEntry {
+    let env = crate::config::process_env(RATE_LIMIT_ENV).map(|raw| {
+        let shown = RateLimit::parse(&raw).map(|r| r.to_string()).unwrap_or(raw);
+        (shown, RATE_LIMIT_ENV)
+    });
+    let (value, source) =
+        crate::settings::layered(None, env, file.map(|r| r.to_string()), Some(DEFAULT_RATE_LIMIT.to_string()));
+    SyncEntry { name: "rate_limit", value, source }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -327,7 +346,7 @@ fn profile_text(profile: &str, a: &Answers) -> String {
     t += "# ~/.pgpass or PGPASSWORD). Default: SQLite under the profile's data directory.\n";
     t += &line("db", &a.db, "postgres://skysync@db.internal/sky?sslmode=verify-full");
     t += "# Optional. Calls per second (default 5), most calls per run, entities at once (default 4).\n";
-    t += "# rate_limit = 5\n# call_budget = 20000\n# concurrency = 4\n";
+    t += "# rate_limit = 5      # calls per second, or \"off\"\n# call_budget = 20000\n# concurrency = 4\n";
     t
 }
 
@@ -379,6 +398,8 @@ fn set(out: &Output, path: &Path, profile: &str, key: &str, value: &str) -> anyh
     // The value's TOML type is whatever the config accepts for the key: a string, else a number,
     // a boolean, or a comma-separated list, in that order.
     let mut first_error = None;
+    // A value that loads but that no `sync` could use (`rate_limit = 0`).
+    let mut refused: Option<UsageError> = None;
     for candidate in candidates(value) {
         let mut doc = base.clone();
         let table = table_at(&mut doc, &table_path);
@@ -394,8 +415,11 @@ fn set(out: &Output, path: &Path, profile: &str, key: &str, value: &str) -> anyh
             }
         }
         let text = doc.to_string();
-        match crate::config::check_text(path, &text, profile) {
-            Ok(()) => {
+        match crate::config::check_text(path, &text, profile).map(|()| check_sync_table(&text, profile)) {
+            Ok(Err(e)) => {
+                refused.get_or_insert(e);
+            }
+            Ok(Ok(())) => {
                 write_config(path, profile, &text)?;
                 if out.json {
                     out.json_value(&serde_json::json!({"config_file": path, "profile": profile, "key": key}))?;
@@ -409,11 +433,22 @@ fn set(out: &Output, path: &Path, profile: &str, key: &str, value: &str) -> anyh
             }
         }
     }
+    if let Some(e) = refused {
+        return Err(UsageError(format!("cannot set {key} to {value}: {}", e.0)).into());
+    }
     match first_error {
         Some(e) if e.to_string().contains("unknown field") => Err(unknown_key(key)),
         Some(e) => Err(UsageError(format!("cannot set {key} to that value: {e}")).into()),
         None => Err(unknown_key(key)),
     }
+}
+
+/// Whether `sync` could run with the profile's `[sync]` table in `text` (its flags aside).
+fn check_sync_table(text: &str, profile: &str) -> Result<(), UsageError> {
+    let table =
+        toml::from_str::<toml::Table>(text).ok().and_then(|t| t.get("profiles")?.get(profile)?.get("sync").cloned());
+    let Some(Ok(sync)) = table.map(toml::Value::try_into::<crate::config::SyncConfig>) else { return Ok(()) };
+    crate::settings::SyncSettings::resolve_in(&crate::args::SyncArgs::default(), &sync, &|_| None).map(|_| ())
 }
 
 /// The keys `config set` knows, for "did you mean" (others that the config accepts work too).

@@ -25,8 +25,11 @@ use crate::context::{Context, Output};
 use crate::settings::{Needs, resolve};
 
 /// Runs a parsed command line and returns the exit code (errors are the caller's to report).
-pub fn run(cli: Cli) -> anyhow::Result<u8> {
+pub fn run(mut cli: Cli) -> anyhow::Result<u8> {
     init_logging(&cli.global);
+    for warning in cli.settle()? {
+        tracing::warn!("{warning}");
+    }
     crate::output::set_globals(cli.global.quiet, cli.global.wide);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(dispatch(cli))
@@ -86,25 +89,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
 
 /// The subcommand's name, for pings and notifications.
 fn command_name(command: &Command) -> &'static str {
-    match command {
-        Command::Login(_) => "login",
-        Command::Import(_) => "import",
-        Command::Export(_) => "export",
-        Command::Token(_) => "token",
-        Command::Status(_) => "status",
-        Command::Renew => "renew",
-        Command::Api(_) => "api",
-        Command::Logout(_) => "logout",
-        Command::Config(_) => "config",
-        Command::Sim(_) => "sim",
-        Command::Sync(_) => "sync",
-        Command::Demo(_) => "demo",
-        Command::ConsentPage(_) => "consent-page",
-        Command::TokenStore(_) => "token-store",
-        Command::Views(_) => "views",
-        Command::Completions(_) => "completions",
-        Command::Man(_) => "man",
-    }
+    command.word()
 }
 
 async fn run_command(g: &GlobalArgs, command: Command) -> anyhow::Result<u8> {
@@ -120,7 +105,7 @@ async fn run_command(g: &GlobalArgs, command: Command) -> anyhow::Result<u8> {
         Command::Export(args) => export::run(&context(&g)?, args).await,
         Command::Token(args) => token::run(&context_needing(&g, Some(Needs::Tokens))?, args).await,
         Command::Status(_) => status::run(&context(&g)?).await,
-        Command::Renew => renew::run(&context_needing(&g, Some(Needs::Tokens))?).await,
+        Command::Renew(_) => renew::run(&context_needing(&g, Some(Needs::Tokens))?).await,
         Command::Api(args) => api::run(&context_needing(&g, Some(Needs::Api))?, args).await,
         // The catalog needs no profile: it works before anything is configured.
         Command::Sync(args) if args.list && args.command.is_none() => {

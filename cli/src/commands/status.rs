@@ -152,8 +152,7 @@ fn print_text(ctx: &Context, t: &TokenSet, a: &Assessment, now: time::OffsetDate
         ("Last rotation", timestamp_or_never(t.last_rotated_at)),
         ("Status", a.advice.clone()),
     ];
-    for (k, v) in lines {
-        ctx.output().line(format_args!("{:<14} {v}", format!("{k}:")))?;
-    }
+    let table: Vec<String> = lines.iter().map(|(k, v)| format!("{:<14} {v}", format!("{k}:"))).collect();
+    ctx.output().table(&table.join("\n"))?;
     Ok(())
 }

@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use skysync_core::sync::partition::{DEFAULT_PARTITIONS, MAX_PARTITIONS};
 
-use super::{DEFAULT_CONCURRENCY, DEFAULT_LOCK_WAIT_SECS, DEFAULT_RATE_LIMIT, Source, layered};
+use super::{
+    DEFAULT_CONCURRENCY, DEFAULT_LOCK_WAIT_SECS, DEFAULT_RATE_LIMIT, RATE_LIMIT_ENV, RateLimit, Source, layered,
+};
 use crate::args::SyncArgs;
 use crate::config::{Env, SyncConfig, process_env};
 use crate::exit::UsageError;
@@ -13,7 +15,7 @@ use crate::sink::DeleteMode;
 /// What a sync run does, from its flags over the profile's `[sync]` table over the defaults.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SyncSettings {
-    /// Client-side pace in calls per second (0 = unpaced).
+    /// Client-side pace in calls per second (0 = unpaced: `--rate-limit off`).
     pub rate_limit: f64,
     /// Most API calls the run may make.
     pub call_budget: Option<u64>,
@@ -57,16 +59,7 @@ impl SyncSettings {
             }
         };
         let (history, _) = layered(args.history.then_some((true, "--history")), history_env, file.history, Some(false));
-        let (rate, rate_from) =
-            layered(flag(args.rate_limit, "--rate-limit"), None, file.rate_limit, Some(DEFAULT_RATE_LIMIT));
-        let rate = rate.unwrap_or(DEFAULT_RATE_LIMIT);
-        if !(rate.is_finite() && rate >= 0.0) {
-            return Err(invalid(
-                "rate_limit",
-                &rate_from,
-                &format!("must be a number of calls per second, not {rate}"),
-            ));
-        }
+        let rate = rate_limit(args, file, env)?;
         let (concurrency, concurrency_from) =
             layered(flag(args.concurrency, "--concurrency"), None, file.concurrency, Some(DEFAULT_CONCURRENCY));
         let concurrency = concurrency.unwrap_or(DEFAULT_CONCURRENCY);
@@ -109,6 +102,34 @@ impl SyncSettings {
             history: history.unwrap_or(false),
         })
     }
+}
+
+/// `--rate-limit` over `SKYSYNC_RATE_LIMIT` over `rate_limit` over the default, as calls per
+/// second (0 for `off`). Zero is refused, with the spelling of `off` where it came from.
+fn rate_limit(args: &SyncArgs, file: &SyncConfig, env: Env<'_>) -> Result<f64, UsageError> {
+    let from_env = match env(RATE_LIMIT_ENV) {
+        Some(raw) => {
+            Some((RateLimit::parse(&raw).map_err(|e| UsageError(format!("{RATE_LIMIT_ENV}: {e}")))?, RATE_LIMIT_ENV))
+        }
+        None => None,
+    };
+    let (rate, from) = layered(
+        flag(args.rate_limit, "--rate-limit"),
+        from_env,
+        file.rate_limit,
+        Some(RateLimit::PerSecond(DEFAULT_RATE_LIMIT)),
+    );
+    let rate = rate.unwrap_or(RateLimit::PerSecond(DEFAULT_RATE_LIMIT));
+    rate.checked().map(RateLimit::calls_per_second).map_err(|problem| {
+        let off = match &from {
+            Source::Flag(flag) => format!("`{flag} off` turns the client-side pace off"),
+            Source::Env(var) => format!("`{var}=off` turns the client-side pace off"),
+            _ => "to turn the client-side pace off, write `rate_limit = \"off\"` instead".to_owned(),
+        };
+        let mut e = invalid("rate_limit", &from, &problem);
+        e.0 = format!("{}; {off}", e.0);
+        e
+    })
 }
 
 /// `--daily-quota` over `SKYSYNC_DAILY_QUOTA` over `daily_quota`: at least 1 when set.

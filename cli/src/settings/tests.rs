@@ -67,8 +67,12 @@ fn sync_args(argv: &[&str]) -> SyncArgs {
 
 #[test]
 fn sync_flags_beat_the_sync_table_beats_the_defaults() {
-    let table =
-        SyncConfig { rate_limit: Some(2.0), concurrency: Some(3), lock_wait_secs: Some(7), ..SyncConfig::default() };
+    let table = SyncConfig {
+        rate_limit: Some(RateLimit::PerSecond(2.0)),
+        concurrency: Some(3),
+        lock_wait_secs: Some(7),
+        ..SyncConfig::default()
+    };
     let s = SyncSettings::resolve(&sync_args(&["--concurrency", "5"]), &table).unwrap();
     assert_eq!((s.concurrency, s.rate_limit, s.lock_wait), (5, 2.0, Duration::from_secs(7)));
     let s = SyncSettings::resolve(&sync_args(&[]), &SyncConfig::default()).unwrap();
@@ -82,6 +86,18 @@ fn zero_concurrency_is_refused_naming_where_it_came_from() {
     let table = SyncConfig { concurrency: Some(0), ..SyncConfig::default() };
     let file = SyncSettings::resolve(&sync_args(&[]), &table).unwrap_err();
     assert!(file.0.contains("`concurrency`") && file.0.contains("at least 1"), "{file}");
+    let zero = SyncConfig { rate_limit: Some(RateLimit::PerSecond(0.0)), ..SyncConfig::default() };
+    let file = SyncSettings::resolve(&sync_args(&[]), &zero).unwrap_err();
+    assert!(file.0.contains("`rate_limit`") && file.0.contains(r#"write `rate_limit = "off"` instead"#), "{file}");
+    let flag = SyncSettings::resolve(&sync_args(&["--rate-limit", "0"]), &SyncConfig::default()).unwrap_err();
+    assert!(flag.0.starts_with("--rate-limit must be more than 0") && flag.0.contains("`--rate-limit off`"), "{flag}");
+    let off = SyncSettings::resolve(&sync_args(&["--rate-limit", "off"]), &zero).unwrap();
+    assert_eq!(off.rate_limit, 0.0, "off is the unpaced pacer, and the flag wins over the file");
+    let env = env_of(&[(RATE_LIMIT_ENV, "0")]);
+    let from_env = SyncSettings::resolve_in(&sync_args(&[]), &SyncConfig::default(), &env).unwrap_err();
+    assert!(from_env.0.contains("`SKYSYNC_RATE_LIMIT=off`"), "{from_env}");
+    let env = env_of(&[(RATE_LIMIT_ENV, "off")]);
+    assert_eq!(SyncSettings::resolve_in(&sync_args(&[]), &zero, &env).unwrap().rate_limit, 0.0);
     let deletes = SyncConfig { deletes: Some("purge".into()), ..SyncConfig::default() };
     let file = SyncSettings::resolve(&sync_args(&[]), &deletes).unwrap_err();
     assert!(file.0.contains("`deletes`"), "{file}");

@@ -158,7 +158,7 @@ pub async fn run(out: &Output, spec: &SinkSpec, profile: &str) -> anyhow::Result
             "quota": quota,
         }))?;
     } else {
-        out.line(format!("{}\n{}", sink.describe(), render(&states, quota.as_ref())))?;
+        out.table(&format!("{}\n{}", sink.describe(), render(&states, quota.as_ref())))?;
     }
     Ok(if failed { exit::LAST_RUN_FAILED } else { exit::OK })
 }
