@@ -13,6 +13,7 @@ use clap::Args;
 use skysync_core::config::DEFAULT_REDIRECT_URI;
 
 use crate::args::{ConfigCommand, GlobalArgs};
+use crate::config::ConfigSource;
 use crate::context::Output;
 use crate::exit::{self, UsageError};
 use crate::settings::{
@@ -96,74 +97,74 @@ pub fn run(g: &GlobalArgs, cmd: ConfigCommand) -> anyhow::Result<u8> {
     match cmd {
         ConfigCommand::Init(args) => {
             let (path, profile) = target()?;
-            return init(&out, &path, &profile, args);
+            init(&out, &path, &profile, args)
         }
         ConfigCommand::Set(args) => {
             let (path, profile) = target()?;
-            return set(&out, &path, &profile, &args.key, &args.value);
+            set(&out, &path, &profile, &args.key, &args.value)
         }
-        ConfigCommand::Path | ConfigCommand::Show(_) => {}
+        ConfigCommand::Path => {
+            out.line(resolve(&source)?.path.display())?;
+            Ok(exit::OK)
+        }
+        ConfigCommand::Show(_) => show(&out, &source),
     }
-    let resolved = resolve(&source)?;
+}
+
+/// `config show`: the effective settings with their sources, then warnings for values `sync`
+/// would refuse (exit 3).
+fn show(out: &Output, source: &ConfigSource) -> anyhow::Result<u8> {
+    let resolved = resolve(source)?;
     let data_dir = crate::config::data_dir(&resolved.profile)?;
     let sync = sync_entries(&resolved, &data_dir);
-    match cmd {
-        ConfigCommand::Path => {
-            out.line(resolved.path.display())?;
+    if out.json {
+        let row = |name: &str, value: Option<String>, source: String, secret: bool, required: bool| {
+            (
+                name.to_owned(),
+                serde_json::json!({"value": value, "source": source, "secret": secret, "required": required}),
+            )
+        };
+        let settings: serde_json::Map<String, serde_json::Value> = resolved
+            .entries
+            .iter()
+            .map(|e| row(e.name, e.shown(), e.source.to_string(), e.secret, required(&resolved, e.name)))
+            .collect();
+        let sync: serde_json::Map<String, serde_json::Value> =
+            sync.iter().map(|s| row(s.name, s.value.clone(), s.source.to_string(), false, false)).collect();
+        out.json_value(&serde_json::json!({
+            "profile": resolved.profile,
+            "config_file": resolved.path,
+            "config_file_found": resolved.file_found,
+            "data_dir": data_dir,
+            "settings": settings,
+            "sync": sync,
+        }))?;
+    } else {
+        let mut text = format!("profile:     {}\n", resolved.profile);
+        let found = if resolved.file_found { "" } else { " (not found; using environment and defaults)" };
+        text += &format!("config file: {}{found}\n", resolved.path.display());
+        text += &format!("data dir:    {}\n\n", data_dir.display());
+        let not_set = |required: bool| if required { "(not set; required)" } else { "(not set; optional)" };
+        for e in &resolved.entries {
+            let value = e.shown().unwrap_or_else(|| not_set(required(&resolved, e.name)).into());
+            text += &format!("{:<26} {:<48} [{}]\n", e.name, value, e.source);
         }
-        ConfigCommand::Show(_) if out.json => {
-            let row = |name: &str, value: Option<String>, source: String, secret: bool, required: bool| {
-                (
-                    name.to_owned(),
-                    serde_json::json!({"value": value, "source": source, "secret": secret, "required": required}),
-                )
-            };
-            let settings: serde_json::Map<String, serde_json::Value> = resolved
-                .entries
-                .iter()
-                .map(|e| row(e.name, e.shown(), e.source.to_string(), e.secret, required(&resolved, e.name)))
-                .collect();
-            let sync: serde_json::Map<String, serde_json::Value> =
-                sync.iter().map(|s| row(s.name, s.value.clone(), s.source.to_string(), false, false)).collect();
-            out.json_value(&serde_json::json!({
-                "profile": resolved.profile,
-                "config_file": resolved.path,
-                "config_file_found": resolved.file_found,
-                "data_dir": data_dir,
-                "settings": settings,
-                "sync": sync,
-            }))?;
+        text += "\n[sync] (all optional; `sync` flags win over them)\n";
+        for s in &sync {
+            let value = s.value.clone().unwrap_or_else(|| not_set(false).into());
+            text += &format!("{:<26} {:<48} [{}]\n", format!("sync.{}", s.name), value, s.source);
         }
-        ConfigCommand::Show(_) => {
-            let mut text = format!("profile:     {}\n", resolved.profile);
-            let found = if resolved.file_found { "" } else { " (not found; using environment and defaults)" };
-            text += &format!("config file: {}{found}\n", resolved.path.display());
-            text += &format!("data dir:    {}\n\n", data_dir.display());
-            let not_set = |required: bool| if required { "(not set; required)" } else { "(not set; optional)" };
-            for e in &resolved.entries {
-                let value = e.shown().unwrap_or_else(|| not_set(required(&resolved, e.name)).into());
-                text += &format!("{:<26} {:<48} [{}]\n", e.name, value, e.source);
-            }
-            text += "\n[sync] (all optional; `sync` flags win over them)\n";
-            for s in &sync {
-                let value = s.value.clone().unwrap_or_else(|| not_set(false).into());
-                text += &format!("{:<26} {:<48} [{}]\n", format!("sync.{}", s.name), value, s.source);
-            }
-            out.table(text.trim_end())?;
-        }
-        ConfigCommand::Init(_) | ConfigCommand::Set(_) => unreachable!("handled above"),
+        out.table(text.trim_end())?;
     }
     // Validation problems are worth a note, but `show` itself succeeded.
-    if let ConfigCommand::Show(_) = cmd {
-        let sync = crate::settings::SyncSettings::resolve(&crate::args::SyncArgs::default(), &resolved.sync);
-        let problems: Vec<String> =
-            [resolved.settings().err().map(|e| e.to_string()), sync.err().map(|e| e.0)].into_iter().flatten().collect();
-        for problem in &problems {
-            out.note(format_args!("warning: {problem}"));
-        }
-        if !problems.is_empty() {
-            return Ok(exit::CONFIG);
-        }
+    let sync = crate::settings::SyncSettings::resolve(&crate::args::SyncArgs::default(), &resolved.sync);
+    let problems: Vec<String> =
+        [resolved.settings().err().map(|e| e.to_string()), sync.err().map(|e| e.0)].into_iter().flatten().collect();
+    for problem in &problems {
+        out.note(format_args!("warning: {problem}"));
+    }
+    if !problems.is_empty() {
+        return Ok(exit::CONFIG);
     }
     Ok(exit::OK)
 }
