@@ -26,6 +26,7 @@ mod node_app;
 mod node_sync;
 mod oauth_fidelity;
 mod paging_fidelity;
+mod participants;
 mod partition_sync;
 mod pg_auth;
 mod pg_token_store;
