@@ -45,4 +45,5 @@ mod sync_lock;
 mod token_cas;
 mod token_encryption;
 mod tty;
+mod view_dates;
 mod views;

@@ -250,3 +250,37 @@ async fn dry_run_counts_the_parent_chains() {
     assert_eq!(p["estimate"]["calls"], 21, "one chain and an id scan of every event: {v}");
     assert_eq!(sk.sim.stats().api_calls, calls, "no participant is probed");
 }
+
+/// `v_event_participants` carries each participant's `event_id` (from the row id), so it joins
+/// `v_events`.
+async fn the_participant_view_joins_events(db: TestDb) {
+    let sim = start_sim(sim_config(RECORDS)).await;
+    run(&db, &api_client(&sim, 0.0), &EngineOptions::default()).await;
+    let reader = db.reader().await;
+    let per_event = reader
+        .count(
+            "SELECT count(*) FROM (SELECT p.event_id FROM v_event_participants AS p \
+             JOIN v_events AS e ON e.id = p.event_id GROUP BY p.event_id HAVING count(*) = 6) AS q",
+        )
+        .await;
+    assert_eq!(per_event, 20, "every event joins its 6 participants");
+    let mismatched = reader
+        .count(
+            "SELECT count(*) FROM v_event_participants AS p JOIN event_participants AS t \
+             ON t.id = p.event_id || ':' || p.id",
+        )
+        .await;
+    assert_eq!(mismatched, 120, "the view's (event_id, id) is the row id");
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_participant_view_joins_events_sqlite() {
+    the_participant_view_joins_events(TestDb::sqlite("skysync.db")).await
+}
+
+#[tokio::test]
+async fn the_participant_view_joins_events_postgres() {
+    skysync_tests::skip_in_fast_tier!("PostgreSQL");
+    the_participant_view_joins_events(TestDb::postgres()).await
+}

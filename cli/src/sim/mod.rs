@@ -715,8 +715,8 @@ impl SimHandle {
         s.cfg.list_lag_everywhere = everywhere;
     }
 
-/// Knob: changing a participant changes its event too (see [`SimConfig::participant_changes_bump_parent`]).
-        pub fn set_participant_changes_bump_parent(&self, bump: bool) {
+    /// Knob: changing a participant changes its event too (see [`SimConfig::participant_changes_bump_parent`]).
+    pub fn set_participant_changes_bump_parent(&self, bump: bool) {
         self.shared.lock().cfg.participant_changes_bump_parent = bump;
     }
 

@@ -18,12 +18,9 @@ pub(crate) enum Dialect {
 pub(crate) fn parent_rows_sql(parent: &Entity, child: &Entity, dialect: Dialect) -> String {
     let (p, c) = (quote_ident(parent.name), quote_ident(child.name));
     let (prefix, has_sep, synced, hw) = match dialect {
-        Dialect::Sqlite => (
-            "substr(id, 1, instr(id, ':') - 1)",
-            "instr(id, ':') > 0",
-            "p.synced_at".to_owned(),
-            "c.hw".to_owned(),
-        ),
+        Dialect::Sqlite => {
+            ("substr(id, 1, instr(id, ':') - 1)", "instr(id, ':') > 0", "p.synced_at".to_owned(), "c.hw".to_owned())
+        }
         Dialect::Postgres => {
             let text = |col: &str| format!("to_char({col} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')");
             ("split_part(id, ':', 1)", "strpos(id, ':') > 0", text("p.synced_at"), text("c.hw"))

@@ -527,10 +527,7 @@ impl Sink for PgSink {
         let (p, c) = (self.ensure(parent).await?, self.ensure(child).await?);
         let sql = parents::parent_rows_sql(p, c, parents::Dialect::Postgres);
         let rows = self.client.query(&sql, &[]).await.map_err(self.err("listing parent rows"))?;
-        Ok(rows
-            .iter()
-            .map(|r| ParentRow { id: r.get(0), written_at: r.get(1), child_high_water: r.get(2) })
-            .collect())
+        Ok(rows.iter().map(|r| ParentRow { id: r.get(0), written_at: r.get(1), child_high_water: r.get(2) }).collect())
     }
 
     async fn keep_history(&mut self, now: OffsetDateTime) -> Result<(), SinkError> {

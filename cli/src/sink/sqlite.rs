@@ -509,9 +509,7 @@ impl Sink for SqliteSink {
             let sql = parents::parent_rows_sql(p, c, parents::Dialect::Sqlite);
             let mut stmt = db.conn.prepare(&sql).map_err(db.err("listing parent rows"))?;
             let rows = stmt
-                .query_map([], |r| {
-                    Ok(ParentRow { id: r.get(0)?, written_at: r.get(1)?, child_high_water: r.get(2)? })
-                })
+                .query_map([], |r| Ok(ParentRow { id: r.get(0)?, written_at: r.get(1)?, child_high_water: r.get(2)? }))
                 .and_then(Iterator::collect)
                 .map_err(db.err("listing parent rows"));
             rows

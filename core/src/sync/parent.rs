@@ -462,9 +462,7 @@ impl ChildPlan {
     /// The bookmark to commit now: the run in progress, or the finished run's.
     fn bookmark_now(&mut self) -> String {
         match &self.stage {
-            Stage::Walk(_) => {
-                ChildBookmark { visit_since: self.visit_since.clone(), run: self.run.clone() }.to_json()
-            }
+            Stage::Walk(_) => ChildBookmark { visit_since: self.visit_since.clone(), run: self.run.clone() }.to_json(),
             Stage::SaveBookmark(b) | Stage::SwapStaging(b) => {
                 let b = b.clone();
                 // The last page carries the finished bookmark: nothing is left to save.

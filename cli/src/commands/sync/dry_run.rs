@@ -66,7 +66,9 @@ pub async fn run(
                 String::new()
             };
             let which = match mode {
-                RunMode::Incremental => format!("the {} of {live} {} written since the last run", chains, parent.entity),
+                RunMode::Incremental => {
+                    format!("the {} of {live} {} written since the last run", chains, parent.entity)
+                }
                 _ => format!("every one of {live} {}", parent.entity),
             };
             let _ = writeln!(text, "{:<18} {:<11} {chains} parent chains: {which}{also}", e.name, mode.label());
