@@ -269,7 +269,7 @@ async fn the_participant_view_joins_events(db: TestDb) {
     let mismatched = reader
         .count(
             "SELECT count(*) FROM v_event_participants AS p JOIN event_participants AS t \
-             ON t.id = p.event_id || ':' || p.id",
+             ON t.id = p.event_id || ':' || p.participant_id AND t.id = p.id",
         )
         .await;
     assert_eq!(mismatched, 120, "the view's (event_id, id) is the row id");

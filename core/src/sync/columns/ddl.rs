@@ -8,7 +8,7 @@
 //! timestamp type: 1/0 and ISO text stand in). Column names are quoted in the SQL; the specs
 //! avoid reserved words anyway, so people need not quote them in their queries.
 
-use super::{Column, PARENT_ID, SqlType, ViewSpec, When};
+use super::{Column, PARENT_ID, ROW_ID, SqlType, ViewSpec, When};
 
 /// Which database's SQL to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,6 +133,9 @@ struct Sql {
 impl Sql {
     /// The (name, expression) pairs of one spec column (four for a fuzzy date).
     fn column(&self, spec: &ViewSpec, c: &Column) -> Vec<(String, String)> {
+        if c.path == ROW_ID {
+            return vec![(c.name.to_owned(), "t.id".to_owned())];
+        }
         if c.path == PARENT_ID {
             // The part of the row id before the separator (`sync::parent::child_row_id`).
             let expr = match self.dialect {

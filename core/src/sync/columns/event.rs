@@ -1,8 +1,9 @@
 //! Views of the Event API's per-event lists: participants (`ParticipantListEntry` of
 //! `GetEventParticipantList`, Blackbaud's Event API spec). A participant record carries no event
-//! id; the row id does (`{event_id}:{id}`), and `event_id` reads it so reports join `v_events`.
+//! id; the row id does (`{event_id}:{participant_id}`): `id` is that row id (unique, as in every
+//! record view), `participant_id` Blackbaud's id, and `event_id` joins `v_events`.
 
-use super::{Column, ViewSpec, boolean, fuzzy_date, number, parent_id, text, timestamp};
+use super::{Column, ROW_ID, ViewSpec, boolean, fuzzy_date, number, parent_id, text, timestamp};
 
 const ADDED: Column = timestamp("date_added");
 const MODIFIED: Column = timestamp("date_modified");
@@ -14,7 +15,8 @@ pub const VIEWS: &[ViewSpec] = &[ViewSpec {
     each: None,
     about: "One row per participant of an event (listed per event; `event_id` joins `v_events`).",
     columns: &[
-        text("id"),
+        text("id").at(ROW_ID),
+        text("participant_id").at("id"),
         parent_id("event_id"),
         text("contact_id"),
         boolean("is_constituent"),

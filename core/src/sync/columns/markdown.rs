@@ -58,6 +58,7 @@ pub fn reference<'a>(specs: impl IntoIterator<Item = &'a ViewSpec>) -> String {
         for c in spec.columns {
             let mut from = match c.path {
                 super::PARENT_ID => "the parent's id, from the row `id` (`{parent id}:{id}`)".to_owned(),
+                super::ROW_ID => "the row `id`".to_owned(),
                 path => format!("`{path}`"),
             };
             if let Some(when) = c.when {

@@ -16,8 +16,8 @@
 //! `"address.city"`. In a child view the path is read from the array element; a path starting
 //! with `^.` is read from the parent record instead (e.g. `"^.date"` for a gift split's gift date).
 //! Keys are lower-case ASCII letters, digits and `_`, so they need no quoting in either dialect.
-//! The path [`PARENT_ID`] is not JSON: it is the parent id that a per-parent list's row id
-//! carries (`{event_id}:{participant_id}`, see `sync::parent`), as text.
+//! Two paths are not JSON: [`ROW_ID`] is the row's stored `id`, and [`PARENT_ID`] the parent id
+//! that a per-parent list's row id carries (`{event_id}:{participant_id}`, see `sync::parent`).
 
 pub mod ddl;
 pub mod markdown;
@@ -116,6 +116,8 @@ impl Column {
 
 /// The path of a per-parent list's parent id, read from the row id (see the module docs).
 pub const PARENT_ID: &str = "@parent_id";
+/// The path of the row's stored `id` (for per-parent lists, where it is not the record's `id`).
+pub const ROW_ID: &str = "@row_id";
 
 /// A per-parent list's parent id (e.g. a participant's `event_id`), as text.
 pub const fn parent_id(name: &'static str) -> Column {

@@ -86,7 +86,7 @@ fn names_and_paths_are_plain_identifiers() {
             assert!(cols.insert(name.clone()), "{}: column {name} twice", v.name);
         }
         let paths = v.columns.iter().map(|c| c.path).chain(v.columns.iter().filter_map(|c| c.when.map(|w| w.path)));
-        for path in paths.chain(v.each.map(|e| e.path)).filter(|p| *p != super::PARENT_ID) {
+        for path in paths.chain(v.each.map(|e| e.path)).filter(|p| ![super::PARENT_ID, super::ROW_ID].contains(p)) {
             let keys = path.strip_prefix("^.").unwrap_or(path);
             assert!(keys.split('.').all(is_identifier), "{}: bad path {path}", v.name);
             assert!(v.each.is_some() || !path.starts_with("^."), "{}: ^. outside a child view", v.name);
@@ -209,7 +209,7 @@ fn conditional_and_fuzzy_columns() {
 #[test]
 fn the_parent_id_column_reads_the_row_id() {
     let v = find("v_event_participants").unwrap();
-    assert_eq!(column_names(v)[..2], ["id", "event_id"]);
+    assert_eq!(column_names(v)[..3], ["id", "participant_id", "event_id"]);
     let lite = create_view(v, Dialect::Sqlite);
     assert!(lite.contains("substr(t.id, 1, instr(t.id, ':') - 1) END AS \"event_id\""), "{lite}");
     let pg = create_view(v, Dialect::Postgres);
