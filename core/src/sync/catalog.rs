@@ -24,6 +24,10 @@
 //!   single-record `GetAccount`, keyed `account_id`); the account code list (`ListAccountCodes`:
 //!   `offset`, `limit` max 500, no change filter, key `account_code_id`) is a small code table;
 //!   journal entries are listed per batch only (`/journalentrybatches/{batch_id}/journalentries`).
+//!   Checked again for the accounts list: Blackbaud's FENXT General Ledger connector definition
+//!   (above) shows list operations for classes, journal codes and batches but, in what was read,
+//!   none for accounts; the only `GET /generalledger/v1/accounts` found in public code is third-party
+//!   fakes (offset paging, `account_id`), which are not Blackbaud's documentation.
 
 use serde::Serialize;
 
