@@ -507,12 +507,12 @@ impl Sink for SqliteSink {
         let (p, c) = (self.ensure(parent).await?, self.ensure(child).await?);
         self.call(move |db| {
             let sql = parents::parent_rows_sql(p, c, parents::Dialect::Sqlite);
+            let read = |r: &rusqlite::Row<'_>| {
+                Ok(ParentRow { id: r.get(0)?, written_at: r.get(1)?, child_high_water: r.get(2)? })
+            };
             let mut stmt = db.conn.prepare(&sql).map_err(db.err("listing parent rows"))?;
-            let rows = stmt
-                .query_map([], |r| Ok(ParentRow { id: r.get(0)?, written_at: r.get(1)?, child_high_water: r.get(2)? }))
-                .and_then(Iterator::collect)
-                .map_err(db.err("listing parent rows"));
-            rows
+            let rows: rusqlite::Result<Vec<ParentRow>> = stmt.query_map([], read).and_then(Iterator::collect);
+            rows.map_err(db.err("listing parent rows"))
         })
         .await
     }
