@@ -9,7 +9,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use skysync_core::catalog::{CATALOG, Entity, Incremental};
 
-use super::data::{Page, PageQuery, Visibility};
+use super::data::{Page, PageQuery, ParentFilter, Visibility, initial_count};
 use super::faults::{Surface, apply, quota_response, rate_limit_response, truncated};
 use super::net::Conn;
 use super::render::{Ctx, push_json_str, render};
@@ -39,9 +39,9 @@ struct ListParams {
 /// `GET {entity.path}`, phase by phase: count the call, admit it (key, throttle, injected
 /// fault), check the bearer token, read the parameters, select the page, then write its rows and
 /// its cursor.
-pub(crate) async fn list(sim: &Shared, conn: &Conn, index: usize, req: Request) -> Response {
+pub(crate) async fn list(sim: &Shared, conn: &Conn, index: usize, parent: Option<&str>, req: Request) -> Response {
     let entity = &CATALOG[index];
-    count_call(sim, entity);
+    count_call(sim, entity, parent);
     if req.method() != Method::GET {
         return api_error(StatusCode::METHOD_NOT_ALLOWED, "The simulator serves list endpoints (GET) only.");
     }
@@ -65,10 +65,20 @@ pub(crate) async fn list(sim: &Shared, conn: &Conn, index: usize, req: Request) 
         let paging = if entity.name == "actions" { s.cfg.actions_paging } else { ActionsPaging::SortToken };
         (paging, s.cfg.next_link_keeps_filters)
     };
-    let params = match parse_params(entity, &q, paging) {
+    let mut params = match parse_params(entity, &q, paging) {
         Ok(p) => p,
         Err(msg) => return api_error(StatusCode::BAD_REQUEST, &msg),
     };
+    if let Some(parent) = parent {
+        match parent_filter(sim, entity, parent) {
+            Some(filter) => params.page.parent = Some(filter),
+            None => return api_error(StatusCode::NOT_FOUND, "The requested resource could not be found."),
+        }
+        if sim.lock().cfg.child_lists_ignore_last_modified {
+            params.page.since = None;
+            params.page.by_version = false;
+        }
+    }
     let (page, ctx) = select_page(sim, index, params.page);
     let mut body = String::with_capacity(page.rows.len() * 700 + 256);
     write_rows(&mut body, ctx, &page, params.fields.as_deref());
@@ -82,10 +92,23 @@ pub(crate) async fn list(sim: &Shared, conn: &Conn, index: usize, req: Request) 
     json_text(StatusCode::OK, body)
 }
 
-fn count_call(sim: &Shared, entity: &Entity) {
+fn count_call(sim: &Shared, entity: &Entity, parent: Option<&str>) {
     let mut s = sim.lock();
     s.stats.api_calls += 1;
     *s.stats.per_entity_calls.entry(entity.name.to_owned()).or_default() += 1;
+    if let Some(parent) = parent {
+        *s.stats.per_parent_calls.entry(format!("{}/{parent}", entity.name)).or_default() += 1;
+    }
+}
+
+/// The rows of parent `id` of a per-parent list, if that parent is a live record.
+fn parent_filter(sim: &Shared, entity: &Entity, id: &str) -> Option<ParentFilter> {
+    let parent = entity.parent?.entity;
+    let index = CATALOG.iter().position(|e| e.name == parent)?;
+    let mut s = sim.lock();
+    let parents = initial_count(parent, s.cfg.records);
+    let (idx, _, _) = s.table(index).get(id)?;
+    Some(ParentFilter { index: idx, parents })
 }
 
 /// The checks before any fault or token: the subscription key, then the rate limit and quota.
@@ -295,6 +318,7 @@ fn parse_params(entity: &Entity, q: &[(String, String)], paging: ActionsPaging) 
         offset,
         limit,
         hidden_after: None,
+        parent: None,
     };
     Ok(ListParams { page, token_mode, fields, limit, offset })
 }

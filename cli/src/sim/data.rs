@@ -52,6 +52,7 @@ pub(crate) fn initial_count(entity: &str, records: u64) -> u64 {
         "appeals" | "campaigns" | "funds" => small(50),
         "packages" => small(25),
         "events" | "projects" => small(100),
+        "event_participants" => small(100) * 6,
         "journal_entry_batches" => small(20),
         _ => frac(1, 10),
     }
@@ -105,9 +106,30 @@ pub(crate) struct PageQuery {
     pub(crate) limit: u64,
     /// List visibility lag: rows modified after this tick are not listed yet.
     pub(crate) hidden_after: Option<i64>,
+    /// A per-parent list: only the rows of this parent (see [`parent_index`]).
+    pub(crate) parent: Option<ParentFilter>,
+}
+
+/// The rows of one parent in a per-parent list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ParentFilter {
+    /// The parent's row index.
+    pub(crate) index: u64,
+    /// The parent entity's initial row count.
+    pub(crate) parents: u64,
+}
+
+/// Which parent row (index) child row `idx` belongs to: child rows are dealt round the parent's
+/// initial rows, so every initial parent has children and parents added later have none.
+pub(crate) fn parent_index(idx: u64, parents: u64) -> u64 {
+    idx % parents.max(1)
 }
 
 impl PageQuery {
+    fn of_parent(&self, idx: u64) -> bool {
+        self.parent.is_none_or(|p| parent_index(idx, p.parents) == p.index)
+    }
+
     fn shows(&self, row: &Row) -> bool {
         self.vis.shows(row)
             && self.hidden_after.is_none_or(|cutoff| row.modified <= cutoff)
@@ -303,7 +325,19 @@ impl Table {
     /// Changes `count` random live rows (new version, time and revision); returns their ids.
     pub(crate) fn modify(&mut self, rng: &mut SplitMix64, count: u64, now: i64) -> Vec<String> {
         let picked = self.pick_live(rng, count);
-        for &idx in &picked {
+        self.modify_rows(&picked, now)
+    }
+
+    /// Live row indexes whose parent (see [`parent_index`]) is `parent`.
+    pub(crate) fn live_of_parent(&self, parent: ParentFilter) -> Vec<u64> {
+        (0..self.len())
+            .filter(|i| !self.rows[*i as usize].deleted() && parent_index(*i, parent.parents) == parent.index)
+            .collect()
+    }
+
+    /// Changes the rows at these indexes (new version, time and revision); returns their ids.
+    pub(crate) fn modify_rows(&mut self, picked: &[u64], now: i64) -> Vec<String> {
+        for &idx in picked {
             let old = self.rows[idx as usize].version;
             if old > self.n_initial {
                 self.changed.remove(&old);
@@ -316,7 +350,7 @@ impl Table {
             self.changed.insert(v, idx as u32);
         }
         self.touch();
-        picked.into_iter().map(|i| (i + 1).to_string()).collect()
+        picked.iter().map(|i| (i + 1).to_string()).collect()
     }
 
     /// Creates `count` new rows; returns their ids.
@@ -400,9 +434,12 @@ impl Table {
         };
         // With a visibility lag (what is listed changes with time alone) or rows out of date
         // order (the `last_modified` filter applies row by row), no cache is used.
-        let lagged = q.hidden_after.is_some() || !self.ascending();
+        // A per-parent list filters row by row too.
+        let lagged = q.hidden_after.is_some() || !self.ascending() || q.parent.is_some();
         let count = if lagged {
-            self.walk(q.by_version, v0).filter(|(_, idx)| q.shows(&self.rows[*idx as usize])).count() as u64
+            self.walk(q.by_version, v0)
+                .filter(|(_, idx)| q.shows(&self.rows[*idx as usize]) && q.of_parent(*idx))
+                .count() as u64
         } else {
             self.count(q.by_version, q.vis, v0)
         };
@@ -418,7 +455,7 @@ impl Table {
                 break;
             }
             let row = self.rows[idx as usize];
-            if !q.shows(&row) {
+            if !q.shows(&row) || !q.of_parent(idx) {
                 continue;
             }
             last_pos = Some(pos);

@@ -80,6 +80,17 @@
 //!   rather than vanish (inferred from the status enum), here it disappears like other records.
 //!   An older revision of Blackbaud's projects page said `last_modified` adds a `sort_token`
 //!   `next_link`; the simulator follows the current page (none).
+//! - **Event participants** (`/event/v1/events/{event_id}/participants`): an offset list per
+//!   event with `last_modified` and no `next_link`, like events; `404` for an event that is not a
+//!   live record. Participants are dealt round the initial events (participant `n` belongs to
+//!   event `(n - 1) % events + 1`), so events added later have none; a deleted event's
+//!   participants stay in the table but are unreachable, as its list is gone. Records carry no
+//!   event id (Blackbaud's `ParticipantListEntry` has none). The default `sort` (last name) is
+//!   not applied: rows come in id order. Two knobs for what Blackbaud does not say:
+//!   `participant_changes_bump_parent` (default on): changing a participant also gives its event
+//!   a new `date_modified`; off, the event list does not show the event as changed.
+//!   `child_lists_ignore_last_modified` (default off): on, the participants list ignores
+//!   `last_modified` and lists every participant of the event.
 //! - **Deletes**: a deleted record disappears from every list, as Blackbaud's lists report no
 //!   deletions.
 //! - **Quota day** (knob `quota_day_ends_after`, `advance_clock` moves it): the daily quota
@@ -289,6 +300,12 @@ pub struct SimConfig {
     /// ascending `date_modified` order: runs of 500 records come newest first (knob; `None` =
     /// ascending, as Blackbaud documents).
     pub unordered_from: Option<u64>,
+    /// Whether changing a participant also changes its event (new `date_modified`), so the
+    /// event list shows the event as changed (knob; default on). Blackbaud does not say.
+    pub participant_changes_bump_parent: bool,
+    /// Per-parent lists (participants) ignore `last_modified` and list every record (knob;
+    /// default off: Blackbaud documents the filter).
+    pub child_lists_ignore_last_modified: bool,
     /// Token response identity fields.
     pub environment_id: String,
     /// Token response identity fields.
@@ -335,6 +352,8 @@ impl Default for SimConfig {
             custom_field_values_as_strings: false,
             date_modified_ties: 0,
             unordered_from: None,
+            participant_changes_bump_parent: true,
+            child_lists_ignore_last_modified: false,
             environment_id: "p-simEnvironment0000000001".into(),
             environment_name: "Simulated Sandbox Environment".into(),
             legal_entity_id: "p-simLegalEntity00000000001".into(),
@@ -520,6 +539,8 @@ pub struct SimStats {
     pub grants_revoked: u64,
     /// API requests per entity name.
     pub per_entity_calls: BTreeMap<String, u64>,
+    /// Requests of per-parent lists, per `entity/parent_id` (e.g. `event_participants/7`).
+    pub per_parent_calls: BTreeMap<String, u64>,
     /// Requests waiting at a [`Fault::Hold`] latch right now (not a running total).
     pub held: u64,
 }
@@ -694,6 +715,16 @@ impl SimHandle {
         s.cfg.list_lag_everywhere = everywhere;
     }
 
+    /// Knob: changing a participant changes its event too (see [`SimConfig::participant_changes_bump_parent`]).
+    pub fn set_participant_changes_bump_parent(&self, bump: bool) {
+        self.shared.lock().cfg.participant_changes_bump_parent = bump;
+    }
+
+    /// Knob: per-parent lists ignore `last_modified` (see [`SimConfig::child_lists_ignore_last_modified`]).
+    pub fn set_child_lists_ignore_last_modified(&self, ignore: bool) {
+        self.shared.lock().cfg.child_lists_ignore_last_modified = ignore;
+    }
+
     /// With `false`, `/token` answers carry no CORS headers (a browser cannot read them).
     pub fn set_token_cors(&self, enabled: bool) {
         self.shared.lock().token_cors = enabled;
@@ -723,6 +754,19 @@ impl SimHandle {
     /// error instead).
     pub fn modify(&self, entity: &str, count: u64) -> Vec<String> {
         self.shared.lock().modify(entity, count).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Changes `count` live records of per-parent `entity` filed under parent `parent_id` (and,
+    /// with the knob `participant_changes_bump_parent`, the parent too); returns their ids.
+    /// Panics like [`Self::modify`], and if `entity` has no parent.
+    pub fn modify_under(&self, entity: &str, parent_id: &str, count: u64) -> Vec<String> {
+        self.shared.lock().modify_under(entity, parent_id, count).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Ids of every live record of per-parent `entity` filed under `parent_id`. Panics like
+    /// [`Self::modify_under`].
+    pub fn live_ids_under(&self, entity: &str, parent_id: &str) -> Vec<String> {
+        self.shared.lock().live_ids_under(entity, parent_id).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Creates `count` records of `entity` and returns their ids. Panics like [`Self::modify`].

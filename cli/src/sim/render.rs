@@ -244,6 +244,7 @@ pub(crate) fn render(out: &mut String, ctx: Ctx<'_>, idx: u64, row: &Row, added:
             fundraising(&mut o, ctx, w, added, s)
         }
         "events" => event(&mut o, w, added, s, r),
+        "event_participants" => participant(&mut o, w, s, r),
         "constituent_custom_fields" | "gift_custom_fields" => custom_field(&mut o, ctx, w, added, s, r),
         "projects" | "journal_entry_batches" => general_ledger(&mut o, ctx.entity, w, added, s, r),
         _ => {
@@ -528,6 +529,37 @@ fn event(o: &mut Obj<'_>, w: Who, added: i64, s: &mut SplitMix64, r: &mut SplitM
         })
         .num("capacity", 50 + s.below(450))
         .num("attending_count", r.below(50) + u64::from(rev));
+}
+
+/// An event participant, shaped like Blackbaud's `ParticipantListEntry` (no event id: the list
+/// is per event).
+fn participant(o: &mut Obj<'_>, w: Who, s: &mut SplitMix64, r: &mut SplitMix64) {
+    let Who { id, rev, constituent_id, first, last, .. } = w;
+    let fee = 25 * (1 + s.below(8));
+    let paid = if r.below(3) == 0 { 0 } else { fee };
+    o.str("contact_id", &constituent_id.to_string())
+        .bool("is_constituent", s.below(10) < 8)
+        .str("lookup_id", &(1000 + constituent_id).to_string())
+        .str("name", &format!("{first} {last}"))
+        .str("first_name", first)
+        .str("last_name", last)
+        .str("email", &w.email(r))
+        .bool("do_not_email", s.below(20) == 0)
+        .obj("participation_level", |l| {
+            l.str("id", &(1 + s.below(3)).to_string()).str("name", s.pick(&["Guest", "Sponsor", "Volunteer"]));
+        })
+        .bool("attended", r.below(2) == 0)
+        .str("rsvp_status", r.pick(&["NoResponse", "Attending", "Declined", "Interested", "Waitlisted"]))
+        .str("invitation_status", s.pick(&["NotApplicable", "NotInvited", "Invited"]))
+        .obj("rsvp_date", |d| {
+            d.num("y", 2024 + s.below(2)).num("m", 1 + s.below(12)).num("d", 1 + s.below(28));
+        })
+        .num("total_fees", fee)
+        .num("total_paid", paid)
+        .num("donations", r.below(5) * 50)
+        .num("revenue", paid)
+        .num("revision", rev)
+        .num("sim_participant", id);
 }
 
 /// A gift, shaped like Blackbaud's `GiftRead`: whole-number amounts, split over one to three

@@ -69,7 +69,8 @@ pub(crate) async fn start(cfg: SimConfig) -> anyhow::Result<SimHandle> {
 enum Route {
     Authorize,
     Token,
-    Api(usize),
+    /// A list: its catalog index, and the parent id of a per-parent list.
+    Api(usize, Option<String>),
     Stats,
     Control,
     Index,
@@ -83,8 +84,21 @@ fn route(path: &str) -> Route {
         "/_sim/stats" => Route::Stats,
         "/_sim/control" => Route::Control,
         "/" => Route::Index,
-        p => CATALOG.iter().position(|e| e.path == p).map_or(Route::NotFound, Route::Api),
+        p => match CATALOG.iter().position(|e| e.path == p) {
+            Some(index) => Route::Api(index, None),
+            None => child_route(p).map_or(Route::NotFound, |(index, id)| Route::Api(index, Some(id))),
+        },
     }
+}
+
+/// A per-parent list's path (`/event/v1/events/{event_id}/participants`): its catalog index and
+/// the parent id (one non-empty path segment; the simulator's ids need no decoding).
+fn child_route(path: &str) -> Option<(usize, String)> {
+    CATALOG.iter().enumerate().find_map(|(index, e)| {
+        let (prefix, suffix) = e.path.split_once(e.parent?.placeholder)?;
+        let id = path.strip_prefix(prefix)?.strip_suffix(suffix)?;
+        (!id.is_empty() && !id.contains('/')).then(|| (index, id.to_owned()))
+    })
 }
 
 async fn dispatch(State(sim): State<Arc<Shared>>, ConnectInfo(conn): ConnectInfo<Conn>, req: Request) -> Response {
@@ -97,11 +111,11 @@ async fn dispatch(State(sim): State<Arc<Shared>>, ConnectInfo(conn): ConnectInfo
                 if preflight { StatusCode::NO_CONTENT.into_response() } else { oauth::token(&sim, &conn, req).await };
             with_cors(resp, cors, preflight)
         }
-        Route::Api(index) => {
+        Route::Api(index, parent) => {
             let resp = if preflight {
                 StatusCode::NO_CONTENT.into_response()
             } else {
-                api::list(&sim, &conn, index, req).await
+                api::list(&sim, &conn, index, parent.as_deref(), req).await
             };
             with_cors(resp, true, preflight)
         }

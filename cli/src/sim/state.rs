@@ -8,7 +8,7 @@ use skysync_core::catalog::{self, CATALOG};
 use time::OffsetDateTime;
 use url::Url;
 
-use super::data::{DateShape, Table};
+use super::data::{DateShape, ParentFilter, Table, initial_count, parent_index};
 use super::render::{Ctx, render};
 use super::rng::SplitMix64;
 use super::{Fault, SimConfig, SimStats};
@@ -274,7 +274,54 @@ impl Inner {
         let mut rng = self.data_rng.clone();
         let ids = self.table_named(entity)?.modify(&mut rng, count, now);
         self.data_rng = rng;
+        self.bump_parents(entity, &ids, now);
         Ok(ids)
+    }
+
+    /// With the knob `participant_changes_bump_parent`, a changed child record changes its parent.
+    fn bump_parents(&mut self, entity: &str, child_ids: &[String], now: i64) {
+        let Some(parent) = catalog::find(entity).and_then(|e| e.parent) else { return };
+        if !self.cfg.participant_changes_bump_parent {
+            return;
+        }
+        let index = CATALOG.iter().position(|c| c.name == parent.entity).expect("catalog entry");
+        let parents = initial_count(parent.entity, self.cfg.records);
+        let mut rows: Vec<u64> =
+            child_ids.iter().filter_map(|id| id.parse::<u64>().ok()).map(|id| parent_index(id - 1, parents)).collect();
+        rows.sort_unstable();
+        rows.dedup();
+        let table = self.table(index);
+        rows.retain(|i| table.get(&(i + 1).to_string()).is_some());
+        table.modify_rows(&rows, now);
+    }
+
+    pub(crate) fn modify_under(&mut self, entity: &str, parent_id: &str, count: u64) -> Result<Vec<String>, String> {
+        let (filter, parent_index) = self.parent_filter(entity, parent_id)?;
+        let now = self.now_ticks();
+        let table = self.table_named(entity)?;
+        let picked: Vec<u64> = table.live_of_parent(filter).into_iter().take(count as usize).collect();
+        let ids = table.modify_rows(&picked, now);
+        if self.cfg.participant_changes_bump_parent && !ids.is_empty() {
+            self.table(parent_index).modify_rows(&[filter.index], now);
+        }
+        Ok(ids)
+    }
+
+    pub(crate) fn live_ids_under(&mut self, entity: &str, parent_id: &str) -> Result<Vec<String>, String> {
+        let (filter, _) = self.parent_filter(entity, parent_id)?;
+        let table = self.table_named(entity)?;
+        Ok(table.live_of_parent(filter).into_iter().map(|i| (i + 1).to_string()).collect())
+    }
+
+    /// The rows of `parent_id` in per-parent `entity`, and the parent entity's catalog index.
+    fn parent_filter(&mut self, entity: &str, parent_id: &str) -> Result<(ParentFilter, usize), String> {
+        let e = catalog::find(entity).ok_or_else(|| format!("unknown entity {entity:?}"))?;
+        let parent = e.parent.ok_or_else(|| format!("{} is not listed per parent", e.name))?.entity;
+        let parent_index = CATALOG.iter().position(|c| c.name == parent).expect("catalog entry");
+        let parents = initial_count(parent, self.cfg.records);
+        let (index, _, _) =
+            self.table(parent_index).get(parent_id).ok_or_else(|| format!("no live {parent} record {parent_id}"))?;
+        Ok((ParentFilter { index, parents }, parent_index))
     }
 
     pub(crate) fn add(&mut self, entity: &str, count: u64) -> Result<Vec<String>, String> {

@@ -12,6 +12,7 @@
 pub mod file_mode;
 mod history;
 mod jsonl;
+mod parents;
 pub mod pg_auth;
 mod pg_tls;
 mod postgres;
@@ -30,6 +31,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use skysync_core::catalog::{CATALOG, Entity};
+use skysync_core::sync::ParentRow;
 use skysync_core::sync::quota::QuotaLedger;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -302,6 +304,16 @@ pub trait Sink: Send {
     /// Stores the daily-quota bookkeeping of `scope` (see [`Sink::quota_ledger`]).
     async fn save_quota_ledger(&mut self, _scope: &str, _ledger: &QuotaLedger) -> Result<(), SinkError> {
         Ok(())
+    }
+    /// The live rows of `parent` (an entity with children), each with when it was written and
+    /// the newest `date_modified` of the `child` rows filed under it, in id order (see
+    /// `skysync_core::sync::parent`). Only databases can.
+    async fn parent_rows(&mut self, parent: &str, child: &str) -> Result<Vec<ParentRow>, SinkError> {
+        let _ = (parent, child);
+        Err(SinkError::Unsupported {
+            sink: self.describe(),
+            what: "per-parent lists such as event_participants (they need SQLite or PostgreSQL)".into(),
+        })
     }
     /// From now on keeps every version this sink replaces in `<entity>_history` (`sync
     /// --history`, see `history.rs`); call before [`Sink::prepare`], which creates the tables.

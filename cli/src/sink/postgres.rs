@@ -24,8 +24,9 @@ use super::pg_tls::{self, SslMode, TlsSettings};
 use super::spec::{check_pg_url, redact_url, scrub, url_secrets};
 use super::{
     DeleteMode, EntityState, FullSwap, PageCommit, Row, RunOutcome, SCHEMA_VERSION, Sink, SinkError, Tables, Target,
-    entity, format_ts, history, page_rows, sql, tables,
+    entity, format_ts, history, page_rows, parents, sql, tables,
 };
+use skysync_core::sync::ParentRow;
 
 const COLUMNS: &str = "id text PRIMARY KEY, data jsonb NOT NULL, date_modified timestamptz, \
                        synced_at timestamptz NOT NULL, deleted_at timestamptz";
@@ -520,6 +521,13 @@ impl Sink for PgSink {
         .await
         .map_err(fail)?;
         tx.commit().await.map_err(fail)
+    }
+
+    async fn parent_rows(&mut self, parent: &str, child: &str) -> Result<Vec<ParentRow>, SinkError> {
+        let (p, c) = (self.ensure(parent).await?, self.ensure(child).await?);
+        let sql = parents::parent_rows_sql(p, c, parents::Dialect::Postgres);
+        let rows = self.client.query(&sql, &[]).await.map_err(self.err("listing parent rows"))?;
+        Ok(rows.iter().map(|r| ParentRow { id: r.get(0), written_at: r.get(1), child_high_water: r.get(2) }).collect())
     }
 
     async fn keep_history(&mut self, now: OffsetDateTime) -> Result<(), SinkError> {

@@ -18,9 +18,11 @@ use skysync_core::sync::quota::QuotaLedger;
 
 use time::OffsetDateTime;
 
+use skysync_core::sync::ParentRow;
+
 use super::{
     DeleteMode, EntityState, FullSwap, PageCommit, RunOutcome, SCHEMA_VERSION, Sink, SinkError, Tables, Target, entity,
-    format_ts, history, page_rows, parse_ts, sql, tables,
+    format_ts, history, page_rows, parents, parse_ts, sql, tables,
 };
 
 const COLUMNS: &str = "id TEXT PRIMARY KEY NOT NULL, data TEXT NOT NULL, date_modified TEXT, \
@@ -497,6 +499,20 @@ impl Sink for SqliteSink {
             )
             .map_err(fail)?;
             tx.commit().map_err(fail)
+        })
+        .await
+    }
+
+    async fn parent_rows(&mut self, parent: &str, child: &str) -> Result<Vec<ParentRow>, SinkError> {
+        let (p, c) = (self.ensure(parent).await?, self.ensure(child).await?);
+        self.call(move |db| {
+            let sql = parents::parent_rows_sql(p, c, parents::Dialect::Sqlite);
+            let read = |r: &rusqlite::Row<'_>| {
+                Ok(ParentRow { id: r.get(0)?, written_at: r.get(1)?, child_high_water: r.get(2)? })
+            };
+            let mut stmt = db.conn.prepare(&sql).map_err(db.err("listing parent rows"))?;
+            let rows: rusqlite::Result<Vec<ParentRow>> = stmt.query_map([], read).and_then(Iterator::collect);
+            rows.map_err(db.err("listing parent rows"))
         })
         .await
     }

@@ -56,7 +56,9 @@ fn plan(
         }
         prints.insert(spec.name.to_owned(), print);
     }
-    (!sql.is_empty()).then(|| (sql, serde_json::to_string(&prints).unwrap_or_default()))
+    // The functions the views call go first (PostgreSQL; see `ddl::functions`).
+    (!sql.is_empty())
+        .then(|| (format!("{}{sql}", ddl::functions(dialect)), serde_json::to_string(&prints).unwrap_or_default()))
 }
 
 /// Creates or replaces the views in a SQLite database, inside the caller's transaction.

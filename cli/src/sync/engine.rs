@@ -8,6 +8,8 @@
 //! An initial or `--full` scan of a long `sort_token` list may be split into chains that run side
 //! by side (`engine/partitioned.rs`); `concurrency` bounds the requests in flight over the whole run.
 
+mod children;
+pub(crate) use children::parent_missing;
 mod partitioned;
 
 use std::sync::Mutex as StdMutex;
@@ -104,6 +106,9 @@ enum EntityError {
     Sink(#[from] SinkError),
     #[error(transparent)]
     Plan(#[from] PlanError),
+    /// A per-parent list whose parent entity was never synced.
+    #[error("{0}")]
+    NoParent(String),
     /// Another entity met an error that stops the whole run.
     #[error("stopped: {0}")]
     Stopped(String),
@@ -139,14 +144,20 @@ pub async fn run(
         stop: StdMutex::default(),
         in_flight: Semaphore::new(options.concurrency.max(1)),
     };
-    let mut reports: Vec<(usize, EntityReport)> = futures::stream::iter(entities.iter().copied().enumerate())
-        .map(|(i, e)| {
-            let engine = &engine;
-            async move { (i, engine.entity(e).await) }
-        })
-        .buffer_unordered(options.concurrency.max(1))
-        .collect()
-        .await;
+    // Per-parent lists run after every other entity: their parents' rows must be in first.
+    let mut reports = Vec::with_capacity(entities.len());
+    for children in [false, true] {
+        let wave = entities.iter().copied().enumerate().filter(|(_, e)| e.parent.is_some() == children);
+        let done: Vec<(usize, EntityReport)> = futures::stream::iter(wave)
+            .map(|(i, e)| {
+                let engine = &engine;
+                async move { (i, engine.entity(e).await) }
+            })
+            .buffer_unordered(options.concurrency.max(1))
+            .collect()
+            .await;
+        reports.extend(done);
+    }
     reports.sort_by_key(|(i, _)| *i);
     let after = api.counters();
     Ok(RunReport {
@@ -191,6 +202,7 @@ impl Engine<'_> {
         let mut report = EntityReport::new(entity, mode);
         self.progress.started(entity, mode);
         let result = match state {
+            Ok(state) if entity.parent.is_some() => self.sync_children(entity, state, &mut report).await,
             Ok(state) => self.sync_entity(entity, state, &mut report).await,
             Err(e) => Err(e.into()),
         };

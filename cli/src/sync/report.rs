@@ -47,6 +47,9 @@ pub struct EntityReport {
     pub halted: bool,
     /// Calls the run was estimated to make for this entity (runs with a `daily_quota`).
     pub estimated_calls: Option<u64>,
+    /// A per-parent list: the parents this run visited (one chain each) and the live parents.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_chains: Option<(usize, usize)>,
 }
 
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -70,6 +73,7 @@ impl EntityReport {
             error: None,
             halted: false,
             estimated_calls: None,
+            parent_chains: None,
         }
     }
 

@@ -24,6 +24,10 @@
 //!   single-record `GetAccount`, keyed `account_id`); the account code list (`ListAccountCodes`:
 //!   `offset`, `limit` max 500, no change filter, key `account_code_id`) is a small code table;
 //!   journal entries are listed per batch only (`/journalentrybatches/{batch_id}/journalentries`).
+//!   Checked again for the accounts list: Blackbaud's FENXT General Ledger connector definition
+//!   (above) shows list operations for classes, journal codes and batches but, in what was read,
+//!   none for accounts; the only `GET /generalledger/v1/accounts` found in public code is third-party
+//!   fakes (offset paging, `account_id`), which are not Blackbaud's documentation.
 
 use serde::Serialize;
 
@@ -64,6 +68,42 @@ pub struct Entity {
     /// The record field that holds its key (`id` for Raiser's Edge NXT; the general ledger names
     /// it per record type, e.g. `project_id`, `batch_id`). Stored as the row's `id`.
     pub key: &'static str,
+    /// For a list that exists once per record of another entity (event participants, listed per
+    /// event): that entity and the path's placeholder. `None` for top-level lists.
+    pub parent: Option<Parent>,
+}
+
+/// The entity a per-parent list hangs off, and where its id goes in the child's path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Parent {
+    /// Catalog name of the parent entity (synced first; its rows say which parents exist).
+    pub entity: &'static str,
+    /// The placeholder in the child's `path` replaced by a parent id, e.g. `{event_id}`.
+    pub placeholder: &'static str,
+}
+
+impl Entity {
+    /// The path of this list under one parent record (the plain `path` for top-level lists).
+    pub fn path_for(&self, parent_id: Option<&str>) -> String {
+        match (self.parent, parent_id) {
+            (Some(p), Some(id)) => self.path.replace(p.placeholder, &percent_encode_segment(id)),
+            _ => self.path.to_owned(),
+        }
+    }
+}
+
+/// A parent id as one path segment: anything but unreserved characters is percent-encoded, so an
+/// id never adds a segment or a query to the URL.
+fn percent_encode_segment(id: &str) -> String {
+    let mut out = String::with_capacity(id.len());
+    for b in id.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// A list with the common shape: `sort_token` paging up to 5000 records, no `fields=id`, ~30
@@ -80,6 +120,7 @@ const fn sort_token_list(name: &'static str, path: &'static str, api: &'static s
         include_deceased: false,
         latency_30m: true,
         key: "id",
+        parent: None,
     }
 }
 
@@ -97,6 +138,7 @@ const fn gl_list(name: &'static str, path: &'static str, max_limit: u32, key: &'
         include_deceased: false,
         latency_30m: false,
         key,
+        parent: None,
     }
 }
 
@@ -154,6 +196,29 @@ pub const CATALOG: &[Entity] = &[
         include_deceased: false,
         latency_30m: false,
         key: "id",
+        parent: None,
+    },
+    // Event participants, listed per event: GetEventParticipantList, `GET
+    // /event/v1/events/{event_id}/participants` in Blackbaud's Event API spec (OpenAPI 3.0.1,
+    // GitHub asebesta/claude-skills, blackbaud-renxt-api/references/event.json, commit 79da2cb):
+    // `limit` ("The default is 500. The maximum is 10,000."), `offset`, `last_modified` ("results
+    // modified on or after the specified date"), `date_added`, `fields` (`id` among them), `sort`
+    // (default: last name); envelope `ParticipantListEntryCollection` = `count` + `value`, no
+    // `next_link`; records keyed `id` ("The ID of the participant") with `date_modified`, and no
+    // event id: the row id is `{event_id}:{id}` so the rows of one event stay together and the
+    // views can join (see `sync::parent`).
+    Entity {
+        name: "event_participants",
+        path: "/event/v1/events/{event_id}/participants",
+        api: "event",
+        max_limit: 10000,
+        incremental: Incremental::LastModifiedOffset,
+        fields_id: true,
+        include_inactive: false,
+        include_deceased: false,
+        latency_30m: false,
+        key: "id",
+        parent: Some(Parent { entity: "events", placeholder: "{event_id}" }),
     },
     gl_list("projects", "/generalledger/v1/projects", 5000, "project_id"),
     gl_list("journal_entry_batches", "/generalledger/v1/journalentrybatches", 500, "batch_id"),
@@ -180,7 +245,20 @@ mod tests {
             assert!(e.name.chars().all(|c| c.is_ascii_lowercase() || c == '_'));
             assert!(e.path.starts_with('/'));
             assert!(e.name != "sync_state");
+            if let Some(p) = e.parent {
+                let parent = find(p.entity).expect("a parent in the catalog");
+                assert!(parent.parent.is_none(), "{}: one level of parents only", e.name);
+                assert!(e.path.contains(p.placeholder), "{}", e.name);
+            }
         }
+    }
+
+    #[test]
+    fn a_child_path_takes_one_encoded_segment() {
+        let e = find("event-participants").unwrap();
+        assert_eq!(e.path_for(Some("42")), "/event/v1/events/42/participants");
+        assert_eq!(e.path_for(Some("a/b?c")), "/event/v1/events/a%2Fb%3Fc/participants");
+        assert_eq!(find("events").unwrap().path_for(Some("1")), "/event/v1/eventlist");
     }
 
     #[test]

@@ -57,6 +57,8 @@ pub enum Step {
 #[derive(Debug, Clone)]
 pub struct Cursor {
     entity: &'static Entity,
+    /// The list's path: the entity's, or for a per-parent list the one parent's.
+    path: String,
     base: Url,
     limit: u32,
     overlap: Duration,
@@ -107,6 +109,7 @@ impl Cursor {
         let filters = Self::first_filters(entity, base, limit, false);
         Self {
             entity,
+            path: entity.path.to_owned(),
             base: base.clone(),
             limit,
             overlap: options.overlap,
@@ -143,6 +146,7 @@ impl Cursor {
         let filters = Self::first_filters(entity, base, limit, true);
         Self {
             entity,
+            path: entity.path.to_owned(),
             base: base.clone(),
             limit,
             overlap: options.overlap,
@@ -151,6 +155,15 @@ impl Cursor {
             filters,
             counts: ScanCounts::default(),
         }
+    }
+
+    /// The same scan of one parent's list (a per-parent entity; see
+    /// [`Entity::parent`](super::catalog::Entity::parent)).
+    pub fn under_parent(mut self, parent_id: &str) -> Self {
+        self.path = self.entity.path_for(Some(parent_id));
+        let fields: &[(&str, &str)] = if self.ids_only && self.entity.fields_id { &[("fields", "id")] } else { &[] };
+        self.filters = filters_of(&self.url_with(fields));
+        self
     }
 
     /// The entity being synced.
@@ -187,8 +200,17 @@ impl Cursor {
     }
 
     pub(crate) fn list_url(entity: &Entity, base: &Url, limit: u32, extra: &[(&str, &str)]) -> Url {
+        Self::list_url_at(entity, entity.path, base, limit, extra)
+    }
+
+    /// This scan's list URL with `extra` parameters.
+    fn url_with(&self, extra: &[(&str, &str)]) -> Url {
+        Self::list_url_at(self.entity, &self.path, &self.base, self.limit, extra)
+    }
+
+    fn list_url_at(entity: &Entity, path: &str, base: &Url, limit: u32, extra: &[(&str, &str)]) -> Url {
         let mut url = base.clone();
-        let path = format!("{}{}", base.path().trim_end_matches('/'), entity.path);
+        let path = format!("{}{}", base.path().trim_end_matches('/'), path);
         url.set_path(&path);
         url.set_query(None);
         {
@@ -222,7 +244,7 @@ impl Cursor {
                 if self.ids_only && self.entity.fields_id {
                     extra.push(("fields", "id"));
                 }
-                Ok(Self::list_url(self.entity, &self.base, self.limit, &extra))
+                Ok(self.url_with(&extra))
             }
             Bookmark::Done { .. } => {
                 Err(PageError::Malformed { url: self.entity.path.into(), problem: "the scan is finished".into() })
@@ -265,9 +287,14 @@ impl Cursor {
                         // The API ended the chain without a reusable link: restart from the newest
                         // change next time, minus the overlap.
                         let since = restart_point(hw.as_deref(), self.overlap);
-                        *next_link =
-                            Self::list_url(self.entity, &self.base, self.limit, &[("last_modified", since.as_str())])
-                                .to_string();
+                        *next_link = Self::list_url_at(
+                            self.entity,
+                            &self.path,
+                            &self.base,
+                            self.limit,
+                            &[("last_modified", since.as_str())],
+                        )
+                        .to_string();
                         *high_water = hw;
                         Step::Done
                     }

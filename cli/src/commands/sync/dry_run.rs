@@ -15,7 +15,7 @@ use crate::context::Output;
 use crate::output::timestamp;
 use crate::sink::{self, SinkSpec};
 use crate::sync::engine::{EngineOptions, stored_state};
-use crate::sync::estimate::{Estimate, estimate};
+use crate::sync::estimate::{Estimate, child_estimate, estimate};
 
 /// What a dry run knows besides the plan.
 pub struct DryRun<'a> {
@@ -57,6 +57,35 @@ pub async fn run(
         None => format!("dry run: no API calls are made ({})\n", sink.describe()),
     };
     for &e in entities {
+        if let Some(parent) = e.parent {
+            let (plan, (chains, live)) = child_estimate(sink.as_mut(), e, options, clock).await?;
+            let mode = plan.mode;
+            let also = if entities.iter().any(|x| x.name == parent.entity) {
+                format!(" (as stored now; this run syncs {} first)", parent.entity)
+            } else {
+                String::new()
+            };
+            let which = match mode {
+                RunMode::Incremental => {
+                    format!("the {} of {live} {} written since the last run", chains, parent.entity)
+                }
+                _ => format!("every one of {live} {}", parent.entity),
+            };
+            let _ = writeln!(text, "{:<18} {:<11} {chains} parent chains: {which}{also}", e.name, mode.label());
+            let reconcile = plan.reconcile_calls > 0;
+            if reconcile {
+                let _ = writeln!(text, "{:<18} then an id scan of every {} to reconcile deletes", "", parent.entity);
+            }
+            let est = estimated.as_ref().and_then(|x| x.of(e.name));
+            if let Some(est) = est {
+                let _ = writeln!(text, "{:<18} estimate: at least {} calls (one per parent chain)", "", est.calls);
+            }
+            items.push(serde_json::json!({
+                "entity": e.name, "mode": mode, "parent": parent.entity, "parent_chains": chains,
+                "parents": live, "reconcile": reconcile, "estimate": est,
+            }));
+            continue;
+        }
         let state = sink.state(e.name).await?;
         let stored = state.as_ref().map(stored_state);
         let mode = RunMode::of(&sync, stored.as_ref());

@@ -43,6 +43,16 @@ pub async fn run(ctx: &Context, args: SyncArgs) -> anyhow::Result<u8> {
         )
         .into());
     }
+    if matches!(spec, SinkSpec::Jsonl(_))
+        && let Some(child) = entities.iter().find(|e| e.parent.is_some())
+    {
+        return Err(UsageError(format!(
+            "{} is listed per parent record and needs the parents' rows: use SQLite (--db FILE) or PostgreSQL, \
+             not --format jsonl",
+            child.name
+        ))
+        .into());
+    }
     let clock = SystemClock;
     if args.dry_run {
         let api = if args.estimate { Some(ctx.api_client(settings.rate_limit, settings.call_budget)?) } else { None };
@@ -53,6 +63,7 @@ pub async fn run(ctx: &Context, args: SyncArgs) -> anyhow::Result<u8> {
     // Held until the run ends (dropped last): one sync per database at a time.
     let _lock = sink::run_lock::acquire(&spec, settings.lock_wait, clock.now()).await?;
     let mut sink = sink::open(&spec).await?;
+    check_parents(sink.as_mut(), &entities).await?;
     let ledger = quota::load(sink.as_mut(), ctx.profile(), clock.now()).await?;
     let api = quota::limit(ctx.api_client(settings.rate_limit, settings.call_budget)?, settings.daily_quota, &ledger);
     // A quota-aware run estimates its calls first (the probes count against the quota too).
@@ -90,6 +101,20 @@ pub async fn run(ctx: &Context, args: SyncArgs) -> anyhow::Result<u8> {
         return Ok(crate::exit::OK);
     }
     finish(out, &spec, &report).map(|()| crate::exit::OK)
+}
+
+/// Refuses a per-parent list whose parent entity is neither in this run nor synced before.
+async fn check_parents(sink: &mut dyn sink::Sink, entities: &[&'static Entity]) -> anyhow::Result<()> {
+    for child in entities {
+        let Some(parent) = child.parent else { continue };
+        if entities.iter().any(|e| e.name == parent.entity) {
+            continue;
+        }
+        if sink.state(parent.entity).await?.is_none_or(|s| s.last_run_at.is_none()) {
+            return Err(UsageError(crate::sync::engine::parent_missing(child, parent.entity)).into());
+        }
+    }
+    Ok(())
 }
 
 /// Prints the summary and turns an unfinished run into an error (exit 5 for Blackbaud's quota

@@ -8,7 +8,7 @@
 //! timestamp type: 1/0 and ISO text stand in). Column names are quoted in the SQL; the specs
 //! avoid reserved words anyway, so people need not quote them in their queries.
 
-use super::{Column, SqlType, ViewSpec, When};
+use super::{Column, PARENT_ID, ROW_ID, SqlType, ViewSpec, When};
 
 /// Which database's SQL to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,7 +83,10 @@ pub fn create_view(spec: &ViewSpec, dialect: Dialect) -> String {
 /// lets a new build change a view's columns, which `CREATE OR REPLACE VIEW` cannot do in
 /// PostgreSQL.
 pub fn script<'a>(specs: impl IntoIterator<Item = &'a ViewSpec>, dialect: Dialect) -> String {
-    let mut out = String::new();
+    let mut out = functions(dialect).to_owned();
+    if !out.is_empty() {
+        out.push('\n');
+    }
     for spec in specs {
         out.push_str(&drop_view(spec));
         out.push('\n');
@@ -130,6 +133,17 @@ struct Sql {
 impl Sql {
     /// The (name, expression) pairs of one spec column (four for a fuzzy date).
     fn column(&self, spec: &ViewSpec, c: &Column) -> Vec<(String, String)> {
+        if c.path == ROW_ID {
+            return vec![(c.name.to_owned(), "t.id".to_owned())];
+        }
+        if c.path == PARENT_ID {
+            // The part of the row id before the separator (`sync::parent::child_row_id`).
+            let expr = match self.dialect {
+                Dialect::Sqlite => "CASE WHEN instr(t.id, ':') > 0 THEN substr(t.id, 1, instr(t.id, ':') - 1) END",
+                Dialect::Postgres => "CASE WHEN strpos(t.id, ':') > 0 THEN split_part(t.id, ':', 1) END",
+            };
+            return vec![(c.name.to_owned(), expr.to_owned())];
+        }
         let (src, path) = source(spec, c.path);
         let mut out = Vec::new();
         if c.ty == SqlType::FuzzyDate {
@@ -211,19 +225,21 @@ impl Sql {
             ),
             (Dialect::Sqlite, SqlType::Date) => format!(
                 "CASE {kind} WHEN 'text' THEN CASE WHEN {v} GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*' \
-                 THEN substr({v}, 1, 10) END WHEN 'object' THEN {} END",
+                 AND {} THEN substr({v}, 1, 10) END WHEN 'object' THEN {} END",
+                sqlite_real_date(&format!("substr({v}, 1, 10)")),
                 self.fuzzy_complete(src, path)
             ),
             (Dialect::Postgres, SqlType::Date) => format!(
                 "CASE {kind} WHEN 'string' THEN CASE WHEN {v} ~ '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}' \
-                 THEN left({v}, 10)::date END WHEN 'object' THEN {} END",
+                 THEN {PG_DATE}(left({v}, 10)) END WHEN 'object' THEN {} END",
                 self.fuzzy_complete(src, path)
             ),
-            (Dialect::Sqlite, SqlType::Timestamp) => {
-                format!("CASE {kind} WHEN 'text' THEN strftime('%Y-%m-%dT%H:%M:%fZ', {v}) END")
-            }
+            (Dialect::Sqlite, SqlType::Timestamp) => format!(
+                "CASE {kind} WHEN 'text' THEN CASE WHEN {} THEN strftime('%Y-%m-%dT%H:%M:%fZ', {v}) END END",
+                sqlite_real_date(&format!("substr({v}, 1, 10)"))
+            ),
             (Dialect::Postgres, SqlType::Timestamp) => format!(
-                "CASE WHEN {kind} = 'string' AND {v} ~ '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}' THEN ({v})::timestamptz END"
+                "CASE WHEN {kind} = 'string' AND {v} ~ '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}' THEN {PG_TIMESTAMP}({v}) END"
             ),
             (_, SqlType::FuzzyDate) => self.fuzzy_complete(src, path),
         }
@@ -248,11 +264,46 @@ impl Sql {
         // Nested CASEs: PostgreSQL may evaluate AND's operands in any order, and the casts must
         // only run on numbers.
         let range = format!("{y} BETWEEN 1 AND 9999 AND {m} BETWEEN 1 AND 12 AND {d} BETWEEN 1 AND 31");
+        // A day the month does not have (30 February) gives NULL in both databases.
         let date = match self.dialect {
-            Dialect::Sqlite => format!("printf('%04d-%02d-%02d', {y}, {m}, {d})"),
-            Dialect::Postgres => format!("make_date({y}, {m}, {d})"),
+            Dialect::Sqlite => {
+                let text = format!("printf('%04d-%02d-%02d', {y}, {m}, {d})");
+                format!("CASE WHEN {} THEN {text} END", sqlite_real_date(&text))
+            }
+            Dialect::Postgres => {
+                format!("{PG_DATE}(format('%s-%s-%s', lpad(({y})::text, 4, '0'), {m}, {d}))")
+            }
         };
         format!("CASE WHEN {y_ok} AND {m_ok} AND {d_ok} THEN CASE WHEN {range} THEN {date} END END")
+    }
+}
+
+/// SQLite: whether `YYYY-MM-DD` text `v` is a day of the calendar. SQLite's date functions take
+/// any day up to 31 and, given a modifier, roll it over (`2023-02-30` becomes `2023-03-02`), so a
+/// real date is one that comes back unchanged.
+fn sqlite_real_date(v: &str) -> String {
+    format!("date({v}, '+0 days') = {v}")
+}
+
+/// PostgreSQL: `text` → `date`, `NULL` when the text is not a date (a cast would fail the query).
+const PG_DATE: &str = "skysync_date";
+/// PostgreSQL: `text` → `timestamptz`, `NULL` when the text is not one.
+const PG_TIMESTAMP: &str = "skysync_timestamptz";
+
+/// The functions the PostgreSQL views call, created (or replaced) before them. A cast in plain
+/// SQL cannot fail softly: one record holding `2023-02-30` would make every query on the view
+/// fail, where SQLite gives `NULL`. The input is ISO 8601 (checked by the views' patterns), which
+/// PostgreSQL reads the same under every `DateStyle`.
+pub fn functions(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Sqlite => "",
+        Dialect::Postgres => {
+            "CREATE OR REPLACE FUNCTION skysync_date(t text) RETURNS date LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN RETURN t::date; EXCEPTION WHEN others THEN RETURN NULL; END $$;
+CREATE OR REPLACE FUNCTION skysync_timestamptz(t text) RETURNS timestamptz LANGUAGE plpgsql STABLE AS $$
+BEGIN RETURN t::timestamptz; EXCEPTION WHEN others THEN RETURN NULL; END $$;
+"
+        }
     }
 }
 

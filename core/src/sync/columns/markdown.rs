@@ -56,7 +56,11 @@ pub fn reference<'a>(specs: impl IntoIterator<Item = &'a ViewSpec>) -> String {
             out.push_str("| position | integer | index in the array, from 1 |\n");
         }
         for c in spec.columns {
-            let mut from = format!("`{}`", c.path);
+            let mut from = match c.path {
+                super::PARENT_ID => "the parent's id, from the row `id` (`{parent id}:{id}`)".to_owned(),
+                super::ROW_ID => "the row `id`".to_owned(),
+                path => format!("`{path}`"),
+            };
             if let Some(when) = c.when {
                 from.push_str(&format!(" when `{}` is {}", when.path, when.any_of.join(", ")));
             }

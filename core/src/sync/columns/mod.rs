@@ -16,11 +16,14 @@
 //! `"address.city"`. In a child view the path is read from the array element; a path starting
 //! with `^.` is read from the parent record instead (e.g. `"^.date"` for a gift split's gift date).
 //! Keys are lower-case ASCII letters, digits and `_`, so they need no quoting in either dialect.
+//! Two paths are not JSON: [`ROW_ID`] is the row's stored `id`, and [`PARENT_ID`] the parent id
+//! that a per-parent list's row id carries (`{event_id}:{participant_id}`, see `sync::parent`).
 
 pub mod ddl;
 pub mod markdown;
 
 mod constituent;
+mod event;
 mod fundraising;
 mod gift;
 mod gl;
@@ -111,6 +114,16 @@ impl Column {
     }
 }
 
+/// The path of a per-parent list's parent id, read from the row id (see the module docs).
+pub const PARENT_ID: &str = "@parent_id";
+/// The path of the row's stored `id` (for per-parent lists, where it is not the record's `id`).
+pub const ROW_ID: &str = "@row_id";
+
+/// A per-parent list's parent id (e.g. a participant's `event_id`), as text.
+pub const fn parent_id(name: &'static str) -> Column {
+    Column::new(name, SqlType::Text).at(PARENT_ID)
+}
+
 /// A text column named like its JSON field.
 pub const fn text(name: &'static str) -> Column {
     Column::new(name, SqlType::Text)
@@ -173,7 +186,7 @@ pub struct ViewSpec {
 }
 
 /// Every area's views. An area is one file of this module exporting `VIEWS`.
-pub const AREAS: &[&[ViewSpec]] = &[constituent::VIEWS, gift::VIEWS, fundraising::VIEWS, gl::VIEWS];
+pub const AREAS: &[&[ViewSpec]] = &[constituent::VIEWS, gift::VIEWS, fundraising::VIEWS, event::VIEWS, gl::VIEWS];
 
 /// Every view, in area order.
 pub fn all() -> impl Iterator<Item = &'static ViewSpec> {

@@ -86,7 +86,7 @@ fn names_and_paths_are_plain_identifiers() {
             assert!(cols.insert(name.clone()), "{}: column {name} twice", v.name);
         }
         let paths = v.columns.iter().map(|c| c.path).chain(v.columns.iter().filter_map(|c| c.when.map(|w| w.path)));
-        for path in paths.chain(v.each.map(|e| e.path)) {
+        for path in paths.chain(v.each.map(|e| e.path)).filter(|p| ![super::PARENT_ID, super::ROW_ID].contains(p)) {
             let keys = path.strip_prefix("^.").unwrap_or(path);
             assert!(keys.split('.').all(is_identifier), "{}: bad path {path}", v.name);
             assert!(v.each.is_some() || !path.starts_with("^."), "{}: ^. outside a child view", v.name);
@@ -165,7 +165,8 @@ fn postgres_reads_jsonb_with_arrows_and_array_elements() {
     assert!(sql.contains("e.position AS \"position\""), "{sql}");
     assert!(sql.contains("jsonb_array_elements(CASE WHEN jsonb_typeof(t.data->'gift_splits') = 'array' THEN t.data->'gift_splits' ELSE '[]'::jsonb END) WITH ORDINALITY AS e(value, position)"), "{sql}");
     assert!(sql.contains("CASE WHEN jsonb_typeof(e.value->'amount'->'value') = 'number' OR (jsonb_typeof(e.value->'amount'->'value') = 'string' AND e.value->'amount'->>'value' ~ '^-?[0-9]+([.][0-9]+)?$') THEN (e.value->'amount'->>'value')::numeric END AS \"amount\""), "{sql}");
-    assert!(sql.contains("left(t.data->>'date', 10)::date"), "{sql}");
+    // Dates go through the soft casts, so an impossible date is NULL, not a failed query.
+    assert!(sql.contains("skysync_date(left(t.data->>'date', 10))"), "{sql}");
 }
 
 #[test]
@@ -187,6 +188,7 @@ fn conditional_and_fuzzy_columns() {
     let lite = create_view(&FIELDS, Dialect::Sqlite);
     assert!(lite.contains("CASE WHEN json_extract(t.data, '$.type') IN ('Number', 'Currency') THEN CASE WHEN json_type(t.data, '$.value')"), "{lite}");
     assert!(lite.contains("printf('%04d-%02d-%02d'"), "{lite}");
+    assert!(lite.contains("'+0 days') = printf('%04d-%02d-%02d'"), "a day the month lacks is NULL: {lite}");
     assert!(
         lite.contains(
             "CASE json_type(t.data, '$.inactive') WHEN 'true' THEN 1 WHEN 'false' THEN 0 WHEN 'text' THEN CASE lower(json_extract(t.data, '$.inactive')) WHEN 'true' THEN 1 WHEN 'false' THEN 0 END END AS \"inactive\""
@@ -196,10 +198,29 @@ fn conditional_and_fuzzy_columns() {
     assert!(lite.contains("strftime('%Y-%m-%dT%H:%M:%fZ', json_extract(t.data, '$.date_modified'))"), "{lite}");
     let pg = create_view(&FIELDS, Dialect::Postgres);
     assert!(pg.contains("CASE WHEN t.data->>'type' IN ('Number', 'Currency') THEN"), "{pg}");
-    assert!(pg.contains("make_date("), "{pg}");
+    assert!(pg.contains("skysync_date(format('%s-%s-%s'"), "{pg}");
+    assert!(!pg.contains("::date") && !pg.contains("make_date("), "no cast that can fail: {pg}");
     assert!(pg.contains("lower(t.data->>'inactive')::boolean"), "{pg}");
-    assert!(pg.contains("(t.data->>'date_modified')::timestamptz"), "{pg}");
+    assert!(pg.contains("skysync_timestamptz(t.data->>'date_modified')"), "{pg}");
+    assert!(!pg.contains("::timestamptz"), "{pg}");
     assert!(pg.contains("FROM \"constituent_custom_fields\" AS t;"), "{pg}");
+}
+
+#[test]
+fn the_parent_id_column_reads_the_row_id() {
+    let v = find("v_event_participants").unwrap();
+    assert_eq!(column_names(v)[..3], ["id", "participant_id", "event_id"]);
+    let lite = create_view(v, Dialect::Sqlite);
+    assert!(lite.contains("substr(t.id, 1, instr(t.id, ':') - 1) END AS \"event_id\""), "{lite}");
+    let pg = create_view(v, Dialect::Postgres);
+    assert!(pg.contains("split_part(t.id, ':', 1) END AS \"event_id\""), "{pg}");
+}
+
+#[test]
+fn the_postgres_script_creates_the_soft_casts_first() {
+    let s = script([&FIELDS], Dialect::Postgres);
+    assert!(s.starts_with("CREATE OR REPLACE FUNCTION skysync_date"), "{s}");
+    assert!(script([&FIELDS], Dialect::Sqlite).starts_with("DROP VIEW"));
 }
 
 #[test]
