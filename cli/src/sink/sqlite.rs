@@ -19,8 +19,8 @@ use skysync_core::sync::quota::QuotaLedger;
 use time::OffsetDateTime;
 
 use super::{
-    DeleteMode, EntityState, FullSwap, PageCommit, RunOutcome, SCHEMA_VERSION, Sink, SinkError, Tables, Target, entity,
-    format_ts, history, page_rows, parse_ts, sql, tables,
+    DeleteMode, EntityState, FullSwap, PageCommit, PageRow, RunOutcome, SCHEMA_VERSION, Sink, SinkError, Tables,
+    Target, entity, format_ts, history, page_rows, parse_ts, sql, tables,
 };
 
 const COLUMNS: &str = "id TEXT PRIMARY KEY NOT NULL, data TEXT NOT NULL, date_modified TEXT, \
@@ -276,10 +276,12 @@ impl Sink for SqliteSink {
         now: OffsetDateTime,
     ) -> Result<PageCommit, SinkError> {
         let e = self.ensure(name).await?;
-        let rows = page_rows(rows);
+        // Cheap: ids, dates and handles on the page's shared JSON; no record text is copied.
+        let rows = rows.to_vec();
         let bookmark = bookmark.to_owned();
         let history = self.history.is_some() && target == Target::Live;
         self.call(move |db| {
+            let rows = page_rows(&rows);
             let t = tables(e);
             let synced_at = ts(now);
             let action = format!("writing a page of {}", e.name);
@@ -297,28 +299,7 @@ impl Sink for SqliteSink {
                     (t.staging, "staging_bookmark")
                 }
             };
-            let mut counts = PageCommit::default();
-            {
-                let mut exists = tx.prepare_cached(&format!("SELECT 1 FROM {table} WHERE id = ?1")).map_err(fail)?;
-                let mut upsert = tx
-                    .prepare_cached(&format!(
-                        "INSERT INTO {table} (id, data, date_modified, synced_at, deleted_at)
-                         VALUES (?1, ?2, ?3, ?4, NULL)
-                         ON CONFLICT (id) DO UPDATE SET data = excluded.data,
-                             date_modified = excluded.date_modified,
-                             synced_at = excluded.synced_at, deleted_at = NULL"
-                    ))
-                    .map_err(fail)?;
-                for r in &rows {
-                    let existed = exists.exists([&r.id]).map_err(fail)?;
-                    upsert.execute(params![r.id, r.data, r.date_modified, synced_at]).map_err(fail)?;
-                    if existed {
-                        counts.changed += 1;
-                    } else {
-                        counts.added += 1;
-                    }
-                }
-            }
+            let counts = upsert_rows(&tx, &table, &rows, &synced_at).map_err(fail)?;
             ensure_state_row(&tx, e.name).map_err(fail)?;
             tx.execute(&format!("UPDATE sync_state SET {column} = ?1 WHERE entity = ?2"), params![bookmark, e.name])
                 .map_err(fail)?;
@@ -506,6 +487,38 @@ impl Sink for SqliteSink {
         self.ensured.clear();
         Ok(())
     }
+}
+
+/// Upserts a page's rows (ids unique, see [`page_rows`]) into `table` and counts new ids (added)
+/// and ids that were there (changed), with no lookup per row: SQLite gives an inserted row the
+/// rowid one past the largest in the table, and an upsert that updates keeps the row's rowid, so
+/// a row the upsert returns with a rowid above the table's largest before the page is new.
+/// SQLite picks rowids at random only once the largest possible one is taken (never by skysync,
+/// which lets SQLite choose); a table that close to it is counted with a lookup per row.
+fn upsert_rows(conn: &Connection, table: &str, rows: &[PageRow<'_>], synced_at: &str) -> rusqlite::Result<PageCommit> {
+    let mut upsert = conn.prepare_cached(&format!(
+        "INSERT INTO {table} (id, data, date_modified, synced_at, deleted_at)
+         VALUES (?1, ?2, ?3, ?4, NULL)
+         ON CONFLICT (id) DO UPDATE SET data = excluded.data,
+             date_modified = excluded.date_modified,
+             synced_at = excluded.synced_at, deleted_at = NULL
+         RETURNING rowid"
+    ))?;
+    let largest: i64 =
+        conn.prepare_cached(&format!("SELECT coalesce(max(rowid), 0) FROM {table}"))?.query_row([], |r| r.get(0))?;
+    let rowids_in_order = largest < i64::MAX - rows.len() as i64;
+    let mut exists = conn.prepare_cached(&format!("SELECT 1 FROM {table} WHERE id = ?1"))?;
+    let mut counts = PageCommit::default();
+    for r in rows {
+        let existed = if rowids_in_order { None } else { Some(exists.exists([r.id])?) };
+        let rowid: i64 = upsert.query_row(params![r.id, r.data, r.date_modified, synced_at], |row| row.get(0))?;
+        if existed.unwrap_or(rowid <= largest) {
+            counts.changed += 1;
+        } else {
+            counts.added += 1;
+        }
+    }
+    Ok(counts)
 }
 
 /// The swap's first phase: (added, changed, removed) as readers will see them.
