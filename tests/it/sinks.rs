@@ -365,8 +365,8 @@ async fn reconcile_marks_then_removes_and_reappearing_rows_are_undeleted(f: Fixt
     assert!(r.rows(E).await.iter().all(|r| !r.2));
 }
 
-/// SQLite tells new ids from existing ones by rowid (new rows get one past the largest): removing
-/// the newest rows, or a staging table, must not confuse the counts.
+/// Added and changed are counted against the table the page goes to, whatever happened to its
+/// newest rows before (rowids of removed rows, a staging table).
 async fn counts_stay_right_after_the_newest_rows_were_removed(f: Fixture) {
     let mut s = f.open().await;
     s.commit_page(E, Target::Live, &rows(&["1", "2", "3", "4"], 1), "b", now()).await.unwrap();
@@ -389,7 +389,7 @@ async fn counts_stay_right_after_the_newest_rows_were_removed(f: Fixture) {
 
 #[tokio::test]
 async fn sqlite_counts_right_when_the_largest_rowid_is_taken() {
-    // Only then does SQLite pick new rowids at random; the sink falls back to a lookup per row.
+    // Only then does SQLite pick new rowids at random: counting must not rely on their order.
     let f = Fixture::sqlite();
     let mut s = f.open().await;
     s.commit_page(E, Target::Live, &rows(&["1"], 1), "b", now()).await.unwrap();

@@ -490,29 +490,25 @@ impl Sink for SqliteSink {
 }
 
 /// Upserts a page's rows (ids unique, see [`page_rows`]) into `table` and counts new ids (added)
-/// and ids that were there (changed), with no lookup per row: SQLite gives an inserted row the
-/// rowid one past the largest in the table, and an upsert that updates keeps the row's rowid, so
-/// a row the upsert returns with a rowid above the table's largest before the page is new.
-/// SQLite picks rowids at random only once the largest possible one is taken (never by skysync,
-/// which lets SQLite choose); a table that close to it is counted with a lookup per row.
+/// and ids that were there (changed), with one `exists` lookup per row.
+///
+/// Measured and not kept (BENCHMARKS.md, Ingest): telling new rows by the rowid an
+/// `INSERT … RETURNING rowid` gives back (new rows get one past the table's largest) instead of
+/// the lookup cost more CPU than the lookup, as SQLite runs a RETURNING statement.
 fn upsert_rows(conn: &Connection, table: &str, rows: &[PageRow<'_>], synced_at: &str) -> rusqlite::Result<PageCommit> {
+    let mut exists = conn.prepare_cached(&format!("SELECT 1 FROM {table} WHERE id = ?1"))?;
     let mut upsert = conn.prepare_cached(&format!(
         "INSERT INTO {table} (id, data, date_modified, synced_at, deleted_at)
          VALUES (?1, ?2, ?3, ?4, NULL)
          ON CONFLICT (id) DO UPDATE SET data = excluded.data,
              date_modified = excluded.date_modified,
-             synced_at = excluded.synced_at, deleted_at = NULL
-         RETURNING rowid"
+             synced_at = excluded.synced_at, deleted_at = NULL"
     ))?;
-    let largest: i64 =
-        conn.prepare_cached(&format!("SELECT coalesce(max(rowid), 0) FROM {table}"))?.query_row([], |r| r.get(0))?;
-    let rowids_in_order = largest < i64::MAX - rows.len() as i64;
-    let mut exists = conn.prepare_cached(&format!("SELECT 1 FROM {table} WHERE id = ?1"))?;
     let mut counts = PageCommit::default();
     for r in rows {
-        let existed = if rowids_in_order { None } else { Some(exists.exists([r.id])?) };
-        let rowid: i64 = upsert.query_row(params![r.id, r.data, r.date_modified, synced_at], |row| row.get(0))?;
-        if existed.unwrap_or(rowid <= largest) {
+        let existed = exists.exists([r.id])?;
+        upsert.execute(params![r.id, r.data, r.date_modified, synced_at])?;
+        if existed {
             counts.changed += 1;
         } else {
             counts.added += 1;
