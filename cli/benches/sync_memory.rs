@@ -9,6 +9,8 @@
 //! alone: API client, page parsing, engine and sink. It is sampled after a tenth of the records and
 //! at the end: memory bounded by the page size shows as two close figures.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -28,21 +30,7 @@ use skysync_core::secret::{ClientSecret, SubscriptionKey};
 use skysync_core::token::parse_token_response;
 use skysync_core::{ClientAuth, Endpoints, MemoryStore, OAuthConfig, RenewalPolicy, Session, SessionParts, TokenSet};
 
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-/// Peak resident set size of this process, in KiB.
-fn vm_hwm_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
-        })
-        .unwrap_or(0)
-}
+use common::{env_u64, vm_hwm_kib};
 
 fn mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)

@@ -3,8 +3,7 @@
 //! semantics (times, reasons, only real changes); engine tests run against the simulator.
 
 use serde_json::Value;
-use serde_json::value::RawValue;
-use skysync_cli::sink::{self, DeleteMode, Row, Sink, Target};
+use skysync_cli::sink::{self, DeleteMode, RecordJson, Row, Sink, Target};
 use skysync_cli::sync::engine::{self, EngineOptions};
 use skysync_cli::sync::progress::Silent;
 use skysync_core::catalog::{self, Entity};
@@ -24,7 +23,7 @@ fn row(id: &str, v: i64) -> Row {
     Row {
         id: id.to_owned(),
         date_modified: Some("2024-01-01T10:00:00Z".into()),
-        data: RawValue::from_string(format!(r#"{{"id":"{id}","v":{v}}}"#)).unwrap(),
+        data: RecordJson::new(&format!(r#"{{"id":"{id}","v":{v}}}"#)).unwrap(),
     }
 }
 

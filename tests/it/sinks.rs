@@ -2,8 +2,9 @@
 //! Every behaviour test runs on both backends.
 
 use serde_json::Value;
-use serde_json::value::RawValue;
-use skysync_cli::sink::{self, DeleteMode, FullSwap, JsonlOut, Row, RunOutcome, Sink, SinkError, SinkSpec, Target};
+use skysync_cli::sink::{
+    self, DeleteMode, FullSwap, JsonlOut, RecordJson, Row, RunOutcome, Sink, SinkError, SinkSpec, Target,
+};
 use skysync_core::catalog::{self, Entity};
 use skysync_tests::db::{Reader, TestDb};
 use skysync_tests::pg::PgServer;
@@ -19,7 +20,7 @@ fn row(id: &str, v: i64) -> Row {
     Row {
         id: id.to_owned(),
         date_modified: Some(format!("2024-01-0{}T10:00:00.1234567-05:00", (v % 9) + 1)),
-        data: RawValue::from_string(format!(r#"{{"id":"{id}","v":{v}}}"#)).unwrap(),
+        data: RecordJson::new(&format!(r#"{{"id":"{id}","v":{v}}}"#)).unwrap(),
     }
 }
 
@@ -106,6 +107,7 @@ skysync_tests::both_backends!(
     finish_run_records_times_error_and_row_count,
     reopening_keeps_rows_and_state,
     unknown_entities_are_refused,
+    counts_stay_right_after_the_newest_rows_were_removed,
 );
 
 async fn commit_page_upserts_and_counts_added_and_changed(f: Fixture) {
@@ -343,6 +345,43 @@ async fn reconcile_marks_then_removes_and_reappearing_rows_are_undeleted(f: Fixt
     assert!(r.rows(E).await.iter().all(|r| !r.2));
 }
 
+/// Added and changed are counted against the table the page goes to, whatever happened to its
+/// newest rows before (rowids of removed rows, a staging table).
+async fn counts_stay_right_after_the_newest_rows_were_removed(f: Fixture) {
+    let mut s = f.open().await;
+    s.commit_page(E, Target::Live, &rows(&["1", "2", "3", "4"], 1), "b", now()).await.unwrap();
+    s.begin_reconcile(E).await.unwrap();
+    s.add_seen_ids(E, &["1".into(), "2".into()]).await.unwrap();
+    assert_eq!(s.finish_reconcile(E, DeleteMode::Remove, now()).await.unwrap(), 2);
+    // "4" and "3" (the newest) are gone: they are new again, among known and new ids.
+    let c = s.commit_page(E, Target::Live, &rows(&["4", "1", "9", "3", "2"], 2), "b2", now()).await.unwrap();
+    assert_eq!((c.added, c.changed), (3, 2));
+    let c = s.commit_page(E, Target::Live, &rows(&["9", "10", "4"], 3), "b3", now()).await.unwrap();
+    assert_eq!((c.added, c.changed), (1, 2));
+    assert_eq!(f.reader().await.ids(E).await, ["1", "10", "2", "3", "4", "9"]);
+
+    s.begin_full(E).await.unwrap();
+    let c = s.commit_page(E, Target::Staging, &rows(&["2", "5"], 4), "s1", now()).await.unwrap();
+    assert_eq!((c.added, c.changed), (2, 0), "counted against the staging table");
+    let c = s.commit_page(E, Target::Staging, &rows(&["5", "6"], 4), "s2", now()).await.unwrap();
+    assert_eq!((c.added, c.changed), (1, 1));
+}
+
+#[tokio::test]
+async fn sqlite_counts_right_when_the_largest_rowid_is_taken() {
+    // Only then does SQLite pick new rowids at random: counting must not rely on their order.
+    let f = Fixture::sqlite();
+    let mut s = f.open().await;
+    s.commit_page(E, Target::Live, &rows(&["1"], 1), "b", now()).await.unwrap();
+    let r = f.reader().await;
+    r.exec(&format!("UPDATE {E} SET rowid = 9223372036854775807 WHERE id = '1'")).await;
+    let c = s.commit_page(E, Target::Live, &rows(&["2", "1", "3"], 2), "b2", now()).await.unwrap();
+    assert_eq!((c.added, c.changed), (2, 1));
+    let c = s.commit_page(E, Target::Live, &rows(&["3", "4"], 3), "b3", now()).await.unwrap();
+    assert_eq!((c.added, c.changed), (1, 1));
+    assert_eq!(r.ids(E).await, ["1", "2", "3", "4"]);
+}
+
 async fn finish_run_records_times_error_and_row_count(f: Fixture) {
     let mut s = f.open().await;
     s.commit_page(E, Target::Live, &rows(&["1", "2"], 1), "b", now()).await.unwrap();
@@ -410,11 +449,8 @@ async fn postgres_rejected_rows_leave_the_bookmark_alone() {
     let mut s = f.open().await;
     s.commit_page(E, Target::Live, &rows(&["1"], 1), "b1", now()).await.unwrap();
     // Valid JSON that jsonb refuses: the insert fails inside the page's transaction.
-    let bad = Row {
-        id: "2".into(),
-        date_modified: None,
-        data: RawValue::from_string(r#"{"note":"nul \u0000 byte"}"#.into()).unwrap(),
-    };
+    let bad =
+        Row { id: "2".into(), date_modified: None, data: RecordJson::new(r#"{"note":"nul \u0000 byte"}"#).unwrap() };
     let err = s.commit_page(E, Target::Live, &[row("1", 2), bad], "b2", now()).await.unwrap_err();
     assert!(matches!(err, SinkError::Postgres { .. }), "{err}");
     assert_eq!(s.state(E).await.unwrap().unwrap().bookmark.as_deref(), Some("b1"));

@@ -137,7 +137,7 @@ pub(crate) fn sqlite_record_changed(
     conn: &rusqlite::Connection,
     e: &Entity,
     t: &Tables,
-    rows: &[super::PageRow],
+    rows: &[super::PageRow<'_>],
     now: &str,
 ) -> rusqlite::Result<()> {
     let mut copy = conn.prepare_cached(&sqlite_changed(e, t))?;

@@ -15,14 +15,13 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use serde_json::value::RawValue;
 use skysync_core::catalog::Entity;
 use skysync_core::sync::quota::QuotaLedger;
 use time::OffsetDateTime;
 
 use super::{
-    DeleteMode, EntityState, FullSwap, JsonlOut, PageCommit, Row, RunOutcome, Sink, SinkError, Target, entity,
-    to_micros,
+    DeleteMode, EntityState, FullSwap, JsonlOut, PageCommit, RecordJson, Row, RunOutcome, Sink, SinkError, Target,
+    entity, to_micros,
 };
 
 /// What `describe` says for stdout.
@@ -45,7 +44,7 @@ struct Line<'a> {
     entity: &'a str,
     id: &'a str,
     date_modified: Option<&'a str>,
-    data: &'a RawValue,
+    data: &'a RecordJson,
 }
 
 fn io(path: &Path, action: &str) -> impl FnOnce(std::io::Error) -> SinkError {

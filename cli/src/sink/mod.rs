@@ -29,9 +29,9 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use serde::Serialize;
-use serde_json::value::RawValue;
 use skysync_core::catalog::{CATALOG, Entity};
 use skysync_core::sync::ParentRow;
+pub use skysync_core::sync::RecordJson;
 use skysync_core::sync::quota::QuotaLedger;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -54,8 +54,8 @@ pub struct Row {
     pub id: String,
     /// The record's `date_modified`, verbatim (ISO 8601 with offset), if it had one.
     pub date_modified: Option<String>,
-    /// The record JSON exactly as the API sent it.
-    pub data: Box<RawValue>,
+    /// The record JSON exactly as the API sent it (a slice of its page's body, not a copy).
+    pub data: RecordJson,
 }
 
 /// Which table a page goes to.
@@ -372,18 +372,19 @@ impl Tables {
     }
 }
 
-/// A page row ready for a database: deduplicated, timestamp normalized, JSON as text.
+/// A page row ready for a database: deduplicated, timestamp normalized; id and JSON borrowed
+/// from the page's [`Row`]s.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct PageRow {
-    pub id: String,
-    pub data: String,
+pub(crate) struct PageRow<'a> {
+    pub id: &'a str,
+    pub data: &'a str,
     pub date_modified: Option<String>,
 }
 
 /// Keeps the last occurrence of each id (latest data wins) in page order, and normalizes
 /// `date_modified`. PostgreSQL refuses to upsert one id twice in a statement, and counting added vs
 /// changed must not depend on the backend, so both SQL sinks go through this.
-pub(crate) fn page_rows(rows: &[Row]) -> Vec<PageRow> {
+pub(crate) fn page_rows(rows: &[Row]) -> Vec<PageRow<'_>> {
     let mut last: HashMap<&str, usize> = HashMap::with_capacity(rows.len());
     for (i, r) in rows.iter().enumerate() {
         last.insert(r.id.as_str(), i);
@@ -392,8 +393,8 @@ pub(crate) fn page_rows(rows: &[Row]) -> Vec<PageRow> {
         .enumerate()
         .filter(|(i, r)| last.get(r.id.as_str()) == Some(i))
         .map(|(_, r)| PageRow {
-            id: r.id.clone(),
-            data: r.data.get().to_owned(),
+            id: &r.id,
+            data: r.data.get(),
             date_modified: r.date_modified.as_deref().and_then(normalize_timestamp),
         })
         .collect()

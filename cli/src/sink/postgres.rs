@@ -311,8 +311,8 @@ impl Sink for PgSink {
     ) -> Result<PageCommit, SinkError> {
         let e = self.ensure(name).await?;
         let rows = page_rows(rows);
-        let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
-        let data: Vec<&str> = rows.iter().map(|r| r.data.as_str()).collect();
+        let ids: Vec<&str> = rows.iter().map(|r| r.id).collect();
+        let data: Vec<&str> = rows.iter().map(|r| r.data).collect();
         let dms: Vec<Option<&str>> = rows.iter().map(|r| r.date_modified.as_deref()).collect();
         let synced_at = ts(now);
         let t = tables(e);

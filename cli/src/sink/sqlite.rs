@@ -21,8 +21,8 @@ use time::OffsetDateTime;
 use skysync_core::sync::ParentRow;
 
 use super::{
-    DeleteMode, EntityState, FullSwap, PageCommit, RunOutcome, SCHEMA_VERSION, Sink, SinkError, Tables, Target, entity,
-    format_ts, history, page_rows, parents, parse_ts, sql, tables,
+    DeleteMode, EntityState, FullSwap, PageCommit, PageRow, RunOutcome, SCHEMA_VERSION, Sink, SinkError, Tables,
+    Target, entity, format_ts, history, page_rows, parents, parse_ts, sql, tables,
 };
 
 const COLUMNS: &str = "id TEXT PRIMARY KEY NOT NULL, data TEXT NOT NULL, date_modified TEXT, \
@@ -278,10 +278,12 @@ impl Sink for SqliteSink {
         now: OffsetDateTime,
     ) -> Result<PageCommit, SinkError> {
         let e = self.ensure(name).await?;
-        let rows = page_rows(rows);
+        // Cheap: ids, dates and handles on the page's shared JSON; no record text is copied.
+        let rows = rows.to_vec();
         let bookmark = bookmark.to_owned();
         let history = self.history.is_some() && target == Target::Live;
         self.call(move |db| {
+            let rows = page_rows(&rows);
             let t = tables(e);
             let synced_at = ts(now);
             let action = format!("writing a page of {}", e.name);
@@ -299,28 +301,7 @@ impl Sink for SqliteSink {
                     (t.staging, "staging_bookmark")
                 }
             };
-            let mut counts = PageCommit::default();
-            {
-                let mut exists = tx.prepare_cached(&format!("SELECT 1 FROM {table} WHERE id = ?1")).map_err(fail)?;
-                let mut upsert = tx
-                    .prepare_cached(&format!(
-                        "INSERT INTO {table} (id, data, date_modified, synced_at, deleted_at)
-                         VALUES (?1, ?2, ?3, ?4, NULL)
-                         ON CONFLICT (id) DO UPDATE SET data = excluded.data,
-                             date_modified = excluded.date_modified,
-                             synced_at = excluded.synced_at, deleted_at = NULL"
-                    ))
-                    .map_err(fail)?;
-                for r in &rows {
-                    let existed = exists.exists([&r.id]).map_err(fail)?;
-                    upsert.execute(params![r.id, r.data, r.date_modified, synced_at]).map_err(fail)?;
-                    if existed {
-                        counts.changed += 1;
-                    } else {
-                        counts.added += 1;
-                    }
-                }
-            }
+            let counts = upsert_rows(&tx, &table, &rows, &synced_at).map_err(fail)?;
             ensure_state_row(&tx, e.name).map_err(fail)?;
             tx.execute(&format!("UPDATE sync_state SET {column} = ?1 WHERE entity = ?2"), params![bookmark, e.name])
                 .map_err(fail)?;
@@ -522,6 +503,34 @@ impl Sink for SqliteSink {
         self.ensured.clear();
         Ok(())
     }
+}
+
+/// Upserts a page's rows (ids unique, see [`page_rows`]) into `table` and counts new ids (added)
+/// and ids that were there (changed), with one `exists` lookup per row.
+///
+/// Measured and not kept (BENCHMARKS.md, Ingest): telling new rows by the rowid an
+/// `INSERT … RETURNING rowid` gives back (new rows get one past the table's largest) instead of
+/// the lookup cost more CPU than the lookup, as SQLite runs a RETURNING statement.
+fn upsert_rows(conn: &Connection, table: &str, rows: &[PageRow<'_>], synced_at: &str) -> rusqlite::Result<PageCommit> {
+    let mut exists = conn.prepare_cached(&format!("SELECT 1 FROM {table} WHERE id = ?1"))?;
+    let mut upsert = conn.prepare_cached(&format!(
+        "INSERT INTO {table} (id, data, date_modified, synced_at, deleted_at)
+         VALUES (?1, ?2, ?3, ?4, NULL)
+         ON CONFLICT (id) DO UPDATE SET data = excluded.data,
+             date_modified = excluded.date_modified,
+             synced_at = excluded.synced_at, deleted_at = NULL"
+    ))?;
+    let mut counts = PageCommit::default();
+    for r in rows {
+        let existed = exists.exists([r.id])?;
+        upsert.execute(params![r.id, r.data, r.date_modified, synced_at])?;
+        if existed {
+            counts.changed += 1;
+        } else {
+            counts.added += 1;
+        }
+    }
+    Ok(counts)
 }
 
 /// The swap's first phase: (added, changed, removed) as readers will see them.

@@ -1,17 +1,11 @@
 use std::path::PathBuf;
 
-use serde_json::value::RawValue;
-
 use super::pg_tls::{RootCert, SslMode, TlsSettings, strip_handled_params};
 use super::spec::{redact_url, scrub, url_secrets};
 use super::*;
 
 fn row(id: &str, data: &str, dm: Option<&str>) -> Row {
-    Row {
-        id: id.to_owned(),
-        date_modified: dm.map(str::to_owned),
-        data: RawValue::from_string(data.to_owned()).unwrap(),
-    }
+    Row { id: id.to_owned(), date_modified: dm.map(str::to_owned), data: RecordJson::new(data).unwrap() }
 }
 
 #[test]

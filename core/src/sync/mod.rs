@@ -33,7 +33,8 @@ pub use catalog::{CATALOG, DEFAULT_ENTITIES, Entity, Incremental, Parent, find};
 pub use cursor::{Cursor, CursorOptions, DEFAULT_OVERLAP, ScanCounts, Step};
 pub use filters::{CURSOR_PARAMS, filters_of, restore_filters, with_continuation_token};
 pub use page::{
-    Page, PageError, Record, RecordKey, into_records, parse_page, record_key, record_key_named, record_keys,
+    Page, PageError, Record, RecordJson, RecordKey, into_records, parse_keyed_page, parse_page, record_key,
+    record_key_named, record_keys,
 };
 pub use parent::{ChildBookmark, ChildNext, ChildPlan, ParentRow, child_row_id};
 pub use plan::{Commit, EntityPlan, Next, PageOutcome, Phase, PlanError, RunMode, StoredState, SyncOptions};

@@ -1,7 +1,16 @@
 //! Reading one page of a SKY API list: the `{count, next_link, value}` envelope and the two fields
 //! of each record the sync needs (`id`, `date_modified`). Records stay the JSON received.
+//!
+//! A sync reads a page with [`parse_keyed_page`]: one pass over the body finds the envelope, each
+//! record's place and its key fields ([`scan`]). The records keep sharing the page's body
+//! ([`RecordJson`]), so moving them to a sink copies no JSON.
 
-use serde::Deserialize;
+mod scan;
+
+use std::fmt;
+use std::ops::Range;
+use std::sync::Arc;
+
 use serde_json::value::RawValue;
 use url::Url;
 
@@ -17,7 +26,63 @@ pub struct Page {
     /// A top-level `continuation_token`, if the API gave one instead of (or beside) `next_link`.
     pub continuation_token: Option<String>,
     /// The records, each kept as the JSON received.
-    pub value: Vec<Box<RawValue>>,
+    pub value: Vec<RecordJson>,
+}
+
+/// One record's JSON text exactly as received (checked to be JSON): a slice of its page's body,
+/// which the page's records share, so cloning or moving one copies no JSON.
+#[derive(Clone)]
+pub struct RecordJson {
+    body: Arc<str>,
+    span: Range<usize>,
+}
+
+impl RecordJson {
+    /// Checks that `json` is one JSON value and keeps it (without surrounding whitespace).
+    pub fn new(json: &str) -> Result<Self, serde_json::Error> {
+        let raw: &RawValue = serde_json::from_str(json)?;
+        Ok(RecordJson { body: Arc::from(raw.get()), span: 0..raw.get().len() })
+    }
+
+    /// The JSON text.
+    pub fn get(&self) -> &str {
+        &self.body[self.span.clone()]
+    }
+}
+
+impl From<Box<RawValue>> for RecordJson {
+    fn from(raw: Box<RawValue>) -> Self {
+        let text: Box<str> = raw.into();
+        RecordJson { span: 0..text.len(), body: Arc::from(text) }
+    }
+}
+
+impl fmt::Debug for RecordJson {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("RecordJson").field(&format_args!("{}", self.get())).finish()
+    }
+}
+
+impl fmt::Display for RecordJson {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.get())
+    }
+}
+
+impl PartialEq for RecordJson {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl Eq for RecordJson {}
+
+/// Serializes as the JSON itself (embedded, not as a string), like [`RawValue`].
+impl serde::Serialize for RecordJson {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let raw: &RawValue = serde_json::from_str(self.get()).map_err(serde::ser::Error::custom)?;
+        raw.serialize(s)
+    }
 }
 
 /// Why a page could not be read.
@@ -34,26 +99,43 @@ pub enum PageError {
     },
 }
 
-#[derive(Deserialize)]
-struct RawPage {
-    #[serde(default)]
-    count: Option<u64>,
-    #[serde(default)]
-    next_link: Option<String>,
-    #[serde(default)]
-    continuation_token: Option<String>,
-    #[serde(default)]
-    value: Option<Vec<Box<RawValue>>>,
-}
-
 /// Parses a list envelope `{count, next_link, value}`.
 pub fn parse_page(url: &Url, response: &HttpResponse) -> Result<Page, PageError> {
+    match read_page(url, response, None)? {
+        Ok((page, _)) => Ok(page),
+        // Without a key field no record is read, so none can fail.
+        Err(problem) => Err(PageError::Malformed { url: redacted_url(url), problem }),
+    }
+}
+
+/// Parses a list envelope and reads the key field `key` (the catalog's
+/// [`Entity::key`](super::catalog::Entity::key)) and `date_modified` of every record in the same
+/// pass: what [`parse_page`] then [`record_keys`] return, reading the body once. The inner
+/// error is the first record without a usable key (it fails the page).
+pub fn parse_keyed_page(
+    url: &Url,
+    response: &HttpResponse,
+    key: &str,
+) -> Result<Result<(Page, Vec<RecordKey>), String>, PageError> {
+    read_page(url, response, Some(key))
+}
+
+fn read_page(
+    url: &Url,
+    response: &HttpResponse,
+    key: Option<&str>,
+) -> Result<Result<(Page, Vec<RecordKey>), String>, PageError> {
     let bad = |problem: String| PageError::Malformed { url: redacted_url(url), problem };
     if !response.is_json() {
         return Err(bad(format!("expected JSON, got {}", response.body_excerpt())));
     }
-    let raw: RawPage = serde_json::from_slice(&response.body).map_err(|e| bad(format!("not a list envelope: {e}")))?;
-    let value = raw.value.ok_or_else(|| bad("no \"value\" array".into()))?;
+    let text = std::str::from_utf8(&response.body).map_err(|e| bad(format!("not a list envelope: {e}")))?;
+    let raw = match scan::scan(text, key) {
+        Ok(raw) => raw,
+        Err(scan::ScanError::Envelope(e)) => return Err(bad(format!("not a list envelope: {e}"))),
+        Err(scan::ScanError::Record(problem)) => return Ok(Err(problem)),
+    };
+    let spans = raw.records.ok_or_else(|| bad("no \"value\" array".into()))?;
     // An absolute link (Blackbaud's are) is kept verbatim, its sort_token as received. A relative
     // one is resolved against the page's URL: the link becomes the bookmark, read again by later
     // runs that no longer know that URL.
@@ -64,12 +146,16 @@ pub fn parse_page(url: &Url, response: &HttpResponse) -> Result<Page, PageError>
         }
         None => None,
     };
-    Ok(Page {
+    // The records' text stays in one copy of the body, which they share.
+    let body: Arc<str> = Arc::from(text);
+    let value = spans.into_iter().map(|span| RecordJson { body: Arc::clone(&body), span }).collect();
+    let page = Page {
         count: raw.count,
         next_link,
         continuation_token: raw.continuation_token.filter(|t| !t.is_empty()),
         value,
-    })
+    };
+    Ok(Ok((page, raw.keys)))
 }
 
 /// Refuses a `next_link` that leads away from the host that served the page. The API client
@@ -93,52 +179,15 @@ pub struct RecordKey {
     pub date_modified: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct RawKey {
-    id: serde_json::Value,
-    #[serde(default)]
-    date_modified: Option<String>,
-}
-
 /// Reads `id` and `date_modified` out of a record.
-pub fn record_key(record: &RawValue) -> Result<RecordKey, String> {
+pub fn record_key(record: &RecordJson) -> Result<RecordKey, String> {
     record_key_named(record, "id")
 }
 
 /// Reads the key field `key` (the catalog's [`Entity::key`](super::catalog::Entity::key)) and
 /// `date_modified` out of a record.
-pub fn record_key_named(record: &RawValue, key: &str) -> Result<RecordKey, String> {
-    let (id, date_modified) = if key == "id" {
-        let raw: RawKey = serde_json::from_str(record.get()).map_err(|e| format!("record without a usable id: {e}"))?;
-        (raw.id, raw.date_modified)
-    } else {
-        // Other keys are the general ledger's small lists: a map is fast enough there.
-        let mut raw: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(record.get()).map_err(|e| format!("record is not an object: {e}"))?;
-        let id = raw.remove(key).ok_or_else(|| format!("record without a usable {key}: the field is missing"))?;
-        let date_modified = match raw.remove("date_modified") {
-            Some(serde_json::Value::String(s)) => Some(s),
-            _ => None,
-        };
-        (id, date_modified)
-    };
-    let id = match id {
-        serde_json::Value::String(s) if !s.is_empty() => s,
-        serde_json::Value::Number(n) => n.to_string(),
-        other => return Err(format!("record {key} is not a string or number ({})", type_name(&other))),
-    };
-    Ok(RecordKey { id, date_modified })
-}
-
-fn type_name(v: &serde_json::Value) -> &'static str {
-    match v {
-        serde_json::Value::Null => "null",
-        serde_json::Value::Bool(_) => "boolean",
-        serde_json::Value::Number(_) => "number",
-        serde_json::Value::String(_) => "empty string",
-        serde_json::Value::Array(_) => "array",
-        serde_json::Value::Object(_) => "object",
-    }
+pub fn record_key_named(record: &RecordJson, key: &str) -> Result<RecordKey, String> {
+    scan::record_key(record.get(), key)
 }
 
 /// One record ready for a sink: its key fields and the JSON exactly as received.
@@ -149,7 +198,7 @@ pub struct Record {
     /// `date_modified` as sent, if present.
     pub date_modified: Option<String>,
     /// The record JSON exactly as the API sent it.
-    pub data: Box<RawValue>,
+    pub data: RecordJson,
 }
 
 /// Reads the key (field `key`) of every record of `page`; the first record without a usable key

@@ -41,7 +41,7 @@ use url::Url;
 use super::bookmark::{BEGINNING_OF_TIME, Bookmark, parse_time, rfc3339};
 use super::catalog::{Entity, Incremental};
 use super::cursor::{Cursor, Step};
-use super::page::{PageError, Record, into_records, parse_page, record_keys};
+use super::page::{PageError, Record, into_records, parse_keyed_page, parse_page};
 use super::plan::{PlanError, SyncOptions};
 use crate::http::HttpResponse;
 
@@ -378,9 +378,8 @@ impl ChainScan {
     /// not in the order the cuts rely on, and [`PartitionTable::record`] folds the table.
     pub fn page(&mut self, url: &Url, response: &HttpResponse) -> Result<(Vec<Record>, Step), PlanError> {
         let entity = self.cursor.entity().name;
-        let mut page = parse_page(url, response)?;
-        let keys =
-            record_keys(&page, self.cursor.entity().key).map_err(|problem| PlanError::Record { entity, problem })?;
+        let (mut page, keys) = parse_keyed_page(url, response, self.cursor.entity().key)?
+            .map_err(|problem| PlanError::Record { entity, problem })?;
         if !self.unordered_table {
             let before = self.cursor.bookmark().high_water();
             if !in_date_order(before, keys.iter().map(|k| k.date_modified.as_deref())) {

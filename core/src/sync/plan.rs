@@ -21,7 +21,7 @@ use url::Url;
 use super::bookmark::Bookmark;
 use super::catalog::Entity;
 use super::cursor::{Cursor, CursorOptions, DEFAULT_OVERLAP, Step};
-use super::page::{PageError, Record, into_records, parse_page, record_keys};
+use super::page::{PageError, Record, into_records, parse_keyed_page};
 use super::schedule::reconcile_due;
 use crate::http::HttpResponse;
 
@@ -325,8 +325,8 @@ impl EntityPlan {
     pub fn page(&mut self, url: &Url, response: &HttpResponse) -> Result<PageOutcome, PlanError> {
         let (entity, reconcile) = (self.entity.name, self.reconcile);
         let Stage::Scan(scan) = &mut self.stage else { return Err(PlanError::OutOfOrder { entity, step: "page" }) };
-        let mut page = parse_page(url, response)?;
-        let keys = record_keys(&page, self.entity.key).map_err(|problem| PlanError::Record { entity, problem })?;
+        let (mut page, keys) = parse_keyed_page(url, response, self.entity.key)?
+            .map_err(|problem| PlanError::Record { entity, problem })?;
         let step = scan.cursor.advance(&page, &keys);
         let commit = match scan.phase {
             Phase::Reconcile => {

@@ -317,3 +317,47 @@ fn a_next_link_to_another_host_is_refused_with_the_page() {
         assert_eq!(page(&body).next_link.as_deref(), Some(kept));
     }
 }
+
+#[test]
+fn the_one_pass_reader_finds_what_parse_page_and_record_keys_find() {
+    // Records laid out in every way JSON allows around their members: whitespace, escaped member
+    // names (quotes and backslashes in them), nesting, numbers as ids, odd `date_modified`s.
+    let body = concat!(
+        "{ \"count\" : 5 , \"value\" : [\n",
+        "  {\"id\":\"1\",\"date_modified\":\"2024-01-02T03:04:05Z\",\"x\":{\"id\":\"inner\"}} ,\n",
+        "  { \"a\\\"b\\\\\" : [1, {\"}\": \"{\"}] , \"id\" : 22 , \"date_modified\" : null }\n",
+        "  ,{\"\\u0069d\":\"3\",\"note\":\"\\\\\\\"\",\"date_modified\":\"2024-01-02T03:04:05.1234567-05:00\"\r\n}",
+        "  ,{\"id\":\"caf\\u00e9\",\"t\":\"\\\"}\"}",
+        "  ,{\"date_modified\":\"x\",\"id\":\"5\"\t}\n",
+        "], \"next_link\": null }"
+    );
+    let (page, keys) = crate::sync::parse_keyed_page(&base(), &json(200, body), "id").unwrap().unwrap();
+    let plain = parse_page(&base(), &json(200, body)).unwrap();
+    assert_eq!(page.value, plain.value, "the same record texts");
+    assert_eq!(keys, record_keys(&plain, "id").unwrap(), "the same keys");
+    let texts: Vec<&str> = page.value.iter().map(|r| r.get()).collect();
+    assert!(texts[1].starts_with("{ \"a\\\"b\\\\\"") && texts[1].ends_with("null }"), "{}", texts[1]);
+    assert!(texts[2].ends_with("\r\n}"), "{}", texts[2]);
+    for t in &texts {
+        serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(t).unwrap();
+    }
+    let ids: Vec<&str> = keys.iter().map(|k| k.id.as_str()).collect();
+    assert_eq!(ids, ["1", "22", "3", "café", "5"]);
+    assert_eq!(keys[0].date_modified.as_deref(), Some("2024-01-02T03:04:05Z"));
+    assert_eq!(keys[1].date_modified, None);
+    assert_eq!(page.count, Some(5));
+
+    // A record without a usable key fails the page as a record problem, a body that is not an
+    // envelope as a page problem.
+    for bad in [
+        r#"{"value":[{"id":"1"},{"id":null}]}"#,
+        r#"{"value":[{}]}"#,
+        r#"{"value":["x"]}"#,
+        r#"{"value":[{"id":"1","id":"2"}]}"#,
+    ] {
+        assert!(crate::sync::parse_keyed_page(&base(), &json(200, bad), "id").unwrap().is_err(), "{bad}");
+    }
+    for bad in [r#"{"value":[{"id":"1"}"#, r#"[]"#, r#"{"value":[],"value":[]}"#] {
+        assert!(crate::sync::parse_keyed_page(&base(), &json(200, bad), "id").is_err(), "{bad}");
+    }
+}
