@@ -41,6 +41,7 @@ mod status;
 mod sync;
 mod sync_cli;
 mod sync_lock;
+mod sync_pipeline;
 mod token_cas;
 mod token_encryption;
 mod tty;
