@@ -91,7 +91,7 @@ trap cleanup EXIT
 echo "building ($profile; the first build takes a while)…" >&2
 cargo build "${cargo_profile[@]}" --locked -p skysync-cli --bin skysync --bench ingest >>"$log" 2>&1 ||
   fail "building skysync and the ingest bench"
-cargo test "${cargo_profile[@]}" --locked -p skysync-tests --test it --no-run >>"$log" 2>&1 ||
+cargo test "${cargo_profile[@]}" --locked -p skysync-tests --test bench --no-run >>"$log" 2>&1 ||
   fail "building the test binary"
 # The tests start `target/debug/skysync`; a release run points them at the release binary.
 export SKYSYNC_BIN="$PWD/target/$profile/skysync"
@@ -99,7 +99,7 @@ export SKYSYNC_BIN="$PWD/target/$profile/skysync"
 # Items 1, 3, 5: one JSON line each, prefixed BENCH.
 echo "items 1, 3, 5: quota, baseline, token ($constituents constituents + $gifts gifts)…" >&2
 SKYSYNC_BENCH_CONSTITUENTS=$constituents SKYSYNC_BENCH_GIFTS=$gifts SKYSYNC_BENCH_TOKEN_RUNS=$token_runs \
-  cargo test "${cargo_profile[@]}" --locked -p skysync-tests --test it bench:: -- --ignored --nocapture --test-threads 1 \
+  cargo test "${cargo_profile[@]}" --locked -p skysync-tests --test bench bench:: -- --ignored --nocapture --test-threads 1 \
   >"$out/items-1-3-5.out" 2>>"$log" || { cat "$out/items-1-3-5.out" >>"$log"; fail "items 1, 3 and 5"; }
 cat "$out/items-1-3-5.out" >>"$log"
 # The test harness prints its "test … ..." prefix on the line of a test's first output.
@@ -108,7 +108,7 @@ sed -n 's/^.*BENCH \({.*}\)$/\1/p' "$out/items-1-3-5.out" >>"$lines"
 # Item 2: slow pages.
 echo "item 2: slow pages ($slow_records constituents, 1.5 s per call)…" >&2
 SKYSYNC_BENCH_RECORDS=$slow_records SKYSYNC_BENCH_JSON="$out/slow_pages.json" \
-  cargo test "${cargo_profile[@]}" --locked -p skysync-tests --test it bench_partition:: -- --ignored --nocapture --test-threads 1 \
+  cargo test "${cargo_profile[@]}" --locked -p skysync-tests --test bench bench_partition:: -- --ignored --nocapture --test-threads 1 \
   >>"$log" 2>&1 || fail "item 2"
 python3 -c 'import json,sys; print(json.dumps(dict(json.load(open(sys.argv[1])), run="slow_pages")))' \
   "$out/slow_pages.json" >>"$lines"

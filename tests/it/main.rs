@@ -1,6 +1,4 @@
 mod bad_input;
-mod bench;
-mod bench_partition;
 mod browser;
 mod browser_sync;
 mod bundle_seal;
