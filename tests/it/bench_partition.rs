@@ -44,6 +44,29 @@ async fn initial_sync(records: u64, slow_ms: u64, partitions: usize) -> (u64, f6
     (sim.stats().per_entity_calls["constituents"], seconds)
 }
 
+/// The item's figures: one chain's `(calls, seconds)` against `(partitions, calls, seconds)`.
+pub(crate) fn slow_pages_figures(
+    records: u64,
+    slow_ms: u64,
+    (one_calls, one_secs): (u64, f64),
+    (partitions, k_calls, k_secs): (usize, u64, f64),
+) -> serde_json::Value {
+    let ideal = records.div_ceil(5000) + 1;
+    // The floor of one chain: every call after the last, each taking the latency.
+    let floor = (one_calls as f64 / RATE).max(one_calls as f64 * slow_ms as f64 / 1000.0);
+    json!({
+        "run": "slow_pages",
+        "records": records,
+        "slow_ms": slow_ms,
+        "rate": RATE,
+        "ideal_calls": ideal,
+        "one_chain": { "calls": one_calls, "seconds": one_secs, "floor_seconds": floor },
+        "partitioned": { "max_partitions": partitions, "calls": k_calls, "seconds": k_secs },
+        "time_ratio": k_secs / one_secs,
+        "call_ratio": k_calls as f64 / ideal as f64,
+    })
+}
+
 #[tokio::test]
 #[ignore = "benchmark: run by scripts/bench.sh"]
 async fn slow_pages_partitioned_against_one_chain() {
@@ -53,8 +76,6 @@ async fn slow_pages_partitioned_against_one_chain() {
     let ideal = records.div_ceil(5000) + 1;
     let (one_calls, one_secs) = initial_sync(records, slow_ms, 1).await;
     let (k_calls, k_secs) = initial_sync(records, slow_ms, partitions).await;
-    // The rate-limit floor of one chain: every call after the last, each taking the latency.
-    let floor = (one_calls as f64 / RATE).max(one_calls as f64 * slow_ms as f64 / 1000.0);
     println!("slow pages: {records} constituents, {slow_ms} ms per call, {RATE} calls/s");
     println!("{:<22} {:>6} {:>8} {:>10} {:>10}", "run", "calls", "x ideal", "wall (s)", "x 1 chain");
     println!(
@@ -73,17 +94,7 @@ async fn slow_pages_partitioned_against_one_chain() {
         k_secs,
         k_secs / one_secs
     );
-    let out = json!({
-        "benchmark": "slow_pages",
-        "records": records,
-        "slow_ms": slow_ms,
-        "rate": RATE,
-        "ideal_calls": ideal,
-        "one_chain": { "calls": one_calls, "seconds": one_secs, "floor_seconds": floor },
-        "partitioned": { "max_partitions": partitions, "calls": k_calls, "seconds": k_secs },
-        "time_ratio": k_secs / one_secs,
-        "call_ratio": k_calls as f64 / ideal as f64,
-    });
+    let out = slow_pages_figures(records, slow_ms, (one_calls, one_secs), (partitions, k_calls, k_secs));
     println!("{out}");
     if let Ok(path) = std::env::var("SKYSYNC_BENCH_JSON") {
         std::fs::write(&path, format!("{out:#}\n")).unwrap();

@@ -1,6 +1,4 @@
 mod bad_input;
-mod bench;
-mod bench_partition;
 mod browser;
 mod browser_sync;
 mod bundle_seal;
@@ -42,6 +40,7 @@ mod status;
 mod sync;
 mod sync_cli;
 mod sync_lock;
+mod sync_pipeline;
 mod token_cas;
 mod token_encryption;
 mod tty;

@@ -449,7 +449,8 @@ async fn interrupted_run_resumes_without_loss_or_duplicates(db: Db) {
     let sim = sim(300).await;
     let fx = Fixture::new(db);
     let api = client(&sim, None);
-    // Stop the run (drop its future) after the 4th commit, while the 5th request is in flight.
+    // Stop the run (drop its future) after the 4th commit, while the 5th page is fetched or
+    // (fetched while the 4th was committed) being committed.
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
     let hook = Hook(move |_: &Entity, _, pages| {
         let _ = tx.send(pages);
@@ -466,10 +467,11 @@ async fn interrupted_run_resumes_without_loss_or_duplicates(db: Db) {
             }
         }
     }
-    assert_eq!(fx.count("gifts").await, 200);
+    let kept = fx.count("gifts").await as u64;
+    assert!(kept == 200 || kept == 250, "whole pages kept: {kept}");
     let r = fx.run(&api, &["gifts"], &opts(50), &Silent).await;
     assert_ok(&r);
-    assert_eq!(report(&r, "gifts").added, 400);
+    assert_eq!(report(&r, "gifts").added, 600 - kept);
     assert_eq!(report(&r, "gifts").changed, 0, "no page was fetched twice");
     fx.assert_equals_source(&sim, "gifts").await;
 }

@@ -1,8 +1,8 @@
 //! The sync engine: the async shell around core's [`EntityPlan`]. Per entity it runs the plan
 //! against the API and the sink (each page's rows committed together with the bookmark that
 //! covers them); entities run concurrently through one shared [`ApiClient`] (whose pacer is the
-//! one rate limiter) and one sink (serialized behind a mutex, so at most one page per running
-//! entity is held in memory). Every decision (which request, what to commit, when to reconcile,
+//! one rate limiter) and one sink (serialized behind a mutex). A scan's next page is fetched
+//! while its last one is committed, so at most two pages per running entity are held in memory. Every decision (which request, what to commit, when to reconcile,
 //! when the run stops) is core's ([`skysync_core::sync`]).
 //!
 //! An initial or `--full` scan of a long `sort_token` list may be split into chains that run side
@@ -252,6 +252,8 @@ impl Engine<'_> {
         }
         let mut plan = EntityPlan::new(entity, &self.base, stored.as_ref(), &self.sync, self.clock.now())?;
         let mut first_page = true;
+        // The next page of the scan, fetched while the last one was committed.
+        let mut ahead: Option<FetchedAhead> = None;
         loop {
             match plan.next()? {
                 Next::OpenStaging => {
@@ -264,35 +266,52 @@ impl Engine<'_> {
                     plan.staging_opened(resume.as_deref(), self.clock.now())?;
                 }
                 Next::Fetch => {
-                    self.check_stop()?;
                     let url = plan.request_url()?;
-                    let sent = self.clock.now();
-                    let response = self.fetch(&url, report).await?;
-                    let latency = elapsed(sent, self.clock.now());
+                    let (response, latency) = match ahead.take().filter(|a| a.url == url) {
+                        Some(a) => (a.answer?, a.latency),
+                        None => {
+                            self.check_stop()?;
+                            let sent = self.clock.now();
+                            let response = self.fetch(&url, report).await?;
+                            (response, elapsed(sent, self.clock.now()))
+                        }
+                    };
                     let outcome = plan.page(&url, &response)?;
                     drop(response);
                     match outcome.commit {
                         Commit::Records { records, bookmark } => {
                             let target = if outcome.phase == Phase::Full { Target::Staging } else { Target::Live };
                             let rows: Vec<Row> = records.into_iter().map(row).collect();
-                            let mut sink = self.sink.lock().await;
-                            let commit =
-                                sink.commit_page(entity.name, target, &rows, &bookmark, self.clock.now()).await?;
-                            report.committed(target, commit, rows.len());
-                            drop(sink);
                             // After the first page of an initial or full scan: split the rest? Not
                             // when the page shows the list out of date order (chains rely on it).
-                            let splittable = std::mem::take(&mut first_page)
+                            let split = match std::mem::take(&mut first_page)
                                 && plan.mode() != RunMode::Incremental
                                 && !plan.reconciles()
                                 && in_date_order(None, rows.iter().map(|r| r.date_modified.as_deref()))
-                                && plan.next()? == Next::Fetch;
-                            let table = match splittable {
-                                true => {
-                                    self.split(entity, &bookmark, (outcome.expected, outcome.done), latency, report)
-                                        .await?
-                                }
+                                && plan.next()? == Next::Fetch
+                            {
+                                true => self.split_of(entity, &bookmark, (outcome.expected, outcome.done), latency),
                                 false => None,
+                            };
+                            // The next page is fetched while this one is committed (it is committed
+                            // before the next one is), unless the split decides what comes next.
+                            let next_url = match plan.next() {
+                                Ok(Next::Fetch) if split.is_none() => Some(plan.request_url()?),
+                                _ => None,
+                            };
+                            let commit = async {
+                                let mut sink = self.sink.lock().await;
+                                sink.commit_page(entity.name, target, &rows, &bookmark, self.clock.now()).await
+                            };
+                            let (commit, fetched) = futures::join!(commit, self.fetch_ahead(next_url));
+                            if let Some(a) = &fetched {
+                                report.requests += a.calls;
+                            }
+                            report.committed(target, commit?, rows.len());
+                            ahead = fetched;
+                            let table = match split {
+                                Some(split) => self.probe(split, report).await?,
+                                None => None,
                             };
                             if let Some(table) = table {
                                 self.progress.page(entity, outcome.phase, outcome.done, report.pages, outcome.expected);
@@ -347,6 +366,14 @@ impl Engine<'_> {
         sent
     }
 
+    /// GETs `url`, if any, unless the run is stopping: the next page, while the last is committed.
+    async fn fetch_ahead(&self, url: Option<Url>) -> Option<FetchedAhead> {
+        let url = url.filter(|_| self.check_stop().is_ok())?;
+        let sent = self.clock.now();
+        let (answer, calls) = self.fetch_counted(&url).await;
+        Some(FetchedAhead { url, answer, calls, latency: elapsed(sent, self.clock.now()) })
+    }
+
     /// One GET (waiting for a request slot) and the HTTP calls it took, retries included.
     async fn fetch_counted(&self, url: &Url) -> (Result<HttpResponse, EntityError>, u64) {
         let _slot = self.in_flight.acquire().await.expect("the request semaphore is never closed");
@@ -358,6 +385,16 @@ impl Engine<'_> {
         });
         (sent, stats.snapshot().calls)
     }
+}
+
+/// A page fetched while the one before it was committed.
+struct FetchedAhead {
+    url: Url,
+    answer: Result<HttpResponse, EntityError>,
+    /// HTTP calls it took (already counted in the entity's report).
+    calls: u64,
+    /// How long it took to answer.
+    latency: Duration,
 }
 
 /// A core record as a sink row.

@@ -49,10 +49,6 @@ use crate::http::HttpResponse;
 pub const DEFAULT_PARTITIONS: usize = 8;
 /// The highest cap accepted.
 pub const MAX_PARTITIONS: usize = 32;
-/// Pages left per extra chain: each chain beyond the first costs about two calls (its probe and
-/// the page that overshoots its end), so at most half a call more per page than one chain.
-const PAGES_PER_EXTRA_CHAIN: u64 = 4;
-
 /// How fast the API can be called, for choosing K.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Pace {
@@ -63,9 +59,8 @@ pub struct Pace {
 }
 
 /// How many chains the rest of a scan is split into: enough to keep `rate × latency` calls in
-/// flight, one more per `PAGES_PER_EXTRA_CHAIN` pages left, at most `cap`.
+/// flight, at most `cap`, and no more than pay for themselves ([`worth_splitting`]).
 pub fn chains_for(pages_left: u64, pace: Pace, cap: usize) -> usize {
-    let by_pages = usize::try_from(pages_left / PAGES_PER_EXTRA_CHAIN + 1).unwrap_or(usize::MAX);
     let by_rate = if pace.rate > 0.0 && pace.rate.is_finite() {
         // Calls the pace allows while one chain waits for a page: a second chain pays off only
         // when a page takes at least two pacing intervals.
@@ -73,7 +68,19 @@ pub fn chains_for(pages_left: u64, pace: Pace, cap: usize) -> usize {
     } else {
         usize::MAX
     };
-    cap.min(MAX_PARTITIONS).min(by_pages).min(by_rate).max(1)
+    let most = cap.min(MAX_PARTITIONS).min(by_rate);
+    (2..=most).rev().find(|&k| worth_splitting(pages_left, k)).unwrap_or(1)
+}
+
+/// Whether `chains` chains over `pages_left` pages save at least one page's wait per call they
+/// add. Each chain beyond the first costs about two calls (its probe and the page that overshoots
+/// its end); split, the rest takes one round trip (the probes) and then as long as the longest
+/// chain, against `pages_left` pages one after another. So five pages left stay one chain (a
+/// probe round and three pages would save one page's wait for two calls), eleven go four ways.
+fn worth_splitting(pages_left: u64, chains: usize) -> bool {
+    let k = chains as u64;
+    let split = 1 + pages_left.div_ceil(k);
+    pages_left.saturating_sub(split) >= 2 * (k - 1)
 }
 
 /// A split decided on, waiting for its probes' counts.

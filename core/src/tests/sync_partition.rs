@@ -40,10 +40,14 @@ fn k_follows_the_pace_the_size_and_the_cap() {
     assert_eq!(chains_for(1000, Pace { rate: 10.0, latency: Duration::from_millis(300) }, 8), 3);
     // Fast pages at a pace: one chain already uses it all.
     assert_eq!(chains_for(1000, Pace { rate: 5.0, latency: Duration::from_millis(2) }, 8), 1);
-    // Few pages left: one more chain per four pages (each costs a probe and an overshoot page).
-    assert_eq!(chains_for(11, UNPACED, 8), 3);
-    assert_eq!(chains_for(4, UNPACED, 8), 2);
-    assert_eq!(chains_for(3, UNPACED, 8), 1);
+    // Few pages left: only chains that save a page's wait per call they add (each costs a probe
+    // and an overshoot page; the probes cost a round trip).
+    assert_eq!(chains_for(11, UNPACED, 8), 4);
+    assert_eq!(chains_for(8, UNPACED, 8), 3);
+    assert_eq!(chains_for(6, UNPACED, 8), 2);
+    assert_eq!(chains_for(5, UNPACED, 8), 1);
+    assert_eq!(chains_for(1, UNPACED, 8), 1);
+    assert_eq!(chains_for(0, UNPACED, 8), 1);
     // `--partitions 1` turns it off; the cap holds.
     assert_eq!(chains_for(1000, UNPACED, 1), 1);
     assert_eq!(chains_for(1000, UNPACED, 4), 4);

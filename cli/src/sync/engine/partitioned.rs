@@ -9,7 +9,7 @@
 
 use std::sync::Mutex as StdMutex;
 
-use skysync_core::sync::partition::{ChainScan, Pace, PartitionTable, probe_count, split};
+use skysync_core::sync::partition::{ChainScan, Pace, PartitionTable, Split, probe_count, split};
 use skysync_core::sync::{Entity, Phase, Step};
 
 use super::{Engine, EntityError, EntityReport, row};
@@ -17,21 +17,25 @@ use crate::sink::{Row, Target};
 
 impl Engine<'_> {
     /// Asks core whether to split the rest of a scan after its first page (the page's
-    /// bookmark it committed: its list `count` and the records it had, fetched in `latency`) and runs the probes; `None` keeps one chain.
-    pub(super) async fn split(
+    /// bookmark it committed: its list `count` and the records it had, fetched in `latency`).
+    pub(super) fn split_of(
         &self,
         entity: &'static Entity,
         bookmark: &str,
         (expected, read): (Option<u64>, u64),
         latency: std::time::Duration,
+    ) -> Option<Split> {
+        let pace = Pace { rate: self.options.rate_limit, latency };
+        let cap = self.options.partitions;
+        split(entity, &self.base, &self.sync, bookmark, expected, read, pace, cap, self.clock.now())
+    }
+
+    /// Runs the probes of `split` and lays out its chains; `None` keeps one chain.
+    pub(super) async fn probe(
+        &self,
+        split: Split,
         report: &mut EntityReport,
     ) -> Result<Option<PartitionTable>, EntityError> {
-        let pace = Pace { rate: self.options.rate_limit, latency };
-        let now = self.clock.now();
-        let cap = self.options.partitions;
-        let Some(split) = split(entity, &self.base, &self.sync, bookmark, expected, read, pace, cap, now) else {
-            return Ok(None);
-        };
         let probes = split.probe_urls();
         let answers = futures::future::join_all(probes.iter().map(|url| self.fetch_counted(url))).await;
         let mut counts = Vec::with_capacity(answers.len());

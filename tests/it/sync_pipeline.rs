@@ -1,0 +1,98 @@
+//! The engine's pipeline: the next page of a scan is requested while the page before it is being
+//! committed (so a slow database write does not add to every page's wait), and each page is still
+//! committed in order, with nothing lost or read twice.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use skysync_cli::runtime::TokioRuntime;
+use skysync_cli::sink::{self, SinkSpec};
+use skysync_cli::sync::engine::{self, EngineOptions};
+use skysync_cli::sync::progress::Silent;
+use skysync_core::api::ApiClient;
+use skysync_core::catalog;
+use skysync_core::config::ApiConfig;
+use skysync_core::host::{OsEntropy, SystemClock};
+use skysync_core::http::{HttpClient, HttpRequest, HttpResponse, ReqwestClient, TransportError};
+use skysync_core::secret::SubscriptionKey;
+use skysync_core::store::MemoryStore;
+use skysync_core::token_set::RenewalPolicy;
+use skysync_tests::sky::{minted_tokens, session, sim_config, start_sim};
+
+use crate::sync::Fixture;
+
+/// The API's HTTP transport. Before it hands over the scan's second page it waits until the first
+/// page is in the database and takes the database's write lock (another connection, `BEGIN
+/// IMMEDIATE`), so the second page's commit waits; the third request releases it. An engine that
+/// only asks for a page after the last one is committed never sends that request while the lock is
+/// held: its commit gives up after the sink's busy timeout and the run fails.
+struct LockOnSecondPage {
+    http: ReqwestClient,
+    db: std::path::PathBuf,
+    requests: Mutex<u64>,
+    lock: Mutex<Option<rusqlite::Connection>>,
+    /// The third request came while the second page's commit was held.
+    released_by_next_request: Mutex<bool>,
+}
+
+#[async_trait::async_trait]
+impl HttpClient for LockOnSecondPage {
+    async fn execute(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
+        let n = {
+            let mut r = self.requests.lock().unwrap();
+            *r += 1;
+            *r
+        };
+        if n == 3
+            && let Some(c) = self.lock.lock().unwrap().take()
+        {
+            c.execute_batch("ROLLBACK").unwrap();
+            *self.released_by_next_request.lock().unwrap() = true;
+        }
+        let answer = self.http.execute(request).await;
+        if n == 2 {
+            let c = rusqlite::Connection::open(&self.db).unwrap();
+            c.busy_timeout(Duration::from_secs(30)).unwrap();
+            // The first page's commit may still be under way (it runs beside this request).
+            while c.query_row("SELECT count(*) FROM constituents", [], |r| r.get::<_, i64>(0)).unwrap() < 50 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            c.execute_batch("BEGIN IMMEDIATE").unwrap();
+            *self.lock.lock().unwrap() = Some(c);
+        }
+        answer
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_page_is_requested_while_the_last_one_is_committed() {
+    // 300 constituents in pages of 50: 6 pages and the empty one.
+    let sim = start_sim(sim_config(300)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("skysync.db");
+    let fx = Fixture::at(SinkSpec::Sqlite(path.clone()));
+    let mut sink = sink::open(fx.spec()).await.unwrap();
+    let http = Arc::new(LockOnSecondPage {
+        http: ReqwestClient::new().unwrap(),
+        db: path,
+        requests: Mutex::new(0),
+        lock: Mutex::new(None),
+        released_by_next_request: Mutex::new(false),
+    });
+    let api = ApiClient::new(
+        session(&sim, Arc::new(MemoryStore::with(minted_tokens(&sim))), RenewalPolicy::default()),
+        http.clone(),
+        Arc::new(TokioRuntime),
+        Arc::new(SystemClock),
+        Arc::new(OsEntropy),
+        ApiConfig { base: sim.api_url(), subscription_key: SubscriptionKey::new(sim.config().subscription_key) },
+        0.0,
+    );
+    let options = EngineOptions { page_size: Some(50), partitions: 1, ..EngineOptions::default() };
+    let constituents = [catalog::find("constituents").unwrap()];
+    let r = engine::run(&api, sink.as_mut(), &constituents, &options, &SystemClock, &Silent).await.unwrap();
+    assert!(r.ok(), "run failed: {:#?}", r.entities);
+    assert!(*http.released_by_next_request.lock().unwrap(), "page 3 was requested while page 2 was committed");
+    assert_eq!(sim.stats().per_entity_calls["constituents"], 7, "no page fetched twice");
+    fx.assert_equals_source(&sim, "constituents").await;
+}
