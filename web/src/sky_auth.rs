@@ -5,6 +5,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use serde::Serialize;
+use skysync_core::api::ApiError;
 use skysync_core::api::{ApiClient, DEFAULT_PACE};
 use skysync_core::authorize::{parse_callback, start_authorization};
 use skysync_core::bundle::{BundleContent, CODE_BUNDLE_LIFETIME, TokenBundle};
@@ -12,16 +13,18 @@ use skysync_core::bundle_seal::{Recipient, seal};
 use skysync_core::config::OAuthConfig;
 use skysync_core::exchange::{ExchangeError, exchange_code};
 use skysync_core::host::{Clock, OsEntropy, Runtime};
-use skysync_core::http::{HttpClient, ReqwestClient};
+use skysync_core::http::{HttpClient, HttpResponse, Method};
 use skysync_core::session::{Session, SessionParts};
 use skysync_core::store::{MemoryStore, TokenStore};
 use skysync_core::token_set::{RenewalPolicy, TokenSet};
+use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
 use crate::browser_env::{BrowserClock, BrowserRuntime};
 use crate::consent::{ReceivedCode, TokenInfo, bundle_for, is_redirect, to_rfc3339};
 use crate::error::{ErrorKind, Failure};
+use crate::fetch_client::FetchClient;
 #[cfg(feature = "app-store")]
 use crate::js_store::{AppStore, JsTokenStore};
 use crate::pending_store::{Pending, PendingStore};
@@ -161,10 +164,32 @@ impl std::fmt::Debug for SkyAuth {
 
 type JsResult<T> = Result<T, JsValue>;
 
+/// A Rust value as a JavaScript one, through its JSON text and the engine's `JSON.parse`: the
+/// JSON serializer is linked anyway (bundles are JSON), a second converter is not.
 pub(crate) fn to_js<T: Serialize>(value: &T) -> Result<JsValue, Failure> {
-    value
-        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
-        .map_err(|e| Failure::new(ErrorKind::Api, format!("could not convert a value for JavaScript: {e}")))
+    let text = serde_json::to_string(value)
+        .map_err(|_| Failure::new(ErrorKind::Api, "could not convert a value for JavaScript"))?;
+    js_sys::JSON::parse(&text).map_err(|_| Failure::new(ErrorKind::Api, "could not convert a value for JavaScript"))
+}
+
+/// A SKY API answer as a JavaScript value, parsed by the JavaScript engine's own `JSON.parse`
+/// (the same rules as the core's `json_body`: an empty answer is `null`, a body not declared as
+/// JSON is refused). Parsing into `serde_json::Value` and converting that would link a second
+/// JSON value model into the page for no gain.
+fn parse_json_body(response: &HttpResponse, path: &str) -> Result<JsValue, Failure> {
+    let url = path.split('?').next().unwrap_or(path).to_owned();
+    let malformed = |problem: String| Failure::from(ApiError::Malformed { url: url.clone(), problem });
+    if response.status == 204 || response.body.is_empty() {
+        return Ok(JsValue::NULL);
+    }
+    if !response.is_json() {
+        return Err(malformed(format!("expected JSON, got {}", response.body_excerpt())));
+    }
+    let text = std::str::from_utf8(&response.body).map_err(|_| malformed("invalid JSON: not UTF-8".to_owned()))?;
+    js_sys::JSON::parse(text).map_err(|e| {
+        let why = e.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message())).unwrap_or_default();
+        malformed(format!("invalid JSON: {why}"))
+    })
 }
 
 fn promise<F>(future: F) -> js_sys::Promise
@@ -187,13 +212,12 @@ impl SkyAuth {
         let config = WebConfig::from_json(&text)?;
         let oauth = config.oauth()?;
         config.api()?;
-        let http = ReqwestClient::new().map_err(|e| Failure::new(ErrorKind::Config, e.to_string()))?;
         let pending = PendingStore::new(config.storage_prefix());
         Ok(SkyAuth {
             inner: Rc::new(Inner {
                 oauth,
                 config,
-                http: Arc::new(http),
+                http: Arc::new(FetchClient),
                 clock: Arc::new(BrowserClock),
                 runtime: Arc::new(BrowserRuntime),
                 pending,
@@ -331,8 +355,8 @@ impl SkyAuth {
         let inner = self.inner.clone();
         promise(async move {
             let api = inner.api()?;
-            let value = api.get_json(&path).await?;
-            to_js(&value)
+            let response = api.send(Method::Get, &path, None).await?;
+            parse_json_body(&response, &path)
         })
     }
 
