@@ -44,7 +44,7 @@ cp -p Cargo.lock "$lock_saved"
 restore_lock() { if [ -s "$lock_saved" ]; then cp -p "$lock_saved" Cargo.lock; rm -f "$lock_saved"; fi; }
 trap restore_lock EXIT
 cargo update --quiet -p idna_adapter --precise 1.0.0
-cargo build -p skysync-web --lib --target wasm32-unknown-unknown --profile wasm-release --locked
+cargo build -p skysync-web --lib --target wasm32-unknown-unknown --profile wasm-release --locked --no-default-features
 restore_lock
 trap - EXIT
 

@@ -73,8 +73,7 @@ impl Context {
         if let Some(h) = self.http.get() {
             return Ok(h.clone());
         }
-        let client = Arc::new(LoggedHttp(ReqwestClient::new()?));
-        Ok(self.http.get_or_init(|| client).clone())
+        Ok(self.http.get_or_init(|| Arc::new(LoggedHttp::default())).clone())
     }
 
     /// Fails with the key problem (exit code 3) when the token store's key is configured but
@@ -161,8 +160,22 @@ fn config_file_hint() -> String {
 
 /// reqwest with a log line per request. Only the types' redacted `Debug` is logged: method,
 /// URL without query values, header names, body sizes, status. Never header values or bodies.
-#[derive(Debug, Clone)]
-pub struct LoggedHttp(ReqwestClient);
+///
+/// The reqwest client is built on the first request: building it (TLS configuration, root
+/// certificates, connection pools) costs more than all the rest of `skysync token` with a cached
+/// token, which sends no request at all.
+#[derive(Debug, Default)]
+pub struct LoggedHttp(OnceLock<ReqwestClient>);
+
+impl LoggedHttp {
+    fn client(&self) -> Result<&ReqwestClient, skysync_core::http::TransportError> {
+        if let Some(client) = self.0.get() {
+            return Ok(client);
+        }
+        let client = ReqwestClient::new()?;
+        Ok(self.0.get_or_init(|| client))
+    }
+}
 
 #[async_trait::async_trait]
 impl HttpClient for LoggedHttp {
@@ -173,7 +186,7 @@ impl HttpClient for LoggedHttp {
         tracing::trace!(?request, "sending");
         let method = request.method.as_str();
         let url = skysync_core::http::redacted_url(&request.url);
-        let result = self.0.execute(request).await;
+        let result = self.client()?.execute(request).await;
         match &result {
             Ok(response) => tracing::debug!(method, url, status = response.status, ?response, "response"),
             Err(error) => tracing::debug!(method, url, %error, "request failed"),

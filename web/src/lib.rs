@@ -19,6 +19,8 @@ pub mod web_config;
 
 #[cfg(target_arch = "wasm32")]
 mod browser_env;
+#[cfg(target_arch = "wasm32")]
+mod fetch_client;
 #[cfg(all(target_arch = "wasm32", feature = "app-store"))]
 pub mod js_store;
 #[cfg(target_arch = "wasm32")]

@@ -5,23 +5,28 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use serde::Serialize;
+use skysync_core::api::ApiError;
 use skysync_core::api::{ApiClient, DEFAULT_PACE};
 use skysync_core::authorize::{parse_callback, start_authorization};
-use skysync_core::bundle::{BundleContent, CODE_BUNDLE_LIFETIME, TokenBundle};
+use skysync_core::bundle::CODE_BUNDLE_LIFETIME;
+#[cfg(any(feature = "app-api", feature = "app-store"))]
+use skysync_core::bundle::{BundleContent, TokenBundle};
 use skysync_core::bundle_seal::{Recipient, seal};
 use skysync_core::config::OAuthConfig;
 use skysync_core::exchange::{ExchangeError, exchange_code};
 use skysync_core::host::{Clock, OsEntropy, Runtime};
-use skysync_core::http::{HttpClient, ReqwestClient};
+use skysync_core::http::{HttpClient, HttpResponse, Method};
 use skysync_core::session::{Session, SessionParts};
 use skysync_core::store::{MemoryStore, TokenStore};
 use skysync_core::token_set::{RenewalPolicy, TokenSet};
+use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
 use crate::browser_env::{BrowserClock, BrowserRuntime};
 use crate::consent::{ReceivedCode, TokenInfo, bundle_for, is_redirect, to_rfc3339};
 use crate::error::{ErrorKind, Failure};
+use crate::fetch_client::FetchClient;
 #[cfg(feature = "app-store")]
 use crate::js_store::{AppStore, JsTokenStore};
 use crate::pending_store::{Pending, PendingStore};
@@ -121,6 +126,8 @@ enum Kept {
 /// Tokens obtained in this tab, with the session and API client over them.
 struct Live {
     store: Kept,
+    /// `accessToken()` reads it; without the feature only the API client (which shares it) does.
+    #[cfg_attr(not(feature = "app-api"), expect(dead_code, reason = "accessToken() is an app-api method"))]
     session: Session,
     api: Option<ApiClient>,
 }
@@ -161,10 +168,32 @@ impl std::fmt::Debug for SkyAuth {
 
 type JsResult<T> = Result<T, JsValue>;
 
+/// A Rust value as a JavaScript one, through its JSON text and the engine's `JSON.parse`: the
+/// JSON serializer is linked anyway (bundles are JSON), a second converter is not.
 pub(crate) fn to_js<T: Serialize>(value: &T) -> Result<JsValue, Failure> {
-    value
-        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
-        .map_err(|e| Failure::new(ErrorKind::Api, format!("could not convert a value for JavaScript: {e}")))
+    let text = serde_json::to_string(value)
+        .map_err(|_| Failure::new(ErrorKind::Api, "could not convert a value for JavaScript"))?;
+    js_sys::JSON::parse(&text).map_err(|_| Failure::new(ErrorKind::Api, "could not convert a value for JavaScript"))
+}
+
+/// A SKY API answer as a JavaScript value, parsed by the JavaScript engine's own `JSON.parse`
+/// (the same rules as the core's `json_body`: an empty answer is `null`, a body not declared as
+/// JSON is refused). Parsing into `serde_json::Value` and converting that would link a second
+/// JSON value model into the page for no gain.
+fn parse_json_body(response: &HttpResponse, path: &str) -> Result<JsValue, Failure> {
+    let url = path.split('?').next().unwrap_or(path).to_owned();
+    let malformed = |problem: String| Failure::from(ApiError::Malformed { url: url.clone(), problem });
+    if response.status == 204 || response.body.is_empty() {
+        return Ok(JsValue::NULL);
+    }
+    if !response.is_json() {
+        return Err(malformed(format!("expected JSON, got {}", response.body_excerpt())));
+    }
+    let text = std::str::from_utf8(&response.body).map_err(|_| malformed("invalid JSON: not UTF-8".to_owned()))?;
+    js_sys::JSON::parse(text).map_err(|e| {
+        let why = e.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message())).unwrap_or_default();
+        malformed(format!("invalid JSON: {why}"))
+    })
 }
 
 fn promise<F>(future: F) -> js_sys::Promise
@@ -187,13 +216,12 @@ impl SkyAuth {
         let config = WebConfig::from_json(&text)?;
         let oauth = config.oauth()?;
         config.api()?;
-        let http = ReqwestClient::new().map_err(|e| Failure::new(ErrorKind::Config, e.to_string()))?;
         let pending = PendingStore::new(config.storage_prefix());
         Ok(SkyAuth {
             inner: Rc::new(Inner {
                 oauth,
                 config,
-                http: Arc::new(http),
+                http: Arc::new(FetchClient),
                 clock: Arc::new(BrowserClock),
                 runtime: Arc::new(BrowserRuntime),
                 pending,
@@ -264,6 +292,52 @@ impl SkyAuth {
         promise(async move { inner.handle_redirect(&url, include_secrets.unwrap_or(false)).await })
     }
 
+    /// The token bundle (JSON text) for `skysync import`: the tokens after a successful exchange,
+    /// else the authorization code kept by a failed one. Throws `NotLoggedInError` when there is
+    /// neither.
+    #[wasm_bindgen(js_name = exportBundle)]
+    pub fn export_bundle(&self) -> JsResult<String> {
+        let now = self.inner.clock.now();
+        let received = self.inner.received.borrow();
+        Ok(bundle_for(self.inner.tokens(), received.as_ref(), now)?.to_json())
+    }
+
+    /// When the kept authorization code expires (RFC 3339), if `exportBundle()` would export one.
+    #[wasm_bindgen(getter, js_name = codeExpiresAt)]
+    pub fn code_expires_at(&self) -> Option<String> {
+        if self.inner.tokens().is_some() {
+            return None;
+        }
+        self.inner.received.borrow().as_ref().map(|c| to_rfc3339(c.expires_at()))
+    }
+
+    /// GETs a SKY API path (`/constituent/v1/constituents?limit=1`) or a `next_link`, with the
+    /// subscription key and a bearer token; 401 refreshes once, 429 waits, quota 403 stops.
+    /// Resolves to the parsed JSON.
+    #[wasm_bindgen(js_name = apiGet, unchecked_return_type = "Promise<any>")]
+    pub fn api_get(&self, path: String) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        promise(async move {
+            let api = inner.api()?;
+            let response = api.send(Method::Get, &path, None).await?;
+            parse_json_body(&response, &path)
+        })
+    }
+
+    /// Removes every `sessionStorage` key under the prefix (the pending consent, and whatever the
+    /// host page saved there) and forgets a kept authorization code. Returns how many keys went.
+    #[wasm_bindgen(js_name = clearStorage)]
+    pub fn clear_storage(&self) -> JsResult<u32> {
+        *self.inner.received.borrow_mut() = None;
+        Ok(self.inner.pending.clear_all()?)
+    }
+}
+
+/// What apps use and the consent page does not (feature `app-api`, on by default and in the npm
+/// package; web/build.sh builds the page's wasm without it, which keeps the bundle parser out).
+#[cfg(feature = "app-api")]
+#[wasm_bindgen]
+impl SkyAuth {
     /// A valid access token, refreshed when due (single-flight: concurrent callers share one
     /// refresh).
     #[wasm_bindgen(js_name = accessToken, unchecked_return_type = "Promise<string>")]
@@ -288,25 +362,6 @@ impl SkyAuth {
         }
     }
 
-    /// The token bundle (JSON text) for `skysync import`: the tokens after a successful exchange,
-    /// else the authorization code kept by a failed one. Throws `NotLoggedInError` when there is
-    /// neither.
-    #[wasm_bindgen(js_name = exportBundle)]
-    pub fn export_bundle(&self) -> JsResult<String> {
-        let now = self.inner.clock.now();
-        let received = self.inner.received.borrow();
-        Ok(bundle_for(self.inner.tokens(), received.as_ref(), now)?.to_json())
-    }
-
-    /// When the kept authorization code expires (RFC 3339), if `exportBundle()` would export one.
-    #[wasm_bindgen(getter, js_name = codeExpiresAt)]
-    pub fn code_expires_at(&self) -> Option<String> {
-        if self.inner.tokens().is_some() {
-            return None;
-        }
-        self.inner.received.borrow().as_ref().map(|c| to_rfc3339(c.expires_at()))
-    }
-
     /// Loads tokens from a refresh-token bundle (for apps that keep one). Throws `BundleError`.
     #[wasm_bindgen(js_name = restoreBundle, unchecked_return_type = "TokenInfo")]
     pub fn restore_bundle(&self, json: &str) -> JsResult<JsValue> {
@@ -321,27 +376,6 @@ impl SkyAuth {
         };
         self.inner.install(*tokens.clone());
         Ok(to_js(&TokenInfo::of(&tokens, false))?)
-    }
-
-    /// GETs a SKY API path (`/constituent/v1/constituents?limit=1`) or a `next_link`, with the
-    /// subscription key and a bearer token; 401 refreshes once, 429 waits, quota 403 stops.
-    /// Resolves to the parsed JSON.
-    #[wasm_bindgen(js_name = apiGet, unchecked_return_type = "Promise<any>")]
-    pub fn api_get(&self, path: String) -> js_sys::Promise {
-        let inner = self.inner.clone();
-        promise(async move {
-            let api = inner.api()?;
-            let value = api.get_json(&path).await?;
-            to_js(&value)
-        })
-    }
-
-    /// Removes every `sessionStorage` key under the prefix (the pending consent, and whatever the
-    /// host page saved there) and forgets a kept authorization code. Returns how many keys went.
-    #[wasm_bindgen(js_name = clearStorage)]
-    pub fn clear_storage(&self) -> JsResult<u32> {
-        *self.inner.received.borrow_mut() = None;
-        Ok(self.inner.pending.clear_all()?)
     }
 }
 
@@ -402,6 +436,7 @@ impl Inner {
         snapshot.map(|v| v.tokens)
     }
 
+    #[cfg(feature = "app-api")]
     fn session(&self) -> Result<Session, Failure> {
         self.live.borrow().as_ref().map(|l| l.session.clone()).ok_or_else(not_logged_in)
     }
