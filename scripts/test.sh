@@ -66,6 +66,8 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 say "clippy (wasm32: core and web)"
 cargo clippy -p skysync-core -p skysync-web --target wasm32-unknown-unknown --all-targets --locked -- -D warnings
 cargo clippy -p skysync-web --target wasm32-unknown-unknown --all-targets --features app-store,sync --locked -- -D warnings
+# The consent page's build (web/build.sh) leaves the default features out.
+cargo clippy -p skysync-web --target wasm32-unknown-unknown --lib --no-default-features --locked -- -D warnings
 
 say "rustdoc (no broken links or stray HTML)"
 RUSTDOCFLAGS="-D warnings" cargo doc -p skysync-core -p skysync-cli -p skysync-web --no-deps --locked

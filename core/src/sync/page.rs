@@ -2,7 +2,7 @@
 //! of each record the sync needs (`id`, `date_modified`). Records stay the JSON received.
 //!
 //! A sync reads a page with [`parse_keyed_page`]: one pass over the body finds the envelope, each
-//! record's place and its key fields ([`scan`]). The records keep sharing the page's body
+//! record's place and its key fields (the `scan` module). The records keep sharing the page's body
 //! ([`RecordJson`]), so moving them to a sink copies no JSON.
 
 mod scan;

@@ -59,7 +59,7 @@ pub struct Pace {
 }
 
 /// How many chains the rest of a scan is split into: enough to keep `rate × latency` calls in
-/// flight, at most `cap`, and no more than pay for themselves ([`worth_splitting`]).
+/// flight, at most `cap`, and no more than pay for themselves (`worth_splitting`).
 pub fn chains_for(pages_left: u64, pace: Pace, cap: usize) -> usize {
     let by_rate = if pace.rate > 0.0 && pace.rate.is_finite() {
         // Calls the pace allows while one chain waits for a page: a second chain pays off only
