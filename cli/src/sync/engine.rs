@@ -327,10 +327,7 @@ impl Engine<'_> {
                     self.progress.page(entity, outcome.phase, outcome.done, report.pages, outcome.expected);
                 }
                 Next::SwapStaging { bookmark } => {
-                    let swap = self.sink.lock().await.finish_full(entity.name, &bookmark).await?;
-                    report.added += swap.added;
-                    report.changed += swap.changed;
-                    report.removed += swap.removed;
+                    self.swap_staging(entity, &bookmark, report).await?;
                     plan.staging_swapped()?;
                 }
                 Next::StartReconcile => {
@@ -338,18 +335,34 @@ impl Engine<'_> {
                     plan.reconcile_started(self.clock.now())?;
                 }
                 Next::FinishReconcile => {
-                    report.removed += self
-                        .sink
-                        .lock()
-                        .await
-                        .finish_reconcile(entity.name, self.options.deletes, self.clock.now())
-                        .await?;
-                    report.reconciled = true;
+                    self.finish_reconcile(entity, report).await?;
                     plan.reconcile_finished()?;
                 }
                 Next::Done => return Ok(()),
             }
         }
+    }
+
+    /// The end of a `--full` run: the staging rows replace the live ones, with `bookmark`.
+    async fn swap_staging(
+        &self,
+        entity: &Entity,
+        bookmark: &str,
+        report: &mut EntityReport,
+    ) -> Result<(), EntityError> {
+        let swap = self.sink.lock().await.finish_full(entity.name, bookmark).await?;
+        report.added += swap.added;
+        report.changed += swap.changed;
+        report.removed += swap.removed;
+        Ok(())
+    }
+
+    /// The end of a reconcile: the rows whose id was not seen are marked or removed.
+    async fn finish_reconcile(&self, entity: &Entity, report: &mut EntityReport) -> Result<(), EntityError> {
+        let now = self.clock.now();
+        report.removed += self.sink.lock().await.finish_reconcile(entity.name, self.options.deletes, now).await?;
+        report.reconciled = true;
+        Ok(())
     }
 
     fn check_stop(&self) -> Result<(), EntityError> {

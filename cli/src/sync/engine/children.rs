@@ -72,10 +72,7 @@ impl Engine<'_> {
                     plan.saved()?;
                 }
                 ChildNext::SwapStaging { bookmark } => {
-                    let swap = self.sink.lock().await.finish_full(entity.name, &bookmark).await?;
-                    report.added += swap.added;
-                    report.changed += swap.changed;
-                    report.removed += swap.removed;
+                    self.swap_staging(entity, &bookmark, report).await?;
                     plan.staging_swapped()?;
                 }
                 ChildNext::StartReconcile => {
@@ -83,13 +80,7 @@ impl Engine<'_> {
                     plan.reconcile_started(self.clock.now())?;
                 }
                 ChildNext::FinishReconcile => {
-                    report.removed += self
-                        .sink
-                        .lock()
-                        .await
-                        .finish_reconcile(entity.name, self.options.deletes, self.clock.now())
-                        .await?;
-                    report.reconciled = true;
+                    self.finish_reconcile(entity, report).await?;
                     plan.reconcile_finished()?;
                 }
                 ChildNext::Done => return Ok(()),
