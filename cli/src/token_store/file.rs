@@ -510,16 +510,7 @@ impl FileTokenStore {
     /// Where the tokens were handed over to, if `skysync export` did.
     pub fn handed_over(&self) -> Result<Option<HandedOver>, StoreError> {
         let path = self.handed_over_path();
-        let bytes = match OpenOptions::new().read(true).no_follow().open(&path) {
-            Ok(mut f) => {
-                let mut bytes = Vec::new();
-                f.read_to_end(&mut bytes)
-                    .map_err(|e| StoreError::Io(format!("cannot read {}: {e}", path.display())))?;
-                bytes
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(StoreError::Io(format!("cannot open {}: {e}", path.display()))),
-        };
+        let Some(bytes) = read_if_present(&path)? else { return Ok(None) };
         serde_json::from_slice(&bytes).map(Some).map_err(|e| {
             StoreError::Corrupt(format!(
                 "{} is unreadable ({e}); the tokens were handed over with `skysync export`: import a bundle to take them back",
@@ -602,16 +593,7 @@ impl FileTokenStore {
 
     fn used_codes(&self) -> Result<UsedCodes, StoreError> {
         let path = self.used_codes_path();
-        let bytes = match OpenOptions::new().read(true).no_follow().open(&path) {
-            Ok(mut f) => {
-                let mut bytes = Vec::new();
-                f.read_to_end(&mut bytes)
-                    .map_err(|e| StoreError::Io(format!("cannot read {}: {e}", path.display())))?;
-                bytes
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(UsedCodes::default()),
-            Err(e) => return Err(StoreError::Io(format!("cannot open {}: {e}", path.display()))),
-        };
+        let Some(bytes) = read_if_present(&path)? else { return Ok(UsedCodes::default()) };
         serde_json::from_slice(&bytes).map_err(|e| {
             StoreError::Corrupt(format!(
                 "{} is unreadable ({}); remove it to forget which codes were sent",
@@ -619,6 +601,20 @@ impl FileTokenStore {
                 redact_quoted(&e.to_string())
             ))
         })
+    }
+}
+
+/// The bytes of a small side file of the store (never through a symlink), or `None` when it is
+/// not there.
+fn read_if_present(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
+    match OpenOptions::new().read(true).no_follow().open(path) {
+        Ok(mut f) => {
+            let mut bytes = Vec::new();
+            f.read_to_end(&mut bytes).map_err(|e| StoreError::Io(format!("cannot read {}: {e}", path.display())))?;
+            Ok(Some(bytes))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(StoreError::Io(format!("cannot open {}: {e}", path.display()))),
     }
 }
 
