@@ -96,3 +96,81 @@ async fn the_next_page_is_requested_while_the_last_one_is_committed() {
     assert_eq!(sim.stats().per_entity_calls["constituents"], 7, "no page fetched twice");
     fx.assert_equals_source(&sim, "constituents").await;
 }
+
+/// The API's HTTP transport for a run split in two chains. When the first chain page is asked
+/// for (the scan's first page is committed by then), it takes the database's write lock, so both
+/// chains' first commits wait; the next chain page request releases it. Chains that only ask for
+/// a page after their last one is committed never send that request while the lock is held: their
+/// commits give up after the sink's busy timeout and the run fails.
+struct LockOnFirstChainPages {
+    http: ReqwestClient,
+    db: std::path::PathBuf,
+    /// List page requests so far, probes (`limit=1`) left out.
+    pages: Mutex<u64>,
+    lock: Mutex<Option<rusqlite::Connection>>,
+    /// A chain page request came while both chains' first commits were held.
+    released_by_next_request: Mutex<bool>,
+}
+
+#[async_trait::async_trait]
+impl HttpClient for LockOnFirstChainPages {
+    async fn execute(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
+        let probe = request.url.query_pairs().any(|(k, v)| k == "limit" && v == "1");
+        if !probe {
+            let n = {
+                let mut pages = self.pages.lock().unwrap();
+                *pages += 1;
+                *pages
+            };
+            // Page 1 is the scan's first; 2 and 3 are the two chains' first pages.
+            if n == 2 {
+                let c = rusqlite::Connection::open(&self.db).unwrap();
+                c.busy_timeout(Duration::from_secs(30)).unwrap();
+                c.execute_batch("BEGIN IMMEDIATE").unwrap();
+                *self.lock.lock().unwrap() = Some(c);
+            }
+            if n == 4
+                && let Some(c) = self.lock.lock().unwrap().take()
+            {
+                c.execute_batch("ROLLBACK").unwrap();
+                *self.released_by_next_request.lock().unwrap() = true;
+            }
+        }
+        self.http.execute(request).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_chain_requests_its_next_page_while_its_last_one_is_committed() {
+    // 600 constituents in pages of 50: the first page, then 11 pages left, split in two chains.
+    let sim = start_sim(sim_config(600)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("skysync.db");
+    let fx = Fixture::at(SinkSpec::Sqlite(path.clone()));
+    let mut sink = sink::open(fx.spec()).await.unwrap();
+    let http = Arc::new(LockOnFirstChainPages {
+        http: ReqwestClient::new().unwrap(),
+        db: path.clone(),
+        pages: Mutex::new(0),
+        lock: Mutex::new(None),
+        released_by_next_request: Mutex::new(false),
+    });
+    let api = ApiClient::new(
+        session(&sim, Arc::new(MemoryStore::with(minted_tokens(&sim))), RenewalPolicy::default()),
+        http.clone(),
+        Arc::new(TokioRuntime),
+        Arc::new(SystemClock),
+        Arc::new(OsEntropy),
+        ApiConfig { base: sim.api_url(), subscription_key: SubscriptionKey::new(sim.config().subscription_key) },
+        0.0,
+    );
+    let options = EngineOptions { page_size: Some(50), partitions: 2, concurrency: 4, ..EngineOptions::default() };
+    let constituents = [catalog::find("constituents").unwrap()];
+    let r = engine::run(&api, sink.as_mut(), &constituents, &options, &SystemClock, &Silent).await.unwrap();
+    assert!(r.ok(), "run failed: {:#?}", r.entities);
+    assert!(
+        *http.released_by_next_request.lock().unwrap(),
+        "a chain's next page was requested while the chains' first pages were committed"
+    );
+    fx.assert_equals_source(&sim, "constituents").await;
+}

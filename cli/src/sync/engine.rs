@@ -293,8 +293,8 @@ impl Engine<'_> {
                                 true => self.split_of(entity, &bookmark, (outcome.expected, outcome.done), latency),
                                 false => None,
                             };
-                            // The next page is fetched while this one is committed (it is committed
-                            // before the next one is), unless the split decides what comes next.
+                            // While this page is committed, the next one is fetched (it is
+                            // committed before the next one is), or the split's probes are sent.
                             let next_url = match plan.next() {
                                 Ok(Next::Fetch) if split.is_none() => Some(plan.request_url()?),
                                 _ => None,
@@ -303,17 +303,26 @@ impl Engine<'_> {
                                 let mut sink = self.sink.lock().await;
                                 sink.commit_page(entity.name, target, &rows, &bookmark, self.clock.now()).await
                             };
-                            let (commit, fetched) = futures::join!(commit, self.fetch_ahead(next_url));
+                            let meanwhile = async {
+                                match split {
+                                    Some(split) => (None, Some(self.probe(split).await)),
+                                    None => (self.fetch_ahead(next_url).await, None),
+                                }
+                            };
+                            let (commit, (fetched, probed)) = futures::join!(commit, meanwhile);
                             if let Some(a) = &fetched {
                                 report.requests += a.calls;
                             }
+                            let table = match probed {
+                                Some((table, calls)) => {
+                                    report.requests += calls;
+                                    table
+                                }
+                                None => Ok(None),
+                            };
                             report.committed(target, commit?, rows.len());
                             ahead = fetched;
-                            let table = match split {
-                                Some(split) => self.probe(split, report).await?,
-                                None => None,
-                            };
-                            if let Some(table) = table {
+                            if let Some(table) = table? {
                                 self.progress.page(entity, outcome.phase, outcome.done, report.pages, outcome.expected);
                                 let done = self.run_chains(entity, table, target, outcome.expected, report).await?;
                                 return self.finish_chains(entity, target, &done, report).await;
@@ -404,7 +413,7 @@ impl Engine<'_> {
 struct FetchedAhead {
     url: Url,
     answer: Result<HttpResponse, EntityError>,
-    /// HTTP calls it took (already counted in the entity's report).
+    /// HTTP calls it took (the caller adds them to the entity's report).
     calls: u64,
     /// How long it took to answer.
     latency: Duration,

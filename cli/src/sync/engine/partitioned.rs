@@ -12,7 +12,7 @@ use std::sync::Mutex as StdMutex;
 use skysync_core::sync::partition::{ChainScan, Pace, PartitionTable, Split, probe_count, split};
 use skysync_core::sync::{Entity, Phase, Step};
 
-use super::{Engine, EntityError, EntityReport, row};
+use super::{Engine, EntityError, EntityReport, FetchedAhead, row};
 use crate::sink::{Row, Target};
 
 impl Engine<'_> {
@@ -30,20 +30,18 @@ impl Engine<'_> {
         split(entity, &self.base, &self.sync, bookmark, expected, read, pace, cap, self.clock.now())
     }
 
-    /// Runs the probes of `split` and lays out its chains; `None` keeps one chain.
-    pub(super) async fn probe(
-        &self,
-        split: Split,
-        report: &mut EntityReport,
-    ) -> Result<Option<PartitionTable>, EntityError> {
+    /// Runs the probes of `split` side by side and lays out its chains (`None` keeps one
+    /// chain); with the HTTP calls the probes took, answered or not.
+    pub(super) async fn probe(&self, split: Split) -> (Result<Option<PartitionTable>, EntityError>, u64) {
         let probes = split.probe_urls();
         let answers = futures::future::join_all(probes.iter().map(|url| self.fetch_counted(url))).await;
-        let mut counts = Vec::with_capacity(answers.len());
-        for (url, (answer, calls)) in probes.iter().zip(answers) {
-            report.requests += calls;
-            counts.push(probe_count(url, &answer?).map_err(skysync_core::sync::PlanError::from)?);
-        }
-        Ok(split.finish(&counts))
+        let calls = answers.iter().map(|(_, calls)| calls).sum();
+        let counts = probes
+            .iter()
+            .zip(answers)
+            .map(|(url, (answer, _))| Ok(probe_count(url, &answer?).map_err(skysync_core::sync::PlanError::from)?))
+            .collect::<Result<Vec<_>, EntityError>>();
+        (counts.map(|counts| split.finish(&counts)), calls)
     }
 
     /// Runs every open chain of `table` to its end, side by side; returns the final bookmark.
@@ -89,6 +87,8 @@ impl Engine<'_> {
         report: &StdMutex<&mut EntityReport>,
     ) -> Result<(usize, bool), EntityError> {
         let phase = if target == Target::Staging { Phase::Full } else { Phase::Sync };
+        // The chain's next page, fetched while the last one was committed.
+        let mut ahead: Option<FetchedAhead> = None;
         loop {
             self.check_stop()?;
             if !lock(table).runs(&scan) {
@@ -96,17 +96,34 @@ impl Engine<'_> {
                 return Ok((scan.index(), false));
             }
             let url = scan.request_url()?;
-            let (answer, calls) = self.fetch_counted(&url).await;
-            lock(report).requests += calls;
+            let answer = match ahead.take().filter(|a| a.url == url) {
+                Some(a) => a.answer,
+                None => {
+                    let (answer, calls) = self.fetch_counted(&url).await;
+                    lock(report).requests += calls;
+                    answer
+                }
+            };
             let (records, step) = scan.page(&url, &answer?)?;
             let rows: Vec<Row> = records.into_iter().map(row).collect();
-            let mut sink = self.sink.lock().await;
-            let mut next = lock(table).clone();
-            next.record(&scan);
-            let commit = sink.commit_page(entity.name, target, &rows, &next.to_json(), self.clock.now()).await?;
-            let all_ended = next.finished();
-            *lock(table) = next;
-            drop(sink);
+            // Chains share one sink: while this page waits for it and is written, the chain's
+            // next page is on its way (pages are still committed in order, each with the table).
+            let next_url = if step == Step::Done { None } else { Some(scan.request_url()?) };
+            let commit = async {
+                let mut sink = self.sink.lock().await;
+                let mut next = lock(table).clone();
+                next.record(&scan);
+                let commit = sink.commit_page(entity.name, target, &rows, &next.to_json(), self.clock.now()).await?;
+                let all_ended = next.finished();
+                *lock(table) = next;
+                Ok::<_, EntityError>((commit, all_ended))
+            };
+            let (commit, fetched) = futures::join!(commit, self.fetch_ahead(next_url));
+            if let Some(a) = &fetched {
+                lock(report).requests += a.calls;
+            }
+            let (commit, all_ended) = commit?;
+            ahead = fetched;
             let (records, pages) = {
                 let mut r = lock(report);
                 r.committed(target, commit, rows.len());
