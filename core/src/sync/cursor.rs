@@ -106,24 +106,31 @@ impl Cursor {
             }
             (_, _) => Bookmark::Offset { since: None, offset: 0, started_at: rfc3339(now), high_water: None },
         };
-        let filters = Self::first_filters(entity, base, limit, false);
+        Self::starting(entity, base, limit, options.overlap, state, false)
+    }
+
+    /// A scan at `state`, before its first page.
+    fn starting(
+        entity: &'static Entity,
+        base: &Url,
+        limit: u32,
+        overlap: Duration,
+        state: Bookmark,
+        ids_only: bool,
+    ) -> Self {
+        let fields: &[(&str, &str)] = if ids_only && entity.fields_id { &[("fields", "id")] } else { &[] };
         Self {
             entity,
             path: entity.path.to_owned(),
             base: base.clone(),
             limit,
-            overlap: options.overlap,
+            overlap,
             state,
-            ids_only: false,
-            filters,
+            ids_only,
+            // What the first request sends, and every later page must keep.
+            filters: filters_of(&Self::list_url(entity, base, limit, fields)),
             counts: ScanCounts::default(),
         }
-    }
-
-    /// The filters the first request of a chain sends (what every later page must keep).
-    fn first_filters(entity: &Entity, base: &Url, limit: u32, ids_only: bool) -> Vec<(String, String)> {
-        let fields: &[(&str, &str)] = if ids_only && entity.fields_id { &[("fields", "id")] } else { &[] };
-        filters_of(&Self::list_url(entity, base, limit, fields))
     }
 
     /// A scan of every current id, for delete reconciliation (`fields=id` where supported).
@@ -143,18 +150,7 @@ impl Cursor {
             }
             _ => Bookmark::Offset { since: None, offset: 0, started_at: rfc3339(now), high_water: None },
         };
-        let filters = Self::first_filters(entity, base, limit, true);
-        Self {
-            entity,
-            path: entity.path.to_owned(),
-            base: base.clone(),
-            limit,
-            overlap: options.overlap,
-            state,
-            ids_only: true,
-            filters,
-            counts: ScanCounts::default(),
-        }
+        Self::starting(entity, base, limit, options.overlap, state, true)
     }
 
     /// The same scan of one parent's list (a per-parent entity; see
