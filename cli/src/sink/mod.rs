@@ -10,6 +10,7 @@
 //! `<entity>__seen` table, so neither needs memory proportional to the data set.
 
 pub mod file_mode;
+mod blocking;
 mod history;
 mod jsonl;
 mod parents;

@@ -299,22 +299,28 @@ impl Engine<'_> {
                                 Ok(Next::Fetch) if split.is_none() => Some(plan.request_url()?),
                                 _ => None,
                             };
+                            // A commit is reported as soon as it is in: it does not wait for the
+                            // page fetched meanwhile (which may be slow, or never come).
                             let commit = async {
                                 let mut sink = self.sink.lock().await;
-                                sink.commit_page(entity.name, target, &rows, &bookmark, self.clock.now()).await
+                                let commit =
+                                    sink.commit_page(entity.name, target, &rows, &bookmark, self.clock.now()).await?;
+                                drop(sink);
+                                report.committed(target, commit, rows.len());
+                                self.progress.page(entity, outcome.phase, outcome.done, report.pages, outcome.expected);
+                                Ok::<_, EntityError>(())
                             };
                             let (commit, fetched) = futures::join!(commit, self.fetch_ahead(next_url));
                             if let Some(a) = &fetched {
                                 report.requests += a.calls;
                             }
-                            report.committed(target, commit?, rows.len());
+                            commit?;
                             ahead = fetched;
                             let table = match split {
                                 Some(split) => self.probe(split, report).await?,
                                 None => None,
                             };
                             if let Some(table) = table {
-                                self.progress.page(entity, outcome.phase, outcome.done, report.pages, outcome.expected);
                                 let done = self.run_chains(entity, table, target, outcome.expected, report).await?;
                                 return self.finish_chains(entity, target, &done, report).await;
                             }
@@ -322,9 +328,9 @@ impl Engine<'_> {
                         Commit::SeenIds(ids) => {
                             self.sink.lock().await.add_seen_ids(entity.name, &ids).await?;
                             report.pages += 1;
+                            self.progress.page(entity, outcome.phase, outcome.done, report.pages, outcome.expected);
                         }
                     }
-                    self.progress.page(entity, outcome.phase, outcome.done, report.pages, outcome.expected);
                 }
                 Next::SwapStaging { bookmark } => {
                     self.swap_staging(entity, &bookmark, report).await?;
