@@ -2,8 +2,26 @@
 //! against the API and the sink (each page's rows committed together with the bookmark that
 //! covers them); entities run concurrently through one shared [`ApiClient`] (whose pacer is the
 //! one rate limiter) and one sink (serialized behind a mutex). A scan's next page is fetched
-//! while its last one is committed, so at most two pages per running entity are held in memory. Every decision (which request, what to commit, when to reconcile,
-//! when the run stops) is core's ([`skysync_core::sync`]).
+//! while its last one is committed, so at most two pages per running entity are held in memory.
+//! Every decision (which request, what to commit, when to reconcile, when the run stops) is
+//! core's ([`skysync_core::sync`]).
+//!
+//! # Stopping a run
+//!
+//! A page is reported ([`Progress::page`], the report's counts) as soon as its commit is in, not
+//! when the page fetched meanwhile arrives, and a page is never committed before the one before
+//! it. So at any moment the reported pages are exactly the committed ones, give or take the one
+//! commit in flight. Dropping a run's future (a caller giving up on it) can leave that one commit
+//! running: the sink's call is already out (SQLite's on the blocking pool, PostgreSQL's statements
+//! sent). It is one transaction (rows and bookmark), so it lands whole or not at all, and the sink
+//! orders it before anything later: every later operation through the same sink sees it, and
+//! dropping a SQLite sink waits for it (`sink/blocking.rs`). A new run resumes from the last
+//! bookmark stored; at most that page is fetched again, and its rows are upserts.
+//!
+//! SIGINT, SIGTERM and SIGHUP end the process at once (unless a token save is under way, see
+//! `runtime.rs`), in the middle of whatever the run was doing: the transaction in flight lands
+//! whole or not at all, and the next run resumes from the last committed page. No summary is
+//! printed; `sync status` shows what each entity holds.
 //!
 //! An initial or `--full` scan of a long `sort_token` list may be split into chains that run side
 //! by side (`engine/partitioned.rs`); `concurrency` bounds the requests in flight over the whole run.
@@ -332,6 +350,7 @@ impl Engine<'_> {
                         }
                     }
                 }
+                Next::SaveBookmark { .. } => unreachable!("an entity's plan stores its bookmarks with pages"),
                 Next::SwapStaging { bookmark } => {
                     self.swap_staging(entity, &bookmark, report).await?;
                     plan.staging_swapped()?;
@@ -347,6 +366,13 @@ impl Engine<'_> {
                 Next::Done => return Ok(()),
             }
         }
+    }
+
+    /// Stores `bookmark` as the live bookmark, with no rows.
+    async fn save_bookmark(&self, entity: &Entity, bookmark: &str) -> Result<(), EntityError> {
+        let now = self.clock.now();
+        self.sink.lock().await.commit_page(entity.name, Target::Live, &[], bookmark, now).await?;
+        Ok(())
     }
 
     /// The end of a `--full` run: the staging rows replace the live ones, with `bookmark`.

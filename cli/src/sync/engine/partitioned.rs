@@ -128,19 +128,10 @@ impl Engine<'_> {
         bookmark: &str,
         report: &mut EntityReport,
     ) -> Result<(), EntityError> {
-        let mut sink = self.sink.lock().await;
         match target {
-            Target::Live => {
-                sink.commit_page(entity.name, Target::Live, &[], bookmark, self.clock.now()).await?;
-            }
-            Target::Staging => {
-                let swap = sink.finish_full(entity.name, bookmark).await?;
-                report.added += swap.added;
-                report.changed += swap.changed;
-                report.removed += swap.removed;
-            }
+            Target::Live => self.save_bookmark(entity, bookmark).await,
+            Target::Staging => self.swap_staging(entity, bookmark, report).await,
         }
-        Ok(())
     }
 }
 
