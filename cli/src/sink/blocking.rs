@@ -71,3 +71,46 @@ impl Drop for Out {
         done.notify_all();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::mpsc;
+
+    use super::*;
+
+    /// A call whose future is dropped while it runs (a run stopped mid-commit) still ends before
+    /// the handle is gone.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn dropping_the_handle_waits_for_an_abandoned_call() {
+        let handle = Blocking::new(());
+        let landed = Arc::new(AtomicBool::new(false));
+        let (started_tx, started_rx) = mpsc::channel();
+        let (go_tx, go_rx) = mpsc::channel::<()>();
+        let l = Arc::clone(&landed);
+        let call = handle.call(move |_| {
+            started_tx.send(()).unwrap();
+            go_rx.recv().unwrap();
+            l.store(true, Ordering::SeqCst);
+            Ok(())
+        });
+        let mut call = Box::pin(call);
+        // Poll the call until its closure runs on the blocking pool, then abandon it.
+        let started = tokio::task::spawn_blocking(move || started_rx.recv().unwrap());
+        tokio::select! {
+            _ = &mut call => unreachable!("the call waits for `go`"),
+            _ = started => {}
+        }
+        drop(call);
+        // Let the call finish only once the handle is being dropped.
+        let (dropping_tx, dropping_rx) = mpsc::channel::<()>();
+        let releaser = std::thread::spawn(move || {
+            dropping_rx.recv().unwrap();
+            go_tx.send(()).unwrap();
+        });
+        dropping_tx.send(()).unwrap();
+        drop(handle);
+        assert!(landed.load(Ordering::SeqCst), "the abandoned call had ended when the drop returned");
+        releaser.join().unwrap();
+    }
+}
