@@ -275,6 +275,51 @@ async fn sigkill_at_call(sk: &Skysync, args: &[&str], calls: u32) {
     sk.sim.release_held();
 }
 
+/// SIGINT while the 5th page request (fetched ahead while the 4th page is committed) is held at
+/// the simulator: the run sends no request after the signal, commits the page that was on its
+/// way, reports exactly the rows it committed and exits 130; the next run adds the rest, once.
+#[tokio::test]
+async fn sigint_mid_sync_commits_the_page_on_its_way_reports_it_and_exits_130() {
+    use tokio::io::AsyncBufReadExt as _;
+    let sk = world(100).await;
+    let db = db_path(&sk);
+    let args = ["sync", "gifts", "--page-size", "20", "--json"];
+    let start = sk.sim.stats().api_calls;
+    sk.sim.fail_next_api(4, skysync_cli::sim::Fault::Slow { ms: 0 });
+    sk.sim.fail_next_api(1, skysync_cli::sim::Fault::Hold);
+    let mut child = sk.command(&args).spawn().expect("spawn skysync");
+    skysync_tests::procs::wait_until(Duration::from_secs(60), "the 5th request held", || async {
+        sk.sim.stats().held == 1
+    })
+    .await;
+    skysync_tests::procs::signal(child.id().unwrap(), "INT");
+    // Released only once skysync has taken the signal in, so the page is on its way after it.
+    let mut stderr = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = String::new();
+    while let Some(line) = stderr.next_line().await.unwrap() {
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("SIGINT received") {
+            break;
+        }
+    }
+    assert!(seen.contains("SIGINT received"), "{seen}");
+    sk.sim.release_held();
+    let out = child.wait_with_output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(130), "{stdout}");
+    assert_eq!(sk.sim.stats().api_calls - start, 5, "no request after the signal");
+    let v = json(&stdout);
+    assert_eq!(v["stopped"]["reason"], "signal", "{v}");
+    assert_eq!(v["entities"][0]["added"].as_u64(), Some(100), "five pages, the held one included: {v}");
+    assert_eq!(sqlite_count(&db, "gifts"), 100, "exactly what the report says");
+    let run = sk.run(&["sync", "gifts", "--page-size", "20", "--json"]).await;
+    run.expect_code(0);
+    let v = json(&run.stdout);
+    assert_eq!((v["entities"][0]["added"].as_u64(), v["entities"][0]["changed"].as_u64()), (Some(100), Some(0)));
+    assert_eq!(sqlite_count(&db, "gifts"), 200);
+}
+
 #[tokio::test]
 async fn sigkill_mid_sync_on_postgres_then_rerun_is_complete_without_duplicates() {
     skysync_tests::skip_in_fast_tier!("PostgreSQL");

@@ -18,10 +18,12 @@
 //! dropping a SQLite sink waits for it (`sink/blocking.rs`). A new run resumes from the last
 //! bookmark stored; at most that page is fetched again, and its rows are upserts.
 //!
-//! SIGINT, SIGTERM and SIGHUP end the process at once (unless a token save is under way, see
-//! `runtime.rs`), in the middle of whatever the run was doing: the transaction in flight lands
-//! whole or not at all, and the next run resumes from the last committed page. No summary is
-//! printed; `sync status` shows what each entity holds.
+//! SIGINT, SIGTERM and SIGHUP stop a run the same way a run-wide API error does
+//! (`runtime::GracefulStop`): no request is sent after the signal, a page already on its way
+//! (fetched ahead) is still committed, each entity's state records the stop, and the report
+//! counts exactly the pages committed; `skysync sync` prints it and exits with the signal's
+//! status. A second signal ends the process at once: the transaction in flight lands whole or
+//! not at all, and the next run resumes from the last committed page.
 //!
 //! An initial or `--full` scan of a long `sort_token` list may be split into chains that run side
 //! by side (`engine/partitioned.rs`); `concurrency` bounds the requests in flight over the whole run.
@@ -151,6 +153,8 @@ pub async fn run(
     }
     sink.prepare(entities).await?;
     let base = api.resolve("/").map_err(|e| SinkError::InvalidSpec(e.to_string()))?;
+    // A signal now stops the run between requests (see the module docs).
+    let _graceful = crate::runtime::GracefulStop::enter();
     let engine = Engine {
         api,
         sink: Mutex::new(sink),
@@ -191,6 +195,7 @@ pub async fn run(
         duration: elapsed(started, clock.now()),
         stopped: engine.stop.into_inner().unwrap_or_else(|p| p.into_inner()).into_reason(),
         quota: None,
+        signal: crate::runtime::stop_signal(),
     })
 }
 
@@ -398,6 +403,9 @@ impl Engine<'_> {
     }
 
     fn check_stop(&self) -> Result<(), EntityError> {
+        if let Some((_, name)) = crate::runtime::stop_signal() {
+            return Err(EntityError::Stopped(format!("{name} received")));
+        }
         match self.stop.lock().unwrap_or_else(|p| p.into_inner()).reason() {
             Some(e) => Err(EntityError::Stopped(e.to_string())),
             None => Ok(()),
