@@ -57,7 +57,7 @@ Exit codes:
   10  `skysync status`: the refresh token expires within the warning window
   11  `skysync sync status`: the last run of at least one entity failed
   129 130 143  stopped by SIGHUP, SIGINT or SIGTERM (a token call in flight is finished and
-               saved first)";
+               saved first; a sync commits the pages on their way and prints its summary)";
 
 /// A command-line problem found after parsing (e.g. a confirmation that cannot be asked).
 #[derive(Debug, thiserror::Error)]

@@ -7,6 +7,11 @@
 //! released, and only then does the process exit with the signal's status (128 + its number),
 //! as a shell reports a process the signal killed. Outside that window a signal ends the process
 //! at once, as before. SIGKILL cannot be deferred; the recorded rotation intent covers it.
+//!
+//! A sync run opens a [`GracefulStop`]: the first signal then asks it to stop ([`stop_signal`])
+//! instead of ending the process; the run sends no new request, commits the pages already on
+//! their way, reports exactly what it committed and exits with the signal's status. A second
+//! signal ends the process as above.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -29,12 +34,17 @@ impl Runtime for TokioRuntime {
 
 /// How many critical sections are open, and the first deferred signal. One mutex, so a signal
 /// cannot slip between "nothing is open" and a section opening.
-static SIGNALS: Mutex<Deferred> = Mutex::new(Deferred { open: 0, pending: None, installed: false });
+static SIGNALS: Mutex<Deferred> =
+    Mutex::new(Deferred { open: 0, pending: None, installed: false, graceful: 0, stop: None });
 
 struct Deferred {
     open: usize,
     pending: Option<(i32, &'static str)>,
     installed: bool,
+    /// How many [`GracefulStop`]s are open.
+    graceful: usize,
+    /// The signal that asked them to stop.
+    stop: Option<(i32, &'static str)>,
 }
 
 fn state() -> std::sync::MutexGuard<'static, Deferred> {
@@ -74,6 +84,30 @@ impl Drop for CriticalSection {
     }
 }
 
+/// While alive, the first SIGINT, SIGTERM or SIGHUP asks the work to stop (see the module docs)
+/// instead of ending the process: a sync run opens one.
+#[derive(Debug)]
+pub struct GracefulStop(());
+
+impl GracefulStop {
+    /// Opens one.
+    pub fn enter() -> Self {
+        state().graceful += 1;
+        Self(())
+    }
+}
+
+impl Drop for GracefulStop {
+    fn drop(&mut self) {
+        state().graceful -= 1;
+    }
+}
+
+/// The signal (its number and name) that asked a [`GracefulStop`] to stop, if one did.
+pub fn stop_signal() -> Option<(i32, &'static str)> {
+    state().stop
+}
+
 /// Takes over SIGINT, SIGTERM and SIGHUP for this process (call inside the tokio runtime, once;
 /// later calls do nothing). Commands that touch the token store call it first.
 pub fn defer_termination_signals() {
@@ -98,6 +132,14 @@ pub fn defer_termination_signals() {
                     _ = hup.recv() => (1, "SIGHUP"),
                 };
                 let mut s = state();
+                if s.graceful > 0 && s.stop.is_none() {
+                    s.stop = Some(got);
+                    eprintln!(
+                        "skysync: {} received; stopping once the pages on their way are committed (again to stop at once)",
+                        got.1
+                    );
+                    continue;
+                }
                 if s.open == 0 {
                     exit_for(got.0, got.1, false);
                 }

@@ -275,6 +275,69 @@ async fn sigkill_at_call(sk: &Skysync, args: &[&str], calls: u32) {
     sk.sim.release_held();
 }
 
+/// Starts `skysync sync gifts` (pages of 20) with its 5th API call (the page fetched ahead while
+/// the 4th is committed) held at the simulator, SIGINTs it and waits until it says it took the
+/// signal in. Returns the child (stderr taken) and the simulator's API calls before it started.
+async fn sigint_at_the_fifth_call(sk: &Skysync) -> (tokio::process::Child, u64) {
+    use tokio::io::AsyncBufReadExt as _;
+    let start = sk.sim.stats().api_calls;
+    sk.sim.fail_next_api(4, skysync_cli::sim::Fault::Slow { ms: 0 });
+    sk.sim.fail_next_api(1, skysync_cli::sim::Fault::Hold);
+    let mut child = sk.command(&["sync", "gifts", "--page-size", "20", "--json"]).spawn().expect("spawn skysync");
+    skysync_tests::procs::wait_until(Duration::from_secs(60), "the 5th request held", || async {
+        sk.sim.stats().held == 1
+    })
+    .await;
+    skysync_tests::procs::signal(child.id().unwrap(), "INT");
+    let mut stderr = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = String::new();
+    while let Some(line) = stderr.next_line().await.unwrap() {
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("SIGINT received") {
+            return (child, start);
+        }
+    }
+    panic!("skysync ended without taking SIGINT in: {seen}");
+}
+
+/// SIGINT while the 5th page is on its way: the run sends no request after the signal, commits
+/// that page, reports exactly the rows it committed and exits 130; the next run adds the rest, once.
+#[tokio::test]
+async fn sigint_mid_sync_commits_the_page_on_its_way_reports_it_and_exits_130() {
+    let sk = world(100).await;
+    let (child, start) = sigint_at_the_fifth_call(&sk).await;
+    // Released only now that skysync has taken the signal in: the page arrives after it.
+    sk.sim.release_held();
+    let out = child.wait_with_output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(130), "{stdout}");
+    assert_eq!(sk.sim.stats().api_calls - start, 5, "no request after the signal");
+    let v = json(&stdout);
+    assert_eq!(v["stopped"]["reason"], "signal", "{v}");
+    assert_eq!(v["entities"][0]["added"].as_u64(), Some(100), "five pages, the held one included: {v}");
+    assert_eq!(sqlite_count(&db_path(&sk), "gifts"), 100, "exactly what the report says");
+    let run = sk.run(&["sync", "gifts", "--page-size", "20", "--json"]).await;
+    run.expect_code(0);
+    let v = json(&run.stdout);
+    assert_eq!((v["entities"][0]["added"].as_u64(), v["entities"][0]["changed"].as_u64()), (Some(100), Some(0)));
+    assert_eq!(sqlite_count(&db_path(&sk), "gifts"), 200);
+}
+
+/// A second SIGINT does not wait for the page on its way: the process ends at once (130), with the
+/// four committed pages kept.
+#[tokio::test]
+async fn a_second_sigint_stops_a_sync_at_once() {
+    let sk = world(100).await;
+    let (child, _) = sigint_at_the_fifth_call(&sk).await;
+    skysync_tests::procs::signal(child.id().unwrap(), "INT");
+    let out = child.wait_with_output().await.unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    assert!(out.stdout.is_empty(), "no summary: {}", String::from_utf8_lossy(&out.stdout));
+    sk.sim.release_held();
+    assert_eq!(sqlite_count(&db_path(&sk), "gifts"), 80, "the four committed pages");
+}
+
 #[tokio::test]
 async fn sigkill_mid_sync_on_postgres_then_rerun_is_complete_without_duplicates() {
     skysync_tests::skip_in_fast_tier!("PostgreSQL");

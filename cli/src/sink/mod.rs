@@ -9,6 +9,7 @@
 //! [`Sink::finish_full`]; delete reconciliation collects the ids seen in the source in a
 //! `<entity>__seen` table, so neither needs memory proportional to the data set.
 
+mod blocking;
 pub mod file_mode;
 mod history;
 mod jsonl;

@@ -1,7 +1,7 @@
 //! SQLite sink: one file, WAL mode, one transaction per page.
 //!
-//! rusqlite is blocking, so every call runs on tokio's blocking pool with the connection behind a
-//! mutex; the async runtime never waits on disk.
+//! rusqlite is blocking, so every call runs on tokio's blocking pool, one at a time and in order
+//! ([`Blocking`]); the async runtime never waits on disk.
 //!
 //! `synchronous=NORMAL` with WAL: a committed page survives a crash of skysync; a power loss can
 //! lose the last few commits, but rows and bookmark are in the same transaction, so they are lost
@@ -9,7 +9,6 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
@@ -20,6 +19,7 @@ use time::OffsetDateTime;
 
 use skysync_core::sync::ParentRow;
 
+use super::blocking::Blocking;
 use super::{
     DeleteMode, EntityState, FullSwap, PageCommit, PageRow, RunOutcome, SCHEMA_VERSION, Sink, SinkError, Tables,
     Target, entity, format_ts, history, page_rows, parents, parse_ts, sql, tables,
@@ -47,7 +47,7 @@ impl Db {
 /// A SQLite database file.
 pub struct SqliteSink {
     path: PathBuf,
-    db: Arc<Mutex<Db>>,
+    db: Blocking<Db>,
     /// Entities whose tables are known to exist in this process.
     ensured: HashSet<&'static str>,
     /// `--history`: the run's time (see [`Sink::keep_history`]); `None` keeps no history.
@@ -67,22 +67,14 @@ impl SqliteSink {
         let db = tokio::task::spawn_blocking(move || open_blocking(p))
             .await
             .map_err(|e| SinkError::Worker(e.to_string()))??;
-        Ok(SqliteSink { path, db: Arc::new(Mutex::new(db)), ensured: HashSet::new(), history: None })
+        Ok(SqliteSink { path, db: Blocking::new(db), ensured: HashSet::new(), history: None })
     }
 
     async fn call<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Db) -> Result<T, SinkError> + Send + 'static,
     ) -> Result<T, SinkError> {
-        let db = Arc::clone(&self.db);
-        tokio::task::spawn_blocking(move || {
-            // A panic in an earlier call poisons the mutex; the connection itself is still sound
-            // (a failed transaction was rolled back when it was dropped).
-            let mut guard = db.lock().unwrap_or_else(|p| p.into_inner());
-            f(&mut guard)
-        })
-        .await
-        .map_err(|e| SinkError::Worker(e.to_string()))?
+        self.db.call(f).await
     }
 
     /// Validates the name and makes sure the entity's live table exists.

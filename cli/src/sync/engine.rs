@@ -2,8 +2,28 @@
 //! against the API and the sink (each page's rows committed together with the bookmark that
 //! covers them); entities run concurrently through one shared [`ApiClient`] (whose pacer is the
 //! one rate limiter) and one sink (serialized behind a mutex). A scan's next page is fetched
-//! while its last one is committed, so at most two pages per running entity are held in memory. Every decision (which request, what to commit, when to reconcile,
-//! when the run stops) is core's ([`skysync_core::sync`]).
+//! while its last one is committed, so at most two pages per running entity are held in memory.
+//! Every decision (which request, what to commit, when to reconcile, when the run stops) is
+//! core's ([`skysync_core::sync`]).
+//!
+//! # Stopping a run
+//!
+//! A page is reported ([`Progress::page`], the report's counts) as soon as its commit is in, not
+//! when the page fetched meanwhile arrives, and a page is never committed before the one before
+//! it. So at any moment the reported pages are exactly the committed ones, give or take the one
+//! commit in flight. Dropping a run's future (a caller giving up on it) can leave that one commit
+//! running: the sink's call is already out (SQLite's on the blocking pool, PostgreSQL's statements
+//! sent). It is one transaction (rows and bookmark), so it lands whole or not at all, and the sink
+//! orders it before anything later: every later operation through the same sink sees it, and
+//! dropping a SQLite sink waits for it (`sink/blocking.rs`). A new run resumes from the last
+//! bookmark stored; at most that page is fetched again, and its rows are upserts.
+//!
+//! SIGINT, SIGTERM and SIGHUP stop a run the same way a run-wide API error does
+//! (`runtime::GracefulStop`): no request is sent after the signal, a page already on its way
+//! (fetched ahead) is still committed, each entity's state records the stop, and the report
+//! counts exactly the pages committed; `skysync sync` prints it and exits with the signal's
+//! status. A second signal ends the process at once: the transaction in flight lands whole or
+//! not at all, and the next run resumes from the last committed page.
 //!
 //! An initial or `--full` scan of a long `sort_token` list may be split into chains that run side
 //! by side (`engine/partitioned.rs`); `concurrency` bounds the requests in flight over the whole run.
@@ -133,6 +153,8 @@ pub async fn run(
     }
     sink.prepare(entities).await?;
     let base = api.resolve("/").map_err(|e| SinkError::InvalidSpec(e.to_string()))?;
+    // A signal now stops the run between requests (see the module docs).
+    let _graceful = crate::runtime::GracefulStop::enter();
     let engine = Engine {
         api,
         sink: Mutex::new(sink),
@@ -173,6 +195,7 @@ pub async fn run(
         duration: elapsed(started, clock.now()),
         stopped: engine.stop.into_inner().unwrap_or_else(|p| p.into_inner()).into_reason(),
         quota: None,
+        signal: crate::runtime::stop_signal(),
     })
 }
 
@@ -299,9 +322,16 @@ impl Engine<'_> {
                                 Ok(Next::Fetch) if split.is_none() => Some(plan.request_url()?),
                                 _ => None,
                             };
+                            // A commit is reported as soon as it is in: it does not wait for the
+                            // page fetched meanwhile (which may be slow, or never come).
                             let commit = async {
                                 let mut sink = self.sink.lock().await;
-                                sink.commit_page(entity.name, target, &rows, &bookmark, self.clock.now()).await
+                                let commit =
+                                    sink.commit_page(entity.name, target, &rows, &bookmark, self.clock.now()).await?;
+                                drop(sink);
+                                report.committed(target, commit, rows.len());
+                                self.progress.page(entity, outcome.phase, outcome.done, report.pages, outcome.expected);
+                                Ok::<_, EntityError>(())
                             };
                             let meanwhile = async {
                                 match split {
@@ -313,17 +343,13 @@ impl Engine<'_> {
                             if let Some(a) = &fetched {
                                 report.requests += a.calls;
                             }
-                            let table = match probed {
-                                Some((table, calls)) => {
-                                    report.requests += calls;
-                                    table
-                                }
-                                None => Ok(None),
-                            };
-                            report.committed(target, commit?, rows.len());
+                            let probed = probed.map(|(table, calls)| {
+                                report.requests += calls;
+                                table
+                            });
+                            commit?;
                             ahead = fetched;
-                            if let Some(table) = table? {
-                                self.progress.page(entity, outcome.phase, outcome.done, report.pages, outcome.expected);
+                            if let Some(table) = probed.transpose()?.flatten() {
                                 let done = self.run_chains(entity, table, target, outcome.expected, report).await?;
                                 return self.finish_chains(entity, target, &done, report).await;
                             }
@@ -331,10 +357,11 @@ impl Engine<'_> {
                         Commit::SeenIds(ids) => {
                             self.sink.lock().await.add_seen_ids(entity.name, &ids).await?;
                             report.pages += 1;
+                            self.progress.page(entity, outcome.phase, outcome.done, report.pages, outcome.expected);
                         }
                     }
-                    self.progress.page(entity, outcome.phase, outcome.done, report.pages, outcome.expected);
                 }
+                Next::SaveBookmark { .. } => unreachable!("an entity's plan stores its bookmarks with pages"),
                 Next::SwapStaging { bookmark } => {
                     self.swap_staging(entity, &bookmark, report).await?;
                     plan.staging_swapped()?;
@@ -350,6 +377,13 @@ impl Engine<'_> {
                 Next::Done => return Ok(()),
             }
         }
+    }
+
+    /// Stores `bookmark` as the live bookmark, with no rows.
+    async fn save_bookmark(&self, entity: &Entity, bookmark: &str) -> Result<(), EntityError> {
+        let now = self.clock.now();
+        self.sink.lock().await.commit_page(entity.name, Target::Live, &[], bookmark, now).await?;
+        Ok(())
     }
 
     /// The end of a `--full` run: the staging rows replace the live ones, with `bookmark`.
@@ -375,6 +409,9 @@ impl Engine<'_> {
     }
 
     fn check_stop(&self) -> Result<(), EntityError> {
+        if let Some((_, name)) = crate::runtime::stop_signal() {
+            return Err(EntityError::Stopped(format!("{name} received")));
+        }
         match self.stop.lock().unwrap_or_else(|p| p.into_inner()).reason() {
             Some(e) => Err(EntityError::Stopped(e.to_string())),
             None => Ok(()),

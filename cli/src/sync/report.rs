@@ -106,6 +106,10 @@ pub struct RunReport {
     /// Why every entity was stopped early (quota, budget, rate limit, consent).
     #[serde(skip)]
     pub stopped: Option<ApiError>,
+    /// The signal (number, name) that stopped the run: it sent no request after it, and the
+    /// counts above are what it committed.
+    #[serde(skip)]
+    pub signal: Option<(i32, &'static str)>,
     /// The daily quota's bookkeeping after the run (filled in by `skysync sync`).
     pub quota: Option<QuotaSummary>,
 }
@@ -137,7 +141,7 @@ pub struct QuotaSummary {
 impl RunReport {
     /// Whether every entity finished.
     pub fn ok(&self) -> bool {
-        self.stopped.is_none() && self.entities.iter().all(|e| e.error.is_none())
+        self.stopped.is_none() && self.signal.is_none() && self.entities.iter().all(|e| e.error.is_none())
     }
 
     /// Whether the run stopped early only because the configuration said so (`--call-budget`,
@@ -225,6 +229,13 @@ pub fn render(report: &RunReport) -> String {
     if let Some(q) = &report.quota {
         let _ = write!(out, "\n{}", quota_line(q, a.calls));
     }
+    if let Some((_, name)) = report.signal {
+        let _ = write!(out, "\nstopped by {name}: every page counted above is committed; the next run resumes there");
+        let left = report.left();
+        if !left.is_empty() {
+            let _ = write!(out, "\nleft for the next run: {}", left.join(", "));
+        }
+    }
     if let Some(stop) = &report.stopped {
         let planned = if stop.is_planned_stop() { "stopped as planned" } else { "stopped early" };
         let _ = write!(out, "\n{planned}: {stop}");
@@ -296,6 +307,15 @@ pub fn json(report: &RunReport) -> serde_json::Value {
 
 /// `stopped`: `null`, or why and where the run stopped early.
 fn stopped_json(report: &RunReport) -> serde_json::Value {
+    if let Some((_, name)) = report.signal {
+        return serde_json::json!({
+            "reason": "signal",
+            "planned": false,
+            "message": format!("stopped by {name}"),
+            "resume_at": null,
+            "entities_left": report.left(),
+        });
+    }
     let Some(stop) = &report.stopped else { return serde_json::Value::Null };
     let resume_at = match stop {
         ApiError::QuotaExhausted { .. } | ApiError::DailyQuotaReached { .. } => report

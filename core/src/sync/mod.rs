@@ -36,6 +36,6 @@ pub use page::{
     Page, PageError, Record, RecordJson, RecordKey, into_records, parse_keyed_page, parse_page, record_key,
     record_key_named, record_keys,
 };
-pub use parent::{ChildBookmark, ChildNext, ChildPlan, ParentRow, child_row_id};
+pub use parent::{ChildBookmark, ChildPlan, ParentRow, child_row_id};
 pub use plan::{Commit, EntityPlan, Next, PageOutcome, Phase, PlanError, RunMode, StoredState, SyncOptions};
 pub use schedule::{RunStop, reconcile_due, stops_run};

@@ -47,7 +47,7 @@ use super::bookmark::{Bookmark, parse_time, restart_point, rfc3339};
 use super::catalog::Entity;
 use super::cursor::{Cursor, CursorOptions, Step};
 use super::page::{into_records, parse_page, record_keys};
-use super::plan::{Commit, PageOutcome, Phase, PlanError, RunMode, StoredState, SyncOptions};
+use super::plan::{Commit, Next, PageOutcome, Phase, PlanError, RunMode, StoredState, SyncOptions};
 use super::schedule::reconcile_due;
 use crate::http::HttpResponse;
 
@@ -115,32 +115,6 @@ impl ChildBookmark {
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("bookmarks serialize")
     }
-}
-
-/// What the caller does next for a child entity.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ChildNext {
-    /// Open (or resume) the `--full` resync's staging table, then call
-    /// [`ChildPlan::staging_opened`] with the staging bookmark it had, if any.
-    OpenStaging,
-    /// GET [`ChildPlan::request_url`] and hand the response to [`ChildPlan::page`].
-    Fetch,
-    /// Store `bookmark` (no rows: no parent needed a visit), then call [`ChildPlan::saved`].
-    SaveBookmark {
-        /// The bookmark the next run starts from.
-        bookmark: String,
-    },
-    /// Swap the staging rows in with `bookmark`, then call [`ChildPlan::staging_swapped`].
-    SwapStaging {
-        /// The bookmark the next run starts from.
-        bookmark: String,
-    },
-    /// Start collecting the ids seen, then call [`ChildPlan::reconcile_started`].
-    StartReconcile,
-    /// Mark or remove the rows whose id was not seen, then call [`ChildPlan::reconcile_finished`].
-    FinishReconcile,
-    /// Nothing more this run.
-    Done,
 }
 
 #[derive(Debug)]
@@ -238,18 +212,18 @@ impl ChildPlan {
     }
 
     /// What to do next.
-    pub fn next(&self) -> Result<ChildNext, PlanError> {
+    pub fn next(&self) -> Result<Next, PlanError> {
         Ok(match &self.stage {
-            Stage::OpenStaging => ChildNext::OpenStaging,
-            Stage::Walk(_) => ChildNext::Fetch,
-            Stage::SaveBookmark(b) => ChildNext::SaveBookmark { bookmark: b.clone() },
-            Stage::SwapStaging(b) => ChildNext::SwapStaging { bookmark: b.clone() },
-            Stage::StartReconcile => ChildNext::StartReconcile,
-            Stage::FinishReconcile => ChildNext::FinishReconcile,
+            Stage::OpenStaging => Next::OpenStaging,
+            Stage::Walk(_) => Next::Fetch,
+            Stage::SaveBookmark(b) => Next::SaveBookmark { bookmark: b.clone() },
+            Stage::SwapStaging(b) => Next::SwapStaging { bookmark: b.clone() },
+            Stage::StartReconcile => Next::StartReconcile,
+            Stage::FinishReconcile => Next::FinishReconcile,
             &Stage::Incomplete { seen, expected } => {
                 return Err(PlanError::ScanIncomplete { entity: self.entity.name, seen, expected });
             }
-            Stage::Done => ChildNext::Done,
+            Stage::Done => Next::Done,
         })
     }
 
@@ -261,7 +235,7 @@ impl ChildPlan {
         }
     }
 
-    /// The URL of the page to fetch ([`ChildNext::Fetch`]).
+    /// The URL of the page to fetch ([`Next::Fetch`]).
     pub fn request_url(&self) -> Result<Url, PlanError> {
         match &self.stage {
             Stage::Walk(w) => Ok(w.cursor.request_url()?),
@@ -317,7 +291,7 @@ impl ChildPlan {
         Ok(PageOutcome { phase, commit, done, expected: None })
     }
 
-    /// The bookmark with no rows was stored ([`ChildNext::SaveBookmark`]).
+    /// The bookmark with no rows was stored ([`Next::SaveBookmark`]).
     pub fn saved(&mut self) -> Result<(), PlanError> {
         if !matches!(self.stage, Stage::SaveBookmark(_)) {
             return Err(self.out_of_order("saved"));
@@ -326,7 +300,7 @@ impl ChildPlan {
         Ok(())
     }
 
-    /// The staging table is open ([`ChildNext::OpenStaging`]); `resume` is the staging bookmark
+    /// The staging table is open ([`Next::OpenStaging`]); `resume` is the staging bookmark
     /// of an interrupted `--full` run.
     pub fn staging_opened(&mut self, resume: Option<&str>, now: OffsetDateTime) -> Result<(), PlanError> {
         if !matches!(self.stage, Stage::OpenStaging) {
@@ -338,7 +312,7 @@ impl ChildPlan {
         Ok(())
     }
 
-    /// The staging rows were swapped in ([`ChildNext::SwapStaging`]).
+    /// The staging rows were swapped in ([`Next::SwapStaging`]).
     pub fn staging_swapped(&mut self) -> Result<(), PlanError> {
         if !matches!(self.stage, Stage::SwapStaging(_)) {
             return Err(self.out_of_order("staging_swapped"));
@@ -347,7 +321,7 @@ impl ChildPlan {
         Ok(())
     }
 
-    /// The set of ids seen is ready ([`ChildNext::StartReconcile`]): every live parent's ids
+    /// The set of ids seen is ready ([`Next::StartReconcile`]): every live parent's ids
     /// are scanned next.
     pub fn reconcile_started(&mut self, now: OffsetDateTime) -> Result<(), PlanError> {
         if !matches!(self.stage, Stage::StartReconcile) {
@@ -365,7 +339,7 @@ impl ChildPlan {
         Ok(())
     }
 
-    /// Rows not seen were marked or removed ([`ChildNext::FinishReconcile`]).
+    /// Rows not seen were marked or removed ([`Next::FinishReconcile`]).
     pub fn reconcile_finished(&mut self) -> Result<(), PlanError> {
         if !matches!(self.stage, Stage::FinishReconcile) {
             return Err(self.out_of_order("reconcile_finished"));

@@ -122,23 +122,30 @@ impl Phase {
     }
 }
 
-/// What the caller does next for this entity.
+/// What the caller does next: the steps of an [`EntityPlan`] and of a per-parent
+/// [`ChildPlan`](crate::sync::ChildPlan) alike. After each step the caller tells the plan, by the
+/// method of the same name (`staging_opened`, `page`, `saved`, …).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Next {
-    /// Open (or resume) the `--full` resync's staging table, then call
-    /// [`EntityPlan::staging_opened`] with the staging bookmark it had, if any.
+    /// Open (or resume) the `--full` resync's staging table, then call `staging_opened` with the
+    /// staging bookmark it had, if any.
     OpenStaging,
-    /// GET [`EntityPlan::request_url`] and hand the response to [`EntityPlan::page`].
+    /// GET `request_url` and hand the response to `page`.
     Fetch,
-    /// Swap the staging rows in with `bookmark` as the live bookmark, then call
-    /// [`EntityPlan::staging_swapped`].
+    /// Store `bookmark` with no rows, then call `saved`. Only a per-parent plan asks for it (when
+    /// no parent needed a visit); an entity's bookmarks always come with a page.
+    SaveBookmark {
+        /// The bookmark the next run starts from.
+        bookmark: String,
+    },
+    /// Swap the staging rows in with `bookmark` as the live bookmark, then call `staging_swapped`.
     SwapStaging {
         /// The bookmark the next incremental run starts from.
         bookmark: String,
     },
-    /// Start collecting the ids seen, then call [`EntityPlan::reconcile_started`].
+    /// Start collecting the ids seen, then call `reconcile_started`.
     StartReconcile,
-    /// Mark or remove the rows whose id was not seen, then call [`EntityPlan::reconcile_finished`].
+    /// Mark or remove the rows whose id was not seen, then call `reconcile_finished`.
     FinishReconcile,
     /// Nothing more for this entity this run.
     Done,

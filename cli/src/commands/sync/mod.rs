@@ -100,7 +100,9 @@ pub async fn run(ctx: &Context, args: SyncArgs) -> anyhow::Result<u8> {
         // `--out - | head -1`: the reader has what it wanted; stopping is not a failure.
         return Ok(crate::exit::OK);
     }
-    finish(out, &spec, &report).map(|()| crate::exit::OK)
+    finish(out, &spec, &report)?;
+    // Stopped by a signal: its status, as a shell reports a process the signal ended.
+    Ok(report.signal.map_or(crate::exit::OK, |(number, _)| 128 + number as u8))
 }
 
 /// Refuses a per-parent list whose parent entity is neither in this run nor synced before.

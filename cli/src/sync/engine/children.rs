@@ -5,7 +5,7 @@
 //! commits) is core's ([`skysync_core::sync::parent`]).
 
 use skysync_core::catalog::find;
-use skysync_core::sync::{ChildNext, ChildPlan, Commit, Entity, Phase, StoredState};
+use skysync_core::sync::{ChildPlan, Commit, Entity, Next, Phase, StoredState};
 
 use super::{Engine, EntityError, EntityReport, row};
 use crate::sink::{Row, Target};
@@ -39,12 +39,12 @@ impl Engine<'_> {
         report.parent_chains = Some(plan.chains());
         loop {
             match plan.next()? {
-                ChildNext::OpenStaging => {
+                Next::OpenStaging => {
                     let resume = self.sink.lock().await.begin_full(entity.name).await?;
                     plan.staging_opened(resume.as_deref(), self.clock.now())?;
                     report.parent_chains = Some(plan.chains());
                 }
-                ChildNext::Fetch => {
+                Next::Fetch => {
                     self.check_stop()?;
                     let url = plan.request_url()?;
                     let response = self.fetch(&url, report).await?;
@@ -66,24 +66,23 @@ impl Engine<'_> {
                     }
                     self.progress.page(entity, outcome.phase, outcome.done, report.pages, outcome.expected);
                 }
-                ChildNext::SaveBookmark { bookmark } => {
-                    let now = self.clock.now();
-                    self.sink.lock().await.commit_page(entity.name, Target::Live, &[], &bookmark, now).await?;
+                Next::SaveBookmark { bookmark } => {
+                    self.save_bookmark(entity, &bookmark).await?;
                     plan.saved()?;
                 }
-                ChildNext::SwapStaging { bookmark } => {
+                Next::SwapStaging { bookmark } => {
                     self.swap_staging(entity, &bookmark, report).await?;
                     plan.staging_swapped()?;
                 }
-                ChildNext::StartReconcile => {
+                Next::StartReconcile => {
                     self.sink.lock().await.begin_reconcile(entity.name).await?;
                     plan.reconcile_started(self.clock.now())?;
                 }
-                ChildNext::FinishReconcile => {
+                Next::FinishReconcile => {
                     self.finish_reconcile(entity, report).await?;
                     plan.reconcile_finished()?;
                 }
-                ChildNext::Done => return Ok(()),
+                Next::Done => return Ok(()),
             }
         }
     }

@@ -116,20 +116,22 @@ impl Engine<'_> {
                 let commit = sink.commit_page(entity.name, target, &rows, &next.to_json(), self.clock.now()).await?;
                 let all_ended = next.finished();
                 *lock(table) = next;
-                Ok::<_, EntityError>((commit, all_ended))
+                drop(sink);
+                // Reported as soon as it is in, not after the page fetched meanwhile.
+                let (records, pages) = {
+                    let mut r = lock(report);
+                    r.committed(target, commit, rows.len());
+                    (r.records, r.pages)
+                };
+                self.progress.page(entity, phase, records, pages, expected);
+                Ok::<_, EntityError>(all_ended)
             };
-            let (commit, fetched) = futures::join!(commit, self.fetch_ahead(next_url));
+            let (all_ended, fetched) = futures::join!(commit, self.fetch_ahead(next_url));
             if let Some(a) = &fetched {
                 lock(report).requests += a.calls;
             }
-            let (commit, all_ended) = commit?;
+            let all_ended = all_ended?;
             ahead = fetched;
-            let (records, pages) = {
-                let mut r = lock(report);
-                r.committed(target, commit, rows.len());
-                (r.records, r.pages)
-            };
-            self.progress.page(entity, phase, records, pages, expected);
             if step == Step::Done {
                 return Ok((scan.index(), all_ended));
             }
@@ -145,19 +147,10 @@ impl Engine<'_> {
         bookmark: &str,
         report: &mut EntityReport,
     ) -> Result<(), EntityError> {
-        let mut sink = self.sink.lock().await;
         match target {
-            Target::Live => {
-                sink.commit_page(entity.name, Target::Live, &[], bookmark, self.clock.now()).await?;
-            }
-            Target::Staging => {
-                let swap = sink.finish_full(entity.name, bookmark).await?;
-                report.added += swap.added;
-                report.changed += swap.changed;
-                report.removed += swap.removed;
-            }
+            Target::Live => self.save_bookmark(entity, bookmark).await,
+            Target::Staging => self.swap_staging(entity, bookmark, report).await,
         }
-        Ok(())
     }
 }
 
