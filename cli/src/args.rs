@@ -124,7 +124,7 @@ pub struct FleetArgs {
 /// `--wide`, on the commands that print tables.
 #[derive(Debug, Clone, Default, Args)]
 pub struct WideArgs {
-    /// Print tables at full width instead of cutting their lines to the terminal's width.
+    /// Print tables at full width instead of fitting them to the terminal's width.
     #[arg(long)]
     pub wide: bool,
 }
