@@ -200,6 +200,11 @@ impl Cli {
         }
         Ok(warnings)
     }
+
+    /// Whether `--json` was given, before the command or after it (before [`Cli::settle`] too).
+    pub fn wants_json(&self) -> bool {
+        self.global.json || self.command.takes().json.is_some_and(|j| j.json)
+    }
 }
 
 /// The options a command takes of those that may also come before it ([`Cli::settle`]).
