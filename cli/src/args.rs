@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Keeps Blackbaud SKY API access alive without a person: consent once, then refresh forever.
 #[derive(Debug, Parser)]
-#[command(name = "skysync", version, about, after_help = crate::exit::HELP_TEXT)]
+#[command(name = "skysync", version, about, after_help = format!("{BEFORE_THE_COMMAND}\n\n{}", crate::exit::HELP_TEXT))]
 pub struct Cli {
     /// Global options.
     #[command(flatten)]
@@ -16,7 +16,12 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Options every command takes.
+/// `skysync --help`'s word on the options of many commands that are not global.
+const BEFORE_THE_COMMAND: &str = "\
+--json, --config and --profile belong to the commands that read them (`skysync COMMAND --help`).
+They may also come before the command, as in `skysync --profile acme login`.";
+
+/// Options every command takes, and the options that may also come before the command.
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
@@ -29,19 +34,23 @@ pub struct GlobalArgs {
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
-    /// Machine-readable JSON on stdout (errors too: {"error": {"code", "kind", "message"}}).
-    #[arg(long, global = true)]
+    // `--json`, `--config` and `--profile` belong to the commands that read them ([`JsonArgs`],
+    // [`ProfileArgs`]). Before the command (`skysync --profile acme login`) they are a permanent,
+    // documented form, hidden from the help and taken without a warning by the commands that read
+    // them, refused before any other ([`Cli::settle`]). [`Cli::settle`] gathers them here from
+    // either place, with the options below.
+    /// `--json` (see [`JsonArgs`]).
+    #[arg(long, hide = true)]
     pub json: bool,
-    /// Config file (default: $XDG_CONFIG_HOME/skysync/config.toml).
-    #[arg(long, env = "SKYSYNC_CONFIG", value_name = "PATH", global = true)]
+    /// `--config` (see [`ProfileArgs`]); `SKYSYNC_CONFIG` is read where the file is located.
+    #[arg(long, value_name = "PATH", hide = true)]
     pub config: Option<PathBuf>,
-    /// Profile in the config file (one per Blackbaud environment). `sync` and `status` take it
-    /// more than once to work on several profiles.
-    #[arg(long = "profile", env = "SKYSYNC_PROFILE", value_name = "NAME", global = true, action = clap::ArgAction::Append)]
+    /// `--profile` (see [`ProfileArgs`]); `SKYSYNC_PROFILE` is read where the profile is named.
+    #[arg(long = "profile", value_name = "NAME", hide = true, action = clap::ArgAction::Append)]
     pub profiles: Vec<String>,
     // The options below belong to the commands they apply to (`skysync sync --ping-url URL`).
     // Before the command they are still read, hidden and with a warning ([`Cli::settle`]), for
-    // command lines written before 0.2; [`Cli::settle`] then gathers them here from either place.
+    // command lines written before 0.2.
     /// `--wide` (status, sync, config show).
     #[arg(long, hide = true)]
     pub wide: bool,
@@ -54,6 +63,36 @@ pub struct GlobalArgs {
     /// `--metrics-file` (the routine commands: [`HOOK_COMMANDS`]).
     #[arg(long, value_name = "PATH", hide = true)]
     pub metrics_file: Option<PathBuf>,
+}
+
+/// The commands that take `--json`: those that print a result a script may read.
+pub const JSON_COMMANDS: &str =
+    "login, import, export, token, status, renew, api, logout, config, sync and token-store";
+
+/// The commands that take `--config` and `--profile`: those that read a profile's settings or tokens.
+pub const PROFILE_COMMANDS: &str =
+    "login, import, export, token, status, renew, api, logout, config, sync, token-store rekey and token-store migrate";
+
+/// `--json`, on the commands that print a result a script may read.
+#[derive(Debug, Clone, Default, Args)]
+pub struct JsonArgs {
+    /// Machine-readable JSON on stdout (errors too: {"error": {"code", "kind", "message"}}).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `--config` and `--profile`, on the commands that read a profile's settings or tokens.
+/// The environment variables are read where the file is located and the profile named
+/// ([`crate::config`]), not by clap: a flag before the command then wins over them as one after it.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ProfileArgs {
+    /// Config file [env: SKYSYNC_CONFIG] (default: $XDG_CONFIG_HOME/skysync/config.toml).
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Profile in the config file, one per Blackbaud environment [env: SKYSYNC_PROFILE] (default:
+    /// `default`). `sync` and `status` take it more than once to work on several profiles.
+    #[arg(long = "profile", value_name = "NAME", action = clap::ArgAction::Append)]
+    pub profiles: Vec<String>,
 }
 
 /// The commands that take `--ping-url` and `--metrics-file`: what runs from cron or a timer.
@@ -85,44 +124,108 @@ pub struct FleetArgs {
 /// `--wide`, on the commands that print tables.
 #[derive(Debug, Clone, Default, Args)]
 pub struct WideArgs {
-    /// Print tables at full width instead of cutting their lines to the terminal's width.
+    /// Print tables at full width instead of fitting them to the terminal's width.
     #[arg(long)]
     pub wide: bool,
 }
 
+/// What the routine commands (`sync`, `sync status`, `status`) share: `--all-profiles`, `--wide`
+/// and the monitoring hooks.
+#[derive(Debug, Clone, Default, Args)]
+pub struct RoutineArgs {
+    /// `--all-profiles`.
+    #[command(flatten)]
+    pub fleet: FleetArgs,
+    /// `--wide`.
+    #[command(flatten)]
+    pub wide: WideArgs,
+    /// `--ping-url`, `--metrics-file`.
+    #[command(flatten)]
+    pub hooks: HookArgs,
+}
+
 impl Cli {
-    /// Gathers the command's own `--wide`, `--all-profiles`, `--ping-url` and `--metrics-file`
-    /// into [`Cli::global`], where the rest of the program reads them. The same flags before the
-    /// command (where 0.1 took them) still work on the commands they apply to, with a warning
-    /// (returned) each; on another command they are a usage error.
+    /// Gathers the command's own `--json`, `--config`, `--profile`, `--wide`, `--all-profiles`,
+    /// `--ping-url` and `--metrics-file` into [`Cli::global`], where the rest of the program reads
+    /// them. Before the command, `--json`, `--config` and `--profile` are taken as they are, and
+    /// the others (where 0.1 took them) with a warning (returned) each; before a command that does
+    /// not take them, they are a usage error.
     pub fn settle(&mut self) -> Result<Vec<String>, crate::exit::UsageError> {
+        use crate::exit::UsageError;
         let name = self.command.name();
-        let (fleet, wide, hooks) = self.command.options();
+        let takes = self.command.takes();
         let g = &mut self.global;
-        let mut warnings = Vec::new();
-        let mut legacy = |given: bool, flag: &str, taken: bool, takers: &str| {
-            if !given {
-                return Ok(());
+        let refuse = |given: bool, flag: &str, taken: bool, takers: &str| {
+            if given && !taken {
+                return Err(UsageError(format!("{flag} applies to {takers}, not `{name}`")));
             }
-            if !taken {
-                return Err(crate::exit::UsageError(format!("{flag} applies to {takers}, not `{name}`")));
-            }
-            warnings.push(format!(
-                "`skysync {flag} … {name}` is deprecated: put {flag} after the command (`skysync {name} {flag} …`)"
-            ));
             Ok(())
         };
-        legacy(g.wide, "--wide", wide.is_some(), "status, sync and config show")?;
-        legacy(g.all_profiles, "--all-profiles", fleet.is_some(), "sync and status")?;
-        legacy(g.ping_url.is_some(), "--ping-url", hooks.is_some(), HOOK_COMMANDS)?;
-        legacy(g.metrics_file.is_some(), "--metrics-file", hooks.is_some(), HOOK_COMMANDS)?;
-        g.wide |= wide.is_some_and(|w| w.wide);
-        g.all_profiles |= fleet.is_some_and(|f| f.all_profiles);
-        if let Some(h) = hooks {
+        refuse(g.json, "--json", takes.json.is_some(), JSON_COMMANDS)?;
+        refuse(g.config.is_some(), "--config", takes.profile.is_some(), PROFILE_COMMANDS)?;
+        refuse(!g.profiles.is_empty(), "--profile", takes.profile.is_some(), PROFILE_COMMANDS)?;
+        refuse(g.wide, "--wide", takes.wide.is_some(), "status, sync and config show")?;
+        refuse(g.all_profiles, "--all-profiles", takes.fleet.is_some(), "sync and status")?;
+        refuse(g.ping_url.is_some(), "--ping-url", takes.hooks.is_some(), HOOK_COMMANDS)?;
+        refuse(g.metrics_file.is_some(), "--metrics-file", takes.hooks.is_some(), HOOK_COMMANDS)?;
+        let mut warnings = Vec::new();
+        let mut deprecated = |given: bool, flag: &str| {
+            if given {
+                warnings.push(format!(
+                    "`skysync {flag} … {name}` is deprecated: put {flag} after the command (`skysync {name} {flag} …`)"
+                ));
+            }
+        };
+        deprecated(g.wide, "--wide");
+        deprecated(g.all_profiles, "--all-profiles");
+        deprecated(g.ping_url.is_some(), "--ping-url");
+        deprecated(g.metrics_file.is_some(), "--metrics-file");
+        g.json |= takes.json.is_some_and(|j| j.json);
+        if let Some(p) = takes.profile {
+            if g.config.is_some() && p.config.is_some() {
+                return Err(UsageError(format!("--config is given twice, before and after `{name}`: give it once")));
+            }
+            g.config = g.config.take().or_else(|| p.config.clone());
+            g.profiles.extend(p.profiles.iter().cloned());
+        }
+        g.wide |= takes.wide.is_some_and(|w| w.wide);
+        g.all_profiles |= takes.fleet.is_some_and(|f| f.all_profiles);
+        // clap sees the two together only on one side of the command.
+        if g.all_profiles && !g.profiles.is_empty() {
+            return Err(UsageError("--all-profiles and --profile exclude each other: give one of them".into()));
+        }
+        if let Some(h) = takes.hooks {
             g.ping_url = g.ping_url.take().or_else(|| h.ping_url.clone());
             g.metrics_file = g.metrics_file.take().or_else(|| h.metrics_file.clone());
         }
         Ok(warnings)
+    }
+
+    /// Whether `--json` was given, before the command or after it (before [`Cli::settle`] too).
+    pub fn wants_json(&self) -> bool {
+        self.global.json || self.command.takes().json.is_some_and(|j| j.json)
+    }
+}
+
+/// The options a command takes of those that may also come before it ([`Cli::settle`]).
+#[derive(Debug, Default)]
+struct Takes<'a> {
+    json: Option<&'a JsonArgs>,
+    profile: Option<&'a ProfileArgs>,
+    fleet: Option<&'a FleetArgs>,
+    wide: Option<&'a WideArgs>,
+    hooks: Option<&'a HookArgs>,
+}
+
+impl<'a> Takes<'a> {
+    /// `--json`, `--config` and `--profile`.
+    fn profile(json: &'a JsonArgs, profile: &'a ProfileArgs) -> Self {
+        Self { json: Some(json), profile: Some(profile), ..Self::default() }
+    }
+
+    /// And `--all-profiles`, `--wide` and the monitoring hooks.
+    fn routine(self, r: &'a RoutineArgs) -> Self {
+        Self { fleet: Some(&r.fleet), wide: Some(&r.wide), hooks: Some(&r.hooks), ..self }
     }
 }
 
@@ -132,6 +235,12 @@ impl Command {
         let sub = match self {
             Command::Sync(SyncArgs { command: Some(SyncCommand::Status(_)), .. }) => " status",
             Command::Config(ConfigCommand::Show(_)) => " show",
+            Command::Config(ConfigCommand::Path(_)) => " path",
+            Command::Config(ConfigCommand::Init(_)) => " init",
+            Command::Config(ConfigCommand::Set(_)) => " set",
+            Command::TokenStore(TokenStoreCommand::NewKey(_)) => " new-key",
+            Command::TokenStore(TokenStoreCommand::Rekey(_)) => " rekey",
+            Command::TokenStore(TokenStoreCommand::Migrate(_)) => " migrate",
             _ => "",
         };
         format!("{}{sub}", self.word())
@@ -160,19 +269,36 @@ impl Command {
         }
     }
 
-    /// The command's `--all-profiles`, `--wide` and monitoring hooks, where it takes them.
-    fn options(&self) -> (Option<&FleetArgs>, Option<&WideArgs>, Option<&HookArgs>) {
+    /// What the command takes of the options that may also come before it.
+    fn takes(&self) -> Takes<'_> {
         match self {
-            Command::Sync(SyncArgs { command: Some(SyncCommand::Status(a)), .. }) => {
-                (Some(&a.fleet), Some(&a.wide), Some(&a.hooks))
+            Command::Login(a) => Takes::profile(&a.json, &a.profile),
+            Command::Import(a) => Takes::profile(&a.json, &a.profile),
+            Command::Export(a) => Takes::profile(&a.json, &a.profile),
+            Command::Token(a) => Takes { hooks: Some(&a.hooks), ..Takes::profile(&a.json, &a.profile) },
+            Command::Status(a) => Takes::profile(&a.json, &a.profile).routine(&a.routine),
+            Command::Renew(a) => Takes { hooks: Some(&a.hooks), ..Takes::profile(&a.json, &a.profile) },
+            Command::Api(a) => Takes { hooks: Some(&a.hooks), ..Takes::profile(&a.json, &a.profile) },
+            Command::Logout(a) => Takes::profile(&a.json, &a.profile),
+            Command::Config(ConfigCommand::Show(a)) => {
+                Takes { wide: Some(&a.wide), ..Takes::profile(&a.json, &a.profile) }
             }
-            Command::Sync(a) => (Some(&a.fleet), Some(&a.wide), Some(&a.hooks)),
-            Command::Status(a) => (Some(&a.fleet), Some(&a.wide), Some(&a.hooks)),
-            Command::Config(ConfigCommand::Show(a)) => (None, Some(&a.wide), None),
-            Command::Token(TokenArgs { hooks, .. })
-            | Command::Renew(RenewArgs { hooks })
-            | Command::Api(ApiArgs { hooks, .. }) => (None, None, Some(hooks)),
-            _ => (None, None, None),
+            Command::Config(ConfigCommand::Path(a)) => Takes::profile(&a.json, &a.profile),
+            Command::Config(ConfigCommand::Init(a)) => Takes::profile(&a.json, &a.profile),
+            Command::Config(ConfigCommand::Set(a)) => Takes::profile(&a.json, &a.profile),
+            Command::Sync(SyncArgs { command: Some(SyncCommand::Status(a)), .. }) => {
+                Takes::profile(&a.json, &a.profile).routine(&a.routine)
+            }
+            Command::Sync(a) => Takes::profile(&a.json, &a.profile).routine(&a.routine),
+            Command::TokenStore(TokenStoreCommand::NewKey(a)) => Takes { json: Some(&a.json), ..Takes::default() },
+            Command::TokenStore(TokenStoreCommand::Rekey(a)) => Takes::profile(&a.json, &a.profile),
+            Command::TokenStore(TokenStoreCommand::Migrate(a)) => Takes::profile(&a.json, &a.profile),
+            Command::Sim(_)
+            | Command::Views(_)
+            | Command::Demo(_)
+            | Command::ConsentPage(_)
+            | Command::Completions(_)
+            | Command::Man(_) => Takes::default(),
         }
     }
 }
@@ -312,6 +438,12 @@ pub struct LoginArgs {
     /// Seconds to wait for the consent.
     #[arg(long, value_name = "SECS", default_value_t = 300)]
     pub timeout: u64,
+    /// `--json`.
+    #[command(flatten)]
+    pub json: JsonArgs,
+    /// `--config`, `--profile`.
+    #[command(flatten)]
+    pub profile: ProfileArgs,
 }
 
 /// `skysync import`.
@@ -343,6 +475,12 @@ pub struct ImportArgs {
     /// where `skysync consent-page` serves it).
     #[arg(long, value_name = "URL", requires = "prepare")]
     pub page_url: Option<url::Url>,
+    /// `--json`.
+    #[command(flatten)]
+    pub json: JsonArgs,
+    /// `--config`, `--profile`.
+    #[command(flatten)]
+    pub profile: ProfileArgs,
 }
 
 /// `skysync export`.
@@ -365,6 +503,12 @@ pub struct ExportArgs {
     /// the other holder never refreshes them).
     #[arg(long)]
     pub copy: bool,
+    /// `--json`.
+    #[command(flatten)]
+    pub json: JsonArgs,
+    /// `--config`, `--profile`.
+    #[command(flatten)]
+    pub profile: ProfileArgs,
 }
 
 /// `skysync token`.
@@ -373,6 +517,12 @@ pub struct TokenArgs {
     /// Print `Authorization: Bearer …` instead of the bare token.
     #[arg(long)]
     pub header: bool,
+    /// `--json`.
+    #[command(flatten)]
+    pub json: JsonArgs,
+    /// `--config`, `--profile`.
+    #[command(flatten)]
+    pub profile: ProfileArgs,
     /// `--ping-url`, `--metrics-file`.
     #[command(flatten)]
     pub hooks: HookArgs,
@@ -381,20 +531,27 @@ pub struct TokenArgs {
 /// `skysync status`.
 #[derive(Debug, Clone, Args)]
 pub struct StatusArgs {
-    /// `--all-profiles`.
+    /// `--json`.
     #[command(flatten)]
-    pub fleet: FleetArgs,
-    /// `--wide`.
+    pub json: JsonArgs,
+    /// `--config`, `--profile`.
     #[command(flatten)]
-    pub wide: WideArgs,
-    /// `--ping-url`, `--metrics-file`.
+    pub profile: ProfileArgs,
+    // After the options above: the monitoring heading would carry over to them.
+    /// `--all-profiles`, `--wide`, `--ping-url`, `--metrics-file`.
     #[command(flatten)]
-    pub hooks: HookArgs,
+    pub routine: RoutineArgs,
 }
 
 /// `skysync renew`.
 #[derive(Debug, Clone, Args)]
 pub struct RenewArgs {
+    /// `--json`.
+    #[command(flatten)]
+    pub json: JsonArgs,
+    /// `--config`, `--profile`.
+    #[command(flatten)]
+    pub profile: ProfileArgs,
     /// `--ping-url`, `--metrics-file`.
     #[command(flatten)]
     pub hooks: HookArgs,
@@ -406,6 +563,12 @@ pub struct ConfigShowArgs {
     /// `--wide`.
     #[command(flatten)]
     pub wide: WideArgs,
+    /// `--json`.
+    #[command(flatten)]
+    pub json: JsonArgs,
+    /// `--config`, `--profile`.
+    #[command(flatten)]
+    pub profile: ProfileArgs,
 }
 
 /// `skysync api`.
@@ -422,6 +585,12 @@ pub struct ApiArgs {
     /// Follow `next_link` and print one JSON record per line.
     #[arg(long)]
     pub paginate: bool,
+    /// `--json`.
+    #[command(flatten)]
+    pub json: JsonArgs,
+    /// `--config`, `--profile`.
+    #[command(flatten)]
+    pub profile: ProfileArgs,
     /// `--ping-url`, `--metrics-file`.
     #[command(flatten)]
     pub hooks: HookArgs,
@@ -433,6 +602,23 @@ pub struct LogoutArgs {
     /// Do not ask for confirmation.
     #[arg(long, short = 'y')]
     pub yes: bool,
+    /// `--json`.
+    #[command(flatten)]
+    pub json: JsonArgs,
+    /// `--config`, `--profile`.
+    #[command(flatten)]
+    pub profile: ProfileArgs,
+}
+
+/// `skysync config path`.
+#[derive(Debug, Clone, Args)]
+pub struct ConfigPathArgs {
+    /// `--json`.
+    #[command(flatten)]
+    pub json: JsonArgs,
+    /// `--config`, `--profile`.
+    #[command(flatten)]
+    pub profile: ProfileArgs,
 }
 
 /// `skysync config …`.
@@ -456,7 +642,7 @@ Examples:
 Examples:
   skysync config path
   chmod 600 \"$(skysync config path)\"")]
-    Path,
+    Path(ConfigPathArgs),
     /// Write a commented config file for this profile (mode 0600), from prompts or flags.
     Init(crate::commands::config::InitArgs),
     /// Set one key of this profile in the config file, keeping its comments.
@@ -505,6 +691,12 @@ pub struct MigrateArgs {
     /// The destination: `file` (the profile's token file) or a postgres:// URL.
     #[arg(long, value_name = "URL|file")]
     pub to: String,
+    /// `--json`.
+    #[command(flatten)]
+    pub json: JsonArgs,
+    /// `--config`, `--profile`.
+    #[command(flatten)]
+    pub profile: ProfileArgs,
 }
 
 /// `skysync token-store new-key`.
@@ -513,6 +705,9 @@ pub struct NewKeyArgs {
     /// Where to write the key.
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
+    /// `--json`.
+    #[command(flatten)]
+    pub json: JsonArgs,
 }
 
 /// `skysync token-store rekey`.
@@ -532,6 +727,12 @@ pub struct RekeyArgs {
     /// Decrypt the store back to a 0600 plaintext file.
     #[arg(long)]
     pub plaintext: bool,
+    /// `--json`.
+    #[command(flatten)]
+    pub json: JsonArgs,
+    /// `--config`, `--profile`.
+    #[command(flatten)]
+    pub profile: ProfileArgs,
 }
 
 /// `skysync sync` arguments.
@@ -606,15 +807,16 @@ pub struct SyncArgs {
     /// Records per request (default: the endpoint's maximum). For tests.
     #[arg(long, value_name = "N", hide = true)]
     pub page_size: Option<u32>,
-    /// `--all-profiles`.
+    /// `--json`.
     #[command(flatten)]
-    pub fleet: FleetArgs,
-    /// `--wide`.
+    pub json: JsonArgs,
+    /// `--config`, `--profile`.
     #[command(flatten)]
-    pub wide: WideArgs,
-    /// `--ping-url`, `--metrics-file`.
+    pub profile: ProfileArgs,
+    // After the options above: the monitoring heading would carry over to them.
+    /// `--all-profiles`, `--wide`, `--ping-url`, `--metrics-file`.
     #[command(flatten)]
-    pub hooks: HookArgs,
+    pub routine: RoutineArgs,
 }
 
 /// `skysync sync` subcommands.
@@ -639,15 +841,16 @@ pub struct SyncStatusArgs {
     /// The directory of a `sync --format jsonl --out DIR`.
     #[arg(long, value_name = "DIR")]
     pub out: Option<String>,
-    /// `--all-profiles`.
+    /// `--json`.
     #[command(flatten)]
-    pub fleet: FleetArgs,
-    /// `--wide`.
+    pub json: JsonArgs,
+    /// `--config`, `--profile`.
     #[command(flatten)]
-    pub wide: WideArgs,
-    /// `--ping-url`, `--metrics-file`.
+    pub profile: ProfileArgs,
+    // After the options above: the monitoring heading would carry over to them.
+    /// `--all-profiles`, `--wide`, `--ping-url`, `--metrics-file`.
     #[command(flatten)]
-    pub hooks: HookArgs,
+    pub routine: RoutineArgs,
 }
 
 impl SyncStatusArgs {

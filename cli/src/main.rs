@@ -20,7 +20,7 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    let json = cli.global.json;
+    let json = cli.wants_json();
     match commands::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(err) if exit::is_broken_pipe(&err) => ExitCode::SUCCESS,

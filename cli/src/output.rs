@@ -129,6 +129,120 @@ pub fn fit_lines(text: &str, width: usize) -> String {
         .join("\n")
 }
 
+/// A fixed column of a [`free_text_table`]: its header, its width at full size, and whether its
+/// cells are right-aligned (numbers).
+#[derive(Debug, Clone, Copy)]
+pub struct Column {
+    /// The header.
+    pub header: &'static str,
+    /// The width at full size (a longer cell widens its line, as `format!` does).
+    pub width: usize,
+    /// Right-aligned (numbers).
+    pub right: bool,
+}
+
+/// Room the free text needs beside the fixed columns before it moves below them.
+const FREE_TEXT_MIN: usize = 10;
+
+/// A table of `columns` and then a free-text last column headed `last` (two spaces before it),
+/// one line per row at full size (`width` None: a pipe or `--wide`, or every line fits).
+/// Otherwise the fixed columns shrink to their widest cell and the free text wraps at word
+/// boundaries in its column; on a terminal too narrow even for that, the fixed columns are cut
+/// ([`fit_lines`]) and the free text wraps on the lines below its row. The free text (a status,
+/// an error) is never cut.
+pub fn free_text_table(columns: &[Column], last: &str, rows: &[(Vec<String>, String)], width: Option<usize>) -> String {
+    let lay = |widths: &[usize], cells: &[String]| -> String {
+        let mut line = String::new();
+        for (i, (column, cell)) in columns.iter().zip(cells).enumerate() {
+            if i > 0 {
+                line.push(' ');
+            }
+            let w = widths[i];
+            line += &if column.right { format!("{cell:>w$}") } else { format!("{cell:<w$}") };
+        }
+        line
+    };
+    let headers: Vec<String> = columns.iter().map(|c| c.header.to_owned()).collect();
+    let full_widths: Vec<usize> = columns.iter().map(|c| c.width).collect();
+    let full: Vec<String> = std::iter::once(format!("{}  {last}", lay(&full_widths, &headers)))
+        .chain(rows.iter().map(|(cells, text)| format!("{}  {text}", lay(&full_widths, cells))))
+        .collect();
+    let Some(width) = width.map(|w| w.max(20)) else { return full.join("\n") };
+    if full.iter().all(|l| l.chars().count() <= width) {
+        return full.join("\n");
+    }
+    let widths: Vec<usize> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| rows.iter().map(|(cells, _)| cells[i].chars().count()).fold(c.header.chars().count(), usize::max))
+        .collect();
+    let start = widths.iter().sum::<usize>() + columns.len() - 1 + 2;
+    let mut out = Vec::new();
+    if width >= start + FREE_TEXT_MIN {
+        let indent = " ".repeat(start);
+        out.push(format!("{}  {last}", lay(&widths, &headers)));
+        for (cells, text) in rows {
+            let mut pieces = wrap_words(text, width - start, width - start).into_iter();
+            out.push(format!("{}  {}", lay(&widths, cells), pieces.next().unwrap_or_default()));
+            out.extend(pieces.map(|p| format!("{indent}{p}")));
+        }
+    } else {
+        const INDENT: &str = "    ";
+        out.push(fit_lines(lay(&widths, &headers).trim_end(), width));
+        for (cells, text) in rows {
+            out.push(fit_lines(lay(&widths, cells).trim_end(), width));
+            out.extend(
+                wrap_words(text, width - INDENT.len(), width - INDENT.len())
+                    .into_iter()
+                    .map(|p| format!("{INDENT}{p}")),
+            );
+        }
+    }
+    out.join("\n")
+}
+
+/// Wraps each line of `text` longer than `width` (None: no limit) at spaces, continuing it
+/// indented by two; a word longer than a line is split.
+pub fn wrap_lines(text: &str, width: Option<usize>) -> String {
+    let Some(width) = width.map(|w| w.max(20)) else { return text.to_owned() };
+    let mut out = Vec::new();
+    for line in text.lines() {
+        for (i, piece) in wrap_words(line, width, width - 2).into_iter().enumerate() {
+            out.push(if i == 0 { piece } else { format!("  {piece}") });
+        }
+    }
+    out.join("\n")
+}
+
+/// `text` in pieces of at most `first` characters (the first) and `rest` (the others), broken at
+/// spaces; a word longer than a piece is split.
+fn wrap_words(text: &str, first: usize, rest: usize) -> Vec<String> {
+    let mut pieces: Vec<String> = Vec::new();
+    let mut piece = String::new();
+    let limit = |pieces: &Vec<String>| if pieces.is_empty() { first } else { rest }.max(1);
+    for word in text.split(' ').filter(|w| !w.is_empty()) {
+        let mut word: Vec<char> = word.chars().collect();
+        let len = piece.chars().count();
+        if len > 0 && len + 1 + word.len() <= limit(&pieces) {
+            piece.push(' ');
+            piece.extend(&word);
+            continue;
+        }
+        if len > 0 {
+            pieces.push(std::mem::take(&mut piece));
+        }
+        while word.len() > limit(&pieces) {
+            let n = limit(&pieces);
+            pieces.push(word.drain(..n).collect());
+        }
+        piece = word.into_iter().collect();
+    }
+    if !piece.is_empty() || pieces.is_empty() {
+        pieces.push(piece);
+    }
+    pieces
+}
+
 /// The `kind` of an exit code in a JSON error.
 pub fn error_kind(code: u8) -> &'static str {
     match code {
@@ -207,6 +321,52 @@ mod tests {
         let table = "short\nabcdefghijklmnopqrstuvwxyz0123456789";
         assert_eq!(fit_lines(table, 25), "short\nabcdefghijklmnopqrstuvwx…");
         assert_eq!(fit_lines(table, 80), table);
+    }
+
+    const COLUMNS: [Column; 2] =
+        [Column { header: "entity", width: 18, right: false }, Column { header: "added", width: 9, right: true }];
+
+    fn rows() -> Vec<(Vec<String>, String)> {
+        vec![
+            (vec!["gifts".into(), "40".into()], "ok, reconciled".into()),
+            (vec!["constituents".into(), "7".into()], "FAILED: the server said no to page 3".into()),
+        ]
+    }
+
+    #[test]
+    fn a_free_text_table_is_whole_where_it_fits_and_wraps_its_last_column_where_not() {
+        let full = "entity                 added  status\n\
+                    gifts                     40  ok, reconciled\n\
+                    constituents               7  FAILED: the server said no to page 3";
+        assert_eq!(free_text_table(&COLUMNS, "status", &rows(), None), full);
+        assert_eq!(free_text_table(&COLUMNS, "status", &rows(), Some(66)), full, "fits: as it is");
+        let narrow = [
+            "entity       added  status",
+            "gifts           40  ok, reconciled",
+            "constituents     7  FAILED: the server",
+            &format!("{}said no to page 3", " ".repeat(20)),
+        ];
+        assert_eq!(free_text_table(&COLUMNS, "status", &rows(), Some(38)), narrow.join("\n"));
+        let tiny = [
+            "entity       added",
+            "gifts           40",
+            "    ok, reconciled",
+            "constituents     7",
+            "    FAILED: the",
+            "    server said no",
+            "    to page 3",
+        ];
+        assert_eq!(free_text_table(&COLUMNS, "status", &rows(), Some(20)), tiny.join("\n"));
+    }
+
+    #[test]
+    fn long_lines_wrap_at_spaces_and_long_words_split() {
+        assert_eq!(wrap_lines("short\none two three four five six", Some(20)), "short\none two three four\n  five six");
+        assert_eq!(
+            wrap_lines("a /a/very/long/path/that/does/not/fit/anywhere", Some(20)),
+            "a\n  /a/very/long/path/\n  that/does/not/fit/\n  anywhere"
+        );
+        assert_eq!(wrap_lines("one two", None), "one two");
     }
 
     #[test]

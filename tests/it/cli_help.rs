@@ -314,13 +314,66 @@ fn scheduled_examples_use_the_installed_binary_by_absolute_path() {
 // ---------------------------------------------------------------------------------------------
 // Flags only where they apply
 
+/// The commands that read a profile (`--config`, `--profile`).
+const PROFILE_COMMANDS: &[&str] = &[
+    "login",
+    "import",
+    "export",
+    "token",
+    "status",
+    "renew",
+    "api",
+    "logout",
+    "config show",
+    "config path",
+    "config init",
+    "config set",
+    "sync",
+    "sync status",
+    "token-store rekey",
+    "token-store migrate",
+];
+
+/// The commands that print a result for scripts (`--json`): those above and `token-store new-key`.
+const JSON_COMMANDS: &[&str] = &[
+    "login",
+    "import",
+    "export",
+    "token",
+    "status",
+    "renew",
+    "api",
+    "logout",
+    "config show",
+    "config path",
+    "config init",
+    "config set",
+    "sync",
+    "sync status",
+    "token-store new-key",
+    "token-store rekey",
+    "token-store migrate",
+];
+
 /// The commands each command-specific flag belongs to; every other command must not offer it.
 const WHERE_FLAGS_APPLY: &[(&str, &[&str])] = &[
+    ("--json", JSON_COMMANDS),
+    ("--config", PROFILE_COMMANDS),
+    ("--profile", PROFILE_COMMANDS),
     ("--ping-url", &["sync", "sync status", "status", "token", "renew", "api"]),
     ("--metrics-file", &["sync", "sync status", "status", "token", "renew", "api"]),
     ("--all-profiles", &["sync", "sync status", "status"]),
     ("--wide", &["sync", "sync status", "status", "config show"]),
 ];
+
+/// Whether a help text lists `flag` among its options (a mention in a text or example is not an
+/// offer).
+fn offers(help: &str, flag: &str) -> bool {
+    help.lines().map(str::trim_start).any(|line| {
+        let option = line.split_once(", ").filter(|(short, _)| short.len() == 2).map_or(line, |(_, long)| long);
+        option == flag || option.starts_with(&format!("{flag} ")) || option.starts_with(&format!("{flag}..."))
+    })
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_help_offers_only_the_flags_its_command_uses() {
@@ -329,7 +382,7 @@ async fn each_help_offers_only_the_flags_its_command_uses() {
     top.expect_code(0);
     let mut wrong = Vec::new();
     for (flag, _) in WHERE_FLAGS_APPLY {
-        if top.stdout.contains(flag) {
+        if offers(&top.stdout, flag) {
             wrong.push(format!("`skysync --help` offers {flag}"));
         }
     }
@@ -340,7 +393,7 @@ async fn each_help_offers_only_the_flags_its_command_uses() {
         let help = s.run(&args).await;
         help.expect_code(0);
         for (flag, commands) in WHERE_FLAGS_APPLY {
-            let offered = help.stdout.contains(&format!("{flag} ")) || help.stdout.contains(&format!("{flag}\n"));
+            let offered = offers(&help.stdout, flag);
             if offered != commands.contains(&name.as_str()) {
                 wrong.push(format!("`skysync {name} --help` {} {flag}", if offered { "offers" } else { "lacks" }));
             }
@@ -373,6 +426,130 @@ async fn each_help_offers_only_the_flags_its_command_uses() {
         "{}",
         opts_of("        skysync__subcmd__sync")
     );
+    for flag in ["\\-\\-json", "\\-\\-config", "\\-\\-profile"] {
+        assert!(!page("skysync-completions.1").contains(flag), "completions' page offers {flag}");
+        assert!(!page("skysync-sim.1").contains(flag), "sim's page offers {flag}");
+        assert!(page("skysync-login.1").contains(flag), "login's page lacks {flag}");
+    }
+    for flag in ["--json", "--config", "--profile"] {
+        for command in ["sim", "views", "demo", "consent__subcmd__page", "completions", "man"] {
+            let opts = opts_of(&format!("        skysync__subcmd__{command}"));
+            assert!(!opts.contains(flag), "{command}'s completion offers {flag}: {opts}");
+        }
+        let opts = opts_of("        skysync__subcmd__config__subcmd__show");
+        assert!(opts.contains(flag), "config show's completion lacks {flag}: {opts}");
+    }
+}
+
+/// The command list of a "FLAG applies to a, b and c, not `x`" message, with a group's word
+/// (`config`) standing for each of its commands.
+fn listed_in(message: &str, flag: &str) -> Vec<String> {
+    let list = message
+        .split_once(&format!("{flag} applies to "))
+        .and_then(|(_, rest)| rest.split_once(", not `"))
+        .unwrap_or_else(|| panic!("no list in {message:?}"))
+        .0;
+    let all = commands();
+    let mut names = Vec::new();
+    for name in list.split(", ").flat_map(|part| part.split(" and ")) {
+        let (_, cmd) = all.iter().find(|(path, _)| path.join(" ") == name).unwrap_or_else(|| panic!("{name}"));
+        // `sync` runs by itself; `config` only names its subcommands.
+        if !cmd.is_subcommand_required_set() {
+            names.push(name.to_owned());
+        }
+        let members = all.iter().map(|(path, _)| path.join(" ")).filter(|c| c.starts_with(&format!("{name} ")));
+        names.extend(members);
+    }
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_config_and_profile_before_the_command_are_taken_quietly_where_they_apply_and_refused_elsewhere() {
+    let s = Skysync::start().await;
+    let config = s.home().join("other.toml");
+    std::fs::write(&config, "[profiles.acme]\nenvironment_id = \"p-acme\"\n").unwrap();
+    let config = config.to_str().unwrap();
+
+    // Before the command: the documented form of 0.1 scripts, with no warning.
+    let before = s.run(&["--config", config, "--profile", "acme", "--json", "config", "show"]).await;
+    let after = s.run(&["config", "show", "--config", config, "--profile", "acme", "--json"]).await;
+    for run in [&before, &after] {
+        let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stdout));
+        assert_eq!(v["profile"], "acme", "{}", run.stdout);
+        assert_eq!(v["config_file"], config, "{}", run.stdout);
+        assert_eq!(v["settings"]["environment_id"]["value"], "p-acme", "{}", run.stdout);
+        assert!(!run.stderr.contains("deprecated"), "no warning: {}", run.stderr);
+    }
+    assert_eq!(before.stdout, after.stdout);
+    let run = s.run(&["--json", "sync", "status"]).await;
+    run.expect_code(0);
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stdout));
+    assert!(v["entities"].is_array(), "{}", run.stdout);
+    assert_eq!(run.stderr, "");
+
+    // The environment, under a flag before the command or after it.
+    s.set_env("SKYSYNC_PROFILE", Some("acme"));
+    s.set_env("SKYSYNC_CONFIG", Some(config));
+    let path = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["config", "path", "--json"]);
+        all.iter().map(|a| a.to_string()).collect::<Vec<_>>()
+    };
+    for (args, profile) in [(vec![], "acme"), (vec!["--profile", "two"], "two")] {
+        let run = s.run(&path(&args).iter().map(String::as_str).collect::<Vec<_>>()).await;
+        run.expect_code(0);
+        let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stdout));
+        assert_eq!((v["profile"].as_str(), v["config_file"].as_str()), (Some(profile), Some(config)), "{args:?}");
+    }
+    let run = s.run(&["config", "path", "--profile", "two", "--json"]).await;
+    run.expect_code(0);
+    assert!(
+        run.stdout.contains("\"profile\":\"two\""),
+        "the flag after the command over SKYSYNC_PROFILE: {}",
+        run.stdout
+    );
+    // Where nothing reads them, the variables are no error.
+    s.run(&["views", "--markdown"]).await.expect_code(0);
+    s.set_env("SKYSYNC_PROFILE", None);
+    s.set_env("SKYSYNC_CONFIG", None);
+
+    // Before a command that does not read them: refused (exit 2), naming where they apply,
+    // and nothing is done.
+    let key = s.home().join("new.key");
+    let key_arg = key.to_str().unwrap();
+    let misplaced: [(&[&str], &str, &str); 5] = [
+        (&["--json", "views", "gifts"], "--json", "views"),
+        (&["--profile", "acme", "views"], "--profile", "views"),
+        (&["--config", config, "completions", "bash"], "--config", "completions"),
+        (&["--profile", "acme", "token-store", "new-key", key_arg], "--profile", "token-store new-key"),
+        (&["--json", "man"], "--json", "man"),
+    ];
+    for (args, flag, command) in misplaced {
+        let run = s.run(args).await;
+        run.expect_code(2);
+        let first = run.stderr.lines().next().unwrap_or_default();
+        assert!(first.starts_with(&format!("error: {flag} applies to ")), "{args:?}: {}", run.stderr);
+        assert!(first.ends_with(&format!(", not `{command}`")), "{args:?}: {}", run.stderr);
+        let wanted: Vec<String> = {
+            let list = if flag == "--json" { JSON_COMMANDS } else { PROFILE_COMMANDS };
+            let mut v: Vec<String> = list.iter().map(|c| c.to_string()).collect();
+            v.sort();
+            v
+        };
+        assert_eq!(listed_in(first, flag), wanted, "the message names the commands that take {flag}");
+        if command == "man" || command == "completions" {
+            assert!(!run.stdout.contains(".TH") && !run.stdout.contains("complete"), "{}", run.stdout);
+        }
+    }
+    assert!(!key.exists(), "a refused command changes nothing");
+    // The same flag given twice, before and after: one of them would be ignored.
+    let run = s.run(&["--config", config, "config", "path", "--config", config]).await;
+    run.expect_code(2);
+    assert!(run.stderr.contains("--config is given twice"), "{}", run.stderr);
+    let run = s.run(&["--profile", "acme", "sync", "--all-profiles"]).await;
+    run.expect_code(2);
+    assert!(run.stderr.contains("--all-profiles and --profile exclude each other"), "{}", run.stderr);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -188,3 +188,60 @@ async fn tables_fit_a_narrow_terminal_and_wide_prints_them_whole() {
         assert!(!screen.contains('…'), "{command:?} --wide: nothing cut: {screen}");
     }
 }
+
+/// `text` as words, each run of digits as one `#` (times and counts differ between runs).
+fn masked_words(text: &str) -> Vec<String> {
+    let mut masked = String::new();
+    for c in text.chars() {
+        if !c.is_ascii_digit() {
+            masked.push(c);
+        } else if !masked.ends_with('#') {
+            masked.push('#');
+        }
+    }
+    masked.split_whitespace().map(str::to_owned).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sync_summary_wraps_its_status_to_a_narrow_terminal_and_wide_prints_it_whole() {
+    let s = world().await;
+    s.run(&["sync", "gifts", "constituents"]).await.expect_code(0);
+    // -q: no progress bars on the terminal, only the summary.
+    let command = ["-q", "sync", "gifts", "constituents", "--reconcile"];
+    let piped = s.run(&command).await;
+    piped.expect_code(0);
+    assert!(piped.stdout.contains("  ok, reconciled\n"), "{}", piped.stdout);
+    let rows = piped.stdout.lines().filter(|l| l.ends_with("ok, reconciled"));
+    assert!(rows.clone().count() == 2 && rows.clone().all(|l| l.chars().count() > 80), "full rows: {}", piped.stdout);
+    let totals = piped.stdout.lines().find(|l| l.contains(" records, ")).expect("the totals line");
+
+    // 80 columns: the numbers shrink to their width and the status wraps in its column.
+    let (code, screen) = run_on_terminal_sized(&s, &command, Some(80)).await;
+    assert_eq!(code, 0, "{screen}");
+    let lines: Vec<&str> = screen.trim_end().split("\r\n").collect();
+    for line in &lines {
+        assert!(line.chars().count() <= 80, "longer than the terminal: {line:?}\n{screen}");
+    }
+    assert!(!screen.contains('…'), "nothing cut: {screen}");
+    assert_eq!(masked_words(&screen), masked_words(&piped.stdout), "the same words in the same order:\n{screen}");
+    let row = lines.iter().position(|l| l.starts_with("gifts") && l.ends_with(" ok,")).expect("a wrapped status");
+    let column = lines[row].len() - "ok,".len();
+    assert_eq!(lines[row + 1], format!("{}reconciled", " ".repeat(column)), "under its column:\n{screen}");
+
+    // 60 columns: too narrow for the numbers; they are cut, the status and totals are not.
+    let (code, screen) = run_on_terminal_sized(&s, &command, Some(60)).await;
+    assert_eq!(code, 0, "{screen}");
+    for line in screen.trim_end().split("\r\n") {
+        assert!(line.chars().count() <= 60, "longer than the terminal: {line:?}\n{screen}");
+    }
+    assert_eq!(screen.matches("\r\n    ok, reconciled\r\n").count(), 2, "each status below its row: {screen}");
+    let (words, totals) = (masked_words(&screen), masked_words(totals));
+    assert!(words.windows(totals.len()).any(|w| w == totals), "the totals, wrapped, whole: {screen}");
+
+    let (code, screen) =
+        run_on_terminal_sized(&s, &["-q", "sync", "gifts", "constituents", "--reconcile", "--wide"], Some(60)).await;
+    assert_eq!(code, 0, "{screen}");
+    let lines: Vec<&str> = screen.trim_end().split("\r\n").collect();
+    assert_eq!(lines.len(), piped.stdout.trim_end().lines().count(), "--wide: one line each: {screen}");
+    assert_eq!(masked_words(&screen), masked_words(&piped.stdout), "--wide: the same words:\n{screen}");
+}

@@ -60,6 +60,12 @@ pub struct InitArgs {
     /// Ask nothing, even on a terminal.
     #[arg(long)]
     pub no_input: bool,
+    /// `--json`.
+    #[command(flatten)]
+    pub json: crate::args::JsonArgs,
+    /// `--config`, `--profile`.
+    #[command(flatten)]
+    pub profile: crate::args::ProfileArgs,
 }
 
 /// `skysync config set`.
@@ -82,6 +88,12 @@ pub struct SetArgs {
     /// Its value.
     #[arg(value_name = "VALUE")]
     pub value: String,
+    /// `--json`.
+    #[command(flatten)]
+    pub json: crate::args::JsonArgs,
+    /// `--config`, `--profile`.
+    #[command(flatten)]
+    pub profile: crate::args::ProfileArgs,
 }
 
 /// Prints the effective settings (secrets masked, with their sources) or the file's path; writes
@@ -103,8 +115,17 @@ pub fn run(g: &GlobalArgs, cmd: ConfigCommand) -> anyhow::Result<u8> {
             let (path, profile) = target()?;
             set(&out, &path, &profile, &args.key, &args.value)
         }
-        ConfigCommand::Path => {
-            out.line(resolve(&source)?.path.display())?;
+        ConfigCommand::Path(_) => {
+            let resolved = resolve(&source)?;
+            if out.json {
+                out.json_value(&serde_json::json!({
+                    "profile": resolved.profile,
+                    "config_file": resolved.path,
+                    "config_file_found": resolved.file_found,
+                }))?;
+            } else {
+                out.line(resolved.path.display())?;
+            }
             Ok(exit::OK)
         }
         ConfigCommand::Show(_) => show(&out, &source),

@@ -118,7 +118,7 @@ async fn sync(ctx: &Context, db_path: &Path) -> anyhow::Result<()> {
     let run = engine::run(&api, sink.as_mut(), &entities, &options, &SystemClock, progress.as_ref()).await?;
     drop(progress);
     drop(sink);
-    out.line(report::render(&run))?;
+    out.line(report::render(&run, out.width))?;
     if !run.ok() {
         anyhow::bail!("the demo sync did not finish");
     }

@@ -9,6 +9,7 @@ use skysync_core::api::{ApiCounters, ApiError};
 use skysync_core::sync::{Entity, RunMode};
 use time::OffsetDateTime;
 
+use crate::output::Column;
 use crate::sink::{PageCommit, Target};
 
 /// Counts and outcome of one entity's run.
@@ -183,36 +184,54 @@ pub fn short_duration(d: Duration) -> String {
     if s < 60.0 { format!("{s:.1}s") } else { crate::output::human_duration(d) }
 }
 
-/// The summary table.
-pub fn render(report: &RunReport) -> String {
+/// The summary table's columns before the status.
+const SUMMARY_COLUMNS: [Column; 8] = [
+    Column { header: "entity", width: 18, right: false },
+    Column { header: "mode", width: 11, right: false },
+    Column { header: "added", width: 9, right: true },
+    Column { header: "changed", width: 9, right: true },
+    Column { header: "removed", width: 9, right: true },
+    Column { header: "pages", width: 7, right: true },
+    Column { header: "requests", width: 8, right: true },
+    Column { header: "time", width: 8, right: true },
+];
+
+/// The summary: a table of the entities, then the run's totals and how it stopped. Fitted to
+/// `width` (the terminal's; None: full lines, for a pipe or `--wide`) by wrapping, never cutting,
+/// the status and the lines below the table ([`crate::output::free_text_table`]).
+pub fn render(report: &RunReport, width: Option<usize>) -> String {
+    let rows: Vec<(Vec<String>, String)> = report
+        .entities
+        .iter()
+        .map(|e| {
+            let status = match &e.error {
+                None if e.reconciled => "ok, reconciled".to_owned(),
+                None => "ok".to_owned(),
+                // A run-wide stop (quota, budget) is explained once below the table.
+                Some(_) if e.halted && e.requests == 0 => "not started".to_owned(),
+                Some(_) if e.halted => "stopped".to_owned(),
+                Some(err) => format!("FAILED: {err}"),
+            };
+            let cells = vec![
+                e.entity.to_owned(),
+                e.mode.label().to_owned(),
+                e.added.to_string(),
+                e.changed.to_string(),
+                e.removed.to_string(),
+                e.pages.to_string(),
+                e.requests.to_string(),
+                short_duration(e.duration),
+            ];
+            (cells, status)
+        })
+        .collect();
+    let table = crate::output::free_text_table(&SUMMARY_COLUMNS, "status", &rows, width);
+    format!("{table}\n{}", crate::output::wrap_lines(&totals(report), width))
+}
+
+/// The lines below the summary table.
+fn totals(report: &RunReport) -> String {
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{:<18} {:<11} {:>9} {:>9} {:>9} {:>7} {:>8} {:>8}  status",
-        "entity", "mode", "added", "changed", "removed", "pages", "requests", "time"
-    );
-    for e in &report.entities {
-        let status = match &e.error {
-            None if e.reconciled => "ok, reconciled".to_owned(),
-            None => "ok".to_owned(),
-            // A run-wide stop (quota, budget) is explained once below the table.
-            Some(_) if e.halted && e.requests == 0 => "not started".to_owned(),
-            Some(_) if e.halted => "stopped".to_owned(),
-            Some(err) => format!("FAILED: {err}"),
-        };
-        let _ = writeln!(
-            out,
-            "{:<18} {:<11} {:>9} {:>9} {:>9} {:>7} {:>8} {:>8}  {status}",
-            e.entity,
-            e.mode.label(),
-            e.added,
-            e.changed,
-            e.removed,
-            e.pages,
-            e.requests,
-            short_duration(e.duration)
-        );
-    }
     let records: u64 = report.entities.iter().map(|e| e.records).sum();
     let a = &report.api;
     let _ = write!(

@@ -127,9 +127,9 @@ fn finish(out: &Output, spec: &SinkSpec, report: &RunReport) -> anyhow::Result<(
     if out.json && !summary_on_stderr {
         out.json_value(&report::json(report))?;
     } else if summary_on_stderr {
-        out.note(report::render(report));
+        out.note(report::render(report, None));
     } else {
-        out.line(report::render(report))?;
+        out.line(report::render(report, out.width))?;
     }
     if let Some(stop) = &report.stopped
         && !stop.is_planned_stop()
