@@ -2,10 +2,12 @@
 //! committed (so a slow database write does not add to every page's wait), and each page is still
 //! committed in order, with nothing lost or read twice.
 
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use skysync_cli::runtime::TokioRuntime;
+use skysync_cli::sim::SimHandle;
 use skysync_cli::sink::{self, SinkSpec};
 use skysync_cli::sync::engine::{self, EngineOptions};
 use skysync_cli::sync::progress::Silent;
@@ -70,31 +72,37 @@ async fn the_next_page_is_requested_while_the_last_one_is_committed() {
     let sim = start_sim(sim_config(300)).await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("skysync.db");
-    let fx = Fixture::at(SinkSpec::Sqlite(path.clone()));
-    let mut sink = sink::open(fx.spec()).await.unwrap();
     let http = Arc::new(LockOnSecondPage {
         http: ReqwestClient::new().unwrap(),
-        db: path,
+        db: path.clone(),
         requests: Mutex::new(0),
         lock: Mutex::new(None),
         released_by_next_request: Mutex::new(false),
     });
+    let options = EngineOptions { page_size: Some(50), partitions: 1, ..EngineOptions::default() };
+    sync_constituents_through(&sim, &path, http.clone(), &options).await;
+    assert!(*http.released_by_next_request.lock().unwrap(), "page 3 was requested while page 2 was committed");
+    assert_eq!(sim.stats().per_entity_calls["constituents"], 7, "no page fetched twice");
+}
+
+/// Syncs the simulator's constituents into the SQLite file at `path` through `http` (unpaced),
+/// and checks that the run succeeded and stored exactly the source.
+async fn sync_constituents_through(sim: &SimHandle, path: &Path, http: Arc<dyn HttpClient>, options: &EngineOptions) {
+    let fx = Fixture::at(SinkSpec::Sqlite(path.to_owned()));
+    let mut sink = sink::open(fx.spec()).await.unwrap();
     let api = ApiClient::new(
-        session(&sim, Arc::new(MemoryStore::with(minted_tokens(&sim))), RenewalPolicy::default()),
-        http.clone(),
+        session(sim, Arc::new(MemoryStore::with(minted_tokens(sim))), RenewalPolicy::default()),
+        http,
         Arc::new(TokioRuntime),
         Arc::new(SystemClock),
         Arc::new(OsEntropy),
         ApiConfig { base: sim.api_url(), subscription_key: SubscriptionKey::new(sim.config().subscription_key) },
         0.0,
     );
-    let options = EngineOptions { page_size: Some(50), partitions: 1, ..EngineOptions::default() };
     let constituents = [catalog::find("constituents").unwrap()];
-    let r = engine::run(&api, sink.as_mut(), &constituents, &options, &SystemClock, &Silent).await.unwrap();
+    let r = engine::run(&api, sink.as_mut(), &constituents, options, &SystemClock, &Silent).await.unwrap();
     assert!(r.ok(), "run failed: {:#?}", r.entities);
-    assert!(*http.released_by_next_request.lock().unwrap(), "page 3 was requested while page 2 was committed");
-    assert_eq!(sim.stats().per_entity_calls["constituents"], 7, "no page fetched twice");
-    fx.assert_equals_source(&sim, "constituents").await;
+    fx.assert_equals_source(sim, "constituents").await;
 }
 
 /// The API's HTTP transport for a run split in two chains. When the first chain page is asked
@@ -146,8 +154,6 @@ async fn each_chain_requests_its_next_page_while_its_last_one_is_committed() {
     let sim = start_sim(sim_config(600)).await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("skysync.db");
-    let fx = Fixture::at(SinkSpec::Sqlite(path.clone()));
-    let mut sink = sink::open(fx.spec()).await.unwrap();
     let http = Arc::new(LockOnFirstChainPages {
         http: ReqwestClient::new().unwrap(),
         db: path.clone(),
@@ -155,22 +161,10 @@ async fn each_chain_requests_its_next_page_while_its_last_one_is_committed() {
         lock: Mutex::new(None),
         released_by_next_request: Mutex::new(false),
     });
-    let api = ApiClient::new(
-        session(&sim, Arc::new(MemoryStore::with(minted_tokens(&sim))), RenewalPolicy::default()),
-        http.clone(),
-        Arc::new(TokioRuntime),
-        Arc::new(SystemClock),
-        Arc::new(OsEntropy),
-        ApiConfig { base: sim.api_url(), subscription_key: SubscriptionKey::new(sim.config().subscription_key) },
-        0.0,
-    );
     let options = EngineOptions { page_size: Some(50), partitions: 2, concurrency: 4, ..EngineOptions::default() };
-    let constituents = [catalog::find("constituents").unwrap()];
-    let r = engine::run(&api, sink.as_mut(), &constituents, &options, &SystemClock, &Silent).await.unwrap();
-    assert!(r.ok(), "run failed: {:#?}", r.entities);
+    sync_constituents_through(&sim, &path, http.clone(), &options).await;
     assert!(
         *http.released_by_next_request.lock().unwrap(),
         "a chain's next page was requested while the chains' first pages were committed"
     );
-    fx.assert_equals_source(&sim, "constituents").await;
 }
