@@ -108,6 +108,7 @@ skysync_tests::both_backends!(
     reopening_keeps_rows_and_state,
     unknown_entities_are_refused,
     counts_stay_right_after_the_newest_rows_were_removed,
+    a_page_of_new_and_known_ids_rewrites_the_known_rows_whole,
 );
 
 async fn commit_page_upserts_and_counts_added_and_changed(f: Fixture) {
@@ -365,6 +366,57 @@ async fn counts_stay_right_after_the_newest_rows_were_removed(f: Fixture) {
     assert_eq!((c.added, c.changed), (2, 0), "counted against the staging table");
     let c = s.commit_page(E, Target::Staging, &rows(&["5", "6"], 4), "s2", now()).await.unwrap();
     assert_eq!((c.added, c.changed), (1, 1));
+}
+
+/// A page mixing new and known ids counts each once, and a known row gets every column of the
+/// new version: data, `date_modified`, `synced_at`, and `deleted_at` cleared (SQLite writes a
+/// known row with its own statement after the insert found the id taken).
+async fn a_page_of_new_and_known_ids_rewrites_the_known_rows_whole(f: Fixture) {
+    let mut s = f.open().await;
+    let before = now() - time::Duration::days(1);
+    s.commit_page(E, Target::Live, &rows(&["1", "2", "3"], 1), "b1", before).await.unwrap();
+    s.begin_reconcile(E).await.unwrap();
+    s.add_seen_ids(E, &["1".into(), "2".into()]).await.unwrap();
+    s.finish_reconcile(E, DeleteMode::Mark, before).await.unwrap();
+
+    let c = s.commit_page(E, Target::Live, &rows(&["4", "1", "5", "3", "2"], 2), "b2", now()).await.unwrap();
+    assert_eq!((c.added, c.changed), (2, 3));
+    let r = f.reader().await;
+    let got = r.rows(E).await;
+    assert_eq!(got.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(), ["1", "2", "3", "4", "5"]);
+    assert!(got.iter().all(|r| r.1["v"] == 2 && !r.2), "new data everywhere, nothing marked deleted: {got:?}");
+    // v = 2 → 2024-01-03T10:00:00.1234567-05:00.
+    for id in ["1", "3", "4"] {
+        assert_eq!(r.date_modified(E, id).await.as_deref(), Some("2024-01-03T15:00:00.123456Z"), "{id}");
+    }
+    assert_eq!(r.count(&format!("SELECT count(DISTINCT synced_at) FROM {E}")).await, 1, "every row stamped now");
+    assert_eq!(s.state(E).await.unwrap().unwrap().bookmark.as_deref(), Some("b2"));
+}
+
+#[tokio::test]
+async fn sqlite_new_files_get_16k_pages_and_existing_files_keep_theirs() {
+    let page_size = |path: &std::path::Path| -> i64 {
+        rusqlite::Connection::open(path).unwrap().query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let new = dir.path().join("new.db");
+    let mut s = sink::open(&SinkSpec::Sqlite(new.clone())).await.unwrap();
+    s.prepare(&entities()).await.unwrap();
+    s.commit_page(E, Target::Live, &rows(&["1"], 1), "b", now()).await.unwrap();
+    drop(s);
+    assert_eq!(page_size(&new), 16384);
+
+    // A file an older skysync made (4 KiB pages, WAL) keeps its page size and its rows.
+    let old = dir.path().join("old.db");
+    let conn = rusqlite::Connection::open(&old).unwrap();
+    conn.execute_batch("PRAGMA page_size = 4096; PRAGMA journal_mode = WAL; CREATE TABLE t (x);").unwrap();
+    drop(conn);
+    let mut s = sink::open(&SinkSpec::Sqlite(old.clone())).await.unwrap();
+    s.prepare(&entities()).await.unwrap();
+    let c = s.commit_page(E, Target::Live, &rows(&["1", "2"], 1), "b", now()).await.unwrap();
+    assert_eq!((c.added, c.changed), (2, 0));
+    drop(s);
+    assert_eq!(page_size(&old), 4096);
 }
 
 #[tokio::test]

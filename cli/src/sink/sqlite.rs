@@ -28,6 +28,9 @@ use super::{
 const COLUMNS: &str = "id TEXT PRIMARY KEY NOT NULL, data TEXT NOT NULL, date_modified TEXT, \
                        synced_at TEXT NOT NULL, deleted_at TEXT";
 
+/// `page_size` of a database file skysync creates.
+const NEW_FILE_PAGE_SIZE: i64 = 16384;
+
 struct Db {
     conn: Connection,
     path: PathBuf,
@@ -109,6 +112,11 @@ fn open_blocking(path: PathBuf) -> Result<Db, SinkError> {
     })?;
     let db = Db { conn, path };
     db.conn.busy_timeout(Duration::from_secs(30)).map_err(db.err("setting busy_timeout"))?;
+    // A new file gets 16 KiB pages (SQLite's default is 4 KiB): records are about 1 KB of JSON,
+    // and bigger pages mean fewer pages to split, checksum and write per row (BENCHMARKS.md,
+    // Ingest). The size is fixed once the file has content, and cannot change in WAL mode, so it
+    // is set before WAL is enabled; an existing file keeps its own.
+    db.conn.pragma_update(None, "page_size", NEW_FILE_PAGE_SIZE).map_err(db.err("setting page_size"))?;
     db.conn.pragma_update(None, "journal_mode", "WAL").map_err(db.err("enabling WAL mode"))?;
     db.conn.pragma_update(None, "synchronous", "NORMAL").map_err(db.err("setting synchronous=NORMAL"))?;
     Ok(db)
@@ -498,28 +506,29 @@ impl Sink for SqliteSink {
 }
 
 /// Upserts a page's rows (ids unique, see [`page_rows`]) into `table` and counts new ids (added)
-/// and ids that were there (changed), with one `exists` lookup per row.
+/// and ids that were there (changed): an insert that does nothing when the id exists, then, only
+/// for those, an update of the row. A new row costs one statement and one descent of the id
+/// index; whether a row was new is the insert's change count.
 ///
-/// Measured and not kept (BENCHMARKS.md, Ingest): telling new rows by the rowid an
-/// `INSERT … RETURNING rowid` gives back (new rows get one past the table's largest) instead of
-/// the lookup cost more CPU than the lookup, as SQLite runs a RETURNING statement.
+/// Measured and not kept (BENCHMARKS.md, Ingest): an `exists` lookup before an upsert (the
+/// layout before this one: one more statement per row), and telling new rows by the rowid an
+/// `INSERT … RETURNING rowid` gives back (SQLite runs a RETURNING statement slower).
 fn upsert_rows(conn: &Connection, table: &str, rows: &[PageRow<'_>], synced_at: &str) -> rusqlite::Result<PageCommit> {
-    let mut exists = conn.prepare_cached(&format!("SELECT 1 FROM {table} WHERE id = ?1"))?;
-    let mut upsert = conn.prepare_cached(&format!(
+    let mut insert = conn.prepare_cached(&format!(
         "INSERT INTO {table} (id, data, date_modified, synced_at, deleted_at)
-         VALUES (?1, ?2, ?3, ?4, NULL)
-         ON CONFLICT (id) DO UPDATE SET data = excluded.data,
-             date_modified = excluded.date_modified,
-             synced_at = excluded.synced_at, deleted_at = NULL"
+         VALUES (?1, ?2, ?3, ?4, NULL) ON CONFLICT (id) DO NOTHING"
+    ))?;
+    let mut update = conn.prepare_cached(&format!(
+        "UPDATE {table} SET data = ?2, date_modified = ?3, synced_at = ?4, deleted_at = NULL WHERE id = ?1"
     ))?;
     let mut counts = PageCommit::default();
     for r in rows {
-        let existed = exists.exists([r.id])?;
-        upsert.execute(params![r.id, r.data, r.date_modified, synced_at])?;
-        if existed {
-            counts.changed += 1;
-        } else {
+        let values = params![r.id, r.data, r.date_modified, synced_at];
+        if insert.execute(values)? == 1 {
             counts.added += 1;
+        } else {
+            update.execute(values)?;
+            counts.changed += 1;
         }
     }
     Ok(counts)
